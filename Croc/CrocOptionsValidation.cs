@@ -1,0 +1,68 @@
+using Microsoft.Extensions.Options;
+
+namespace CrocNet;
+
+/// <summary>Checks the DataAnnotations on <see cref="CrocOptions"/> (source-generated, no reflection).</summary>
+[OptionsValidator]
+internal sealed partial class CrocOptionsAnnotationsValidator : IValidateOptions<CrocOptions>;
+
+/// <summary>The rules attributes cannot say: known curve, usable relay URL, well-formed code.</summary>
+internal sealed class CrocOptionsValidator : IValidateOptions<CrocOptions>
+{
+    private static readonly CrocOptionsAnnotationsValidator Annotations = new();
+
+    public ValidateOptionsResult Validate(string? name, CrocOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var failures = new List<string>();
+        var annotations = Annotations.Validate(name, options);
+        if (annotations.Failed)
+        {
+            failures.AddRange(annotations.Failures);
+        }
+
+        if (options.Relay is { } relay && (!relay.IsAbsoluteUri || (relay.Scheme != Uri.UriSchemeHttp && relay.Scheme != Uri.UriSchemeHttps)))
+        {
+            failures.Add($"Relay must be an absolute http:// or https:// URL; '{relay}' is not.");
+        }
+
+        if (!Pake.Spake2Suite.TryGet(options.Curve, out _))
+        {
+            failures.Add($"Curve '{options.Curve}' is not supported; use one of: {string.Join(", ", Pake.Spake2Suite.Names)}.");
+        }
+
+        if (options.Code is { } code && !Codes.CodePhrase.TryParse(code, out _, out var codeError))
+        {
+            failures.Add($"Code is malformed: {codeError}");
+        }
+
+        if (options.OutputDirectory is { } output && (output.Length == 0 || output.AsSpan().IndexOfAny(Path.GetInvalidPathChars()) >= 0))
+        {
+            failures.Add("OutputDirectory must be a non-empty, valid path.");
+        }
+
+        if (!Enum.IsDefined(options.Overwrite))
+        {
+            failures.Add($"Overwrite '{options.Overwrite}' is not a known policy.");
+        }
+
+        if (options.TimeProvider is null)
+        {
+            failures.Add("TimeProvider must not be null.");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    /// <summary>Validates and throws one aggregated, readable <see cref="CrocException"/>.</summary>
+    public static void ThrowIfInvalid(CrocOptions options)
+    {
+        var result = new CrocOptionsValidator().Validate(Microsoft.Extensions.Options.Options.DefaultName, options);
+        if (result.Failed)
+        {
+            throw new CrocException(
+                CrocErrorCode.InvalidOptions,
+                "The Croc options are invalid:" + Environment.NewLine + string.Join(Environment.NewLine, result.Failures.Select(f => "  - " + f)));
+        }
+    }
+}

@@ -1,0 +1,99 @@
+namespace CrocNet;
+
+/// <summary>Which way a transfer went.</summary>
+public enum TransferDirection
+{
+    /// <summary>This side sent.</summary>
+    Send,
+
+    /// <summary>This side received.</summary>
+    Receive,
+}
+
+/// <summary>Where a transfer is.</summary>
+public enum TransferStage
+{
+    /// <summary>Joining the relay and waiting for the other side.</summary>
+    WaitingForPeer,
+
+    /// <summary>Running the PAKE and confirming the key.</summary>
+    Authenticating,
+
+    /// <summary>Connecting the data connections through the relay.</summary>
+    Connecting,
+
+    /// <summary>Moving data.</summary>
+    Transferring,
+
+    /// <summary>Checking hashes and finishing.</summary>
+    Verifying,
+
+    /// <summary>Done: every file arrived and was verified.</summary>
+    Completed,
+}
+
+/// <summary>A progress report.</summary>
+/// <param name="Stage">Where the transfer is.</param>
+/// <param name="BytesTransferred">Payload bytes moved so far.</param>
+/// <param name="TotalBytes">Payload bytes in all, or -1 while unknown (a stream of unknown length).</param>
+/// <param name="FilesCompleted">Files fully moved so far.</param>
+/// <param name="TotalFiles">Files in all (0 while unknown).</param>
+public readonly record struct TransferProgress(TransferStage Stage, long BytesTransferred, long TotalBytes, int FilesCompleted, int TotalFiles)
+{
+    /// <summary>The fraction done, between 0 and 1; 1 once completed.</summary>
+    public double Fraction => Stage == TransferStage.Completed ? 1.0
+        : TotalBytes > 0 ? Math.Clamp((double)BytesTransferred / TotalBytes, 0, 1) : 0;
+}
+
+/// <summary>One file or folder in a transfer.</summary>
+/// <param name="RelativePath">The path relative to the transfer's root, with <c>/</c> separators.</param>
+/// <param name="IsDirectory">Whether this is a (possibly empty) folder.</param>
+/// <param name="Length">The file's length in bytes; 0 for folders; -1 when unknown until the end (a stream).</param>
+public sealed record TransferEntry(string RelativePath, bool IsDirectory, long Length);
+
+/// <summary>What a sender offers, shown to a recipient before anything is written.</summary>
+/// <param name="Entries">Every file and folder.</param>
+/// <param name="TotalBytes">The sum of known file lengths.</param>
+public sealed record TransferOffer(IReadOnlyList<TransferEntry> Entries, long TotalBytes)
+{
+    /// <summary>How many files (not folders) are offered.</summary>
+    public int FileCount => Entries.Count(e => !e.IsDirectory);
+
+    /// <summary>Text sent with <c>SendTextAsync</c>, when the offer is a text message; otherwise <see langword="null"/>.</summary>
+    public string? Text { get; init; }
+}
+
+/// <summary>A file that was sent or received and verified.</summary>
+/// <param name="RelativePath">The path relative to the transfer's root.</param>
+/// <param name="Length">Its length in bytes.</param>
+/// <param name="Hash">Its end-to-end hash, lowercase hex (see <c>docs/protocol.md</c>).</param>
+/// <param name="FullPath">Where it was written (receiving to a folder) or read from (sending a path); otherwise <see langword="null"/>.</param>
+public sealed record TransferredFile(string RelativePath, long Length, string Hash, string? FullPath);
+
+/// <summary>The outcome of a completed, verified transfer.</summary>
+public sealed record TransferResult
+{
+    /// <summary>Which way the data went.</summary>
+    public required TransferDirection Direction { get; init; }
+
+    /// <summary>The relay channel used (public: the relay knows it).</summary>
+    public required string Channel { get; init; }
+
+    /// <summary>The SPAKE2 curve used.</summary>
+    public required string Curve { get; init; }
+
+    /// <summary>Every file moved, verified.</summary>
+    public required IReadOnlyList<TransferredFile> Files { get; init; }
+
+    /// <summary>Folders created or sent (including empty ones).</summary>
+    public required IReadOnlyList<string> Directories { get; init; }
+
+    /// <summary>Payload bytes moved.</summary>
+    public required long TotalBytes { get; init; }
+
+    /// <summary>Wall time from the first relay request to verified completion.</summary>
+    public required TimeSpan Duration { get; init; }
+
+    /// <summary>The text received, for a text transfer; otherwise <see langword="null"/>.</summary>
+    public string? Text { get; init; }
+}
