@@ -44,6 +44,9 @@ public enum CrocErrorCode
 
     /// <summary>The options are invalid.</summary>
     InvalidOptions,
+
+    /// <summary>A file being sent changed (shrank or vanished) while it was read.</summary>
+    SourceChanged,
 }
 
 /// <summary>The base of every error the library throws on purpose. Cancellation stays <see cref="OperationCanceledException"/>.</summary>

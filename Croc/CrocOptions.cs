@@ -92,5 +92,8 @@ public sealed class CrocOptions
     /// <value>Default <see langword="null"/>: a <see cref="SocketsHttpHandler"/> owned by the instance.</value>
     public HttpMessageHandler? HttpHandler { get; set; }
 
+    /// <summary>Test seam: wraps each data connection (index given) before the hello, e.g. in a hostile middlebox.</summary>
+    internal Func<Stream, int, Stream>? TransportInterceptor { get; set; }
+
     internal CrocOptions Clone() => (CrocOptions)MemberwiseClone();
 }

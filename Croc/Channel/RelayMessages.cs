@@ -1,0 +1,85 @@
+using System.Text.Json.Serialization;
+
+namespace CrocNet.Channel;
+
+internal sealed class JoinRequest
+{
+    public string? Channel { get; set; }
+
+    public string? Curve { get; set; }
+
+    public required string Role { get; set; }
+}
+
+internal sealed class ChannelRequest
+{
+    public required string Channel { get; set; }
+
+    public required string Uuid { get; set; }
+
+    public byte[]? X { get; set; }
+
+    public string? Curve { get; set; }
+
+    public byte[]? Y { get; set; }
+
+    [JsonPropertyName("hh_k")]
+    public byte[]? HhK { get; set; }
+
+    [JsonPropertyName("h_k")]
+    public byte[]? HK { get; set; }
+
+    public bool? Close { get; set; }
+
+    public int? Wait { get; set; }
+
+    public long? Since { get; set; }
+}
+
+/// <summary>The relay's view of a channel (and, in a join reply, this participant's uuid and role).</summary>
+internal sealed class RelayState
+{
+    public string Channel { get; set; } = "";
+
+    public string? Curve { get; set; }
+
+    public long Rev { get; set; }
+
+    public byte[]? X { get; set; }
+
+    public byte[]? Y { get; set; }
+
+    [JsonPropertyName("hh_k")]
+    public byte[]? HhK { get; set; }
+
+    [JsonPropertyName("h_k")]
+    public byte[]? HK { get; set; }
+
+    public bool Stapled { get; set; }
+
+    public bool Closed { get; set; }
+
+    public int[] Ports { get; set; } = [];
+
+    public string? Host { get; set; }
+
+    public string? Uuid { get; set; }
+
+    public string? Role { get; set; }
+}
+
+internal sealed class RelayError
+{
+    public string? Error { get; set; }
+
+    public string? Code { get; set; }
+}
+
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(JoinRequest))]
+[JsonSerializable(typeof(ChannelRequest))]
+[JsonSerializable(typeof(RelayState))]
+[JsonSerializable(typeof(RelayError))]
+internal sealed partial class RelayJsonContext : JsonSerializerContext;

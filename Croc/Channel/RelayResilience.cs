@@ -1,0 +1,45 @@
+using System.Net.Sockets;
+using CrocNet.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Polly;
+using Polly.Retry;
+
+namespace CrocNet.Channel;
+
+/// <summary>Builds the retry pipeline for relay requests and data connections.</summary>
+internal static class RelayResilience
+{
+    public static ResiliencePipeline Create(CrocOptions options, ILogger logger)
+    {
+        if (options.MaxRetries == 0)
+        {
+            return ResiliencePipeline.Empty;
+        }
+
+        return new ResiliencePipelineBuilder { TimeProvider = options.TimeProvider }
+            .AddRetry(new RetryStrategyOptions
+            {
+                // Only faults that say "try again": never a 4xx, which is the relay saying "no".
+                ShouldHandle = new PredicateBuilder()
+                    .Handle<HttpRequestException>(ex => ex.StatusCode is null || (int)ex.StatusCode >= 500)
+                    .Handle<SocketException>(IsTransient)
+                    .Handle<TimeoutException>()
+                    .Handle<CrocRelayException>(ex => ex.StatusCode >= 500),
+                MaxRetryAttempts = options.MaxRetries,
+                Delay = options.RetryBaseDelay,
+                MaxDelay = TimeSpan.FromSeconds(10),
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                OnRetry = args =>
+                {
+                    Log.Retrying(logger, args.Outcome.Exception?.GetType().Name ?? "fault", args.AttemptNumber + 1, args.RetryDelay);
+                    return default;
+                },
+            })
+            .Build();
+    }
+
+    private static bool IsTransient(SocketException ex) => ex.SocketErrorCode is
+        SocketError.ConnectionRefused or SocketError.ConnectionReset or SocketError.TimedOut or
+        SocketError.HostUnreachable or SocketError.NetworkUnreachable or SocketError.TryAgain or SocketError.ConnectionAborted;
+}

@@ -1,0 +1,31 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace CrocNet.Crypto;
+
+/// <summary>Which way a stream flows.</summary>
+internal enum StreamDirection
+{
+    SenderToRecipient,
+    RecipientToSender,
+}
+
+/// <summary>
+/// Derives one AES-256 key per (direction, connection) from the PAKE session key Ke, so a frame
+/// spliced onto another connection or reflected back to its author fails authentication.
+/// </summary>
+internal static class FrameKeys
+{
+    private static readonly byte[] Salt = Encoding.ASCII.GetBytes("croc/1 data keys");
+
+    public static byte[] Derive(ReadOnlySpan<byte> sessionKey, StreamDirection direction, int connection)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(connection);
+        var info = Encoding.ASCII.GetBytes(string.Create(
+            System.Globalization.CultureInfo.InvariantCulture,
+            $"croc/1|{(direction == StreamDirection.SenderToRecipient ? "s2r" : "r2s")}|{connection}"));
+        var key = new byte[32];
+        HKDF.DeriveKey(HashAlgorithmName.SHA256, sessionKey, key, Salt, info);
+        return key;
+    }
+}

@@ -1,0 +1,36 @@
+namespace CrocNet.Crypto;
+
+/// <summary>The kinds of encrypted frames on a stapled connection (see docs/protocol.md).</summary>
+internal enum FrameType : byte
+{
+    /// <summary>A piece of the manifest (JSON); flag <see cref="FrameFlags.Last"/> marks the final piece.</summary>
+    Manifest = 1,
+
+    /// <summary>The recipient's answer to the manifest (JSON).</summary>
+    Accept = 2,
+
+    /// <summary>One or more data records (file index, offset, bytes).</summary>
+    Data = 3,
+
+    /// <summary>The sender's per-file sizes and hashes, after all data (JSON).</summary>
+    Trailer = 4,
+
+    /// <summary>The recipient's confirmation that everything was verified and stored (JSON).</summary>
+    Done = 5,
+
+    /// <summary>The authenticated end of a stream: nothing may follow.</summary>
+    End = 6,
+
+    /// <summary>Either side gives up, with a reason (JSON).</summary>
+    Abort = 7,
+}
+
+/// <summary>Frame flags.</summary>
+[Flags]
+internal enum FrameFlags : byte
+{
+    None = 0,
+
+    /// <summary>The last piece of a multi-frame message.</summary>
+    Last = 1,
+}

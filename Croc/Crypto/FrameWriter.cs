@@ -1,0 +1,89 @@
+using System.Buffers;
+using System.Security.Cryptography;
+
+namespace CrocNet.Crypto;
+
+/// <summary>
+/// Encrypts frames onto one stream in one direction. Not thread-safe: the transfer gives each stream a
+/// single writer at a time. The payload is built in the writer's own buffer and encrypted in place, so a
+/// frame costs one write call and no copy beyond reading the plaintext in.
+/// </summary>
+internal sealed class FrameWriter : IDisposable
+{
+    private readonly Stream _stream;
+    private readonly AesGcm _aes;
+    private byte[] _buffer;
+    private ulong _sequence;
+    private bool _ended;
+
+    public FrameWriter(Stream stream, ReadOnlySpan<byte> key, int initialPayloadCapacity = 64 * 1024)
+    {
+        _stream = stream;
+        _aes = new AesGcm(key, FrameFormat.TagSize);
+        _buffer = ArrayPool<byte>.Shared.Rent(FrameFormat.HeaderSize + initialPayloadCapacity + FrameFormat.TagSize);
+    }
+
+    /// <summary>Frames written so far.</summary>
+    public ulong FramesWritten => _sequence;
+
+    /// <summary>Returns room for a payload of up to <paramref name="size"/> bytes; fill it, then call <see cref="WritePayloadAsync"/>.</summary>
+    public Memory<byte> GetPayloadBuffer(int size)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(size, FrameFormat.MaxPayload);
+        var needed = FrameFormat.HeaderSize + size + FrameFormat.TagSize;
+        if (_buffer.Length < needed)
+        {
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = ArrayPool<byte>.Shared.Rent(needed);
+        }
+
+        return _buffer.AsMemory(FrameFormat.HeaderSize, size);
+    }
+
+    /// <summary>Encrypts the first <paramref name="length"/> bytes of the payload buffer and writes the frame.</summary>
+    public ValueTask WritePayloadAsync(FrameType type, FrameFlags flags, int length, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_buffer.Length == 0, this);
+        if (_ended)
+        {
+            throw new InvalidOperationException("The stream has already been ended.");
+        }
+
+        var frame = _buffer.AsSpan(0, FrameFormat.HeaderSize + length + FrameFormat.TagSize);
+        var header = frame[..FrameFormat.HeaderSize];
+        FrameFormat.WriteHeader(header, type, flags, length);
+        Span<byte> nonce = stackalloc byte[FrameFormat.NonceSize];
+        Span<byte> aad = stackalloc byte[FrameFormat.AadSize];
+        FrameFormat.WriteNonceAndAad(nonce, aad, header, _sequence);
+        var payload = frame.Slice(FrameFormat.HeaderSize, length);
+        _aes.Encrypt(nonce, payload, payload, frame.Slice(FrameFormat.HeaderSize + length, FrameFormat.TagSize), aad);
+        _sequence++;
+        if (type == FrameType.End)
+        {
+            _ended = true;
+        }
+
+        return _stream.WriteAsync(_buffer.AsMemory(0, frame.Length), cancellationToken);
+    }
+
+    /// <summary>Copies <paramref name="payload"/> into a frame and writes it.</summary>
+    public ValueTask WriteAsync(FrameType type, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken, FrameFlags flags = FrameFlags.None)
+    {
+        payload.CopyTo(GetPayloadBuffer(payload.Length));
+        return WritePayloadAsync(type, flags, payload.Length, cancellationToken);
+    }
+
+    /// <summary>Writes the authenticated end of the stream.</summary>
+    public ValueTask WriteEndAsync(CancellationToken cancellationToken) => WritePayloadAsync(FrameType.End, FrameFlags.None, 0, cancellationToken);
+
+    public void Dispose()
+    {
+        _aes.Dispose();
+        if (_buffer.Length != 0)
+        {
+            CryptographicOperations.ZeroMemory(_buffer);
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = [];
+        }
+    }
+}

@@ -1,0 +1,138 @@
+using System.Text;
+
+namespace CrocNet.Files;
+
+/// <summary>
+/// Decides whether a path a sender proposes may be written under the recipient's output folder.
+/// The rules are deliberately portable: a name refused on any major platform is refused everywhere,
+/// so a transfer never behaves differently depending on who receives it.
+/// </summary>
+internal static class ReceivePathValidator
+{
+    public const int MaxPathLength = 4096;
+    public const int MaxSegmentBytes = 255;
+
+    private static readonly System.Buffers.SearchValues<char> WindowsForbidden = System.Buffers.SearchValues.Create("<>\"|?*");
+
+    private static readonly HashSet<string> ReservedDeviceNames = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+        "COM0", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9", "COM¹", "COM²", "COM³",
+        "LPT0", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9", "LPT¹", "LPT²", "LPT³",
+    };
+
+    /// <summary>Splits a proposed relative path into its segments, or throws <see cref="CrocTransferException"/> (UnsafePath).</summary>
+    public static string[] Validate(string? path)
+    {
+        if (string.IsNullOrEmpty(path))
+        {
+            throw Unsafe(path, "it is empty");
+        }
+
+        if (path.Length > MaxPathLength)
+        {
+            throw Unsafe(path, $"it is longer than {MaxPathLength} characters");
+        }
+
+        foreach (var rune in path.EnumerateRunes())
+        {
+            if (IsDangerous(rune))
+            {
+                throw Unsafe(path, $"it contains the control or formatting character U+{rune.Value:X4} (terminal escapes and look-alike tricks are refused)");
+            }
+        }
+
+        if (path.Contains('\\', StringComparison.Ordinal))
+        {
+            throw Unsafe(path, "it contains a backslash");
+        }
+
+        if (path[0] == '/')
+        {
+            throw Unsafe(path, "it is absolute");
+        }
+
+        if (path.Length >= 2 && path[1] == ':' && char.IsAsciiLetter(path[0]))
+        {
+            throw Unsafe(path, "it starts with a drive letter");
+        }
+
+        var segments = path.Split('/');
+        foreach (var segment in segments)
+        {
+            if (segment.Length == 0)
+            {
+                throw Unsafe(path, "it has an empty segment ('//' or a trailing '/')");
+            }
+
+            if (segment is "." or "..")
+            {
+                throw Unsafe(path, "it contains '.' or '..'");
+            }
+
+            if (segment.Contains(':', StringComparison.Ordinal))
+            {
+                throw Unsafe(path, "a segment contains ':' (drive letters and alternate data streams are refused)");
+            }
+
+            if (segment.AsSpan().IndexOfAny(WindowsForbidden) >= 0)
+            {
+                throw Unsafe(path, "a segment contains a character Windows forbids in names");
+            }
+
+            if (segment[^1] is '.' or ' ')
+            {
+                throw Unsafe(path, "a segment ends with a dot or a space");
+            }
+
+            var stem = segment.Split('.')[0].TrimEnd(' ');
+            if (ReservedDeviceNames.Contains(stem))
+            {
+                throw Unsafe(path, $"'{segment}' is a reserved device name");
+            }
+
+            if (Encoding.UTF8.GetByteCount(segment) > MaxSegmentBytes)
+            {
+                throw Unsafe(path, $"a segment is longer than {MaxSegmentBytes} bytes");
+            }
+        }
+
+        return segments;
+    }
+
+    private static bool IsDangerous(Rune rune) =>
+        Rune.IsControl(rune) // C0, DEL, C1 — including ESC, which starts terminal escape sequences
+        || rune.Value is >= 0x200B and <= 0x200F // zero-width characters, LRM/RLM
+        || rune.Value is >= 0x202A and <= 0x202E // bidirectional embeddings and overrides
+        || rune.Value is >= 0x2066 and <= 0x2069 // bidirectional isolates
+        || rune.Value == 0xFEFF
+        || Rune.GetUnicodeCategory(rune) is System.Globalization.UnicodeCategory.Surrogate or System.Globalization.UnicodeCategory.PrivateUse;
+
+    private static CrocTransferException Unsafe(string? path, string reason) => new(
+        CrocErrorCode.UnsafePath,
+        $"Refused the sender's path {Describe(path)}: {reason}. Nothing was written.");
+
+    /// <summary>A printable, escaped rendering of an untrusted path for messages (never echoes control characters).</summary>
+    public static string Describe(string? path)
+    {
+        if (path is null)
+        {
+            return "(none)";
+        }
+
+        var builder = new StringBuilder("\"");
+        foreach (var rune in path.EnumerateRunes().Take(200))
+        {
+            if (IsDangerous(rune))
+            {
+                builder.Append(System.Globalization.CultureInfo.InvariantCulture, $"\\u{rune.Value:X4}");
+            }
+            else
+            {
+                builder.Append(rune.ToString());
+            }
+        }
+
+        return builder.Append(path.Length > 200 ? "…\"" : "\"").ToString();
+    }
+}

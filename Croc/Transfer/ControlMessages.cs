@@ -1,0 +1,59 @@
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using CrocNet.Crypto;
+using CrocNet.Files;
+
+namespace CrocNet.Transfer;
+
+/// <summary>Reading and writing the small JSON control frames, and mapping errors to and from the wire.</summary>
+internal static class ControlMessages
+{
+    public static ValueTask WriteAsync<T>(FrameWriter writer, FrameType type, T message, JsonTypeInfo<T> info, CancellationToken cancellationToken) =>
+        writer.WriteAsync(type, JsonSerializer.SerializeToUtf8Bytes(message, info), cancellationToken);
+
+    public static T Parse<T>(Frame frame, JsonTypeInfo<T> info)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(frame.Payload.Span, info)
+                ?? throw new CrocProtocolException($"The peer sent an empty {frame.Type} message.");
+        }
+        catch (JsonException ex)
+        {
+            throw new CrocProtocolException($"The peer sent a malformed {frame.Type} message.", ex);
+        }
+    }
+
+    /// <summary>The wire code for an error we report to the peer.</summary>
+    public static string ToWire(CrocErrorCode code) => code switch
+    {
+        CrocErrorCode.DataTampered => "data_tampered",
+        CrocErrorCode.HashMismatch => "hash_mismatch",
+        CrocErrorCode.UnsafePath => "unsafe_path",
+        CrocErrorCode.FileExists => "file_exists",
+        CrocErrorCode.TransferRejected => "declined",
+        CrocErrorCode.ProtocolViolation => "protocol",
+        CrocErrorCode.SourceChanged => "source_changed",
+        CrocErrorCode.Timeout => "timeout",
+        _ => "failed",
+    };
+
+    /// <summary>Turns the peer's abort into our typed error.</summary>
+    public static CrocTransferException FromAbort(AbortMessage abort, bool peerIsRecipient)
+    {
+        var who = peerIsRecipient ? "The recipient" : "The sender";
+        var text = abort.Message.Length > 500 ? abort.Message[..500] : abort.Message;
+        text = ReceivePathValidator.Describe(text).Trim('"');
+        var code = abort.Code switch
+        {
+            "data_tampered" => CrocErrorCode.DataTampered,
+            "hash_mismatch" => CrocErrorCode.HashMismatch,
+            "unsafe_path" or "file_exists" or "declined" => CrocErrorCode.TransferRejected,
+            "protocol" => CrocErrorCode.ProtocolViolation,
+            "source_changed" => CrocErrorCode.SourceChanged,
+            "timeout" => CrocErrorCode.Timeout,
+            _ => CrocErrorCode.ConnectionLost,
+        };
+        return new CrocTransferException(code, $"{who} stopped the transfer ({abort.Code}): {text}");
+    }
+}

@@ -1,0 +1,454 @@
+using System.Buffers;
+using System.Text.Json;
+using System.Threading.Channels;
+using CrocNet.Crypto;
+using CrocNet.Files;
+using Microsoft.Win32.SafeHandles;
+
+namespace CrocNet.Transfer;
+
+/// <summary>
+/// The sender's data plane: manifest, the recipient's answer, then every file cut into chunks that the
+/// data connections pull from one queue (so all connections stay busy), then the trailer of hashes,
+/// the end of every stream, and the recipient's verified "done".
+/// </summary>
+internal sealed class FileSender
+{
+    /// <summary>Files are cut at multiples of this; also the largest data a frame carries for one file.</summary>
+    public const int ChunkSize = 1024 * 1024;
+
+    private const int ManifestPiece = 1024 * 1024;
+
+    private readonly SendPlan _plan;
+    private readonly TransferContext _context;
+    private readonly FileDigest?[] _digests;
+    private readonly long[] _sentBytes;
+    private readonly SourceFile?[] _files;
+
+    private FileSender(SendPlan plan, TransferContext context)
+    {
+        _plan = plan;
+        _context = context;
+        var entries = plan.Manifest.Entries;
+        _digests = new FileDigest?[entries.Count];
+        _sentBytes = new long[entries.Count];
+        _files = new SourceFile?[entries.Count];
+        for (var i = 0; i < entries.Count; i++)
+        {
+            if (!entries[i].Dir)
+            {
+                _digests[i] = new FileDigest(entries[i].Size, plan.Manifest.ChunkSize);
+                if (plan.Sources[i].FullPath is { } path)
+                {
+                    _files[i] = new SourceFile(path);
+                }
+            }
+        }
+    }
+
+    /// <summary>Runs the data plane; returns the files as sent, once the recipient has verified them.</summary>
+    public static async Task<IReadOnlyList<TransferredFile>> RunAsync(SendPlan plan, TransferContext context, CancellationToken cancellationToken)
+    {
+        var sender = new FileSender(plan, context);
+        try
+        {
+            return await sender.RunAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            foreach (var file in sender._files)
+            {
+                file?.Dispose();
+            }
+        }
+    }
+
+    private async Task<IReadOnlyList<TransferredFile>> RunAsync(CancellationToken cancellationToken)
+    {
+        var writers = _context.Writers;
+        var control = _context.Readers[0];
+
+        var manifest = JsonSerializer.SerializeToUtf8Bytes(_plan.Manifest, TransferJsonContext.Default.Manifest);
+        for (var offset = 0; offset < manifest.Length || offset == 0; offset += ManifestPiece)
+        {
+            var length = Math.Min(ManifestPiece, manifest.Length - offset);
+            var last = offset + length >= manifest.Length;
+            await writers[0].WriteAsync(FrameType.Manifest, manifest.AsMemory(offset, length), cancellationToken, last ? FrameFlags.Last : FrameFlags.None).ConfigureAwait(false);
+            if (last)
+            {
+                break;
+            }
+        }
+
+        Frame answer;
+        using (var decision = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        {
+            // A person may be reading the offer before saying yes: wait as long as for a peer, not the idle limit.
+            decision.CancelAfter(_context.DecisionTimeout);
+            try
+            {
+                answer = await _context.ReadAsync(control, decision.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new CrocException(CrocErrorCode.Timeout, $"The recipient did not accept or decline within {_context.DecisionTimeout}.");
+            }
+        }
+
+        var accept = answer.Type switch
+        {
+            FrameType.Accept => ControlMessages.Parse(answer, TransferJsonContext.Default.AcceptMessage),
+            FrameType.Abort => throw ControlMessages.FromAbort(ControlMessages.Parse(answer, TransferJsonContext.Default.AbortMessage), peerIsRecipient: true),
+            _ => throw new CrocProtocolException($"Expected the recipient's answer, got a {answer.Type} frame."),
+        };
+        if (!accept.Accept)
+        {
+            throw ControlMessages.FromAbort(new AbortMessage { Code = accept.Code ?? "declined", Message = accept.Message ?? "declined" }, peerIsRecipient: true);
+        }
+
+        _context.Progress.SetStage(TransferStage.Transferring);
+        _context.StartIdleTimer();
+
+        // The recipient may stop us at any moment (a failed check, a full disk): watch for that while sending.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var verdict = WatchRecipientAsync(control, stop, cancellationToken);
+        try
+        {
+            var queue = System.Threading.Channels.Channel.CreateBounded<Work>(new BoundedChannelOptions(writers.Length * 2) { SingleWriter = true });
+            var producer = Task.Run(() => ProduceAsync(queue.Writer, stop.Token), stop.Token);
+            var workers = new Task[writers.Length];
+            for (var i = 0; i < writers.Length; i++)
+            {
+                var connection = i;
+                workers[i] = Task.Run(() => WorkAsync(connection, queue.Reader, stop.Token), stop.Token);
+            }
+
+            await Task.WhenAll(workers.Append(producer)).ConfigureAwait(false);
+
+            var trailer = new TrailerMessage();
+            var files = new List<TransferredFile>();
+            for (var i = 0; i < _digests.Length; i++)
+            {
+                if (_digests[i] is { } digest)
+                {
+                    var size = _sentBytes[i];
+                    var hash = digest.Finish(size, _plan.Manifest.ChunkSize);
+                    trailer.Files.Add(new TrailerFile { Index = i, Size = size, Hash = hash });
+                    files.Add(new TransferredFile(_plan.Manifest.Entries[i].Path, size, hash, _plan.Sources[i].FullPath));
+                }
+            }
+
+            await ControlMessages.WriteAsync(writers[0], FrameType.Trailer, trailer, TransferJsonContext.Default.TrailerMessage, stop.Token).ConfigureAwait(false);
+            await writers[0].WriteEndAsync(stop.Token).ConfigureAwait(false);
+            _context.Progress.SetStage(TransferStage.Verifying);
+            await verdict.ConfigureAwait(false);
+            return files;
+        }
+        catch (Exception) when (verdict.IsFaulted)
+        {
+            // The recipient's reason beats the cancellation or broken pipe it caused on our side.
+            await verdict.ConfigureAwait(false);
+            throw;
+        }
+        finally
+        {
+            await stop.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await verdict.ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or CrocException)
+            {
+                // Already reported above, or irrelevant after our own failure.
+            }
+        }
+    }
+
+    private async Task WatchRecipientAsync(FrameReader control, CancellationTokenSource stop, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var frame = await _context.ReadAsync(control, cancellationToken).ConfigureAwait(false);
+            switch (frame.Type)
+            {
+                case FrameType.Done:
+                    if (!ControlMessages.Parse(frame, TransferJsonContext.Default.DoneMessage).Ok)
+                    {
+                        throw new CrocProtocolException("The recipient's final message is not a success.");
+                    }
+
+                    break;
+                case FrameType.Abort:
+                    throw ControlMessages.FromAbort(ControlMessages.Parse(frame, TransferJsonContext.Default.AbortMessage), peerIsRecipient: true);
+                default:
+                    throw new CrocProtocolException($"Expected the recipient's verdict, got a {frame.Type} frame.");
+            }
+        }
+        catch
+        {
+            await stop.CancelAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task ProduceAsync(ChannelWriter<Work> queue, CancellationToken cancellationToken)
+    {
+        var chunkSize = _plan.Manifest.ChunkSize;
+        var entries = _plan.Manifest.Entries;
+        var batch = new List<int>();
+        var batchBytes = 0;
+        try
+        {
+            for (var i = 0; i < entries.Count; i++)
+            {
+                var entry = entries[i];
+                if (entry.Dir)
+                {
+                    continue;
+                }
+
+                if (_plan.Sources[i].Stream is { } stream)
+                {
+                    await ProduceStreamAsync(queue, i, stream, entry.Size, cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+
+                if (entry.Size == 0)
+                {
+                    continue;
+                }
+
+                if (entry.Size <= chunkSize)
+                {
+                    // Small files travel several to a frame: one round of work per batch, not per file.
+                    if (batchBytes + entry.Size + DataRecord.HeaderSize > chunkSize && batch.Count > 0)
+                    {
+                        await queue.WriteAsync(new Work.Batch([.. batch]), cancellationToken).ConfigureAwait(false);
+                        batch.Clear();
+                        batchBytes = 0;
+                    }
+
+                    batch.Add(i);
+                    batchBytes += (int)entry.Size + DataRecord.HeaderSize;
+                    continue;
+                }
+
+                var chunks = FileDigest.ChunkCount(entry.Size, chunkSize);
+                _files[i]!.References = chunks;
+                for (long c = 0; c < chunks; c++)
+                {
+                    var offset = c * chunkSize;
+                    await queue.WriteAsync(new Work.Chunk(i, offset, (int)Math.Min(chunkSize, entry.Size - offset)), cancellationToken).ConfigureAwait(false);
+                }
+            }
+
+            if (batch.Count > 0)
+            {
+                await queue.WriteAsync(new Work.Batch([.. batch]), cancellationToken).ConfigureAwait(false);
+            }
+
+            queue.Complete();
+        }
+        catch (Exception ex)
+        {
+            queue.Complete(ex);
+            throw;
+        }
+    }
+
+    private async Task ProduceStreamAsync(ChannelWriter<Work> queue, int entry, Stream stream, long declared, CancellationToken cancellationToken)
+    {
+        var chunkSize = _plan.Manifest.ChunkSize;
+        long offset = 0;
+        while (true)
+        {
+            var buffer = ArrayPool<byte>.Shared.Rent(chunkSize);
+            int read;
+            try
+            {
+                read = await stream.ReadAtLeastAsync(buffer.AsMemory(0, chunkSize), chunkSize, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+                throw;
+            }
+
+            if (read == 0)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+                break;
+            }
+
+            await queue.WriteAsync(new Work.Buffered(entry, offset, buffer, read), cancellationToken).ConfigureAwait(false);
+            offset += read;
+            if (read < chunkSize)
+            {
+                break;
+            }
+        }
+
+        if (declared >= 0 && offset != declared)
+        {
+            throw new CrocTransferException(
+                CrocErrorCode.SourceChanged,
+                $"The stream for '{_plan.Manifest.Entries[entry].Path}' held {offset} bytes, not the {declared} announced.");
+        }
+    }
+
+    private async Task WorkAsync(int connection, ChannelReader<Work> queue, CancellationToken cancellationToken)
+    {
+        var writer = _context.Writers[connection];
+        await foreach (var work in queue.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        {
+            int length;
+            long payloadBytes;
+            switch (work)
+            {
+                case Work.Chunk chunk:
+                {
+                    var buffer = writer.GetPayloadBuffer(DataRecord.HeaderSize + chunk.Length);
+                    ReadChunk(chunk.Entry, chunk.Offset, buffer.Span.Slice(DataRecord.HeaderSize, chunk.Length), closeWhenDone: true);
+                    DataRecord.WriteHeader(buffer.Span, chunk.Entry, chunk.Offset, chunk.Length);
+                    length = DataRecord.HeaderSize + chunk.Length;
+                    payloadBytes = chunk.Length;
+                    break;
+                }
+
+                case Work.Batch batch:
+                {
+                    var total = batch.Entries.Sum(e => DataRecord.HeaderSize + (int)_plan.Manifest.Entries[e].Size);
+                    var span = writer.GetPayloadBuffer(total).Span;
+                    var at = 0;
+                    foreach (var entry in batch.Entries)
+                    {
+                        var size = (int)_plan.Manifest.Entries[entry].Size;
+                        DataRecord.WriteHeader(span[at..], entry, 0, size);
+                        ReadChunk(entry, 0, span.Slice(at + DataRecord.HeaderSize, size), closeWhenDone: true, wholeFile: true);
+                        at += DataRecord.HeaderSize + size;
+                    }
+
+                    length = total;
+                    payloadBytes = total - (batch.Entries.Length * DataRecord.HeaderSize);
+                    break;
+                }
+
+                case Work.Buffered data:
+                {
+                    try
+                    {
+                        var buffer = writer.GetPayloadBuffer(DataRecord.HeaderSize + data.Length);
+                        DataRecord.WriteHeader(buffer.Span, data.Entry, data.Offset, data.Length);
+                        var bytes = data.Buffer.AsSpan(0, data.Length);
+                        bytes.CopyTo(buffer.Span[DataRecord.HeaderSize..]);
+                        _digests[data.Entry]!.AddChunk(data.Offset / _plan.Manifest.ChunkSize, bytes);
+                        Interlocked.Add(ref _sentBytes[data.Entry], data.Length);
+                    }
+                    finally
+                    {
+                        ArrayPool<byte>.Shared.Return(data.Buffer);
+                    }
+
+                    length = DataRecord.HeaderSize + data.Length;
+                    payloadBytes = data.Length;
+                    break;
+                }
+
+                default:
+                    throw new InvalidOperationException("Unknown work item.");
+            }
+
+            await writer.WritePayloadAsync(FrameType.Data, FrameFlags.None, length, cancellationToken).ConfigureAwait(false);
+            _context.Touch();
+            _context.Progress.AddBytes(payloadBytes);
+        }
+
+        if (connection != 0)
+        {
+            await writer.WriteEndAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private void ReadChunk(int entry, long offset, Span<byte> destination, bool closeWhenDone, bool wholeFile = false)
+    {
+        var file = _files[entry]!;
+        var read = 0;
+        try
+        {
+            var handle = file.Open();
+            while (read < destination.Length)
+            {
+                var n = RandomAccess.Read(handle, destination[read..], offset + read);
+                if (n == 0)
+                {
+                    break;
+                }
+
+                read += n;
+            }
+        }
+        catch (IOException ex)
+        {
+            throw new CrocTransferException(CrocErrorCode.SourceChanged, $"Could not read '{_plan.Manifest.Entries[entry].Path}': {ex.Message}", ex);
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            throw new CrocTransferException(CrocErrorCode.SourceChanged, $"Could not read '{_plan.Manifest.Entries[entry].Path}': {ex.Message}", ex);
+        }
+        finally
+        {
+            if (closeWhenDone && (wholeFile || Interlocked.Decrement(ref file.References) == 0))
+            {
+                file.Dispose();
+            }
+        }
+
+        if (read != destination.Length)
+        {
+            throw new CrocTransferException(
+                CrocErrorCode.SourceChanged,
+                $"'{_plan.Manifest.Entries[entry].Path}' changed while it was being sent (it is now shorter). Send it again once it is stable.");
+        }
+
+        _digests[entry]!.AddChunk(offset / _plan.Manifest.ChunkSize, destination);
+        Interlocked.Add(ref _sentBytes[entry], read);
+    }
+
+    /// <summary>A file read by several connections at once through one handle, closed after its last chunk.</summary>
+    private sealed class SourceFile(string path) : IDisposable
+    {
+        private readonly Lock _gate = new();
+        private SafeFileHandle? _handle;
+        private bool _closed;
+
+        public long References;
+
+        public SafeFileHandle Open()
+        {
+            lock (_gate)
+            {
+                ObjectDisposedException.ThrowIf(_closed, this);
+                return _handle ??= File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+            }
+        }
+
+        public void Dispose()
+        {
+            lock (_gate)
+            {
+                _closed = true;
+                _handle?.Dispose();
+                _handle = null;
+            }
+        }
+    }
+
+    private abstract record Work
+    {
+        public sealed record Chunk(int Entry, long Offset, int Length) : Work;
+
+        public sealed record Batch(int[] Entries) : Work;
+
+        public sealed record Buffered(int Entry, long Offset, byte[] Buffer, int Length) : Work;
+    }
+}
