@@ -7,7 +7,8 @@ namespace CrocNet.Codes;
 /// The BIP-39 English word list (2048 words, 11 bits each), stored unchanged as the embedded resource
 /// <c>bip39-english.txt</c> (SHA-256 2f5eed53a4727b4bf8880d8f3f199efc90e58503646d9ff8eff3a2ed3b24dbda).
 /// Source: github.com/bitcoin/bips, bip-0039/english.txt (BIP 39 by M. Palatinus, P. Rusnak, A. Voisine, S. Bowe);
-/// the same list ships with the reference implementation trezor/python-mnemonic under the MIT licence.
+/// the same list ships with the reference implementation trezor/python-mnemonic under the MIT licence
+/// (notice in Codes/bip39-english.NOTICE.txt, also packed into the NuGet package).
 /// It was chosen because its words are common, lowercase ASCII, and unique in their first four letters.
 /// </remarks>
 internal static class WordList
