@@ -1,6 +1,79 @@
+using System.ComponentModel.DataAnnotations;
+
 namespace CrocNet.Relay;
 
-/// <summary>Settings of the relay.</summary>
+/// <summary>
+/// Settings of the relay. Bindable from configuration (the <c>CrocRelay</c> section by convention); every value is
+/// validated when the relay starts, and invalid settings fail start-up with one aggregated message.
+/// </summary>
 public sealed class CrocRelayOptions
 {
+    /// <summary>The name of the configuration section the samples bind: <c>CrocRelay</c>.</summary>
+    public const string SectionName = "CrocRelay";
+
+    /// <summary>
+    /// The TCP ports offered for stapling. Port <c>0</c> takes an ephemeral port; the channel state always reports the
+    /// ports actually bound.
+    /// </summary>
+    /// <value>Default <c>9010, 9011, 9012, 9013</c>.</value>
+    /// <remarks>
+    /// <c>AddCrocRelay(IConfiguration)</c> replaces this list when the section has a <c>Ports</c> entry (the plain
+    /// configuration binder would append to it).
+    /// </remarks>
+    [Required]
+    [MinLength(1)]
+    [MaxLength(64)]
+    public IList<int> Ports { get; set; } = [9010, 9011, 9012, 9013];
+
+    /// <summary>The local address the TCP stapling listeners bind: an IPv4 or IPv6 literal.</summary>
+    /// <value>Default <c>0.0.0.0</c> (every IPv4 interface).</value>
+    [Required]
+    public string ListenAddress { get; set; } = "0.0.0.0";
+
+    /// <summary>
+    /// A host name or address that clients should use for the TCP ports instead of the relay URL's host; it is put in
+    /// the channel state as <c>host</c>.
+    /// </summary>
+    /// <value>Default <see langword="null"/>: the state has no <c>host</c>, clients use the relay URL's host.</value>
+    public string? AdvertisedHost { get; set; }
+
+    /// <summary>How long a channel may live; one not closed by then expires, and its connections are cut.</summary>
+    /// <value>Default 3 hours.</value>
+    [Range(typeof(TimeSpan), "00:00:01", "30.00:00:00")]
+    public TimeSpan ChannelExpiry { get; set; } = TimeSpan.FromHours(3);
+
+    /// <summary>How long a closed or expired channel is remembered so that requests get <c>410 closed</c>, not <c>404 no_channel</c>.</summary>
+    /// <value>Default 1 minute.</value>
+    [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
+    public TimeSpan ClosedRetention { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>How long a new TCP connection has to send its complete hello line.</summary>
+    /// <value>Default 10 seconds.</value>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
+    public TimeSpan HelloTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The most channels kept at once (closed ones still remembered count too); more joins get <c>503 capacity</c>.</summary>
+    /// <value>Default 10,000.</value>
+    [Range(1, 10_000_000)]
+    public int MaxChannels { get; set; } = 10_000;
+
+    /// <summary>The largest HTTP request body accepted, in bytes; a larger one gets <c>400 bad_request</c>.</summary>
+    /// <value>Default 16 KiB (16,384 bytes).</value>
+    [Range(256, 1024 * 1024)]
+    public int MaxBodySize { get; set; } = 16 * 1024;
+
+    /// <summary>The most accepted TCP connections waiting for their peer, relay-wide; more get <c>error capacity</c>.</summary>
+    /// <value>Default 1,000.</value>
+    [Range(1, 1_000_000)]
+    public int MaxWaitingConnections { get; set; } = 1_000;
+
+    /// <summary>The longest long-poll a <c>wait</c> may ask for; a larger <c>wait</c> gets <c>400 bad_request</c>.</summary>
+    /// <value>Default 30 seconds.</value>
+    [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
+    public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The size of each buffer that copies stapled data, in bytes (two per piped pair).</summary>
+    /// <value>Default 128 KiB (131,072 bytes).</value>
+    [Range(64 * 1024, 16 * 1024 * 1024)]
+    public int PipeBufferSize { get; set; } = 128 * 1024;
 }

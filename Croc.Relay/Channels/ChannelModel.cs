@@ -1,0 +1,81 @@
+using System.Security.Cryptography;
+
+namespace CrocNet.Relay.Channels;
+
+/// <summary>The two participants of a channel.</summary>
+internal enum ParticipantRole
+{
+    Sender,
+    Recipient,
+}
+
+/// <summary>What a <c>POST /channel</c> asks for besides reading the state.</summary>
+internal enum ChannelAction
+{
+    Read,
+    SetX,
+    SetY,
+    SetHK,
+    Close,
+}
+
+/// <summary>An immutable copy of a channel's public state (byte values as canonical standard base64).</summary>
+internal sealed record ChannelSnapshot(
+    string Channel,
+    string Curve,
+    long Rev,
+    string? X,
+    string? Y,
+    string? HhK,
+    string? HK,
+    bool Stapled,
+    bool Closed);
+
+/// <summary>A validated <c>POST /join</c>.</summary>
+internal sealed record JoinCommand(string? Channel, string? Curve, ParticipantRole Role);
+
+/// <summary>A validated <c>POST /channel</c>: at most one action; values already decoded and re-encoded canonically.</summary>
+internal sealed record ChannelCommand(string Channel, string Uuid, ChannelAction Action, string? Curve = null, string? Value = null, string? Confirmation = null);
+
+/// <summary>The answer to a successful join: the state and the new participant's bearer token.</summary>
+internal sealed record JoinResult(ChannelSnapshot State, string Uuid, ParticipantRole Role);
+
+/// <summary>The protocol's names and their rules.</summary>
+internal static class ChannelNames
+{
+    /// <summary>Lowercase Crockford base32: no i, l, o, u, so generated names survive being read aloud.</summary>
+    private const string Crockford = "0123456789abcdefghjkmnpqrstvwxyz";
+
+    public const int MaxLength = 64;
+    public const int GeneratedLength = 10;
+
+    public static readonly IReadOnlyList<string> Curves = ["p256", "p384", "p521", "siec"];
+
+    public const string DefaultCurve = "p256";
+
+    public static bool IsValid(string? name)
+    {
+        if (string.IsNullOrEmpty(name) || name.Length > MaxLength)
+        {
+            return false;
+        }
+
+        foreach (var c in name)
+        {
+            if (c is not ((>= 'a' and <= 'z') or (>= '0' and <= '9')))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    public static bool IsCurve(string? curve) => curve is not null && Curves.Contains(curve, StringComparer.Ordinal);
+
+    /// <summary>10 characters of 5 bits each: 50 bits from the cryptographic RNG.</summary>
+    public static string NewChannelName() => RandomNumberGenerator.GetString(Crockford, GeneratedLength);
+
+    /// <summary>128 random bits as 32 lowercase hex digits.</summary>
+    public static string NewUuid() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+}

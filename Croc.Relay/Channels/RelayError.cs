@@ -1,0 +1,80 @@
+namespace CrocNet.Relay.Channels;
+
+/// <summary>Why the relay refused a request or a connection; the wire form is <see cref="RelayErrors.ToWire"/>.</summary>
+internal enum RelayErrorCode
+{
+    BadRequest,
+    IpLimit,
+    BadUuid,
+    NoChannel,
+    Occupied,
+    AlreadySet,
+    NotReady,
+    Closed,
+    Capacity,
+    Duplicate,
+    Timeout,
+}
+
+/// <summary>A refusal: a stable code and a sentence for people. Never contains a secret.</summary>
+internal readonly record struct RelayError(RelayErrorCode Code, string Message);
+
+internal static class RelayErrors
+{
+    public static string ToWire(this RelayErrorCode code) => code switch
+    {
+        RelayErrorCode.BadRequest => "bad_request",
+        RelayErrorCode.IpLimit => "ip_limit",
+        RelayErrorCode.BadUuid => "bad_uuid",
+        RelayErrorCode.NoChannel => "no_channel",
+        RelayErrorCode.Occupied => "occupied",
+        RelayErrorCode.AlreadySet => "already_set",
+        RelayErrorCode.NotReady => "not_ready",
+        RelayErrorCode.Closed => "closed",
+        RelayErrorCode.Capacity => "capacity",
+        RelayErrorCode.Duplicate => "duplicate",
+        RelayErrorCode.Timeout => "timeout",
+        _ => throw new ArgumentOutOfRangeException(nameof(code)),
+    };
+
+    public static int ToHttpStatus(this RelayErrorCode code) => code switch
+    {
+        RelayErrorCode.BadRequest => 400,
+        RelayErrorCode.IpLimit or RelayErrorCode.BadUuid => 403,
+        RelayErrorCode.NoChannel => 404,
+        RelayErrorCode.Occupied or RelayErrorCode.AlreadySet or RelayErrorCode.NotReady or RelayErrorCode.Duplicate => 409,
+        RelayErrorCode.Closed => 410,
+        RelayErrorCode.Capacity => 503,
+        RelayErrorCode.Timeout => 408,
+        _ => 500,
+    };
+
+    public static RelayError BadRequest(string message) => new(RelayErrorCode.BadRequest, message);
+
+    public static readonly RelayError IpLimit = new(RelayErrorCode.IpLimit, "This channel is already used from two other IP addresses.");
+    public static readonly RelayError BadUuid = new(RelayErrorCode.BadUuid, "The uuid does not belong to a participant of this channel.");
+    public static readonly RelayError NoChannel = new(RelayErrorCode.NoChannel, "There is no such channel; check the code, or let the sender start first.");
+    public static readonly RelayError Closed = new(RelayErrorCode.Closed, "The channel is closed or expired; start a new transfer.");
+    public static readonly RelayError Capacity = new(RelayErrorCode.Capacity, "The relay is at capacity; try again later.");
+}
+
+/// <summary>Either a value or a refusal.</summary>
+internal readonly struct Outcome<T>
+    where T : class
+{
+    private Outcome(T? value, RelayError error)
+    {
+        Value = value;
+        Error = error;
+    }
+
+    public T? Value { get; }
+
+    public RelayError Error { get; }
+
+    public bool IsSuccess => Value is not null;
+
+    public static implicit operator Outcome<T>(T value) => new(value, default);
+
+    public static implicit operator Outcome<T>(RelayError error) => new(null, error);
+}

@@ -1,0 +1,69 @@
+using System.Net;
+using Microsoft.Extensions.Options;
+
+namespace CrocNet.Relay;
+
+/// <summary>Checks the DataAnnotations on <see cref="CrocRelayOptions"/> (source-generated, no reflection).</summary>
+[OptionsValidator]
+internal sealed partial class CrocRelayOptionsAnnotationsValidator : IValidateOptions<CrocRelayOptions>;
+
+/// <summary>The rules attributes cannot say: port ranges and uniqueness, a parsable listen address, a usable host.</summary>
+internal sealed class CrocRelayOptionsValidator : IValidateOptions<CrocRelayOptions>
+{
+    private static readonly CrocRelayOptionsAnnotationsValidator Annotations = new();
+
+    public ValidateOptionsResult Validate(string? name, CrocRelayOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var failures = new List<string>();
+        var annotations = Annotations.Validate(name, options);
+        if (annotations.Failed)
+        {
+            failures.AddRange(annotations.Failures);
+        }
+
+        if (options.Ports is { } ports)
+        {
+            foreach (var port in ports)
+            {
+                if (port is < 0 or > IPEndPoint.MaxPort)
+                {
+                    failures.Add($"Ports: {port} is not a TCP port; use 1-65535, or 0 for an ephemeral port.");
+                }
+            }
+
+            var duplicates = ports.Where(p => p != 0).GroupBy(p => p).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
+            if (duplicates.Count > 0)
+            {
+                failures.Add($"Ports: {string.Join(", ", duplicates)} listed more than once; each port can be offered once.");
+            }
+        }
+
+        if (options.ListenAddress is { } address && !IPAddress.TryParse(address, out _))
+        {
+            failures.Add($"ListenAddress '{address}' is not an IP address; use e.g. 0.0.0.0, ::, or 127.0.0.1.");
+        }
+
+        if (options.AdvertisedHost is { } host && Uri.CheckHostName(host) == UriHostNameType.Unknown)
+        {
+            failures.Add($"AdvertisedHost '{host}' is not a valid host name or address.");
+        }
+
+        if (options.HelloTimeout >= options.ChannelExpiry)
+        {
+            failures.Add("HelloTimeout must be shorter than ChannelExpiry.");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    /// <summary>Validates and throws one aggregated, readable <see cref="OptionsValidationException"/>.</summary>
+    public static void ThrowIfInvalid(CrocRelayOptions options)
+    {
+        var result = new CrocRelayOptionsValidator().Validate(Options.DefaultName, options);
+        if (result.Failed)
+        {
+            throw new OptionsValidationException(Options.DefaultName, typeof(CrocRelayOptions), result.Failures);
+        }
+    }
+}

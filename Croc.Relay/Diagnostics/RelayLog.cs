@@ -1,0 +1,57 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+
+namespace CrocNet.Relay.Diagnostics;
+
+/// <summary>
+/// Every log line of the relay, with stable event ids (documented in docs/relay.md). Channel names are public and
+/// logged; uuids, hello lines, PAKE values and payload never are.
+/// </summary>
+internal sealed partial class RelayLog
+{
+    private readonly ILogger _logger;
+
+    public RelayLog(ILogger logger) => _logger = logger;
+
+    [LoggerMessage(EventId = 1, EventName = "ChannelOpened", Level = LogLevel.Information, Message = "Channel {Channel} opened by its sender.")]
+    public partial void ChannelOpened(string channel);
+
+    [LoggerMessage(EventId = 2, EventName = "RecipientJoined", Level = LogLevel.Information, Message = "Channel {Channel}: the recipient joined.")]
+    public partial void RecipientJoined(string channel);
+
+    [LoggerMessage(EventId = 3, EventName = "ChannelClosed", Level = LogLevel.Information, Message = "Channel {Channel} {Reason}.")]
+    public partial void ChannelClosed(string channel, string reason);
+
+    [LoggerMessage(EventId = 4, EventName = "ChannelForgotten", Level = LogLevel.Debug, Message = "Channel {Channel} forgotten after its retention time.")]
+    public partial void ChannelForgotten(string channel);
+
+    [LoggerMessage(EventId = 5, EventName = "ChannelStapled", Level = LogLevel.Information, Message = "Channel {Channel} stapled on every port.")]
+    public partial void ChannelStapled(string channel);
+
+    [LoggerMessage(EventId = 10, EventName = "RequestRefused", Level = LogLevel.Debug, Message = "HTTP {Route} refused with {Code} (channel {Channel}).")]
+    public partial void RequestRefused(string route, string code, string? channel);
+
+    [LoggerMessage(EventId = 20, EventName = "ListenerStarted", Level = LogLevel.Information, Message = "Stapling listener on {EndPoint}.")]
+    public partial void ListenerStarted(EndPoint endPoint);
+
+    [LoggerMessage(EventId = 21, EventName = "ConnectionRefused", Level = LogLevel.Debug, Message = "TCP port {Port}: connection refused with {Code} (channel {Channel}).")]
+    public partial void ConnectionRefused(int port, string code, string? channel);
+
+    [LoggerMessage(EventId = 22, EventName = "PairPiped", Level = LogLevel.Information, Message = "Channel {Channel}: port {Port} piped.")]
+    public partial void PairPiped(string channel, int port);
+
+    [LoggerMessage(EventId = 23, EventName = "PairFinished", Level = LogLevel.Information, Message = "Channel {Channel}: port {Port} finished ({SenderBytes} bytes from the sender, {RecipientBytes} from the recipient, clean: {Clean}).")]
+    public partial void PairFinished(string channel, int port, long senderBytes, long recipientBytes, bool clean);
+
+    [LoggerMessage(EventId = 24, EventName = "ConnectionsEnded", Level = LogLevel.Information, Message = "Channel {Channel}: all TCP connections ended ({Reason}).")]
+    public partial void ConnectionsEnded(string channel, string reason);
+
+    [LoggerMessage(EventId = 25, EventName = "AcceptFailed", Level = LogLevel.Warning, Message = "TCP port {Port}: accepting a connection failed.")]
+    public partial void AcceptFailed(int port, Exception exception);
+
+    [LoggerMessage(EventId = 26, EventName = "ConnectionFailed", Level = LogLevel.Debug, Message = "TCP port {Port}: a connection failed.")]
+    public partial void ConnectionFailed(int port, Exception exception);
+
+    [LoggerMessage(EventId = 27, EventName = "ListenersStopped", Level = LogLevel.Information, Message = "Stapling listeners stopped.")]
+    public partial void ListenersStopped();
+}

@@ -1,0 +1,124 @@
+using CrocNet.Relay.Channels;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace CrocNet.Relay;
+
+/// <summary>
+/// A complete relay in one call: a minimal Kestrel application with <c>AddCrocRelay</c> and <c>MapCrocRelay</c>.
+/// Used by tests, by the command line's embedded relay and by anyone who wants a relay without writing a host.
+/// </summary>
+/// <example>
+/// <code>
+/// await using var relay = await CrocRelayServer.StartAsync(o => o.Url = "http://127.0.0.1:0");
+/// Console.WriteLine($"{relay.BaseAddress} ports {string.Join(",", relay.Ports)}");
+/// </code>
+/// </example>
+public sealed class CrocRelayServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private int _disposed;
+
+    private CrocRelayServer(WebApplication app, Uri baseAddress, IReadOnlyList<int> ports)
+    {
+        _app = app;
+        BaseAddress = baseAddress;
+        Ports = ports;
+    }
+
+    /// <summary>The relay's base URL as bound (a wildcard host is reported as <c>127.0.0.1</c>), ending in <c>/</c>.</summary>
+    public Uri BaseAddress { get; }
+
+    /// <summary>The TCP stapling ports actually bound.</summary>
+    public IReadOnlyList<int> Ports { get; }
+
+    /// <summary>The server's services (for diagnostics and tests).</summary>
+    public IServiceProvider Services => _app.Services;
+
+    /// <summary>Builds, validates and starts a relay; returns once it accepts HTTP requests and TCP connections.</summary>
+    /// <param name="configure">Changes the server options; <see langword="null"/> keeps the defaults.</param>
+    /// <param name="cancellationToken">Cancels the start.</param>
+    /// <returns>The running server; dispose it to stop.</returns>
+    /// <exception cref="OptionsValidationException">The relay options are invalid.</exception>
+    public static async Task<CrocRelayServer> StartAsync(Action<CrocRelayServerOptions>? configure = null, CancellationToken cancellationToken = default)
+    {
+        var options = new CrocRelayServerOptions();
+        configure?.Invoke(options);
+        ArgumentNullException.ThrowIfNull(options.Relay, "options.Relay");
+        ArgumentException.ThrowIfNullOrWhiteSpace(options.Url, "options.Url");
+        CrocRelayOptionsValidator.ThrowIfInvalid(options.Relay);
+
+        // The empty builder reads no environment or files: the server is exactly what the options say.
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.WebHost.UseKestrelCore();
+        builder.WebHost.UseUrls(options.Url);
+        builder.Services.AddRoutingCore();
+        builder.Services.AddSingleton(options.LoggerFactory ?? NullLoggerFactory.Instance);
+        builder.Services.AddSingleton(typeof(ILogger<>), typeof(Logger<>));
+        builder.Services.AddSingleton(new RelayClock(options.TimeProvider ?? TimeProvider.System));
+        var relay = options.Relay;
+        builder.Services.AddCrocRelay(o => Copy(relay, o));
+
+        var app = builder.Build();
+        app.UseRouting();
+        app.MapCrocRelay(options.PathBase);
+        try
+        {
+            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await app.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        var bound = new Uri(app.Urls.First());
+        var host = bound.Host is "0.0.0.0" or "[::]" or "+" or "*" ? "127.0.0.1" : bound.Host;
+        var baseAddress = new UriBuilder(bound.Scheme, host, bound.Port, options.PathBase.TrimEnd('/') + "/").Uri;
+        var ports = app.Services.GetRequiredService<ChannelRegistry>().Ports;
+        return new CrocRelayServer(app, baseAddress, ports);
+    }
+
+    /// <summary>Stops accepting, ends every channel and connection, and waits for the server to stop.</summary>
+    /// <param name="cancellationToken">Makes the stop less graceful.</param>
+    /// <returns>A task that completes when the server has stopped.</returns>
+    public Task StopAsync(CancellationToken cancellationToken = default) => _app.StopAsync(cancellationToken);
+
+    /// <summary>Stops the server (if running) and releases it.</summary>
+    /// <returns>A task that completes when the server is gone.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            await _app.StopAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            await _app.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static void Copy(CrocRelayOptions from, CrocRelayOptions to)
+    {
+        to.Ports = [.. from.Ports];
+        to.ListenAddress = from.ListenAddress;
+        to.AdvertisedHost = from.AdvertisedHost;
+        to.ChannelExpiry = from.ChannelExpiry;
+        to.ClosedRetention = from.ClosedRetention;
+        to.HelloTimeout = from.HelloTimeout;
+        to.MaxChannels = from.MaxChannels;
+        to.MaxBodySize = from.MaxBodySize;
+        to.MaxWaitingConnections = from.MaxWaitingConnections;
+        to.MaxWait = from.MaxWait;
+        to.PipeBufferSize = from.PipeBufferSize;
+    }
+}

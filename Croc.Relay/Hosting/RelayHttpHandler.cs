@@ -1,0 +1,312 @@
+using System.Buffers;
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using CrocNet.Relay.Channels;
+using CrocNet.Relay.Diagnostics;
+using CrocNet.Relay.Staple;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Hosting;
+
+namespace CrocNet.Relay.Hosting;
+
+/// <summary>
+/// The two HTTP routes: reads a bounded body, turns it into a validated command, runs it on the registry and writes
+/// the state or the error. The only place that knows both HTTP and the channel model.
+/// </summary>
+internal sealed class RelayHttpHandler
+{
+    /// <summary>The largest decoded PAKE value or confirmation accepted (a P-521 point is 67 bytes).</summary>
+    internal const int MaxValueBytes = 256;
+
+    private readonly ChannelRegistry _registry;
+    private readonly CrocRelayOptions _options;
+    private readonly CancellationToken _stopping;
+
+    public RelayHttpHandler(ChannelRegistry registry, IHostApplicationLifetime? lifetime = null)
+    {
+        _registry = registry;
+        _options = registry.Options;
+        _stopping = lifetime?.ApplicationStopping ?? CancellationToken.None;
+    }
+
+    public async Task JoinAsync(HttpContext context)
+    {
+        var (dto, error) = await ReadAsync(context, RelayJsonContext.Default.JoinRequestDto).ConfigureAwait(false);
+        if (dto is null)
+        {
+            await WriteErrorAsync(context, "join", error, null).ConfigureAwait(false);
+            return;
+        }
+
+        if (ParseJoin(dto) is not { } command)
+        {
+            await WriteErrorAsync(context, "join", ParseJoinError(dto), dto.Channel).ConfigureAwait(false);
+            return;
+        }
+
+        var outcome = _registry.Join(command, RemoteAddress(context));
+        if (outcome.Value is not { } joined)
+        {
+            await WriteErrorAsync(context, "join", outcome.Error, dto.Channel).ConfigureAwait(false);
+            return;
+        }
+
+        await WriteStateAsync(context, joined.State, joined.Uuid, joined.Role).ConfigureAwait(false);
+    }
+
+    public async Task ChannelAsync(HttpContext context)
+    {
+        var (dto, error) = await ReadAsync(context, RelayJsonContext.Default.ChannelRequestDto).ConfigureAwait(false);
+        if (dto is null)
+        {
+            await WriteErrorAsync(context, "channel", error, null).ConfigureAwait(false);
+            return;
+        }
+
+        var (command, wait, since, invalid) = ParseChannel(dto);
+        if (command is null)
+        {
+            await WriteErrorAsync(context, "channel", invalid, dto.Channel).ConfigureAwait(false);
+            return;
+        }
+
+        var outcome = _registry.Execute(command, RemoteAddress(context));
+        if (outcome.Value is not { } state)
+        {
+            await WriteErrorAsync(context, "channel", outcome.Error, command.Channel).ConfigureAwait(false);
+            return;
+        }
+
+        if (wait > TimeSpan.Zero && !state.Closed && _registry.Find(command.Channel) is { } channel)
+        {
+            // Without "since", wait for the next change after this request.
+            using var abort = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, _stopping);
+            state = await channel.WaitAsync(since ?? state.Rev, wait, _registry.TimeProvider, abort.Token).ConfigureAwait(false);
+            if (context.RequestAborted.IsCancellationRequested)
+            {
+                return;
+            }
+        }
+
+        await WriteStateAsync(context, state, null, null).ConfigureAwait(false);
+    }
+
+    private static JoinCommand? ParseJoin(JoinRequestDto dto)
+    {
+        ParticipantRole? role = dto.Role switch
+        {
+            "sender" => ParticipantRole.Sender,
+            "recipient" => ParticipantRole.Recipient,
+            _ => null,
+        };
+        if (role is null || (dto.Channel is not null && !ChannelNames.IsValid(dto.Channel)) || (dto.Curve is not null && !ChannelNames.IsCurve(dto.Curve)))
+        {
+            return null;
+        }
+
+        return new JoinCommand(dto.Channel, dto.Curve, role.Value);
+    }
+
+    private static RelayError ParseJoinError(JoinRequestDto dto)
+    {
+        if (dto.Role is not ("sender" or "recipient"))
+        {
+            return RelayErrors.BadRequest("role must be \"sender\" or \"recipient\".");
+        }
+
+        return dto.Channel is not null && !ChannelNames.IsValid(dto.Channel)
+            ? RelayErrors.BadRequest($"channel must be 1-{ChannelNames.MaxLength} characters of a-z and 0-9.")
+            : RelayErrors.BadRequest($"curve must be one of {string.Join(", ", ChannelNames.Curves)}.");
+    }
+
+    private (ChannelCommand? Command, TimeSpan Wait, long? Since, RelayError Error) ParseChannel(ChannelRequestDto dto)
+    {
+        static (ChannelCommand?, TimeSpan, long?, RelayError) Fail(string message) => (null, default, null, RelayErrors.BadRequest(message));
+
+        if (!ChannelNames.IsValid(dto.Channel))
+        {
+            return Fail($"channel must be 1-{ChannelNames.MaxLength} characters of a-z and 0-9.");
+        }
+
+        if (dto.Uuid is not { Length: > 0 and <= 128 })
+        {
+            return Fail("uuid is required.");
+        }
+
+        if (dto.Curve is not null && !ChannelNames.IsCurve(dto.Curve))
+        {
+            return Fail($"curve must be one of {string.Join(", ", ChannelNames.Curves)}.");
+        }
+
+        var actions = (dto.X is not null ? 1 : 0) + (dto.Y is not null || dto.HhK is not null ? 1 : 0) + (dto.HK is not null ? 1 : 0) + (dto.Close == true ? 1 : 0);
+        if (actions > 1)
+        {
+            return Fail("Send one action per request: x, y with hh_k, h_k, or close.");
+        }
+
+        var wait = TimeSpan.Zero;
+        if (dto.Wait is { } seconds)
+        {
+            if (!double.IsFinite(seconds) || seconds < 0 || seconds > _options.MaxWait.TotalSeconds)
+            {
+                return Fail($"wait must be between 0 and {_options.MaxWait.TotalSeconds:0.###} seconds.");
+            }
+
+            wait = TimeSpan.FromSeconds(seconds);
+        }
+
+        if (dto.Since is < 0)
+        {
+            return Fail("since must not be negative.");
+        }
+
+        var channel = dto.Channel!;
+        var uuid = dto.Uuid;
+        ChannelCommand command;
+        if (dto.X is not null)
+        {
+            if (Canonical(dto.X) is not { } x)
+            {
+                return Fail($"x must be standard base64 of 1-{MaxValueBytes} bytes.");
+            }
+
+            command = new ChannelCommand(channel, uuid, ChannelAction.SetX, dto.Curve, x);
+        }
+        else if (dto.Y is not null || dto.HhK is not null)
+        {
+            if (dto.Y is null || dto.HhK is null)
+            {
+                return Fail("y and hh_k are posted together.");
+            }
+
+            if (Canonical(dto.Y) is not { } y || Canonical(dto.HhK) is not { } hhK)
+            {
+                return Fail($"y and hh_k must be standard base64 of 1-{MaxValueBytes} bytes.");
+            }
+
+            command = new ChannelCommand(channel, uuid, ChannelAction.SetY, null, y, hhK);
+        }
+        else if (dto.HK is not null)
+        {
+            if (Canonical(dto.HK) is not { } hK)
+            {
+                return Fail($"h_k must be standard base64 of 1-{MaxValueBytes} bytes.");
+            }
+
+            command = new ChannelCommand(channel, uuid, ChannelAction.SetHK, null, hK);
+        }
+        else
+        {
+            command = new ChannelCommand(channel, uuid, dto.Close == true ? ChannelAction.Close : ChannelAction.Read);
+        }
+
+        return (command, wait, dto.Since, default);
+    }
+
+    /// <summary>Decodes standard base64 within the size cap and re-encodes it, so the state holds one spelling.</summary>
+    private static string? Canonical(string value)
+    {
+        if (value.Length == 0 || value.Length > ((MaxValueBytes + 2) / 3 * 4) + 8)
+        {
+            return null;
+        }
+
+        Span<byte> bytes = stackalloc byte[(value.Length / 4 * 3) + 3];
+        return Convert.TryFromBase64String(value, bytes, out var written) && written is > 0 and <= MaxValueBytes
+            ? Convert.ToBase64String(bytes[..written])
+            : null;
+    }
+
+    private async Task<(T? Value, RelayError Error)> ReadAsync<T>(HttpContext context, JsonTypeInfo<T> typeInfo)
+        where T : class
+    {
+        var limit = _options.MaxBodySize;
+        if (context.Request.ContentLength > limit)
+        {
+            return (null, RelayErrors.BadRequest($"The body is larger than {limit} bytes."));
+        }
+
+        // Read at most limit + 1 bytes ourselves: the host's own body limit may be far larger.
+        var buffer = ArrayPool<byte>.Shared.Rent(limit + 1);
+        try
+        {
+            var length = 0;
+            while (length <= limit)
+            {
+                var read = await context.Request.Body.ReadAsync(buffer.AsMemory(length, limit + 1 - length), context.RequestAborted).ConfigureAwait(false);
+                if (read == 0)
+                {
+                    break;
+                }
+
+                length += read;
+            }
+
+            if (length > limit)
+            {
+                return (null, RelayErrors.BadRequest($"The body is larger than {limit} bytes."));
+            }
+
+            try
+            {
+                return JsonSerializer.Deserialize(buffer.AsSpan(0, length), typeInfo) is { } value
+                    ? (value, default)
+                    : (null, RelayErrors.BadRequest("The body must be a JSON object."));
+            }
+            catch (JsonException)
+            {
+                return (null, RelayErrors.BadRequest("The body is not valid JSON of the expected shape (check property types)."));
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private Task WriteStateAsync(HttpContext context, ChannelSnapshot state, string? uuid, ParticipantRole? role)
+    {
+        var dto = new StateDto
+        {
+            Channel = state.Channel,
+            Uuid = uuid,
+            Role = role switch { ParticipantRole.Sender => "sender", ParticipantRole.Recipient => "recipient", _ => null },
+            Curve = state.Curve,
+            Rev = state.Rev,
+            X = state.X,
+            Y = state.Y,
+            HhK = state.HhK,
+            HK = state.HK,
+            Stapled = state.Stapled,
+            Closed = state.Closed,
+            Ports = _registry.Ports,
+            Host = _options.AdvertisedHost,
+        };
+        return WriteAsync(context, StatusCodes.Status200OK, dto, RelayJsonContext.Default.StateDto);
+    }
+
+    private Task WriteErrorAsync(HttpContext context, string route, RelayError error, string? channel)
+    {
+        var code = error.Code.ToWire();
+        _registry.Metrics.Refused(code, "http");
+
+        // Only a channel name that passed validation is logged: never echo arbitrary input into logs.
+        _registry.Log.RequestRefused(route, code, ChannelNames.IsValid(channel) ? channel : null);
+        return WriteAsync(context, error.Code.ToHttpStatus(), new ErrorDto { Error = error.Message, Code = code }, RelayJsonContext.Default.ErrorDto);
+    }
+
+    private static async Task WriteAsync<T>(HttpContext context, int status, T value, JsonTypeInfo<T> typeInfo)
+    {
+        var response = context.Response;
+        response.StatusCode = status;
+        response.ContentType = "application/json; charset=utf-8";
+        response.Headers.CacheControl = "no-store";
+        var bytes = JsonSerializer.SerializeToUtf8Bytes(value, typeInfo);
+        response.ContentLength = bytes.Length;
+        await response.Body.WriteAsync(bytes, context.RequestAborted).ConfigureAwait(false);
+    }
+
+    private static IPAddress RemoteAddress(HttpContext context)
+        => context.Connection.RemoteIpAddress is { } address ? StapleListenerService.Normalize(address) : IPAddress.None;
+}

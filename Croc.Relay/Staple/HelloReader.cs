@@ -1,0 +1,94 @@
+using System.Net.Sockets;
+using System.Text.Json;
+using CrocNet.Relay.Channels;
+using CrocNet.Relay.Hosting;
+
+namespace CrocNet.Relay.Staple;
+
+/// <summary>A parsed hello line. Holds a secret (the uuid): never log it.</summary>
+internal sealed record Hello(string Channel, string Uuid);
+
+/// <summary>
+/// Reads exactly one hello line from a socket and not one byte more: it peeks, then consumes only up to the newline,
+/// so payload a client sends right after its hello stays in the socket for the pipe.
+/// </summary>
+internal static class HelloReader
+{
+    /// <summary>The longest hello line, newline included.</summary>
+    public const int MaxLength = 1024;
+
+    /// <summary>Reads the hello; the caller times it out through <paramref name="cancellationToken"/>.</summary>
+    public static async ValueTask<(Hello? Hello, RelayError Error)> ReadAsync(Socket socket, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[MaxLength];
+        var length = 0;
+        while (true)
+        {
+            var peeked = await socket.ReceiveAsync(buffer.AsMemory(length), SocketFlags.Peek, cancellationToken).ConfigureAwait(false);
+            if (peeked == 0)
+            {
+                return (null, RelayErrors.BadRequest("The connection ended before the hello line."));
+            }
+
+            var newline = buffer.AsSpan(length, peeked).IndexOf((byte)'\n');
+            var take = newline >= 0 ? newline + 1 : peeked;
+            await ConsumeAsync(socket, buffer.AsMemory(length, take), cancellationToken).ConfigureAwait(false);
+            length += take;
+            if (newline >= 0)
+            {
+                return Parse(buffer.AsSpan(0, length - 1));
+            }
+
+            if (length == MaxLength)
+            {
+                return (null, RelayErrors.BadRequest($"The hello line is longer than {MaxLength} bytes."));
+            }
+        }
+    }
+
+    /// <summary>Parses <c>{"channel":"…","uuid":"…"}</c> (a trailing carriage return is tolerated).</summary>
+    public static (Hello? Hello, RelayError Error) Parse(ReadOnlySpan<byte> line)
+    {
+        if (line.Length > 0 && line[^1] == (byte)'\r')
+        {
+            line = line[..^1];
+        }
+
+        HelloDto? dto;
+        try
+        {
+            dto = JsonSerializer.Deserialize(line, RelayJsonContext.Default.HelloDto);
+        }
+        catch (JsonException)
+        {
+            return (null, RelayErrors.BadRequest("The hello line is not the JSON object {\"channel\":…,\"uuid\":…}."));
+        }
+
+        if (dto?.Channel is not { } channel || !ChannelNames.IsValid(channel))
+        {
+            return (null, RelayErrors.BadRequest("The hello line needs a valid channel."));
+        }
+
+        if (dto.Uuid is not { Length: > 0 and <= 128 } uuid)
+        {
+            return (null, RelayErrors.BadRequest("The hello line needs the participant's uuid."));
+        }
+
+        return (new Hello(channel, uuid), default);
+    }
+
+    private static async ValueTask ConsumeAsync(Socket socket, Memory<byte> target, CancellationToken cancellationToken)
+    {
+        // The bytes were peeked, so they are in the socket buffer: these receives complete at once.
+        while (!target.IsEmpty)
+        {
+            var read = await socket.ReceiveAsync(target, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            if (read == 0)
+            {
+                throw new SocketException((int)SocketError.ConnectionReset);
+            }
+
+            target = target[read..];
+        }
+    }
+}

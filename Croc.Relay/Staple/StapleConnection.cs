@@ -1,0 +1,41 @@
+using System.Net.Sockets;
+using CrocNet.Relay.Channels;
+
+namespace CrocNet.Relay.Staple;
+
+/// <summary>An accepted TCP connection: the socket plus a signal that its <c>ok</c> line is on the wire.</summary>
+internal sealed class StapleConnection : IStapleLink
+{
+    private readonly TaskCompletionSource<bool> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _aborted;
+
+    public StapleConnection(Socket socket) => Socket = socket;
+
+    public Socket Socket { get; }
+
+    /// <summary>Completes with <see langword="true"/> once <c>ok\n</c> was sent, so the pipe never interleaves with it.</summary>
+    public Task<bool> Ready => _ready.Task;
+
+    public void SetReady(bool ready) => _ready.TrySetResult(ready);
+
+    public void Abort()
+    {
+        if (Interlocked.Exchange(ref _aborted, 1) != 0)
+        {
+            return;
+        }
+
+        _ready.TrySetResult(false);
+        try
+        {
+            // Zero linger: the peer sees a reset at once instead of a half-finished stream.
+            Socket.LingerState = new LingerOption(true, 0);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // Already gone.
+        }
+
+        Socket.Dispose();
+    }
+}

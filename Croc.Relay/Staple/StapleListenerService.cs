@@ -1,0 +1,270 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using CrocNet.Relay.Channels;
+using CrocNet.Relay.Diagnostics;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace CrocNet.Relay.Staple;
+
+/// <summary>
+/// The relay's own TCP listeners (one per configured port): accepts connections, reads and checks each hello,
+/// attaches the connection to its channel and pipes completed pairs. Runs under any host; no Kestrel endpoints.
+/// </summary>
+internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
+{
+    private static readonly byte[] OkLine = "ok\n"u8.ToArray();
+
+    private readonly ChannelRegistry _registry;
+    private readonly CrocRelayOptions _options;
+    private readonly TimeProvider _timeProvider;
+    private readonly RelayMetrics _metrics;
+    private readonly RelayLog _log;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly List<Socket> _listeners = [];
+    private readonly List<Task> _acceptLoops = [];
+    private readonly ConcurrentDictionary<Task, byte> _connections = new();
+    private int _stopped;
+
+    public StapleListenerService(ChannelRegistry registry)
+    {
+        _registry = registry;
+        _options = registry.Options;
+        _timeProvider = registry.TimeProvider;
+        _metrics = registry.Metrics;
+        _log = registry.Log;
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        CrocRelayOptionsValidator.ThrowIfInvalid(_options);
+        var address = IPAddress.Parse(_options.ListenAddress);
+        var ports = new List<int>(_options.Ports.Count);
+        try
+        {
+            foreach (var port in _options.Ports)
+            {
+                var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+                _listeners.Add(listener);
+                if (address.Equals(IPAddress.IPv6Any))
+                {
+                    listener.DualMode = true;
+                }
+
+                listener.Bind(new IPEndPoint(address, port));
+                listener.Listen(512);
+                ports.Add(((IPEndPoint)listener.LocalEndPoint!).Port);
+                _log.ListenerStarted(listener.LocalEndPoint!);
+            }
+        }
+        catch
+        {
+            foreach (var listener in _listeners)
+            {
+                listener.Dispose();
+            }
+
+            _listeners.Clear();
+            throw;
+        }
+
+        _registry.SetPorts(ports);
+        for (var i = 0; i < _listeners.Count; i++)
+        {
+            _acceptLoops.Add(AcceptLoopAsync(_listeners[i], ports[i]));
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) != 0)
+        {
+            return;
+        }
+
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        foreach (var listener in _listeners)
+        {
+            listener.Dispose();
+        }
+
+        _registry.CloseAll();
+        await Task.WhenAll(_acceptLoops).WaitAsync(cancellationToken).ConfigureAwait(false);
+        await Task.WhenAll(_connections.Keys).WaitAsync(cancellationToken).ConfigureAwait(false);
+        _log.ListenersStopped();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync(CancellationToken.None).ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+
+    private async Task AcceptLoopAsync(Socket listener, int port)
+    {
+        await Task.Yield();
+        var stopping = _stopping.Token;
+        while (!stopping.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await listener.AcceptAsync(stopping).ConfigureAwait(false);
+            }
+            catch (Exception) when (stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.ConnectionAborted)
+            {
+                continue;
+            }
+            catch (SocketException e)
+            {
+                // E.g. out of file descriptors: back off briefly instead of spinning.
+                _log.AcceptFailed(port, e);
+                try
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(100), TimeProvider.System, stopping).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            var connection = HandleConnectionAsync(socket, port);
+            _connections.TryAdd(connection, 0);
+            _ = connection.ContinueWith(static (t, state) => ((ConcurrentDictionary<Task, byte>)state!).TryRemove(t, out _), _connections, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+    }
+
+    private async Task HandleConnectionAsync(Socket socket, int port)
+    {
+        await Task.Yield();
+        var connection = new StapleConnection(socket);
+        Channel? channel = null;
+        try
+        {
+            socket.NoDelay = true;
+            var address = Normalize(((IPEndPoint)socket.RemoteEndPoint!).Address);
+
+            Hello? hello;
+            RelayError error;
+            using (var timeout = new CancellationTokenSource(_options.HelloTimeout, _timeProvider))
+            using (var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _stopping.Token))
+            {
+                try
+                {
+                    (hello, error) = await HelloReader.ReadAsync(socket, linked.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+                {
+                    (hello, error) = (null, new RelayError(RelayErrorCode.Timeout, "No complete hello line in time."));
+                }
+            }
+
+            if (hello is null)
+            {
+                await RefuseAsync(socket, port, error, null).ConfigureAwait(false);
+                return;
+            }
+
+            var outcome = _registry.Attach(hello.Channel, hello.Uuid, address, port, connection);
+            if (outcome.Value is not { } attachment)
+            {
+                await RefuseAsync(socket, port, outcome.Error, hello.Channel).ConfigureAwait(false);
+                return;
+            }
+
+            channel = attachment.Channel;
+            try
+            {
+                await socket.SendAsync(OkLine, SocketFlags.None, _stopping.Token).ConfigureAwait(false);
+                connection.SetReady(true);
+            }
+            catch
+            {
+                connection.SetReady(false);
+                throw;
+            }
+
+            if (attachment.Peer is not StapleConnection peer)
+            {
+                // The first of the pair waits, owned by the channel; the second one runs the pipe.
+                return;
+            }
+
+            if (!await peer.Ready.ConfigureAwait(false))
+            {
+                channel.EndConnections("a connection failed before it was piped");
+                return;
+            }
+
+            var (sender, recipient) = attachment.Role == ParticipantRole.Sender ? (connection, peer) : (peer, connection);
+            var (fromSender, fromRecipient, clean) = await SocketPipe.RunAsync(
+                sender.Socket,
+                recipient.Socket,
+                _options.PipeBufferSize,
+                _metrics,
+                () => channel.EndConnections("a piped connection failed"),
+                _stopping.Token).ConfigureAwait(false);
+            _log.PairFinished(channel.Name, port, fromSender, fromRecipient, clean);
+            channel.EndConnections(clean ? "a piped pair finished" : "a piped connection failed");
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException or IOException)
+        {
+            _log.ConnectionFailed(port, e);
+            if (channel is not null)
+            {
+                channel.EndConnections("a connection failed");
+            }
+            else
+            {
+                connection.Abort();
+            }
+        }
+    }
+
+    private async Task RefuseAsync(Socket socket, int port, RelayError error, string? channel)
+    {
+        var code = error.Code.ToWire();
+        _metrics.Refused(code, "tcp");
+        _log.ConnectionRefused(port, code, channel);
+        using (socket)
+        {
+            using var linger = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(linger.Token, _stopping.Token);
+            try
+            {
+                await socket.SendAsync(Encoding.ASCII.GetBytes($"error {code}\n"), SocketFlags.None, linked.Token).ConfigureAwait(false);
+                socket.Shutdown(SocketShutdown.Send);
+
+                // Closing with unread input would send a reset that can overtake the error line: drain a little first.
+                var sink = new byte[4096];
+                for (var drained = 0; drained < 64 * 1024;)
+                {
+                    var read = await socket.ReceiveAsync(sink, SocketFlags.None, linked.Token).ConfigureAwait(false);
+                    if (read == 0)
+                    {
+                        break;
+                    }
+
+                    drained += read;
+                }
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
+            {
+                // The client went away or would not stop talking; it has had its answer.
+            }
+        }
+    }
+
+    internal static IPAddress Normalize(IPAddress address) => address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
+}

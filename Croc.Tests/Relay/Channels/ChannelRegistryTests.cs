@@ -1,0 +1,315 @@
+using System.Net;
+using CrocNet.Relay;
+using CrocNet.Relay.Channels;
+using CrocNet.Relay.Diagnostics;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+
+namespace CrocNet.Tests.Relay.Channels;
+
+public class ChannelRegistryTests
+{
+    private static readonly IPAddress A = IPAddress.Parse("10.0.0.1");
+    private static readonly IPAddress B = IPAddress.Parse("10.0.0.2");
+    private static readonly IPAddress C = IPAddress.Parse("10.0.0.3");
+
+    private FakeTimeProvider _time = null!;
+    private RelayMetrics _metrics = null!;
+    private ChannelRegistry _registry = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _time = new FakeTimeProvider();
+        _metrics = new RelayMetrics();
+        _registry = NewRegistry(new CrocRelayOptions());
+    }
+
+    [TearDown]
+    public void TearDown()
+    {
+        _registry.Dispose();
+        _metrics.Dispose();
+    }
+
+    private ChannelRegistry NewRegistry(CrocRelayOptions options)
+    {
+        var registry = new ChannelRegistry(Options.Create(options), new RelayClock(_time), _metrics);
+        registry.SetPorts([7001, 7002]);
+        return registry;
+    }
+
+    private (string Channel, string Sender, string Recipient) Open(bool confirm = false)
+    {
+        var sender = _registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).Value!;
+        var channel = sender.State.Channel;
+        var recipient = _registry.Join(new JoinCommand(channel, null, ParticipantRole.Recipient), B).Value!;
+        if (confirm)
+        {
+            Assert.That(_registry.Execute(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetX, null, "eA=="), A).IsSuccess);
+            Assert.That(_registry.Execute(new ChannelCommand(channel, recipient.Uuid, ChannelAction.SetY, null, "eQ==", "aA=="), B).IsSuccess);
+            Assert.That(_registry.Execute(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetHK, null, "aw=="), A).IsSuccess);
+        }
+
+        return (channel, sender.Uuid, recipient.Uuid);
+    }
+
+    private long Rev(string channel) => _registry.Find(channel)!.Snapshot().Rev;
+
+    private RelayErrorCode Refusal(ChannelCommand command, IPAddress address)
+    {
+        var before = Rev(command.Channel);
+        var outcome = _registry.Execute(command, address);
+        Assert.That(outcome.IsSuccess, Is.False);
+        Assert.That(Rev(command.Channel), Is.EqualTo(before), "a refused request must change nothing");
+        return outcome.Error.Code;
+    }
+
+    [Test]
+    public void Join_SenderWithoutChannel_GetsTenCharCrockfordNameAndHexUuid()
+    {
+        var joined = _registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).Value!;
+
+        Assert.That(joined.State.Channel, Does.Match("^[0-9abcdefghjkmnpqrstvwxyz]{10}$"));
+        Assert.That(joined.Uuid, Does.Match("^[0-9a-f]{32}$"));
+        Assert.That(joined.State.Curve, Is.EqualTo("p256"));
+        Assert.That(joined.State.Rev, Is.EqualTo(1));
+        Assert.That(joined.Role, Is.EqualTo(ParticipantRole.Sender));
+    }
+
+    [Test]
+    public void Join_SenderNamesTakenChannel_OccupiedAndRevUnchanged()
+    {
+        var (channel, _, _) = Open();
+        var rev = Rev(channel);
+
+        var outcome = _registry.Join(new JoinCommand(channel, null, ParticipantRole.Sender), A);
+
+        Assert.That(outcome.Error.Code, Is.EqualTo(RelayErrorCode.Occupied));
+        Assert.That(Rev(channel), Is.EqualTo(rev));
+    }
+
+    [Test]
+    public void Join_SecondRecipient_Occupied()
+    {
+        var (channel, _, _) = Open();
+
+        Assert.That(_registry.Join(new JoinCommand(channel, null, ParticipantRole.Recipient), B).Error.Code, Is.EqualTo(RelayErrorCode.Occupied));
+    }
+
+    [Test]
+    public void Join_RecipientUnknownChannel_NoChannel()
+        => Assert.That(_registry.Join(new JoinCommand("nosuch", null, ParticipantRole.Recipient), B).Error.Code, Is.EqualTo(RelayErrorCode.NoChannel));
+
+    [Test]
+    public void Join_BeyondMaxChannels_Capacity()
+    {
+        using var registry = NewRegistry(new CrocRelayOptions { MaxChannels = 2 });
+        Assert.That(registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).IsSuccess);
+        Assert.That(registry.Join(new JoinCommand("named", "p384", ParticipantRole.Sender), A).IsSuccess);
+
+        Assert.That(registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).Error.Code, Is.EqualTo(RelayErrorCode.Capacity));
+        Assert.That(registry.Count, Is.EqualTo(2));
+    }
+
+    [Test]
+    public void Execute_OrderRules_EnforcedAndRefusalsChangeNothing()
+    {
+        var (channel, sender, recipient) = Open();
+
+        Assert.That(Refusal(new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eQ==", "aA=="), B), Is.EqualTo(RelayErrorCode.NotReady));
+        Assert.That(Refusal(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A), Is.EqualTo(RelayErrorCode.NotReady));
+        Assert.That(Refusal(new ChannelCommand(channel, recipient, ChannelAction.SetX, null, "eA=="), B), Is.EqualTo(RelayErrorCode.BadRequest));
+
+        var x = _registry.Execute(new ChannelCommand(channel, sender, ChannelAction.SetX, "p521", "eA=="), A).Value!;
+        Assert.That(x.X, Is.EqualTo("eA=="));
+        Assert.That(x.Curve, Is.EqualTo("p521"));
+        Assert.That(Refusal(new ChannelCommand(channel, sender, ChannelAction.SetX, null, "eB=="), A), Is.EqualTo(RelayErrorCode.AlreadySet));
+        Assert.That(Refusal(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A), Is.EqualTo(RelayErrorCode.NotReady));
+
+        var y = _registry.Execute(new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eQ==", "aA=="), B).Value!;
+        Assert.That((y.Y, y.HhK), Is.EqualTo(("eQ==", "aA==")));
+        Assert.That(Refusal(new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eQ==", "aA=="), B), Is.EqualTo(RelayErrorCode.AlreadySet));
+
+        var hk = _registry.Execute(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A).Value!;
+        Assert.That(hk.HK, Is.EqualTo("aw=="));
+        Assert.That(hk.Rev, Is.EqualTo(5), "sender join, recipient join, x, y, h_k");
+        Assert.That(Refusal(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A), Is.EqualTo(RelayErrorCode.AlreadySet));
+    }
+
+    [Test]
+    public void Execute_WrongUuid_BadUuid()
+    {
+        var (channel, _, _) = Open();
+
+        Assert.That(Refusal(new ChannelCommand(channel, new string('0', 32), ChannelAction.Read), A), Is.EqualTo(RelayErrorCode.BadUuid));
+    }
+
+    [Test]
+    public void Execute_UnknownChannel_NoChannel()
+        => Assert.That(_registry.Execute(new ChannelCommand("nosuch", "u", ChannelAction.Read), A).Error.Code, Is.EqualTo(RelayErrorCode.NoChannel));
+
+    [Test]
+    public void Execute_CloseThenAnything_Closed()
+    {
+        var (channel, sender, recipient) = Open();
+
+        var closed = _registry.Execute(new ChannelCommand(channel, recipient, ChannelAction.Close), B).Value!;
+        Assert.That(closed.Closed, Is.True);
+
+        Assert.That(Refusal(new ChannelCommand(channel, sender, ChannelAction.Read), A), Is.EqualTo(RelayErrorCode.Closed));
+        Assert.That(Refusal(new ChannelCommand(channel, sender, ChannelAction.Close), A), Is.EqualTo(RelayErrorCode.Closed));
+        Assert.That(_registry.Join(new JoinCommand(channel, null, ParticipantRole.Sender), A).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+    }
+
+    [Test]
+    public void Execute_ThirdAddress_IpLimitAndRefusalsRecordNoAddress()
+    {
+        var sender = _registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).Value!;
+        var channel = sender.State.Channel;
+
+        // A refused request from B must not take B's place in the address list ...
+        Assert.That(Refusal(new ChannelCommand(channel, "wrong", ChannelAction.Read), B), Is.EqualTo(RelayErrorCode.BadUuid));
+
+        // ... so C can still join as the second address, and then B is the third.
+        var recipient = _registry.Join(new JoinCommand(channel, null, ParticipantRole.Recipient), C).Value!;
+        Assert.That(Refusal(new ChannelCommand(channel, recipient.Uuid, ChannelAction.Read), B), Is.EqualTo(RelayErrorCode.IpLimit));
+        Assert.That(_registry.Execute(new ChannelCommand(channel, recipient.Uuid, ChannelAction.Read), A).IsSuccess, Is.True, "either known address may act");
+    }
+
+    [Test]
+    public async Task WaitAsync_ChangeArrives_ReturnsNewState()
+    {
+        var (channel, sender, _) = Open();
+        var since = Rev(channel);
+        var wait = _registry.Find(channel)!.WaitAsync(since, TimeSpan.FromSeconds(30), _time, CancellationToken.None).AsTask();
+        Assert.That(wait.IsCompleted, Is.False);
+
+        _registry.Execute(new ChannelCommand(channel, sender, ChannelAction.SetX, null, "eA=="), A);
+
+        var state = await wait;
+        Assert.That(state.Rev, Is.EqualTo(since + 1));
+        Assert.That(state.X, Is.EqualTo("eA=="));
+    }
+
+    [Test]
+    public async Task WaitAsync_NoChange_ReturnsCurrentStateWhenTimeRunsOut()
+    {
+        var (channel, _, _) = Open();
+        var since = Rev(channel);
+        var wait = _registry.Find(channel)!.WaitAsync(since, TimeSpan.FromSeconds(30), _time, CancellationToken.None).AsTask();
+
+        _time.Advance(TimeSpan.FromSeconds(29));
+        Assert.That(wait.IsCompleted, Is.False);
+        _time.Advance(TimeSpan.FromSeconds(1));
+
+        Assert.That((await wait).Rev, Is.EqualTo(since));
+    }
+
+    [Test]
+    public async Task WaitAsync_AlreadyNewer_ReturnsAtOnce()
+    {
+        var (channel, _, _) = Open();
+
+        var state = await _registry.Find(channel)!.WaitAsync(0, TimeSpan.FromSeconds(30), _time, CancellationToken.None);
+
+        Assert.That(state.Rev, Is.EqualTo(2));
+    }
+
+    [Test]
+    public void Expiry_ChannelNotClosedInTime_ClosedThenForgotten()
+    {
+        var (channel, sender, _) = Open(confirm: true);
+        var link = new FakeLink();
+        Assert.That(_registry.Attach(channel, sender, A, 7001, link).IsSuccess);
+        Assert.That(_registry.WaitingConnections, Is.EqualTo(1));
+
+        _time.Advance(TimeSpan.FromHours(3) - TimeSpan.FromSeconds(1));
+        Assert.That(_registry.Find(channel)!.IsClosed, Is.False);
+        _time.Advance(TimeSpan.FromSeconds(1));
+
+        Assert.That(link.Aborted, Is.True);
+        Assert.That(_registry.WaitingConnections, Is.Zero);
+        Assert.That(_registry.Execute(new ChannelCommand(channel, sender, ChannelAction.Read), A).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+
+        _time.Advance(TimeSpan.FromMinutes(1));
+        Assert.That(_registry.Execute(new ChannelCommand(channel, sender, ChannelAction.Read), A).Error.Code, Is.EqualTo(RelayErrorCode.NoChannel));
+        Assert.That(_registry.Count, Is.Zero);
+    }
+
+    [Test]
+    public void Attach_BeforeKeyConfirmation_NotReady()
+    {
+        var (channel, sender, _) = Open(confirm: false);
+
+        Assert.That(_registry.Attach(channel, sender, A, 7001, new FakeLink()).Error.Code, Is.EqualTo(RelayErrorCode.NotReady));
+        Assert.That(_registry.WaitingConnections, Is.Zero);
+    }
+
+    [Test]
+    public void Attach_BothOnEveryPort_PairsAndStaples()
+    {
+        var (channel, sender, recipient) = Open(confirm: true);
+        var rev = Rev(channel);
+        var s1 = new FakeLink();
+
+        var first = _registry.Attach(channel, sender, A, 7001, s1).Value!;
+        Assert.That(first.Peer, Is.Null);
+        Assert.That(_registry.Attach(channel, sender, A, 7001, new FakeLink()).Error.Code, Is.EqualTo(RelayErrorCode.Duplicate));
+        Assert.That(_registry.Attach(channel, "nope", A, 7001, new FakeLink()).Error.Code, Is.EqualTo(RelayErrorCode.BadUuid));
+        Assert.That(_registry.Attach(channel, recipient, C, 7001, new FakeLink()).Error.Code, Is.EqualTo(RelayErrorCode.IpLimit));
+        Assert.That(_registry.Attach(channel, recipient, B, 9999, new FakeLink()).Error.Code, Is.EqualTo(RelayErrorCode.BadRequest));
+
+        var second = _registry.Attach(channel, recipient, B, 7001, new FakeLink()).Value!;
+        Assert.That(second.Peer, Is.SameAs(s1));
+        Assert.That(second.Role, Is.EqualTo(ParticipantRole.Recipient));
+        Assert.That(_registry.Find(channel)!.Snapshot().Stapled, Is.False, "one of two ports");
+
+        _registry.Attach(channel, recipient, B, 7002, new FakeLink());
+        _registry.Attach(channel, sender, A, 7002, new FakeLink());
+        var state = _registry.Find(channel)!.Snapshot();
+        Assert.That(state.Stapled, Is.True);
+        Assert.That(state.Rev, Is.EqualTo(rev + 1));
+        Assert.That(_registry.WaitingConnections, Is.Zero);
+    }
+
+    [Test]
+    public void EndConnections_AbortsAllAndRefusesLaterHellos()
+    {
+        var (channel, sender, recipient) = Open(confirm: true);
+        var links = new[] { new FakeLink(), new FakeLink(), new FakeLink() };
+        _registry.Attach(channel, sender, A, 7001, links[0]);
+        _registry.Attach(channel, recipient, B, 7001, links[1]);
+        _registry.Attach(channel, sender, A, 7002, links[2]);
+
+        _registry.Find(channel)!.EndConnections("test");
+
+        Assert.That(links.All(l => l.Aborted), Is.True);
+        Assert.That(_registry.WaitingConnections, Is.Zero);
+        Assert.That(_registry.Attach(channel, recipient, B, 7002, new FakeLink()).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+        Assert.That(_registry.Find(channel)!.IsClosed, Is.False, "ending the connections does not close the channel");
+    }
+
+    [Test]
+    public void Attach_BeyondMaxWaitingConnections_Capacity()
+    {
+        using var registry = NewRegistry(new CrocRelayOptions { MaxWaitingConnections = 1 });
+        var sender = registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).Value!;
+        var channel = sender.State.Channel;
+        var recipient = registry.Join(new JoinCommand(channel, null, ParticipantRole.Recipient), B).Value!;
+        registry.Execute(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetX, null, "eA=="), A);
+        registry.Execute(new ChannelCommand(channel, recipient.Uuid, ChannelAction.SetY, null, "eQ==", "aA=="), B);
+        registry.Execute(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetHK, null, "aw=="), A);
+
+        Assert.That(registry.Attach(channel, sender.Uuid, A, 7001, new FakeLink()).IsSuccess);
+        Assert.That(registry.Attach(channel, sender.Uuid, A, 7002, new FakeLink()).Error.Code, Is.EqualTo(RelayErrorCode.Capacity));
+        Assert.That(registry.Attach(channel, recipient.Uuid, B, 7001, new FakeLink()).IsSuccess, Is.True, "completing a pair needs no waiting slot");
+    }
+
+    private sealed class FakeLink : IStapleLink
+    {
+        public bool Aborted { get; private set; }
+
+        public void Abort() => Aborted = true;
+    }
+}
