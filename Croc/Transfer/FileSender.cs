@@ -177,6 +177,12 @@ internal sealed class FileSender
                         throw new CrocProtocolException("The recipient's final message is not a success.");
                     }
 
+                    // Read its end too, so the channel is not closed under the recipient's last write.
+                    if ((await _context.ReadAsync(control, cancellationToken).ConfigureAwait(false)).Type != FrameType.End)
+                    {
+                        throw new CrocProtocolException("The recipient sent more after its final message.");
+                    }
+
                     break;
                 case FrameType.Abort:
                     throw ControlMessages.FromAbort(ControlMessages.Parse(frame, TransferJsonContext.Default.AbortMessage), peerIsRecipient: true);

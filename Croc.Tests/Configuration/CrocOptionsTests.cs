@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
-namespace CrocNet.Tests.Options;
+namespace CrocNet.Tests.Configuration;
 
 public class CrocOptionsTests
 {

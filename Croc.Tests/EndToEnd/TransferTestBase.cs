@@ -1,0 +1,85 @@
+using System.Security.Cryptography;
+using CrocNet.Relay;
+
+namespace CrocNet.Tests.EndToEnd;
+
+/// <summary>A real relay on Kestrel (127.0.0.1, port 0, four TCP ports 0) shared by a fixture, plus temp folders.</summary>
+public abstract class TransferTestBase
+{
+    private readonly List<string> _folders = [];
+
+    protected CrocRelayServer Relay { get; private set; } = null!;
+
+    [OneTimeSetUp]
+    public async Task StartRelayAsync()
+    {
+        Relay = await CrocRelayServer.StartAsync(o =>
+        {
+            o.Url = "http://127.0.0.1:0";
+            o.Relay.Ports = [0, 0, 0, 0];
+            o.Relay.ListenAddress = "127.0.0.1";
+        });
+    }
+
+    [OneTimeTearDown]
+    public async Task StopRelayAsync() => await Relay.DisposeAsync();
+
+    [TearDown]
+    public void DeleteFolders()
+    {
+        foreach (var folder in _folders)
+        {
+            try
+            {
+                Directory.Delete(folder, recursive: true);
+            }
+            catch (DirectoryNotFoundException)
+            {
+            }
+        }
+
+        _folders.Clear();
+    }
+
+    protected string NewFolder()
+    {
+        var folder = Directory.CreateTempSubdirectory("croc-e2e-").FullName;
+        _folders.Add(folder);
+        return folder;
+    }
+
+    protected Croc NewCroc(Action<CrocOptionsBuilder>? configure = null) => Croc.New(o =>
+    {
+        o.WithRelay(Relay.BaseAddress).WithIdleTimeout(TimeSpan.FromSeconds(20)).WithRetries(2, TimeSpan.FromMilliseconds(20));
+        configure?.Invoke(o);
+    });
+
+    protected static byte[] WriteRandomFile(string path, int length)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var data = RandomNumberGenerator.GetBytes(length);
+        File.WriteAllBytes(path, data);
+        return data;
+    }
+
+    /// <summary>Starts a send, hands its code to a receive, and waits for both.</summary>
+    protected static async Task<(TransferResult Sent, TransferResult Received)> TransferAsync(
+        Croc sender, SendContent content, Func<string, Task<TransferResult>> receive, CancellationToken cancellationToken)
+    {
+        await using var operation = await sender.StartSendAsync(content, cancellationToken: cancellationToken);
+        var received = receive(operation.Code);
+        var sent = operation.Completion;
+        await Task.WhenAll(received, sent).WaitAsync(cancellationToken);
+        return (await sent, await received);
+    }
+
+    /// <summary>Every file under <paramref name="root"/> (relative path → bytes) and every folder.</summary>
+    protected static (Dictionary<string, byte[]> Files, SortedSet<string> Folders) Snapshot(string root)
+    {
+        var files = Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories)
+            .ToDictionary(f => Path.GetRelativePath(root, f).Replace('\\', '/'), File.ReadAllBytes);
+        var folders = new SortedSet<string>(Directory.EnumerateDirectories(root, "*", SearchOption.AllDirectories)
+            .Select(d => Path.GetRelativePath(root, d).Replace('\\', '/')), StringComparer.Ordinal);
+        return (files, folders);
+    }
+}

@@ -1,0 +1,363 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace CrocNet.Tests.EndToEnd;
+
+public class TransferTests : TransferTestBase
+{
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task DesignCardCalls_Verbatim_TransferAFile(CancellationToken cancellationToken)
+    {
+        var url = Relay.BaseAddress.ToString();
+        var source = NewFolder();
+        var output = NewFolder();
+        var data = WriteRandomFile(Path.Join(source, "hello.bin"), 123_457);
+        var code = Croc.GenerateCode();
+
+        // The design card's three calls, as a host app and a service would write them.
+        var croc = Croc.New(o => o.WithCurve("p256").WithRelay(url));
+        var receiver = Croc.New(o => o.WithCurve("p256").WithRelay(url).WithOutputDirectory(output));
+        var options = Microsoft.Extensions.Options.Options.Create(new CrocOptions { Relay = new Uri(url), Curve = "p256", Code = code });
+        var path = Path.Join(source, "hello.bin");
+
+        var send = new Croc(options, NullLogger<Croc>.Instance).SendAsync(path, cancellationToken);
+        var receive = receiver.ReceiveAsync(code, cancellationToken);
+        await Task.WhenAll(send, receive);
+
+        Assert.That(File.ReadAllBytes(Path.Join(output, "hello.bin")), Is.EqualTo(data));
+        Assert.That((await send).Files.Single().Hash, Is.EqualTo((await receive).Files.Single().Hash));
+        Assert.That(croc, Is.Not.Null);
+    }
+
+    [TestCase("p256")]
+    [TestCase("p384")]
+    [TestCase("p521")]
+    [TestCase("siec")]
+    [CancelAfter(60_000)]
+    public async Task SendAsync_EveryCurve_DeliversByteExactFile(string curve, CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var output = NewFolder();
+        var data = WriteRandomFile(Path.Join(source, "data.bin"), 3 * 1024 * 1024 + 17);
+
+        var (sent, received) = await TransferAsync(
+            NewCroc(o => o.WithCurve(curve)),
+            SendContent.FromPath(Path.Join(source, "data.bin")),
+            code => NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(code, cancellationToken),
+            cancellationToken);
+
+        Assert.That(File.ReadAllBytes(Path.Join(output, "data.bin")), Is.EqualTo(data));
+        Assert.That(received.Curve, Is.EqualTo(curve));
+        Assert.That(sent.Curve, Is.EqualTo(curve));
+        Assert.That(received.TotalBytes, Is.EqualTo(data.Length));
+        Assert.That(Directory.GetFiles(output), Has.Length.EqualTo(1), "no temporary files remain");
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task SendAsync_NestedFolderWithEmptyFoldersAndEmptyFile_ArrivesIdentical(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var root = Path.Join(source, "project");
+        WriteRandomFile(Path.Join(root, "a.txt"), 10);
+        WriteRandomFile(Path.Join(root, "src", "deep", "deeper", "b.bin"), 2_000_000);
+        File.WriteAllBytes(Path.Join(root, "src", "empty.txt"), []);
+        Directory.CreateDirectory(Path.Join(root, "empty-folder", "nested-empty"));
+        var output = NewFolder();
+
+        var (sent, received) = await TransferAsync(
+            NewCroc(),
+            SendContent.FromPath(root),
+            code => NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(code, cancellationToken),
+            cancellationToken);
+
+        var expected = Snapshot(source);
+        var actual = Snapshot(output);
+        Assert.That(actual.Folders, Is.EqualTo(expected.Folders));
+        Assert.That(actual.Files.Keys.Order(), Is.EqualTo(expected.Files.Keys.Order()));
+        foreach (var (name, bytes) in expected.Files)
+        {
+            Assert.That(actual.Files[name], Is.EqualTo(bytes), name);
+        }
+
+        Assert.That(received.Directories, Does.Contain("project/empty-folder/nested-empty"));
+        Assert.That(received.Files.Single(f => f.RelativePath == "project/src/empty.txt").Length, Is.Zero);
+        Assert.That(sent.Files.Select(f => f.Hash), Is.EquivalentTo(received.Files.Select(f => f.Hash)));
+    }
+
+    [Test]
+    [CancelAfter(120_000)]
+    public async Task SendAsync_AThousandSmallFiles_AllArrive(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var root = Path.Join(source, "many");
+        for (var i = 0; i < 1000; i++)
+        {
+            WriteRandomFile(Path.Join(root, $"d{i % 10}", $"f{i:D4}.bin"), 1 + (i * 37 % 5000));
+        }
+
+        var output = NewFolder();
+        var (_, received) = await TransferAsync(
+            NewCroc(),
+            SendContent.FromPath(root),
+            code => NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(code, cancellationToken),
+            cancellationToken);
+
+        Assert.That(received.Files, Has.Count.EqualTo(1000));
+        var expected = Snapshot(source).Files;
+        var actual = Snapshot(output).Files;
+        Assert.That(actual, Has.Count.EqualTo(1000));
+        Assert.That(expected.All(kv => actual[kv.Key].AsSpan().SequenceEqual(kv.Value)), Is.True);
+    }
+
+    [Test]
+    [CancelAfter(120_000)]
+    public async Task SendAsync_64MiBFile_ArrivesByteExactWithProgressTo100Percent(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var output = NewFolder();
+        var path = Path.Join(source, "big.bin");
+        var data = WriteRandomFile(path, 64 * 1024 * 1024);
+        var sendReports = new List<TransferProgress>();
+        var receiveReports = new List<TransferProgress>();
+
+        var (sent, _) = await TransferAsync(
+            NewCroc(o => o.WithProgress(new SyncProgress(sendReports))),
+            SendContent.FromPath(path),
+            code => NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(code, new SyncProgress(receiveReports), cancellationToken),
+            cancellationToken);
+
+        Assert.That(File.ReadAllBytes(Path.Join(output, "big.bin")).AsSpan().SequenceEqual(data), Is.True);
+        Assert.That(sent.TotalBytes, Is.EqualTo(data.Length));
+        foreach (var reports in new[] { sendReports, receiveReports })
+        {
+            Assert.That(reports, Is.Not.Empty);
+            Assert.That(reports[^1].Stage, Is.EqualTo(TransferStage.Completed));
+            Assert.That(reports[^1].Fraction, Is.EqualTo(1.0));
+            Assert.That(reports[^1].BytesTransferred, Is.EqualTo(data.Length));
+            Assert.That(reports.Select(r => r.BytesTransferred), Is.Ordered, "progress never goes backwards");
+            Assert.That(reports.Any(r => r.Stage == TransferStage.Transferring && r.BytesTransferred > 0 && r.BytesTransferred < data.Length), Is.True, "reports arrive during the transfer");
+        }
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task SendAsync_NonSeekableStreamOfUnknownLength_ReceivedIntoStream(CancellationToken cancellationToken)
+    {
+        var data = RandomNumberGenerator.GetBytes(5 * 1024 * 1024 + 3);
+        var destination = new MemoryStream();
+
+        var (sent, received) = await TransferAsync(
+            NewCroc(),
+            SendContent.FromStream(new NonSeekableStream(new MemoryStream(data)), "piped.bin"),
+            code => NewCroc().ReceiveAsync(code, destination, cancellationToken: cancellationToken),
+            cancellationToken);
+
+        Assert.That(destination.ToArray().AsSpan().SequenceEqual(data), Is.True);
+        Assert.That(received.Files.Single().RelativePath, Is.EqualTo("piped.bin"));
+        Assert.That(received.Files.Single().Length, Is.EqualTo(data.Length));
+        Assert.That(sent.Files.Single().Hash, Is.EqualTo(received.Files.Single().Hash));
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task SendAsync_StreamToFolder_WritesNamedFile(CancellationToken cancellationToken)
+    {
+        var data = RandomNumberGenerator.GetBytes(100_000);
+        var output = NewFolder();
+
+        await TransferAsync(
+            NewCroc(),
+            SendContent.FromStream(new MemoryStream(data), "from-stream.dat"),
+            code => NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(code, cancellationToken),
+            cancellationToken);
+
+        Assert.That(File.ReadAllBytes(Path.Join(output, "from-stream.dat")), Is.EqualTo(data));
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task SendTextAsync_Text_ArrivesInResultAndWritesNothing(CancellationToken cancellationToken)
+    {
+        var output = NewFolder();
+        const string text = "meet at 6 — bring the 🐊";
+
+        var (_, received) = await TransferAsync(
+            NewCroc(),
+            SendContent.FromText(text),
+            code => NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(code, cancellationToken),
+            cancellationToken);
+
+        Assert.That(received.Text, Is.EqualTo(text));
+        Assert.That(Directory.GetFileSystemEntries(output), Is.Empty);
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task ReceiveAsync_WrongCode_BothSidesFailAuthenticationAndNothingIsWritten(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var output = NewFolder();
+        WriteRandomFile(Path.Join(source, "secret.bin"), 1000);
+        await using var operation = await NewCroc().StartSendAsync(SendContent.FromPath(Path.Join(source, "secret.bin")), cancellationToken: cancellationToken);
+        var wrong = operation.Channel + "-wrong-words-here";
+
+        var receive = NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(wrong, cancellationToken);
+
+        Assert.ThrowsAsync<CrocAuthenticationException>(async () => await receive);
+        Assert.ThrowsAsync<CrocAuthenticationException>(async () => await operation.Completion);
+        Assert.That(Directory.GetFileSystemEntries(output), Is.Empty);
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task ReceiveAsync_RecipientStartsFirst_WaitsForTheChannel(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var output = NewFolder();
+        var data = WriteRandomFile(Path.Join(source, "late.bin"), 4096);
+        var code = Croc.GenerateCode();
+
+        var receive = NewCroc(o => o.WithOutputDirectory(output).WithChannelWaitTimeout(TimeSpan.FromSeconds(20))).ReceiveAsync(code, cancellationToken);
+        await Task.Delay(300, cancellationToken); // let the recipient find no channel at least once
+        var send = NewCroc(o => o.WithCode(code)).SendAsync(Path.Join(source, "late.bin"), cancellationToken);
+        await Task.WhenAll(receive, send);
+
+        Assert.That(File.ReadAllBytes(Path.Join(output, "late.bin")), Is.EqualTo(data));
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public void ReceiveAsync_NoSenderEver_FailsWithNoChannelAfterTheWaitLimit(CancellationToken cancellationToken)
+    {
+        var croc = NewCroc(o => o.WithOutputDirectory(NewFolder()).WithChannelWaitTimeout(TimeSpan.FromMilliseconds(500)));
+
+        var ex = Assert.ThrowsAsync<CrocRelayException>(() => croc.ReceiveAsync(Croc.GenerateCode(), cancellationToken));
+
+        Assert.That(ex!.RelayCode, Is.EqualTo("no_channel"));
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task StartSendAsync_CodeIsKnownBeforeTheRecipientArrives(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        WriteRandomFile(Path.Join(source, "f.bin"), 10);
+
+        await using var operation = await NewCroc().StartSendAsync(SendContent.FromPath(Path.Join(source, "f.bin")), cancellationToken: cancellationToken);
+
+        Assert.That(operation.Code, Does.StartWith(operation.Channel + "-"));
+        Assert.That(operation.Completion.IsCompleted, Is.False, "nobody has joined yet");
+        Assert.That(CrocNet.Codes.CodePhrase.TryParse(operation.Code, out _, out _), Is.True);
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task ReceiveAsync_ExistingFileAndFailPolicy_RefusesBeforeWritingAndSenderIsTold(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var output = NewFolder();
+        WriteRandomFile(Path.Join(source, "new.bin"), 10);
+        WriteRandomFile(Path.Join(source, "clash.txt"), 10);
+        File.WriteAllText(Path.Join(output, "clash.txt"), "keep me");
+
+        await using var operation = await NewCroc().StartSendAsync(SendContent.FromPaths([Path.Join(source, "new.bin"), Path.Join(source, "clash.txt")]), cancellationToken: cancellationToken);
+        var receive = NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(operation.Code, cancellationToken);
+
+        Assert.That(Assert.ThrowsAsync<CrocTransferException>(async () => await receive)!.Code, Is.EqualTo(CrocErrorCode.FileExists));
+        Assert.That(Assert.ThrowsAsync<CrocTransferException>(async () => await operation.Completion)!.Code, Is.EqualTo(CrocErrorCode.TransferRejected));
+        Assert.That(Directory.GetFileSystemEntries(output), Is.EqualTo(new[] { Path.Join(output, "clash.txt") }));
+        Assert.That(File.ReadAllText(Path.Join(output, "clash.txt")), Is.EqualTo("keep me"));
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task ReceiveAsync_OverwritePolicy_ReplacesExistingFile(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var output = NewFolder();
+        var data = WriteRandomFile(Path.Join(source, "clash.txt"), 1000);
+        File.WriteAllText(Path.Join(output, "clash.txt"), "old");
+
+        await TransferAsync(
+            NewCroc(),
+            SendContent.FromPath(Path.Join(source, "clash.txt")),
+            code => NewCroc(o => o.WithOutputDirectory(output).WithOverwrite(CrocOverwritePolicy.Overwrite)).ReceiveAsync(code, cancellationToken),
+            cancellationToken);
+
+        Assert.That(File.ReadAllBytes(Path.Join(output, "clash.txt")), Is.EqualTo(data));
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task ReceiveAsync_OfferDeclined_NothingWrittenAndSenderRejected(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var output = NewFolder();
+        WriteRandomFile(Path.Join(source, "offer.bin"), 2048);
+        TransferOffer? seen = null;
+
+        await using var operation = await NewCroc().StartSendAsync(SendContent.FromPath(Path.Join(source, "offer.bin")), cancellationToken: cancellationToken);
+        var receive = NewCroc(o => o.WithOutputDirectory(output).WithOfferConfirmation((offer, _) =>
+        {
+            seen = offer;
+            return ValueTask.FromResult(false);
+        })).ReceiveAsync(operation.Code, cancellationToken);
+
+        Assert.That(Assert.ThrowsAsync<CrocTransferException>(async () => await receive)!.Code, Is.EqualTo(CrocErrorCode.TransferRejected));
+        Assert.That(Assert.ThrowsAsync<CrocTransferException>(async () => await operation.Completion)!.Code, Is.EqualTo(CrocErrorCode.TransferRejected));
+        Assert.That(seen!.Entries.Single().RelativePath, Is.EqualTo("offer.bin"));
+        Assert.That(seen.TotalBytes, Is.EqualTo(2048));
+        Assert.That(Directory.GetFileSystemEntries(output), Is.Empty);
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task Croc_OneInstanceRunsConcurrentSessions(CancellationToken cancellationToken)
+    {
+        var shared = NewCroc();
+        var receiver = NewCroc(o => o.WithOverwrite(CrocOverwritePolicy.Fail));
+        var runs = Enumerable.Range(0, 3).Select(async i =>
+        {
+            var source = NewFolder();
+            var output = NewFolder();
+            var data = WriteRandomFile(Path.Join(source, $"c{i}.bin"), 50_000 + i);
+            await TransferAsync(
+                shared,
+                SendContent.FromPath(Path.Join(source, $"c{i}.bin")),
+                code => receiver.ReceiveAsync(code, new MemoryStream(), cancellationToken: cancellationToken),
+                cancellationToken);
+            return data.Length;
+        });
+
+        Assert.That(await Task.WhenAll(runs), Is.EqualTo(new[] { 50_000, 50_001, 50_002 }));
+    }
+
+    private sealed class SyncProgress(List<TransferProgress> reports) : IProgress<TransferProgress>
+    {
+        public void Report(TransferProgress value)
+        {
+            lock (reports)
+            {
+                reports.Add(value);
+            }
+        }
+    }
+
+    private sealed class NonSeekableStream(Stream inner) : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, Math.Min(count, 70_000));
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}
