@@ -1,0 +1,310 @@
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using CrocNet.Channel;
+using CrocNet.Codes;
+using CrocNet.Crypto;
+using CrocNet.Files;
+using CrocNet.Pake;
+using CrocNet.Transport;
+using Microsoft.Extensions.Logging.Abstractions;
+using Polly;
+
+namespace CrocNet.Tests.EndToEnd;
+
+public class HostileTransferTests : TransferTestBase
+{
+    private const int FileSize = 8 * 1024 * 1024;
+
+    [TestCase(TamperingStream.Mode.FlipBit, CrocErrorCode.DataTampered)]
+    [TestCase(TamperingStream.Mode.Drop, CrocErrorCode.DataTampered)] // or a stream cut short, below
+    [TestCase(TamperingStream.Mode.Reorder, CrocErrorCode.DataTampered)]
+    [TestCase(TamperingStream.Mode.Cut, CrocErrorCode.ConnectionLost)]
+    [CancelAfter(60_000)]
+    public async Task ReceiveAsync_HostileRelayOnOneConnection_DetectedAndNothingKept(TamperingStream.Mode mode, CrocErrorCode expected, CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var output = NewFolder();
+        WriteRandomFile(Path.Join(source, "payload.bin"), FileSize);
+        var receiver = NewCroc(o =>
+        {
+            o.WithOutputDirectory(output);
+            // Every connection misbehaves once it has carried 300 kB: whichever ones the chunks went to.
+            o.Options.TransportInterceptor = (stream, index) => new TamperingStream(stream, mode, at: 300_000 + index);
+        });
+
+        await using var operation = await NewCroc().StartSendAsync(SendContent.FromPath(Path.Join(source, "payload.bin")), cancellationToken: cancellationToken);
+        var receive = receiver.ReceiveAsync(operation.Code, cancellationToken);
+
+        var received = Assert.CatchAsync<CrocException>(async () => await receive);
+        // Dropped bytes shift every later frame: the reader either fails a tag or runs out of stream first.
+        Assert.That(received!.Code, mode == TamperingStream.Mode.Drop ? Is.AnyOf(expected, CrocErrorCode.ConnectionLost) : Is.EqualTo(expected));
+        Assert.CatchAsync<CrocException>(async () => await operation.Completion, "the sender never reports success");
+        Assert.That(Directory.GetFileSystemEntries(output), Is.Empty, "no file, complete-looking or partial, is left");
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task SendAsync_SenderConnectionCut_RecipientFailsAndKeepsNothing(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var output = NewFolder();
+        WriteRandomFile(Path.Join(source, "payload.bin"), FileSize);
+        var sender = NewCroc(o => o.Options.TransportInterceptor = (stream, index) => new CuttingWriteStream(stream, 500_000 + index));
+
+        await using var operation = await sender.StartSendAsync(SendContent.FromPath(Path.Join(source, "payload.bin")), cancellationToken: cancellationToken);
+        var receive = NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(operation.Code, cancellationToken);
+
+        Assert.That(Assert.CatchAsync<CrocException>(async () => await receive)!.Code, Is.AnyOf(CrocErrorCode.ConnectionLost, CrocErrorCode.DataTampered));
+        Assert.CatchAsync<Exception>(async () => await operation.Completion);
+        Assert.That(Directory.GetFileSystemEntries(output), Is.Empty);
+    }
+
+    [TestCase(true)]
+    [TestCase(false)]
+    [CancelAfter(60_000)]
+    public async Task Cancellation_MidTransfer_LeavesNoFileAndFailsThePeer(bool cancelRecipient, CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var output = NewFolder();
+        WriteRandomFile(Path.Join(source, "payload.bin"), 32 * 1024 * 1024);
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var progress = new CancelAfterBytes(cancel, 4 * 1024 * 1024);
+        var sender = NewCroc(o => o.WithProgress(cancelRecipient ? new CancelAfterBytes(null, 0) : progress));
+        var receiver = NewCroc(o =>
+        {
+            o.WithOutputDirectory(output);
+            o.Options.TransportInterceptor = (stream, _) => new TamperingStream(stream, TamperingStream.Mode.Slow, 0, span: 64 * 1024);
+        });
+
+        var operation = await sender.StartSendAsync(SendContent.FromPath(Path.Join(source, "payload.bin")), cancellationToken: cancelRecipient ? cancellationToken : cancel.Token);
+        var receive = receiver.ReceiveAsync(operation.Code, cancelRecipient ? progress : null, cancelRecipient ? cancel.Token : cancellationToken);
+
+        var canceller = cancelRecipient ? receive : operation.Completion;
+        var peer = cancelRecipient ? operation.Completion : receive;
+        Assert.CatchAsync<OperationCanceledException>(async () => await canceller);
+        Assert.CatchAsync<CrocException>(async () => await peer, "the other side learns promptly");
+        await operation.DisposeAsync();
+        Assert.That(Directory.GetFileSystemEntries(output), Is.Empty, "no partial or complete-looking file remains");
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public void SendAsync_RelayUnreachable_ClearErrorAfterRetries(CancellationToken cancellationToken)
+    {
+        using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop(); // nothing listens there any more: connection refused
+        var source = NewFolder();
+        WriteRandomFile(Path.Join(source, "f.bin"), 10);
+        var attempts = 0;
+        var croc = Croc.New(o => o.WithRelay($"http://127.0.0.1:{port}").WithRetries(3, TimeSpan.FromMilliseconds(10))
+            .WithHttpHandler(new CountingHandler(() => Interlocked.Increment(ref attempts))));
+
+        var ex = Assert.ThrowsAsync<CrocRelayException>(() => croc.SendAsync(Path.Join(source, "f.bin"), cancellationToken));
+
+        Assert.That(ex!.Code, Is.EqualTo(CrocErrorCode.RelayUnreachable));
+        Assert.That(ex.Message, Does.Contain($"127.0.0.1:{port}"));
+        Assert.That(attempts, Is.EqualTo(4), "one try and three retries");
+    }
+
+    private static readonly string[] HostileNames =
+    [
+        "../evil.txt",
+        "a/../../evil.txt",
+        "/tmp/evil.txt",
+        "C:/evil.txt",
+        "\u001b]0;owned\u0007.txt",
+        "evil\u202Etxt.exe",
+        "NUL",
+    ];
+
+    [TestCaseSource(nameof(HostileNames))]
+    [CancelAfter(60_000)]
+    public async Task ReceiveAsync_HostileManifestName_RefusedAndNothingWritten(string name, CancellationToken cancellationToken)
+    {
+        var output = NewFolder();
+        var manifest = new Manifest { ChunkSize = 1024 * 1024, Entries = [new ManifestEntry { Path = name, Size = 5 }] };
+
+        await using var rogue = await RogueSender.StartAsync(Relay.BaseAddress, cancellationToken);
+        var receive = NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(rogue.Code.Code, cancellationToken);
+        await rogue.ConnectAsync(cancellationToken);
+        await rogue.SendManifestAsync(manifest, cancellationToken);
+        var answer = await rogue.ReadAnswerAsync(cancellationToken);
+
+        Assert.That(Assert.ThrowsAsync<CrocTransferException>(async () => await receive)!.Code, Is.EqualTo(CrocErrorCode.UnsafePath));
+        Assert.That(answer.Accept, Is.False);
+        Assert.That(answer.Code, Is.EqualTo("unsafe_path"));
+        Assert.That(Directory.GetFileSystemEntries(output), Is.Empty);
+        Assert.That(File.Exists(Path.Join(Path.GetDirectoryName(output), "evil.txt")), Is.False);
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task ReceiveAsync_ChunkOutsideTheDeclaredFile_RefusedAndNothingKept(CancellationToken cancellationToken)
+    {
+        var output = NewFolder();
+        var manifest = new Manifest { ChunkSize = 1024 * 1024, Entries = [new ManifestEntry { Path = "ok.txt", Size = 5 }] };
+
+        await using var rogue = await RogueSender.StartAsync(Relay.BaseAddress, cancellationToken);
+        var receive = NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(rogue.Code.Code, cancellationToken);
+        await rogue.ConnectAsync(cancellationToken);
+        await rogue.SendManifestAsync(manifest, cancellationToken);
+        Assert.That((await rogue.ReadAnswerAsync(cancellationToken)).Accept, Is.True);
+        await rogue.SendDataAsync(0, 1024 * 1024, "hello"u8.ToArray(), cancellationToken);
+
+        Assert.ThrowsAsync<CrocProtocolException>(async () => await receive);
+        Assert.That(Directory.GetFileSystemEntries(output), Is.Empty);
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task ReceiveAsync_TrailerHashDoesNotMatch_HashMismatchAndNothingKept(CancellationToken cancellationToken)
+    {
+        var output = NewFolder();
+        var manifest = new Manifest { ChunkSize = 1024 * 1024, Entries = [new ManifestEntry { Path = "ok.txt", Size = 5 }] };
+
+        await using var rogue = await RogueSender.StartAsync(Relay.BaseAddress, cancellationToken);
+        var receive = NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(rogue.Code.Code, cancellationToken);
+        await rogue.ConnectAsync(cancellationToken);
+        await rogue.SendManifestAsync(manifest, cancellationToken);
+        Assert.That((await rogue.ReadAnswerAsync(cancellationToken)).Accept, Is.True);
+        await rogue.SendDataAsync(0, 0, "hello"u8.ToArray(), cancellationToken);
+        await rogue.FinishAsync(new TrailerMessage { Files = [new TrailerFile { Index = 0, Size = 5, Hash = new string('0', 64) }] }, cancellationToken);
+
+        Assert.That(Assert.ThrowsAsync<CrocTransferException>(async () => await receive)!.Code, Is.EqualTo(CrocErrorCode.HashMismatch));
+        Assert.That(Directory.GetFileSystemEntries(output), Is.Empty);
+    }
+
+    /// <summary>A sender that speaks the protocol correctly up to the data plane, then says what a test wants.</summary>
+    private sealed class RogueSender : IAsyncDisposable
+    {
+        private readonly HttpClient _http = new();
+        private RelayChannelClient _relay = null!;
+        private RelayState _joined = null!;
+        private HandshakeResult? _handshake;
+        private Stream[] _streams = [];
+        private FrameWriter[] _writers = [];
+        private FrameReader? _control;
+
+        public CodePhrase Code { get; } = CodePhrase.Generate();
+
+        public static async Task<RogueSender> StartAsync(Uri relay, CancellationToken cancellationToken)
+        {
+            var rogue = new RogueSender();
+            rogue._relay = new RelayChannelClient(rogue._http, relay, ResiliencePipeline.Empty, TimeProvider.System, NullLogger.Instance);
+            rogue._joined = await rogue._relay.JoinAsync(rogue.Code.Channel, "p256", "sender", cancellationToken);
+            return rogue;
+        }
+
+        public async Task ConnectAsync(CancellationToken cancellationToken)
+        {
+            _handshake = await Handshake.RunSenderAsync(_relay, _joined, Code, Spake2Suite.Get("p256"), TimeSpan.FromSeconds(30), NullLogger.Instance, cancellationToken);
+            _streams = await StapleConnector.ConnectAllAsync(_relay.Relay.IdnHost, _handshake.State.Ports, Code.Channel, _relay.Uuid!, ResiliencePipeline.Empty, null, cancellationToken);
+            await _relay.WaitForAsync(_handshake.State, s => s.Stapled, TimeSpan.FromSeconds(30), cancellationToken);
+            var key = _handshake.Keys.SessionKey.ToArray();
+            _writers = _streams.Select((s, i) => new FrameWriter(s, FrameKeys.Derive(key, StreamDirection.SenderToRecipient, i))).ToArray();
+            _control = new FrameReader(_streams[0], FrameKeys.Derive(key, StreamDirection.RecipientToSender, 0));
+        }
+
+        public async Task SendManifestAsync(Manifest manifest, CancellationToken cancellationToken) =>
+            await _writers[0].WriteAsync(FrameType.Manifest, JsonSerializer.SerializeToUtf8Bytes(manifest, TransferJsonContext.Default.Manifest), cancellationToken, FrameFlags.Last);
+
+        public async Task<AcceptMessage> ReadAnswerAsync(CancellationToken cancellationToken)
+        {
+            var frame = await _control!.ReadAsync(cancellationToken);
+            Assert.That(frame.Type, Is.EqualTo(FrameType.Accept));
+            return JsonSerializer.Deserialize(frame.Payload.Span, TransferJsonContext.Default.AcceptMessage)!;
+        }
+
+        public async Task SendDataAsync(int entry, long offset, byte[] data, CancellationToken cancellationToken)
+        {
+            var payload = new byte[Transfer.DataRecord.HeaderSize + data.Length];
+            Transfer.DataRecord.WriteHeader(payload, entry, offset, data.Length);
+            data.CopyTo(payload, Transfer.DataRecord.HeaderSize);
+            await _writers[0].WriteAsync(FrameType.Data, payload, cancellationToken);
+        }
+
+        public async Task FinishAsync(TrailerMessage trailer, CancellationToken cancellationToken)
+        {
+            await _writers[0].WriteAsync(FrameType.Trailer, JsonSerializer.SerializeToUtf8Bytes(trailer, TransferJsonContext.Default.TrailerMessage), cancellationToken);
+            foreach (var writer in _writers)
+            {
+                await writer.WriteEndAsync(cancellationToken);
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _relay.CloseAsync();
+            foreach (var stream in _streams)
+            {
+                await stream.DisposeAsync();
+            }
+
+            _handshake?.Dispose();
+            _http.Dispose();
+        }
+    }
+
+    private sealed class CancelAfterBytes(CancellationTokenSource? cancel, long threshold) : IProgress<TransferProgress>
+    {
+        public void Report(TransferProgress value)
+        {
+            if (cancel is not null && value.BytesTransferred >= threshold)
+            {
+                cancel.Cancel();
+            }
+        }
+    }
+
+    private sealed class CuttingWriteStream(Stream inner, long limit) : Stream
+    {
+        private long _written;
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => inner.ReadAsync(buffer, cancellationToken);
+        public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (_written + buffer.Length > limit)
+            {
+                inner.Dispose();
+                throw new IOException("cut by the test");
+            }
+
+            _written += buffer.Length;
+            await inner.WriteAsync(buffer, cancellationToken);
+        }
+
+        public override void Flush() => inner.Flush();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+    }
+
+    private sealed class CountingHandler(Action onSend) : DelegatingHandler(new SocketsHttpHandler())
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            onSend();
+            return base.SendAsync(request, cancellationToken);
+        }
+    }
+}
