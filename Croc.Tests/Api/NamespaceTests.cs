@@ -23,6 +23,38 @@ public class NamespaceTests
     }
 
     [Test]
+    public void ReadmeQuickStart_Compiles()
+    {
+        var readme = File.ReadAllText(Path.Join(AppContext.BaseDirectory, "README.md"));
+        var section = readme[readme.IndexOf("## Quick start", StringComparison.Ordinal)..];
+        var start = section.IndexOf("```csharp", StringComparison.Ordinal) + "```csharp".Length;
+        var code = section[start..section.IndexOf("```", start, StringComparison.Ordinal)];
+
+        var errors = Compile(code, OutputKind.ConsoleApplication);
+
+        Assert.That(code, Does.Contain("Croc.New(o => o.WithCurve(\"p256\")"));
+        Assert.That(errors, Is.Empty, string.Join(Environment.NewLine, errors));
+    }
+
+    private static List<Diagnostic> Compile(string code, OutputKind kind)
+    {
+        var references = AppDomain.CurrentDomain.GetAssemblies()
+            .Where(a => !a.IsDynamic && !string.IsNullOrEmpty(a.Location))
+            .Select(a => MetadataReference.CreateFromFile(a.Location))
+            .Append(MetadataReference.CreateFromFile(typeof(Croc).Assembly.Location));
+        var compilation = CSharpCompilation.Create(
+            "Consumer",
+            [
+                // What an SDK project's implicit usings provide.
+                CSharpSyntaxTree.ParseText("global using System; global using System.IO; global using System.Linq; global using System.Threading; global using System.Threading.Tasks; global using System.Collections.Generic;"),
+                CSharpSyntaxTree.ParseText(code, new CSharpParseOptions(LanguageVersion.Latest)),
+            ],
+            references,
+            new CSharpCompilationOptions(kind));
+        return compilation.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error).ToList();
+    }
+
+    [Test]
     public void ConsumerCode_FileScopedNamespace_CompilesCrocNew()
     {
         const string consumer = """
@@ -41,17 +73,8 @@ public class NamespaceTests
             }
             """;
 
-        var references = AppDomain.CurrentDomain.GetAssemblies()
-            .Where(a => !a.IsDynamic && !string.IsNullOrEmpty(a.Location))
-            .Select(a => MetadataReference.CreateFromFile(a.Location))
-            .Append(MetadataReference.CreateFromFile(typeof(Croc).Assembly.Location));
-        var compilation = CSharpCompilation.Create(
-            "Consumer",
-            [CSharpSyntaxTree.ParseText(consumer)],
-            references,
-            new CSharpCompilationOptions(OutputKind.ConsoleApplication));
+        var errors = Compile(consumer, OutputKind.ConsoleApplication);
 
-        var errors = compilation.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error).ToList();
         Assert.That(errors, Is.Empty, string.Join(Environment.NewLine, errors));
     }
 }
