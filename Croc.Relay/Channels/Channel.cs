@@ -330,6 +330,36 @@ internal sealed class Channel
         return new StapleAttachment(this, role, peer);
     }
 
+    /// <summary>
+    /// Records that the pair on <paramref name="port"/> finished cleanly (both directions reached end of stream; the
+    /// caller closed it). Other pairs may still be moving data, so nothing else is cut until the channel is stapled
+    /// and every port's pair has finished; then the TCP session ends.
+    /// </summary>
+    public void PairFinished(int port)
+    {
+        List<IStapleLink> cut;
+        lock (_lock)
+        {
+            if (_tcpEnded || !_slots.TryGetValue(port, out var slot))
+            {
+                return;
+            }
+
+            slot.Finished = true;
+            _slots[port] = slot;
+            if (!_stapled || !_registry.Ports.All(p => _slots.TryGetValue(p, out var s) && s.Finished))
+            {
+                return;
+            }
+
+            _tcpEnded = true;
+            cut = TakeLinksLocked();
+        }
+
+        _registry.Log.ConnectionsEnded(Name, "every pair finished");
+        Abort(cut);
+    }
+
     /// <summary>Cuts every TCP connection of the channel; later hellos get <c>closed</c>. The channel itself stays open.</summary>
     public void EndConnections(string reason)
     {
@@ -489,5 +519,6 @@ internal sealed class Channel
         public IStapleLink? Sender;
         public IStapleLink? Recipient;
         public bool Piped;
+        public bool Finished;
     }
 }

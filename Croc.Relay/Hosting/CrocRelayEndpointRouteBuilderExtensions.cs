@@ -18,12 +18,18 @@ public static class CrocRelayEndpointRouteBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentNullException.ThrowIfNull(prefix);
-        var handler = endpoints.ServiceProvider.GetService<RelayHttpHandler>()
-            ?? throw new InvalidOperationException("MapCrocRelay needs the relay's services: call builder.Services.AddCrocRelay() first.");
+        // Check the registration now, but resolve lazily: options are validated when the host starts, not here.
+        if (endpoints.ServiceProvider.GetService<IServiceProviderIsService>() is { } isService && !isService.IsService(typeof(RelayHttpHandler)))
+        {
+            throw new InvalidOperationException("MapCrocRelay needs the relay's services: call builder.Services.AddCrocRelay() first.");
+        }
+
+        RelayHttpHandler? handler = null;
+        RelayHttpHandler Handler(HttpContext context) => handler ??= context.RequestServices.GetRequiredService<RelayHttpHandler>();
 
         var group = endpoints.MapGroup(prefix);
-        group.MapPost("/join", handler.JoinAsync).WithDisplayName("Croc relay: join");
-        group.MapPost("/channel", handler.ChannelAsync).WithDisplayName("Croc relay: channel");
+        group.MapPost("/join", context => Handler(context).JoinAsync(context)).WithDisplayName("Croc relay: join");
+        group.MapPost("/channel", context => Handler(context).ChannelAsync(context)).WithDisplayName("Croc relay: channel");
         return group;
     }
 }

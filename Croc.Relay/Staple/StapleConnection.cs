@@ -18,6 +18,19 @@ internal sealed class StapleConnection : IStapleLink
 
     public void SetReady(bool ready) => _ready.TrySetResult(ready);
 
+    /// <summary>
+    /// Closes after a clean finish: a normal close lets data still queued in the kernel reach the peer, where
+    /// <see cref="Abort"/>'s reset would discard it.
+    /// </summary>
+    public void CloseGracefully()
+    {
+        if (Interlocked.Exchange(ref _aborted, 1) == 0)
+        {
+            _ready.TrySetResult(false);
+            Socket.Dispose();
+        }
+    }
+
     public void Abort()
     {
         if (Interlocked.Exchange(ref _aborted, 1) != 0)

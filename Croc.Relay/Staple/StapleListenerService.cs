@@ -216,7 +216,16 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
                 () => channel.EndConnections("a piped connection failed"),
                 _stopping.Token).ConfigureAwait(false);
             _log.PairFinished(channel.Name, port, fromSender, fromRecipient, clean);
-            channel.EndConnections(clean ? "a piped pair finished" : "a piped connection failed");
+            if (clean)
+            {
+                sender.CloseGracefully();
+                recipient.CloseGracefully();
+                channel.PairFinished(port);
+            }
+            else
+            {
+                channel.EndConnections("a piped connection failed");
+            }
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException or IOException)
         {

@@ -291,6 +291,27 @@ public class ChannelRegistryTests
     }
 
     [Test]
+    public void PairFinished_OnePairOfStapledChannel_OthersKeptUntilEveryPairFinished()
+    {
+        var (channel, sender, recipient) = Open(confirm: true);
+        var links = new[] { new FakeLink(), new FakeLink(), new FakeLink(), new FakeLink() };
+        _registry.Attach(channel, sender, A, 7001, links[0]);
+        _registry.Attach(channel, recipient, B, 7001, links[1]);
+        _registry.Attach(channel, sender, A, 7002, links[2]);
+        var found = _registry.Find(channel)!;
+
+        found.PairFinished(7001);
+        Assert.That(links[2].Aborted, Is.False, "not stapled yet: a finished pair cuts nothing");
+
+        _registry.Attach(channel, recipient, B, 7002, links[3]);
+        Assert.That(found.Snapshot().Stapled, Is.True);
+        found.PairFinished(7002);
+
+        Assert.That(links.All(l => l.Aborted), Is.True, "every pair finished: the TCP session ends");
+        Assert.That(_registry.Attach(channel, recipient, B, 7001, new FakeLink()).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+    }
+
+    [Test]
     public void Attach_BeyondMaxWaitingConnections_Capacity()
     {
         using var registry = NewRegistry(new CrocRelayOptions { MaxWaitingConnections = 1 });

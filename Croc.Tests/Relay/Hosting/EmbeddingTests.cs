@@ -1,0 +1,261 @@
+using System.Diagnostics.Metrics;
+using System.Net;
+using System.Net.Sockets;
+using CrocNet.Relay;
+using CrocNet.Relay.Channels;
+using CrocNet.Relay.Diagnostics;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+using static CrocNet.Tests.Relay.RelayTestKit;
+
+namespace CrocNet.Tests.Relay.Hosting;
+
+/// <summary>The relay inside an existing ASP.NET Core app, and the standalone server.</summary>
+[CancelAfter(20_000)]
+public class EmbeddingTests
+{
+    private static WebApplication BuildHostApp(Dictionary<string, string?> settings)
+    {
+        // The sample's shape: an app with its own endpoints, plus the relay in two lines.
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Configuration.AddInMemoryCollection(settings);
+        builder.Services.AddCrocRelay(builder.Configuration.GetSection(CrocRelayOptions.SectionName));
+
+        var app = builder.Build();
+        app.MapGet("/", () => "host app");
+        app.MapGet("/health", () => Results.Ok("healthy"));
+        app.MapCrocRelay("/croc");
+        return app;
+    }
+
+    [Test]
+    public async Task MapCrocRelay_UnderPrefixInHostApp_RelayAndHostEndpointsBothServe(CancellationToken cancellationToken)
+    {
+        await using var app = BuildHostApp(new()
+        {
+            ["CrocRelay:Ports:0"] = "0",
+            ["CrocRelay:Ports:1"] = "0",
+            ["CrocRelay:ListenAddress"] = "127.0.0.1",
+            ["CrocRelay:AdvertisedHost"] = "relay.example.org",
+        });
+        await app.StartAsync(cancellationToken);
+        try
+        {
+            using var client = Client(new Uri(app.Urls.First() + "/"));
+
+            Assert.That(await client.GetStringAsync("health", cancellationToken), Does.Contain("healthy"));
+            Assert.That(await client.GetStringAsync("", cancellationToken), Is.EqualTo("host app"));
+
+            var joined = await OkAsync(PostAsync(client, "croc/join", new { role = "sender" }, cancellationToken));
+            var ports = joined.Body["ports"]!.AsArray().Select(p => (int)p!).ToList();
+            Assert.That(ports, Has.Count.EqualTo(2), "configured ports replace the defaults instead of adding to them");
+            Assert.That(ports, Has.All.GreaterThan(0));
+            Assert.That(joined.Str("host"), Is.EqualTo("relay.example.org"));
+
+            using var unmapped = await client.PostAsync("join", new StringContent("{}"), cancellationToken);
+            Assert.That(unmapped.StatusCode, Is.EqualTo(HttpStatusCode.NotFound), "the relay lives only under its prefix");
+
+            // The relay's TCP side runs inside the host app too.
+            var (socket, answer) = await HelloAsync(ports[0], joined.Str("channel"), joined.Str("uuid"), cancellationToken);
+            socket.Dispose();
+            Assert.That(answer, Is.EqualTo("error not_ready"));
+        }
+        finally
+        {
+            await app.StopAsync(cancellationToken);
+        }
+    }
+
+    [Test]
+    public async Task AddCrocRelay_InvalidConfiguration_StartFailsWithEveryProblem(CancellationToken cancellationToken)
+    {
+        await using var app = BuildHostApp(new()
+        {
+            ["CrocRelay:Ports:0"] = "70000",
+            ["CrocRelay:ListenAddress"] = "not-an-ip",
+            ["CrocRelay:MaxBodySize"] = "1",
+        });
+
+        var error = Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync(cancellationToken));
+
+        Assert.That(error!.Failures, Has.Some.Contains("70000"));
+        Assert.That(error.Failures, Has.Some.Contains("ListenAddress"));
+        Assert.That(error.Failures, Has.Some.Contains("MaxBodySize"));
+    }
+
+    [Test]
+    public void MapCrocRelay_WithoutAddCrocRelay_ExplainsWhatIsMissing()
+    {
+        var app = WebApplication.CreateSlimBuilder().Build();
+
+        var error = Assert.Throws<InvalidOperationException>(() => app.MapCrocRelay());
+
+        Assert.That(error!.Message, Does.Contain("AddCrocRelay"));
+    }
+
+    [Test]
+    public void AddCrocRelay_TimeProviderRegistered_RelayRunsOnIt()
+    {
+        var time = new FakeTimeProvider();
+        var services = new ServiceCollection().AddSingleton<TimeProvider>(time);
+        services.AddCrocRelay(o => o.MaxChannels = 5);
+        using var provider = services.BuildServiceProvider();
+
+        var registry = provider.GetRequiredService<ChannelRegistry>();
+
+        Assert.That(registry.TimeProvider, Is.SameAs(time));
+        Assert.That(registry.Options.MaxChannels, Is.EqualTo(5));
+    }
+
+    [Test]
+    public async Task CrocRelayServer_PortZero_ReportsBoundAddressAndPortsAndReleasesThemOnDispose(CancellationToken cancellationToken)
+    {
+        var relay = await StartRelayAsync(cancellationToken, o => o.PathBase = "/relay");
+        var ports = relay.Ports.ToArray();
+
+        Assert.That(relay.BaseAddress.Host, Is.EqualTo("127.0.0.1"));
+        Assert.That(relay.BaseAddress.Port, Is.GreaterThan(0));
+        Assert.That(relay.BaseAddress.AbsolutePath, Is.EqualTo("/relay/"));
+        Assert.That(ports, Has.Length.EqualTo(4));
+        Assert.That(ports, Has.All.GreaterThan(0));
+        Assert.That(ports, Is.Unique);
+        using (var client = Client(relay.BaseAddress))
+        {
+            var joined = await OkAsync(PostAsync(client, "join", new { role = "sender" }, cancellationToken));
+            Assert.That(joined.Body["ports"]!.AsArray().Select(p => (int)p!), Is.EqualTo(ports));
+        }
+
+        await relay.StopAsync(cancellationToken);
+        await relay.DisposeAsync();
+
+        foreach (var port in ports)
+        {
+            var refused = Assert.ThrowsAsync<SocketException>(async () => (await ConnectAsync(port, cancellationToken)).Dispose());
+            Assert.That(refused!.SocketErrorCode, Is.EqualTo(SocketError.ConnectionRefused));
+        }
+    }
+
+    [Test]
+    public async Task CrocRelayServer_TcpPortInUse_StartFailsAndReleasesEverything(CancellationToken cancellationToken)
+    {
+        using var blocker = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        blocker.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        blocker.Listen();
+        var taken = ((IPEndPoint)blocker.LocalEndPoint!).Port;
+
+        var error = Assert.ThrowsAsync<SocketException>(() => StartRelayAsync(cancellationToken, o => o.Relay.Ports = [0, taken]));
+
+        Assert.That(error!.SocketErrorCode, Is.EqualTo(SocketError.AddressAlreadyInUse));
+        await using var relay = await StartRelayAsync(cancellationToken);
+        Assert.That(relay.Ports, Has.Count.EqualTo(4));
+    }
+
+    [Test]
+    public void CrocRelayServer_InvalidRelayOptions_ThrowsBeforeBinding()
+    {
+        var error = Assert.ThrowsAsync<OptionsValidationException>(() => StartRelayAsync(CancellationToken.None, o => o.Relay.Ports = [9500, 9500]));
+
+        Assert.That(error!.Message, Does.Contain("9500"));
+    }
+
+    [Test]
+    public async Task Metrics_RefusalsAndPipedBytes_Counted(CancellationToken cancellationToken)
+    {
+        await using var relay = await StartRelayAsync(cancellationToken);
+        var meter = relay.Services.GetRequiredService<RelayMetrics>().Meter;
+        var seen = new System.Collections.Concurrent.ConcurrentBag<(string Name, long Value, string? Code)>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (ReferenceEquals(instrument.Meter, meter))
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            string? code = null;
+            foreach (var tag in tags)
+            {
+                code = tag.Key == "code" ? (string?)tag.Value : code;
+            }
+
+            seen.Add((instrument.Name, value, code));
+        });
+        listener.Start();
+
+        using var a = Client(relay.BaseAddress);
+        using var b = Client(relay.BaseAddress, Second);
+        AssertError(await PostAsync(a, "join", new { role = "recipient", channel = "nothere" }, cancellationToken), HttpStatusCode.NotFound, "no_channel");
+        var pair = await OpenAsync(a, b, cancellationToken);
+        var (s, _) = await HelloAsync(relay.Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
+        var (r, _) = await HelloAsync(relay.Ports[0], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+        using (s)
+        using (r)
+        {
+            await SendAsync(s, "12345\n", cancellationToken);
+            Assert.That(await ReadLineAsync(r, cancellationToken), Is.EqualTo("12345"));
+        }
+
+        Assert.That(seen, Has.Some.EqualTo(("croc.relay.refusals", 1L, (string?)"no_channel")));
+        Assert.That(seen.Where(m => m.Name == "croc.relay.channels.opened").Sum(m => m.Value), Is.EqualTo(1));
+        Assert.That(seen.Where(m => m.Name == "croc.relay.connections.stapled").Sum(m => m.Value), Is.EqualTo(1));
+        Assert.That(seen.Where(m => m.Name == "croc.relay.bytes.piped").Sum(m => m.Value), Is.EqualTo(6));
+    }
+}
+
+/// <summary>The options' validation rules.</summary>
+public class CrocRelayOptionsTests
+{
+    [Test]
+    public void Validate_Defaults_Valid()
+    {
+        var options = new CrocRelayOptions();
+
+        Assert.That(new CrocRelayOptionsValidator().Validate(null, options).Succeeded, Is.True);
+        Assert.That(options.Ports, Is.EqualTo(new[] { 9010, 9011, 9012, 9013 }));
+        Assert.That(options.ChannelExpiry, Is.EqualTo(TimeSpan.FromHours(3)));
+    }
+
+    [TestCase("ports-empty")]
+    [TestCase("ports-negative")]
+    [TestCase("ports-duplicate")]
+    [TestCase("listen")]
+    [TestCase("host")]
+    [TestCase("expiry")]
+    [TestCase("hello-vs-expiry")]
+    [TestCase("max-wait")]
+    [TestCase("buffer")]
+    [TestCase("max-channels")]
+    public void Validate_BadSetting_Fails(string which)
+    {
+        var options = new CrocRelayOptions();
+        switch (which)
+        {
+            case "ports-empty": options.Ports = []; break;
+            case "ports-negative": options.Ports = [-1]; break;
+            case "ports-duplicate": options.Ports = [0, 0, 9100, 9100]; break;
+            case "listen": options.ListenAddress = "localhost"; break;
+            case "host": options.AdvertisedHost = "bad host/name"; break;
+            case "expiry": options.ChannelExpiry = TimeSpan.Zero; break;
+            case "hello-vs-expiry": options.ChannelExpiry = TimeSpan.FromSeconds(5); break;
+            case "max-wait": options.MaxWait = TimeSpan.FromHours(1); break;
+            case "buffer": options.PipeBufferSize = 4096; break;
+            case "max-channels": options.MaxChannels = 0; break;
+        }
+
+        Assert.That(new CrocRelayOptionsValidator().Validate(null, options).Failed, Is.True);
+    }
+
+    [Test]
+    public void Validate_SeveralZeroPorts_Valid()
+        => Assert.That(new CrocRelayOptionsValidator().Validate(null, new CrocRelayOptions { Ports = [0, 0, 0] }).Succeeded, Is.True);
+}

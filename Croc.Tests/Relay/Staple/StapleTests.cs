@@ -1,0 +1,322 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using CrocNet.Relay;
+using static CrocNet.Tests.Relay.RelayTestKit;
+
+namespace CrocNet.Tests.Relay.Staple;
+
+/// <summary>TCP stapling on a real relay: real sockets on loopback, the sender from 127.0.0.1 and the recipient from 127.0.0.2.</summary>
+[CancelAfter(20_000)]
+public class StapleTests
+{
+    private CrocRelayServer _relay = null!;
+    private HttpClient _a = null!;
+    private HttpClient _b = null!;
+
+    [OneTimeSetUp]
+    public async Task StartAsync()
+    {
+        _relay = await StartRelayAsync(CancellationToken.None);
+        _a = Client(_relay.BaseAddress);
+        _b = Client(_relay.BaseAddress, Second);
+    }
+
+    [OneTimeTearDown]
+    public async Task StopAsync()
+    {
+        _a.Dispose();
+        _b.Dispose();
+        await _relay.DisposeAsync();
+    }
+
+    private Task<RelayReply> StateAsync(Pair pair, CancellationToken cancellationToken)
+        => OkAsync(PostAsync(_a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken));
+
+    [Test]
+    public async Task Staple_BothPartiesOnEveryPort_StapledAndEachPortPipes(CancellationToken cancellationToken)
+    {
+        var pair = await OpenAsync(_a, _b, cancellationToken);
+        var senders = new List<Socket>();
+        var recipients = new List<Socket>();
+        try
+        {
+            foreach (var port in _relay.Ports)
+            {
+                var (s, sAnswer) = await HelloAsync(port, pair.Channel, pair.SenderUuid, cancellationToken);
+                senders.Add(s);
+                Assert.That(sAnswer, Is.EqualTo("ok"));
+                Assert.That((bool)(await StateAsync(pair, cancellationToken)).Body["stapled"]!, Is.False);
+                var (r, rAnswer) = await HelloAsync(port, pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+                recipients.Add(r);
+                Assert.That(rAnswer, Is.EqualTo("ok"));
+            }
+
+            var state = await StateAsync(pair, cancellationToken);
+            Assert.That((bool)state.Body["stapled"]!, Is.True);
+            Assert.That(state.Rev, Is.EqualTo(6), "5 after key confirmation, +1 for stapled");
+
+            for (var i = 0; i < senders.Count; i++)
+            {
+                await SendAsync(senders[i], $"to recipient {i}\n", cancellationToken);
+                await SendAsync(recipients[i], $"to sender {i}\n", cancellationToken);
+                Assert.That(await ReadLineAsync(recipients[i], cancellationToken), Is.EqualTo($"to recipient {i}"));
+                Assert.That(await ReadLineAsync(senders[i], cancellationToken), Is.EqualTo($"to sender {i}"));
+            }
+        }
+        finally
+        {
+            senders.Concat(recipients).ToList().ForEach(s => s.Dispose());
+        }
+    }
+
+    [Test]
+    public async Task Pipe_MegabytesBothWaysAtOnce_ArriveIntactThenHalfCloseEnds(CancellationToken cancellationToken)
+    {
+        var pair = await OpenAsync(_a, _b, cancellationToken);
+        var port = _relay.Ports[0];
+        var (sender, _) = await HelloAsync(port, pair.Channel, pair.SenderUuid, cancellationToken);
+        var (recipient, answer) = await HelloAsync(port, pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+        using (sender)
+        using (recipient)
+        {
+            Assert.That(answer, Is.EqualTo("ok"));
+            var up = RandomNumberGenerator.GetBytes(5 * 1024 * 1024 + 17);
+            var down = RandomNumberGenerator.GetBytes(3 * 1024 * 1024 + 5);
+
+            async Task SendAndHalfCloseAsync(Socket socket, byte[] data)
+            {
+                await SendAsync(socket, data, cancellationToken);
+                socket.Shutdown(SocketShutdown.Send);
+            }
+
+            var sends = Task.WhenAll(SendAndHalfCloseAsync(sender, up), SendAndHalfCloseAsync(recipient, down));
+            var atRecipient = ReadToEndAsync(recipient, cancellationToken);
+            var atSender = ReadToEndAsync(sender, cancellationToken);
+            await sends;
+
+            // SequenceEqual: NUnit's element-wise comparison of megabyte arrays is slow.
+            Assert.That((await atRecipient).AsSpan().SequenceEqual(up), Is.True, "sender to recipient");
+            Assert.That((await atSender).AsSpan().SequenceEqual(down), Is.True, "recipient to sender");
+        }
+    }
+
+    [Test]
+    public async Task Pipe_OneDirectionHalfClosed_OtherDirectionKeepsFlowing(CancellationToken cancellationToken)
+    {
+        var pair = await OpenAsync(_a, _b, cancellationToken);
+        var port = _relay.Ports[1];
+        var (sender, _) = await HelloAsync(port, pair.Channel, pair.SenderUuid, cancellationToken);
+        var (recipient, _) = await HelloAsync(port, pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+        using (sender)
+        using (recipient)
+        {
+            await SendAsync(sender, "done\n", cancellationToken);
+            sender.Shutdown(SocketShutdown.Send);
+            Assert.That(await ReadLineAsync(recipient, cancellationToken), Is.EqualTo("done"));
+            Assert.That(await ReadLineAsync(recipient, cancellationToken), Is.Null, "the recipient sees the sender's end of stream");
+
+            await SendAsync(recipient, "still here\n", cancellationToken);
+            Assert.That(await ReadLineAsync(sender, cancellationToken), Is.EqualTo("still here"));
+        }
+    }
+
+    [Test]
+    public async Task Pipe_OnePairFinishesCleanly_OtherPairsKeepPiping(CancellationToken cancellationToken)
+    {
+        var pair = await OpenAsync(_a, _b, cancellationToken);
+        var (s0, _) = await HelloAsync(_relay.Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
+        var (r0, _) = await HelloAsync(_relay.Ports[0], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+        var (s1, _) = await HelloAsync(_relay.Ports[1], pair.Channel, pair.SenderUuid, cancellationToken);
+        var (r1, _) = await HelloAsync(_relay.Ports[1], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+        using (s0)
+        using (r0)
+        using (s1)
+        using (r1)
+        {
+            s0.Shutdown(SocketShutdown.Send);
+            r0.Shutdown(SocketShutdown.Send);
+            Assert.That(await ReadToEndAsync(r0, cancellationToken), Is.Empty);
+            Assert.That(await ReadToEndAsync(s0, cancellationToken), Is.Empty);
+
+            // Port 0's pair is done; port 1's transfer must not be cut by it.
+            var data = RandomNumberGenerator.GetBytes(1024 * 1024);
+            var receiving = ReadExactlyAsync(r1, data.Length, cancellationToken);
+            await SendAsync(s1, data, cancellationToken);
+            Assert.That((await receiving).AsSpan().SequenceEqual(data), Is.True);
+        }
+    }
+
+    [Test]
+    public async Task Staple_BytesSentRightAfterHelloBeforePeerArrives_Delivered(CancellationToken cancellationToken)
+    {
+        var pair = await OpenAsync(_a, _b, cancellationToken);
+        var port = _relay.Ports[2];
+        var early = RandomNumberGenerator.GetBytes(100_000);
+        using var sender = await ConnectAsync(port, cancellationToken);
+
+        // Hello and payload in one write: the relay must not swallow what follows the newline.
+        byte[] first = [.. Encoding.UTF8.GetBytes(HelloLine(pair.Channel, pair.SenderUuid)), .. early];
+        await SendAsync(sender, first, cancellationToken);
+        Assert.That(await ReadLineAsync(sender, cancellationToken), Is.EqualTo("ok"));
+
+        var (recipient, answer) = await HelloAsync(port, pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+        using (recipient)
+        {
+            Assert.That(answer, Is.EqualTo("ok"));
+            Assert.That((await ReadExactlyAsync(recipient, early.Length, cancellationToken)).AsSpan().SequenceEqual(early), Is.True);
+        }
+    }
+
+    [Test]
+    public async Task Hello_Refusals_ErrorLineCloseAndNeverPiped(CancellationToken cancellationToken)
+    {
+        var notReady = await OpenAsync(_a, _b, cancellationToken, confirm: false);
+        var pair = await OpenAsync(_a, _b, cancellationToken);
+        var port = _relay.Ports[3];
+
+        async Task ExpectRefusalAsync(string hello, string code, IPAddress? source = null)
+        {
+            using var socket = await ConnectAsync(port, cancellationToken, source);
+            await SendAsync(socket, hello, cancellationToken);
+            Assert.That(await ReadLineAsync(socket, cancellationToken), Is.EqualTo("error " + code), hello);
+            Assert.That(await ReadToEndAsync(socket, cancellationToken), Is.Empty, "closed after the error");
+        }
+
+        await ExpectRefusalAsync(HelloLine("nosuchchannel", pair.SenderUuid), "no_channel");
+        await ExpectRefusalAsync(HelloLine(pair.Channel, pair.SenderUuid + "0"), "bad_uuid");
+        await ExpectRefusalAsync(HelloLine(notReady.Channel, notReady.SenderUuid), "not_ready");
+        await ExpectRefusalAsync(HelloLine(pair.Channel, pair.RecipientUuid), "ip_limit", Third);
+        await ExpectRefusalAsync("{\"channel\":\"abc\"}\n", "bad_request");
+        await ExpectRefusalAsync("hello there\n", "bad_request");
+        await ExpectRefusalAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n", "bad_request");
+        await ExpectRefusalAsync(new string('{', 2000), "bad_request");
+
+        // The refused attempts left no trace: the real participants still staple and pipe.
+        var (sender, s) = await HelloAsync(port, pair.Channel, pair.SenderUuid, cancellationToken);
+        using (sender)
+        {
+            Assert.That(s, Is.EqualTo("ok"));
+            await ExpectRefusalAsync(HelloLine(pair.Channel, pair.SenderUuid), "duplicate");
+            var (recipient, r) = await HelloAsync(port, pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+            using (recipient)
+            {
+                Assert.That(r, Is.EqualTo("ok"));
+                await SendAsync(sender, "hi\n", cancellationToken);
+                Assert.That(await ReadLineAsync(recipient, cancellationToken), Is.EqualTo("hi"));
+            }
+        }
+    }
+
+    [Test]
+    public async Task Hello_BinaryGarbage_BadRequestAndRelayKeepsServing(CancellationToken cancellationToken)
+    {
+        using (var socket = await ConnectAsync(_relay.Ports[0], cancellationToken))
+        {
+            var garbage = RandomNumberGenerator.GetBytes(4096);
+            garbage[0] = 0xff;
+            garbage.AsSpan().Replace((byte)'\n', (byte)0);
+            garbage[100] = (byte)'\n';
+            await SendAsync(socket, garbage, cancellationToken);
+            Assert.That(await ReadLineAsync(socket, cancellationToken), Is.EqualTo("error bad_request"));
+        }
+
+        await OkAsync(PostAsync(_a, "join", new { role = "sender" }, cancellationToken));
+    }
+
+    [Test]
+    public async Task Close_WhilePiped_TearsDownEveryConnection(CancellationToken cancellationToken)
+    {
+        var pair = await OpenAsync(_a, _b, cancellationToken);
+        var (s0, _) = await HelloAsync(_relay.Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
+        var (r0, _) = await HelloAsync(_relay.Ports[0], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+        var (waiting, answer) = await HelloAsync(_relay.Ports[1], pair.Channel, pair.SenderUuid, cancellationToken);
+        using (s0)
+        using (r0)
+        using (waiting)
+        {
+            Assert.That(answer, Is.EqualTo("ok"));
+            var closed = await OkAsync(PostAsync(_b, "channel", new { channel = pair.Channel, uuid = pair.RecipientUuid, close = true }, cancellationToken));
+            Assert.That((bool)closed.Body["closed"]!, Is.True);
+
+            Assert.That(await ReadToEndAsync(s0, cancellationToken), Is.Empty);
+            Assert.That(await ReadToEndAsync(r0, cancellationToken), Is.Empty);
+            Assert.That(await ReadToEndAsync(waiting, cancellationToken), Is.Empty);
+
+            var (late, lateAnswer) = await HelloAsync(_relay.Ports[1], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+            late.Dispose();
+            Assert.That(lateAnswer, Is.EqualTo("error closed"));
+        }
+    }
+
+    [Test]
+    public async Task Pipe_PeerResets_TearsDownTheChannelsOtherConnections(CancellationToken cancellationToken)
+    {
+        var pair = await OpenAsync(_a, _b, cancellationToken);
+        var (s0, _) = await HelloAsync(_relay.Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
+        var (r0, _) = await HelloAsync(_relay.Ports[0], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+        var (s1, _) = await HelloAsync(_relay.Ports[1], pair.Channel, pair.SenderUuid, cancellationToken);
+        var (r1, _) = await HelloAsync(_relay.Ports[1], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+        using (s1)
+        using (r1)
+        using (r0)
+        {
+            s0.LingerState = new LingerOption(true, 0);
+            s0.Dispose();
+
+            Assert.That(await ReadToEndAsync(r0, cancellationToken), Is.Empty);
+            Assert.That(await ReadToEndAsync(s1, cancellationToken), Is.Empty);
+            Assert.That(await ReadToEndAsync(r1, cancellationToken), Is.Empty);
+            var state = await StateAsync(pair, cancellationToken);
+            Assert.That((bool)state.Body["closed"]!, Is.False, "a TCP failure ends the connections, not the channel");
+        }
+    }
+}
+
+/// <summary>Timeouts and expiry, each on its own relay.</summary>
+[CancelAfter(20_000)]
+public class StapleTimeoutTests
+{
+    [Test]
+    public async Task Hello_NeverEnds_TimeoutErrorAfterHelloTimeout(CancellationToken cancellationToken)
+    {
+        await using var relay = await StartRelayAsync(cancellationToken, o => o.Relay.HelloTimeout = TimeSpan.FromMilliseconds(200));
+        using var socket = await ConnectAsync(relay.Ports[0], cancellationToken);
+        await SendAsync(socket, "{\"channel\":\"abc\",", cancellationToken);
+
+        Assert.That(await ReadLineAsync(socket, cancellationToken), Is.EqualTo("error timeout"));
+    }
+
+    [Test]
+    public async Task Hello_SilentConnection_TimeoutError(CancellationToken cancellationToken)
+    {
+        await using var relay = await StartRelayAsync(cancellationToken, o => o.Relay.HelloTimeout = TimeSpan.FromMilliseconds(200));
+        using var socket = await ConnectAsync(relay.Ports[1], cancellationToken);
+
+        Assert.That(await ReadLineAsync(socket, cancellationToken), Is.EqualTo("error timeout"));
+    }
+
+    [Test]
+    public async Task Expiry_FakeClockPassesChannelExpiry_ConnectionsCutThenClosedThenNoChannel(CancellationToken cancellationToken)
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        await using var relay = await StartRelayAsync(cancellationToken, o => o.TimeProvider = time);
+        using var a = Client(relay.BaseAddress);
+        using var b = Client(relay.BaseAddress, RelayTestKit.Second);
+        var pair = await OpenAsync(a, b, cancellationToken);
+        var (waiting, answer) = await HelloAsync(relay.Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
+        using (waiting)
+        {
+            Assert.That(answer, Is.EqualTo("ok"));
+
+            time.Advance(TimeSpan.FromHours(3));
+
+            Assert.That(await ReadToEndAsync(waiting, cancellationToken), Is.Empty, "the waiting connection is cut");
+            AssertError(await PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken), HttpStatusCode.Gone, "closed");
+
+            time.Advance(TimeSpan.FromMinutes(1));
+            AssertError(await PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken), HttpStatusCode.NotFound, "no_channel");
+        }
+    }
+}
