@@ -336,6 +336,21 @@ public class TransferTests : TransferTestBase
         Assert.That(await Task.WhenAll(runs), Is.EqualTo(new[] { 50_000, 50_001, 50_002 }));
     }
 
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task SendAsync_StreamShorterThanAnnounced_BothSidesFailWithSourceChanged(CancellationToken cancellationToken)
+    {
+        var output = NewFolder();
+        var data = RandomNumberGenerator.GetBytes(3 * 1024 * 1024);
+
+        await using var operation = await NewCroc().StartSendAsync(SendContent.FromStream(new NonSeekableStream(new MemoryStream(data)), "short.bin", length: data.Length + 10), cancellationToken: cancellationToken);
+        var receive = NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(operation.Code, cancellationToken);
+
+        Assert.That(Assert.CatchAsync<CrocException>(async () => await operation.Completion)!.Code, Is.EqualTo(CrocErrorCode.SourceChanged));
+        Assert.That(Assert.CatchAsync<CrocException>(async () => await receive)!.Code, Is.AnyOf(CrocErrorCode.SourceChanged, CrocErrorCode.ConnectionLost));
+        Assert.That(Directory.GetFileSystemEntries(output), Is.Empty);
+    }
+
     private sealed class SyncProgress(List<TransferProgress> reports) : IProgress<TransferProgress>
     {
         public void Report(TransferProgress value)

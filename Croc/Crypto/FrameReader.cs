@@ -100,8 +100,10 @@ internal sealed class FrameReader : IDisposable
                 "The connection to the other side ended before the transfer was complete (the stream was cut short).",
                 ex);
         }
-        catch (IOException ex) when (!cancellationToken.IsCancellationRequested)
+        catch (IOException ex)
         {
+            // A reset caused by our own cancellation is a cancellation, not a lost connection.
+            cancellationToken.ThrowIfCancellationRequested();
             throw new CrocTransferException(CrocErrorCode.ConnectionLost, "The connection to the other side was lost: " + ex.Message, ex);
         }
     }

@@ -63,7 +63,20 @@ internal sealed class FrameWriter : IDisposable
             _ended = true;
         }
 
-        return _stream.WriteAsync(_buffer.AsMemory(0, frame.Length), cancellationToken);
+        return WriteFrameAsync(frame.Length, cancellationToken);
+    }
+
+    private async ValueTask WriteFrameAsync(int length, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _stream.WriteAsync(_buffer.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
+        }
+        catch (IOException ex)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            throw new CrocTransferException(CrocErrorCode.ConnectionLost, "The connection to the other side was lost while sending: " + ex.Message, ex);
+        }
     }
 
     /// <summary>Copies <paramref name="payload"/> into a frame and writes it.</summary>

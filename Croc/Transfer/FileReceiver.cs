@@ -123,7 +123,8 @@ internal static class FileReceiver
             catch
             {
                 // Report the first real cause, not the cancellations it triggered on the other connections.
-                var cause = readers.Select(r => r.Exception?.InnerException).FirstOrDefault(e => e is not null and not OperationCanceledException);
+                var causes = readers.Select(r => r.Exception?.InnerException).Where(e => e is not null).ToList();
+                var cause = causes.FirstOrDefault(e => e is CrocException) ?? causes.FirstOrDefault(e => e is not OperationCanceledException);
                 if (cause is not null)
                 {
                     System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(cause);

@@ -115,15 +115,58 @@ internal sealed class FileSender
         try
         {
             var queue = System.Threading.Channels.Channel.CreateBounded<Work>(new BoundedChannelOptions(writers.Length * 2) { SingleWriter = true });
-            var producer = Task.Run(() => ProduceAsync(queue.Writer, stop.Token), stop.Token);
+            var producer = Task.Run(
+                async () =>
+                {
+                    try
+                    {
+                        await ProduceAsync(queue.Writer, stop.Token).ConfigureAwait(false);
+                    }
+                    catch
+                    {
+                        await stop.CancelAsync().ConfigureAwait(false);
+                        throw;
+                    }
+                },
+                stop.Token);
             var workers = new Task[writers.Length];
             for (var i = 0; i < writers.Length; i++)
             {
                 var connection = i;
-                workers[i] = Task.Run(() => WorkAsync(connection, queue.Reader, stop.Token), stop.Token);
+                workers[i] = Task.Run(
+                    async () =>
+                    {
+                        try
+                        {
+                            await WorkAsync(connection, queue.Reader, stop.Token).ConfigureAwait(false);
+                        }
+                        catch
+                        {
+                            // One failed connection or unreadable file stops every other connection too.
+                            await stop.CancelAsync().ConfigureAwait(false);
+                            throw;
+                        }
+                    },
+                    stop.Token);
             }
 
-            await Task.WhenAll(workers.Append(producer)).ConfigureAwait(false);
+            var all = workers.Append(producer).ToArray();
+            try
+            {
+                await Task.WhenAll(all).ConfigureAwait(false);
+            }
+            catch (Exception) when (!verdict.IsFaulted)
+            {
+                // Surface the first real cause (not the cancellations it triggered) and tell the recipient.
+                var cause = all.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is CrocException);
+                if (cause is CrocException crocException)
+                {
+                    await TrySendAbortAsync(writers[0], crocException).ConfigureAwait(false);
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(cause);
+                }
+
+                throw;
+            }
 
             var trailer = new TrailerMessage();
             var files = new List<TransferredFile>();
@@ -161,6 +204,20 @@ internal sealed class FileSender
             {
                 // Already reported above, or irrelevant after our own failure.
             }
+        }
+    }
+
+    private static async Task TrySendAbortAsync(FrameWriter writer, CrocException error)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            var abort = new AbortMessage { Code = ControlMessages.ToWire(error.Code), Message = error.Message };
+            await ControlMessages.WriteAsync(writer, FrameType.Abort, abort, TransferJsonContext.Default.AbortMessage, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
+        {
+            // The recipient will see the connection end instead.
         }
     }
 
