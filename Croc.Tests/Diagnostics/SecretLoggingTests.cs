@@ -1,0 +1,83 @@
+using System.Collections.Concurrent;
+using CrocNet.Relay;
+using CrocNet.Tests.EndToEnd;
+using Microsoft.Extensions.Logging;
+
+namespace CrocNet.Tests.Diagnostics;
+
+/// <summary>Runs whole transfers with every log level on, on both clients and the relay, and searches the output for secrets.</summary>
+public class SecretLoggingTests
+{
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task Transfer_TraceLoggingEverywhere_NeverLogsCodeSecretOrTokens(CancellationToken cancellationToken)
+    {
+        var sink = new CapturingProvider();
+        using var factory = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Trace).AddProvider(sink));
+        await using var relay = await CrocRelayServer.StartAsync(o =>
+        {
+            o.Url = "http://127.0.0.1:0";
+            o.Relay.Ports = [0, 0];
+            o.Relay.ListenAddress = "127.0.0.1";
+            o.LoggerFactory = factory;
+        }, cancellationToken);
+        var source = Directory.CreateTempSubdirectory("croc-log-").FullName;
+        var output = Directory.CreateTempSubdirectory("croc-log-out-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Join(source, "private-name.txt"), "private payload text");
+            var code = Croc.GenerateCode();
+            var phrase = CrocNet.Codes.CodePhrase.Parse(code);
+
+            var send = Croc.New(o => o.WithRelay(relay.BaseAddress).WithCode(code).WithLogging(factory)).SendAsync(Path.Join(source, "private-name.txt"), cancellationToken);
+            var receive = Croc.New(o => o.WithRelay(relay.BaseAddress).WithOutputDirectory(output).WithLogging(factory)).ReceiveAsync(code, cancellationToken);
+            await Task.WhenAll(send, receive);
+
+            // And a failing one: the wrong code is logged as a failure, never as text.
+            var wrong = phrase.Channel + "x-wrong-secret-words";
+            var badSend = Croc.New(o => o.WithRelay(relay.BaseAddress).WithCode(Croc.GenerateCode()).WithLogging(factory)).StartSendAsync(SendContent.FromText("hi"), cancellationToken: cancellationToken);
+            Assert.CatchAsync<CrocException>(() => Croc.New(o => o.WithRelay(relay.BaseAddress).WithChannelWaitTimeout(TimeSpan.Zero).WithLogging(factory)).ReceiveAsync(wrong, cancellationToken));
+            await (await badSend).DisposeAsync();
+
+            var lines = sink.Lines.ToArray();
+            Assert.That(lines, Is.Not.Empty);
+            Assert.That(lines.Any(l => l.Contains(phrase.Channel, StringComparison.Ordinal)), Is.True, "channel names are public and useful in logs");
+            foreach (var secret in new[] { phrase.Secret, code, "private payload text", "wrong-secret-words" }.Concat(phrase.Secret.Split('-')))
+            {
+                Assert.That(lines.Where(l => l.Contains(secret, StringComparison.OrdinalIgnoreCase)), Is.Empty, $"'{secret}' must never be logged");
+            }
+
+            Assert.That(lines.Where(l => System.Text.RegularExpressions.Regex.IsMatch(l, "\"uuid\"|uuid[=:] ?[0-9a-f]{16}", System.Text.RegularExpressions.RegexOptions.IgnoreCase)), Is.Empty);
+        }
+        finally
+        {
+            Directory.Delete(source, true);
+            Directory.Delete(output, true);
+        }
+    }
+
+    private sealed class CapturingProvider : ILoggerProvider
+    {
+        public ConcurrentQueue<string> Lines { get; } = new();
+
+        public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Logger(CapturingProvider owner, string category) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state)
+                where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+            {
+                var structured = state is IEnumerable<KeyValuePair<string, object?>> pairs ? string.Join(";", pairs.Select(p => $"{p.Key}={p.Value}")) : "";
+                owner.Lines.Enqueue($"{category}|{eventId}|{formatter(state, exception)}|{structured}|{exception}");
+            }
+        }
+    }
+}
