@@ -100,8 +100,19 @@ public sealed class Croc
         var plan = content.Build(FileSender.ChunkSize);
         var code = _options.Code is { } given ? CodePhrase.Parse(given) : CodePhrase.Generate();
         var suite = Pake.Spake2Suite.Get(_options.Curve);
+        var password = new PasswordScalar(code, suite);
         var relay = NewRelayClient();
-        var joined = await relay.JoinAsync(code.Channel, suite.Name, "sender", cancellationToken).ConfigureAwait(false);
+        RelayState joined;
+        try
+        {
+            joined = await relay.JoinAsync(code.Channel, suite.Name, "sender", cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            password.Dispose();
+            throw;
+        }
+
         Log.Joined(_logger, relay.Relay, "sender", code.Channel, suite.Name);
 
         var cancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -110,7 +121,7 @@ public sealed class Croc
             TotalBytes = plan.Manifest.Entries.Any(e => e.Size < 0) ? -1 : plan.Manifest.Entries.Where(e => !e.Dir).Sum(e => e.Size),
             TotalFiles = plan.Manifest.Entries.Count(e => !e.Dir),
         };
-        var completion = Task.Run(() => RunSenderAsync(relay, joined, code, suite, plan, tracker, started, cancellation.Token), CancellationToken.None);
+        var completion = Task.Run(() => RunSenderAsync(relay, joined, code, suite, password, plan, tracker, started, cancellation.Token), CancellationToken.None);
         return new CrocSendOperation(code.Code, code.Channel, completion, cancellation);
     }
 
@@ -149,13 +160,14 @@ public sealed class Croc
         new(_http, _options.Relay!, _pipeline, _options.TimeProvider, _logger);
 
     private async Task<TransferResult> RunSenderAsync(
-        RelayChannelClient relay, RelayState joined, CodePhrase code, Pake.Spake2Suite suite, SendPlan plan, ProgressTracker tracker, long started, CancellationToken cancellationToken)
+        RelayChannelClient relay, RelayState joined, CodePhrase code, Pake.Spake2Suite suite, PasswordScalar password, SendPlan plan, ProgressTracker tracker, long started, CancellationToken cancellationToken)
     {
+        using var _ = password;
         Stream[] streams = [];
         try
         {
             tracker.SetStage(TransferStage.WaitingForPeer);
-            using var handshake = await Handshake.RunSenderAsync(relay, joined, code, suite, _options.PeerTimeout, _logger, cancellationToken).ConfigureAwait(false);
+            using var handshake = await Handshake.RunSenderAsync(relay, joined, code, suite, password, _options.PeerTimeout, _logger, cancellationToken).ConfigureAwait(false);
             tracker.SetStage(TransferStage.Connecting);
             streams = await ConnectAsync(relay, handshake.State, cancellationToken).ConfigureAwait(false);
             var state = await relay.WaitForAsync(handshake.State, s => s.Stapled, _options.PeerTimeout, cancellationToken).ConfigureAwait(false);
@@ -210,6 +222,8 @@ public sealed class Croc
         var started = _options.TimeProvider.GetTimestamp();
         var tracker = new ProgressTracker(progress, _options.Progress, _options.TimeProvider);
         var relay = NewRelayClient();
+        // The sender picks the curve; ours is the likely one, so derive w for it while we wait.
+        using var password = new PasswordScalar(phrase, Pake.Spake2Suite.Get(_options.Curve));
         Stream[] streams = [];
         try
         {
@@ -217,7 +231,7 @@ public sealed class Croc
             var joined = await JoinAsRecipientAsync(relay, phrase.Channel, cancellationToken).ConfigureAwait(false);
             Log.Joined(_logger, relay.Relay, "recipient", phrase.Channel, joined.Curve ?? "?");
             tracker.SetStage(TransferStage.Authenticating);
-            using var handshake = await Handshake.RunRecipientAsync(relay, joined, phrase, _options.PeerTimeout, _logger, cancellationToken).ConfigureAwait(false);
+            using var handshake = await Handshake.RunRecipientAsync(relay, joined, phrase, password, _options.PeerTimeout, _logger, cancellationToken).ConfigureAwait(false);
             tracker.SetStage(TransferStage.Connecting);
             streams = await ConnectAsync(relay, handshake.State, cancellationToken).ConfigureAwait(false);
 
@@ -266,7 +280,7 @@ public sealed class Croc
     {
         var time = _options.TimeProvider;
         var started = time.GetTimestamp();
-        var delay = TimeSpan.FromMilliseconds(100);
+        var delay = TimeSpan.FromMilliseconds(25);
         while (true)
         {
             try
@@ -289,7 +303,8 @@ public sealed class Croc
 
                 Log.WaitingForChannel(_logger, channel);
                 await Task.Delay(delay, time, cancellationToken).ConfigureAwait(false);
-                delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 2000));
+                // Quick at first (the sender is usually a moment away), never more than twice a second.
+                delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 1.5, 500));
             }
         }
     }

@@ -5,6 +5,45 @@ using Microsoft.Extensions.Logging;
 
 namespace CrocNet.Channel;
 
+/// <summary>
+/// The password scalar w, derived in the background from the moment the code is known: Argon2id is the
+/// slowest step of the handshake, and it needs only the secret, the channel and the curve.
+/// </summary>
+internal sealed class PasswordScalar : IDisposable
+{
+    private readonly CodePhrase _code;
+    private readonly Spake2Suite _guess;
+    private readonly Task<byte[]> _derived;
+
+    public PasswordScalar(CodePhrase code, Spake2Suite likelySuite)
+    {
+        _code = code;
+        _guess = likelySuite;
+        _derived = Task.Run(() => CrocPake.DeriveW(likelySuite, code.Secret, code.Channel));
+    }
+
+    /// <summary>w for <paramref name="suite"/>: the background result when the guess was right, else derived now.</summary>
+    public async Task<byte[]> GetAsync(Spake2Suite suite, CancellationToken cancellationToken)
+    {
+        if (suite.Name == _guess.Name)
+        {
+            return (byte[])(await _derived.WaitAsync(cancellationToken).ConfigureAwait(false)).Clone();
+        }
+
+        return await Task.Run(() => CrocPake.DeriveW(suite, _code.Secret, _code.Channel), cancellationToken).ConfigureAwait(false);
+    }
+
+    public void Dispose()
+    {
+        // The background derivation may still be running; wipe its result whenever it lands.
+        _derived.ContinueWith(
+            t => System.Security.Cryptography.CryptographicOperations.ZeroMemory(t.Result),
+            CancellationToken.None,
+            TaskContinuationOptions.OnlyOnRanToCompletion | TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
+}
+
 /// <summary>The outcome of the HTTP part of a session: a confirmed key and where to connect.</summary>
 internal sealed class HandshakeResult : IDisposable
 {
@@ -25,9 +64,9 @@ internal sealed class HandshakeResult : IDisposable
 internal static class Handshake
 {
     public static async Task<HandshakeResult> RunSenderAsync(
-        RelayChannelClient relay, RelayState joined, CodePhrase code, Spake2Suite suite, TimeSpan peerTimeout, ILogger logger, CancellationToken cancellationToken)
+        RelayChannelClient relay, RelayState joined, CodePhrase code, Spake2Suite suite, PasswordScalar password, TimeSpan peerTimeout, ILogger logger, CancellationToken cancellationToken)
     {
-        using var spake = CrocPake.Start(suite, Spake2Role.Sender, code.Secret, code.Channel);
+        using var spake = await StartAsync(password, suite, Spake2Role.Sender, code.Channel, cancellationToken).ConfigureAwait(false);
         var message = spake.Message.ToArray();
         var state = await PostOnceAsync(relay, r => { r.X = message; r.Curve = suite.Name; }, s => s.X, message, cancellationToken).ConfigureAwait(false);
 
@@ -55,7 +94,7 @@ internal static class Handshake
     }
 
     public static async Task<HandshakeResult> RunRecipientAsync(
-        RelayChannelClient relay, RelayState joined, CodePhrase code, TimeSpan peerTimeout, ILogger logger, CancellationToken cancellationToken)
+        RelayChannelClient relay, RelayState joined, CodePhrase code, PasswordScalar password, TimeSpan peerTimeout, ILogger logger, CancellationToken cancellationToken)
     {
         var state = await relay.WaitForAsync(joined, s => s.X is not null, peerTimeout, cancellationToken).ConfigureAwait(false);
         if (state.Closed)
@@ -69,7 +108,7 @@ internal static class Handshake
             throw new CrocProtocolException($"The channel announces an unsupported curve '{state.Curve}'.");
         }
 
-        using var spake = CrocPake.Start(suite, Spake2Role.Recipient, code.Secret, code.Channel);
+        using var spake = await StartAsync(password, suite, Spake2Role.Recipient, code.Channel, cancellationToken).ConfigureAwait(false);
         var keys = spake.Finish(state.X);
         try
         {
@@ -93,6 +132,19 @@ internal static class Handshake
         {
             keys.Dispose();
             throw;
+        }
+    }
+
+    private static async Task<Spake2> StartAsync(PasswordScalar password, Spake2Suite suite, Spake2Role role, string channel, CancellationToken cancellationToken)
+    {
+        var w = await password.GetAsync(suite, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return CrocPake.Start(suite, role, w, channel);
+        }
+        finally
+        {
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(w);
         }
     }
 

@@ -42,6 +42,24 @@ internal static class CrocPake
         }
     }
 
+    /// <summary>Derives this transfer's w (the costly Argon2id step), so it can run while the relay round trips happen.</summary>
+    internal static byte[] DeriveW(Spake2Suite suite, string secret, string channel)
+    {
+        var password = Encoding.UTF8.GetBytes(secret);
+        try
+        {
+            return Spake2Password.DeriveW(suite, password, Salt(channel));
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(password);
+        }
+    }
+
+    /// <summary>Starts SPAKE2 with a w from <see cref="DeriveW"/>.</summary>
+    internal static Spake2 Start(Spake2Suite suite, Spake2Role role, ReadOnlySpan<byte> w, string channel) =>
+        Spake2.Start(suite, role, w, Identities, Aad(suite, channel));
+
     /// <summary>SHA-256(UTF-8("croc/1|" + channel)): ties w to the channel so no guess is reusable across channels.</summary>
     internal static byte[] Salt(string channel) => SHA256.HashData(Encoding.UTF8.GetBytes(ProtocolLabel + channel));
 
