@@ -97,7 +97,7 @@ public sealed class Croc
     {
         ArgumentNullException.ThrowIfNull(content);
         var started = _options.TimeProvider.GetTimestamp();
-        var plan = content.Build(FileSender.ChunkSize);
+        var plan = content.Build(FileSender.ChunkSize, _options.FileHash);
         var code = _options.Code is { } given ? CodePhrase.Parse(given) : CodePhrase.Generate();
         var suite = Pake.Spake2Suite.Get(_options.Curve);
         var password = new PasswordScalar(code, suite);

@@ -13,6 +13,17 @@ public enum CrocOverwritePolicy
     Overwrite,
 }
 
+/// <summary>How each file's end-to-end hash digests its chunks (see <c>docs/protocol.md</c>).</summary>
+public enum CrocHashAlgorithm
+{
+    /// <summary>XXH3-128 per chunk, SHA-256 over the chunk list: checks reassembly end to end at memory speed (the default).
+    /// Tampering is already stopped by AES-GCM on every frame; this hash proves the file on disk is the file sent.</summary>
+    XxHash128 = 0,
+
+    /// <summary>SHA-256 per chunk and over the chunk list: a cryptographic digest, at roughly ten times the CPU cost.</summary>
+    Sha256,
+}
+
 /// <summary>
 /// Settings of a <see cref="Croc"/> instance. Bindable from configuration; every value is validated
 /// when the instance is built (<see cref="Croc.New(Action{CrocOptionsBuilder})"/>, <c>AddCroc</c> or the constructor).
@@ -43,6 +54,10 @@ public sealed class CrocOptions
     /// <summary>What to do when a received file already exists.</summary>
     /// <value>Default <see cref="CrocOverwritePolicy.Fail"/>.</value>
     public CrocOverwritePolicy Overwrite { get; set; } = CrocOverwritePolicy.Fail;
+
+    /// <summary>The per-file hash a sender computes and its recipient verifies (the recipient follows the sender's choice).</summary>
+    /// <value>Default <see cref="CrocHashAlgorithm.XxHash128"/>.</value>
+    public CrocHashAlgorithm FileHash { get; set; } = CrocHashAlgorithm.XxHash128;
 
     /// <summary>How long a sender waits for a recipient to join and confirm the key.</summary>
     /// <value>Default 10 minutes.</value>

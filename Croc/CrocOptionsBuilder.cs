@@ -56,6 +56,13 @@ public sealed class CrocOptionsBuilder
         return this;
     }
 
+    /// <summary>Chooses the per-file hash this side computes when sending.</summary>
+    public CrocOptionsBuilder WithFileHash(CrocHashAlgorithm algorithm)
+    {
+        Options.FileHash = algorithm;
+        return this;
+    }
+
     /// <summary>Sets how long a sender waits for its recipient.</summary>
     public CrocOptionsBuilder WithPeerTimeout(TimeSpan timeout)
     {

@@ -46,6 +46,11 @@ internal sealed class CrocOptionsValidator : IValidateOptions<CrocOptions>
             failures.Add($"Overwrite '{options.Overwrite}' is not a known policy.");
         }
 
+        if (!Enum.IsDefined(options.FileHash))
+        {
+            failures.Add($"FileHash '{options.FileHash}' is not a known algorithm.");
+        }
+
         if (options.TimeProvider is null)
         {
             failures.Add("TimeProvider must not be null.");

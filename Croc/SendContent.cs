@@ -77,9 +77,9 @@ public sealed class SendContent
     internal const int MaxTextBytes = 1024 * 1024;
 
     /// <summary>Reads the file system (or the stream's length) and produces the manifest and its sources.</summary>
-    internal SendPlan Build(int chunkSize)
+    internal SendPlan Build(int chunkSize, CrocHashAlgorithm hash)
     {
-        var manifest = new Manifest { ChunkSize = chunkSize, Text = _text };
+        var manifest = new Manifest { ChunkSize = chunkSize, Text = _text, Hash = FileDigest.WireName(hash) };
         var sources = new List<SendSource>();
         if (_stream is not null)
         {

@@ -125,7 +125,7 @@ public class HostileTransferTests : TransferTestBase
     public async Task ReceiveAsync_HostileManifestName_RefusedAndNothingWritten(string name, CancellationToken cancellationToken)
     {
         var output = NewFolder();
-        var manifest = new Manifest { ChunkSize = 1024 * 1024, Entries = [new ManifestEntry { Path = name, Size = 5 }] };
+        var manifest = new Manifest { ChunkSize = 1024 * 1024, Hash = "xxh128", Entries = [new ManifestEntry { Path = name, Size = 5 }] };
 
         await using var rogue = await RogueSender.StartAsync(Relay.BaseAddress, cancellationToken);
         var receive = NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(rogue.Code.Code, cancellationToken);
@@ -145,7 +145,7 @@ public class HostileTransferTests : TransferTestBase
     public async Task ReceiveAsync_ChunkOutsideTheDeclaredFile_RefusedAndNothingKept(CancellationToken cancellationToken)
     {
         var output = NewFolder();
-        var manifest = new Manifest { ChunkSize = 1024 * 1024, Entries = [new ManifestEntry { Path = "ok.txt", Size = 5 }] };
+        var manifest = new Manifest { ChunkSize = 1024 * 1024, Hash = "xxh128", Entries = [new ManifestEntry { Path = "ok.txt", Size = 5 }] };
 
         await using var rogue = await RogueSender.StartAsync(Relay.BaseAddress, cancellationToken);
         var receive = NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(rogue.Code.Code, cancellationToken);
@@ -163,7 +163,7 @@ public class HostileTransferTests : TransferTestBase
     public async Task ReceiveAsync_TrailerHashDoesNotMatch_HashMismatchAndNothingKept(CancellationToken cancellationToken)
     {
         var output = NewFolder();
-        var manifest = new Manifest { ChunkSize = 1024 * 1024, Entries = [new ManifestEntry { Path = "ok.txt", Size = 5 }] };
+        var manifest = new Manifest { ChunkSize = 1024 * 1024, Hash = "xxh128", Entries = [new ManifestEntry { Path = "ok.txt", Size = 5 }] };
 
         await using var rogue = await RogueSender.StartAsync(Relay.BaseAddress, cancellationToken);
         var receive = NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(rogue.Code.Code, cancellationToken);
@@ -174,6 +174,22 @@ public class HostileTransferTests : TransferTestBase
         await rogue.FinishAsync(new TrailerMessage { Files = [new TrailerFile { Index = 0, Size = 5, Hash = new string('0', 64) }] }, cancellationToken);
 
         Assert.That(Assert.ThrowsAsync<CrocTransferException>(async () => await receive)!.Code, Is.EqualTo(CrocErrorCode.HashMismatch));
+        Assert.That(Directory.GetFileSystemEntries(output), Is.Empty);
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task ReceiveAsync_UnknownHashAlgorithm_RefusedAsProtocolViolation(CancellationToken cancellationToken)
+    {
+        var output = NewFolder();
+        var manifest = new Manifest { ChunkSize = 1024 * 1024, Hash = "md5", Entries = [new ManifestEntry { Path = "ok.txt", Size = 5 }] };
+
+        await using var rogue = await RogueSender.StartAsync(Relay.BaseAddress, cancellationToken);
+        var receive = NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(rogue.Code.Code, cancellationToken);
+        await rogue.ConnectAsync(cancellationToken);
+        await rogue.SendManifestAsync(manifest, cancellationToken);
+
+        Assert.ThrowsAsync<CrocProtocolException>(async () => await receive);
         Assert.That(Directory.GetFileSystemEntries(output), Is.Empty);
     }
 

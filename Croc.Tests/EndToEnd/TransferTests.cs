@@ -32,19 +32,20 @@ public class TransferTests : TransferTestBase
         Assert.That(croc, Is.Not.Null);
     }
 
-    [TestCase("p256")]
-    [TestCase("p384")]
-    [TestCase("p521")]
-    [TestCase("siec")]
+    [TestCase("p256", CrocHashAlgorithm.XxHash128)]
+    [TestCase("p256", CrocHashAlgorithm.Sha256)]
+    [TestCase("p384", CrocHashAlgorithm.XxHash128)]
+    [TestCase("p521", CrocHashAlgorithm.XxHash128)]
+    [TestCase("siec", CrocHashAlgorithm.XxHash128)]
     [CancelAfter(60_000)]
-    public async Task SendAsync_EveryCurve_DeliversByteExactFile(string curve, CancellationToken cancellationToken)
+    public async Task SendAsync_EveryCurve_DeliversByteExactFile(string curve, CrocHashAlgorithm hash, CancellationToken cancellationToken)
     {
         var source = NewFolder();
         var output = NewFolder();
         var data = WriteRandomFile(Path.Join(source, "data.bin"), 3 * 1024 * 1024 + 17);
 
         var (sent, received) = await TransferAsync(
-            NewCroc(o => o.WithCurve(curve)),
+            NewCroc(o => o.WithCurve(curve).WithFileHash(hash)),
             SendContent.FromPath(Path.Join(source, "data.bin")),
             code => NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(code, cancellationToken),
             cancellationToken);

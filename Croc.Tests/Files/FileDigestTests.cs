@@ -5,12 +5,13 @@ namespace CrocNet.Tests.Files;
 
 public class FileDigestTests
 {
-    [Test]
-    public void Finish_ChunksInAnyOrder_GiveTheSameHash()
+    [TestCase(CrocHashAlgorithm.XxHash128)]
+    [TestCase(CrocHashAlgorithm.Sha256)]
+    public void Finish_ChunksInAnyOrder_GiveTheSameHash(CrocHashAlgorithm algorithm)
     {
         var data = RandomNumberGenerator.GetBytes(10_000);
-        var inOrder = new FileDigest(data.Length, 4096);
-        var reversed = new FileDigest(data.Length, 4096);
+        var inOrder = new FileDigest(data.Length, 4096, algorithm);
+        var reversed = new FileDigest(data.Length, 4096, algorithm);
         for (var i = 0; i < 3; i++)
         {
             inOrder.AddChunk(i, data.AsSpan(i * 4096, Math.Min(4096, data.Length - (i * 4096))));
@@ -28,22 +29,53 @@ public class FileDigestTests
     [Test]
     public void Finish_DifferentContentOrLength_GivesDifferentHash()
     {
-        var a = new FileDigest(4, 4096);
+        var a = new FileDigest(4, 4096, CrocHashAlgorithm.XxHash128);
         a.AddChunk(0, [1, 2, 3, 4]);
-        var b = new FileDigest(4, 4096);
+        var b = new FileDigest(4, 4096, CrocHashAlgorithm.XxHash128);
         b.AddChunk(0, [1, 2, 3, 5]);
 
         Assert.That(a.Finish(4, 4096), Is.Not.EqualTo(b.Finish(4, 4096)));
-        Assert.That(new FileDigest(0, 4096).Finish(0, 4096), Is.Not.EqualTo(a.Finish(4, 4096)));
+        Assert.That(new FileDigest(0, 4096, CrocHashAlgorithm.XxHash128).Finish(0, 4096), Is.Not.EqualTo(a.Finish(4, 4096)));
     }
 
     [Test]
     public void AddChunk_SameChunkTwice_ReturnsFalse()
     {
-        var digest = new FileDigest(-1, 4096);
+        var digest = new FileDigest(-1, 4096, CrocHashAlgorithm.Sha256);
 
         Assert.That(digest.AddChunk(9, [1]), Is.True);
         Assert.That(digest.AddChunk(9, [1]), Is.False);
         Assert.That(digest.HasExactly(1), Is.False, "chunk 0 is missing");
+    }
+
+    [TestCase(CrocHashAlgorithm.XxHash128, "xxh128", 16)]
+    [TestCase(CrocHashAlgorithm.Sha256, "sha256", 32)]
+    public void Finish_MatchesTheDocumentedConstruction(CrocHashAlgorithm algorithm, string name, int digestSize)
+    {
+        // docs/protocol.md: SHA-256(label || size (8, big-endian) || digest(chunk 0) || digest(chunk 1) ...)
+        var data = RandomNumberGenerator.GetBytes(9000);
+        var digest = new FileDigest(data.Length, 4096, algorithm);
+        var expected = new List<byte>(System.Text.Encoding.ASCII.GetBytes($"croc/1 file {name}-chunks\0"));
+        var size = new byte[8];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(size, data.Length);
+        expected.AddRange(size);
+        for (var i = 0; i * 4096 < data.Length; i++)
+        {
+            var chunk = data.AsSpan(i * 4096, Math.Min(4096, data.Length - (i * 4096)));
+            digest.AddChunk(i, chunk);
+            var chunkDigest = new byte[digestSize];
+            if (algorithm == CrocHashAlgorithm.Sha256)
+            {
+                SHA256.HashData(chunk, chunkDigest);
+            }
+            else
+            {
+                System.IO.Hashing.XxHash128.Hash(chunk, chunkDigest);
+            }
+
+            expected.AddRange(chunkDigest);
+        }
+
+        Assert.That(digest.Finish(data.Length, 4096), Is.EqualTo(Convert.ToHexStringLower(SHA256.HashData(expected.ToArray()))));
     }
 }

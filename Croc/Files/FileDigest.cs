@@ -5,24 +5,27 @@ using System.Text;
 namespace CrocNet.Files;
 
 /// <summary>
-/// The end-to-end file hash: SHA-256 over a domain label, the length and the SHA-256 of every fixed-size
-/// chunk in order. Chunks hash independently, so every data connection hashes its own chunks in
-/// parallel and out of order, and the recipient never has to read a file back.
+/// The end-to-end file hash: SHA-256 over a domain label, the length and the digest of every fixed-size
+/// chunk in order (XXH3-128 or SHA-256 per chunk, as the sender chose). Chunks hash independently, so
+/// every data connection hashes its own chunks in parallel and out of order, and the recipient never
+/// has to read a file back.
 /// </summary>
 internal sealed class FileDigest
 {
-    private const int DigestSize = 32;
-    private static readonly byte[] Label = Encoding.ASCII.GetBytes("croc/1 file sha256-chunks\0");
+    private readonly CrocHashAlgorithm _algorithm;
+    private readonly int _digestSize;
 
     private readonly Lock _gate = new();
     private byte[] _digests;
     private bool[] _present;
     private int _count;
 
-    public FileDigest(long knownSize, int chunkSize)
+    public FileDigest(long knownSize, int chunkSize, CrocHashAlgorithm algorithm)
     {
+        _algorithm = algorithm;
+        _digestSize = algorithm == CrocHashAlgorithm.Sha256 ? 32 : 16;
         var chunks = knownSize < 0 ? 4 : ChunkCount(knownSize, chunkSize);
-        _digests = new byte[Math.Max(chunks, 1) * DigestSize];
+        _digests = new byte[Math.Max(chunks, 1) * _digestSize];
         _present = new bool[Math.Max(chunks, 1)];
     }
 
@@ -34,15 +37,23 @@ internal sealed class FileDigest
     /// <summary>Hashes chunk <paramref name="index"/>; false if that chunk was already seen.</summary>
     public bool AddChunk(long index, ReadOnlySpan<byte> data)
     {
-        Span<byte> digest = stackalloc byte[DigestSize];
-        SHA256.HashData(data, digest);
+        Span<byte> digest = stackalloc byte[_digestSize];
+        if (_algorithm == CrocHashAlgorithm.Sha256)
+        {
+            SHA256.HashData(data, digest);
+        }
+        else
+        {
+            System.IO.Hashing.XxHash128.Hash(data, digest);
+        }
+
         lock (_gate)
         {
             if (index >= _present.Length)
             {
                 var length = (int)Math.Max(index + 1, _present.Length * 2L);
                 Array.Resize(ref _present, length);
-                Array.Resize(ref _digests, length * DigestSize);
+                Array.Resize(ref _digests, length * _digestSize);
             }
 
             if (_present[index])
@@ -51,7 +62,7 @@ internal sealed class FileDigest
             }
 
             _present[index] = true;
-            digest.CopyTo(_digests.AsSpan((int)index * DigestSize));
+            digest.CopyTo(_digests.AsSpan((int)index * _digestSize));
             _count++;
             return true;
         }
@@ -66,18 +77,33 @@ internal sealed class FileDigest
         }
     }
 
+    /// <summary>The wire name of an algorithm, as in the manifest's <c>hash</c> field.</summary>
+    public static string WireName(CrocHashAlgorithm algorithm) => algorithm == CrocHashAlgorithm.Sha256 ? "sha256" : "xxh128";
+
+    public static bool TryParseWireName(string? name, out CrocHashAlgorithm algorithm)
+    {
+        algorithm = name == "sha256" ? CrocHashAlgorithm.Sha256 : CrocHashAlgorithm.XxHash128;
+        return name is "sha256" or "xxh128";
+    }
+
+    /// <summary>The algorithm a (validated) manifest names.</summary>
+    public static CrocHashAlgorithm ParseWireName(string? name) =>
+        TryParseWireName(name, out var algorithm) ? algorithm : throw new CrocProtocolException($"Unknown file hash '{name}'.");
+
+    private static byte[] Label(CrocHashAlgorithm algorithm) => Encoding.ASCII.GetBytes($"croc/1 file {WireName(algorithm)}-chunks\0");
+
     /// <summary>The file hash for a file of <paramref name="size"/> bytes, lowercase hex.</summary>
     public string Finish(long size, int chunkSize)
     {
         var chunks = (int)ChunkCount(size, chunkSize);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        hash.AppendData(Label);
+        hash.AppendData(Label(_algorithm));
         Span<byte> length = stackalloc byte[8];
         BinaryPrimitives.WriteInt64BigEndian(length, size);
         hash.AppendData(length);
         lock (_gate)
         {
-            hash.AppendData(_digests.AsSpan(0, chunks * DigestSize));
+            hash.AppendData(_digests.AsSpan(0, chunks * _digestSize));
         }
 
         return Convert.ToHexStringLower(hash.GetHashAndReset());

@@ -10,6 +10,9 @@ internal sealed class Manifest
     /// <summary>Files are cut into chunks of this size at fixed offsets; the hash is built over the chunks.</summary>
     public int ChunkSize { get; set; }
 
+    /// <summary>The chunk digest of the file hash: <c>xxh128</c> or <c>sha256</c>.</summary>
+    public string? Hash { get; set; }
+
     public string? Text { get; set; }
 
     public List<ManifestEntry> Entries { get; set; } = [];

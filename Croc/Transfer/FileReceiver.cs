@@ -201,6 +201,11 @@ internal static class FileReceiver
             throw new CrocProtocolException($"The sender speaks transfer version {manifest.Version}; this library speaks version 1.");
         }
 
+        if (!FileDigest.TryParseWireName(manifest.Hash, out _))
+        {
+            throw new CrocProtocolException($"The sender's file hash '{manifest.Hash}' is not one this library verifies.");
+        }
+
         if (manifest.ChunkSize < MinChunkSize || manifest.ChunkSize > FrameFormat.MaxPayload - DataRecord.HeaderSize)
         {
             throw new CrocProtocolException("The sender's chunk size is out of range.");

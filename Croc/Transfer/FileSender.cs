@@ -30,6 +30,7 @@ internal sealed class FileSender
         _plan = plan;
         _context = context;
         var entries = plan.Manifest.Entries;
+        var algorithm = FileDigest.ParseWireName(plan.Manifest.Hash);
         _digests = new FileDigest?[entries.Count];
         _sentBytes = new long[entries.Count];
         _files = new SourceFile?[entries.Count];
@@ -37,7 +38,7 @@ internal sealed class FileSender
         {
             if (!entries[i].Dir)
             {
-                _digests[i] = new FileDigest(entries[i].Size, plan.Manifest.ChunkSize);
+                _digests[i] = new FileDigest(entries[i].Size, plan.Manifest.ChunkSize, algorithm);
                 if (plan.Sources[i].FullPath is { } path)
                 {
                     _files[i] = new SourceFile(path);

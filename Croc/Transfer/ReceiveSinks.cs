@@ -29,11 +29,12 @@ internal abstract class ReceiveSinkBase : IReceiveSink
         _received = new long[manifest.Entries.Count];
         _shortChunk = new long[manifest.Entries.Count];
         Array.Fill(_shortChunk, -1);
+        var algorithm = FileDigest.ParseWireName(manifest.Hash);
         for (var i = 0; i < manifest.Entries.Count; i++)
         {
             if (!manifest.Entries[i].Dir)
             {
-                Digests[i] = new FileDigest(manifest.Entries[i].Size, manifest.ChunkSize);
+                Digests[i] = new FileDigest(manifest.Entries[i].Size, manifest.ChunkSize, algorithm);
             }
         }
     }
