@@ -193,6 +193,20 @@ public class HostileTransferTests : TransferTestBase
         Assert.That(Directory.GetFileSystemEntries(output), Is.Empty);
     }
 
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task ReceiveAsync_SenderGoesSilentAfterConnecting_TimesOutAndWritesNothing(CancellationToken cancellationToken)
+    {
+        var output = NewFolder();
+
+        await using var rogue = await RogueSender.StartAsync(Relay.BaseAddress, cancellationToken);
+        var receive = NewCroc(o => o.WithOutputDirectory(output).WithIdleTimeout(TimeSpan.FromSeconds(1))).ReceiveAsync(rogue.Code.Code, cancellationToken);
+        await rogue.ConnectAsync(cancellationToken);
+
+        Assert.That(Assert.CatchAsync<CrocException>(async () => await receive)!.Code, Is.EqualTo(CrocErrorCode.Timeout));
+        Assert.That(Directory.GetFileSystemEntries(output), Is.Empty);
+    }
+
     /// <summary>A sender that speaks the protocol correctly up to the data plane, then says what a test wants.</summary>
     private sealed class RogueSender : IAsyncDisposable
     {

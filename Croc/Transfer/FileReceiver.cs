@@ -32,7 +32,10 @@ internal static class FileReceiver
     public static async Task<ReceiveOutcome> RunAsync(TransferContext context, ReceiveTarget target, CancellationToken cancellationToken)
     {
         var control = context.Writers[0];
+        // The sender sends its manifest as soon as the connections are joined: a silent sender is a stuck one.
+        context.StartIdleTimer();
         var manifest = await ReadManifestAsync(context, cancellationToken).ConfigureAwait(false);
+        context.PauseIdleTimer();
 
         IReceiveSink sink;
         DiskSink? disk = null;

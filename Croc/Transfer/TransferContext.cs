@@ -42,6 +42,19 @@ internal sealed class TransferContext : IDisposable
         Touch();
     }
 
+    /// <summary>Stops the watchdog while we wait on a person (an offer being read), not on the network.</summary>
+    public void PauseIdleTimer()
+    {
+        Interlocked.Exchange(ref _idleStarted, 0);
+        try
+        {
+            _idle.CancelAfter(Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
     /// <summary>Records progress: the watchdog starts counting again.</summary>
     public void Touch()
     {
