@@ -115,8 +115,19 @@ internal static class Handshake
             var message = spake.Message.ToArray();
             var confirmation = keys.Confirmation.ToArray();
             state = await PostOnceAsync(relay, r => { r.Y = message; r.HhK = confirmation; }, s => s.Y, message, cancellationToken).ConfigureAwait(false);
-            state = await relay.WaitForAsync(state, s => s.HK is not null, peerTimeout, cancellationToken).ConfigureAwait(false);
-            if (state.HK is null)
+            byte[]? senderConfirmation;
+            try
+            {
+                state = await relay.WaitForAsync(state, s => s.HK is not null, peerTimeout, cancellationToken).ConfigureAwait(false);
+                senderConfirmation = state.HK;
+            }
+            catch (CrocRelayException ex) when (ex.RelayCode == "closed")
+            {
+                // The sender may close the channel before our long-poll arrives: the relay then answers 410, not a closed state.
+                senderConfirmation = null;
+            }
+
+            if (senderConfirmation is null)
             {
                 // The sender checks our confirmation first and walks away on a mismatch without revealing its own.
                 Log.KeyConfirmationFailed(logger, code.Channel);
@@ -124,7 +135,7 @@ internal static class Handshake
                     "The sender ended the exchange during key confirmation: the two sides used different codes. Check the code and try again.");
             }
 
-            VerifyOrLog(keys, state.HK, code.Channel, logger);
+            VerifyOrLog(keys, senderConfirmation, code.Channel, logger);
             Log.KeyConfirmed(logger, code.Channel);
             return new HandshakeResult { Keys = keys, State = state, Curve = suite.Name };
         }

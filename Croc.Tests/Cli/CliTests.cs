@@ -1,0 +1,433 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using CrocNet.Tests.EndToEnd;
+
+namespace CrocNet.Tests.Cli;
+
+/// <summary>The croc command line end to end: in-process runs with redirected streams against a real relay on loopback.</summary>
+[TestFixture]
+[NonParallelizable]
+public sealed class CliTests : TransferTestBase
+{
+    private string RelayUrl => Relay.BaseAddress.ToString();
+
+    private static string NewCode() => Croc.GenerateCode();
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task SendReceive_File_ArrivesByteExactAndSummariesPrinted(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var data = WriteRandomFile(Path.Combine(source, "report.bin"), 300_000);
+        var target = NewFolder();
+        var code = NewCode();
+
+        var send = new CliRun(["send", "--relay", RelayUrl, "--code", code, Path.Combine(source, "report.bin")], cancellationToken: cancellationToken);
+        Assert.That(await send.WaitForLineAsync("code: ", cancellationToken), Is.EqualTo("code: " + code));
+        var receive = await CliRun.CompleteAsync(["receive", "--relay", RelayUrl, "--yes", "--out", target, code], cancellationToken);
+
+        Assert.Multiple(async () =>
+        {
+            Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
+            Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
+            Assert.That(File.ReadAllBytes(Path.Combine(target, "report.bin")), Is.EqualTo(data));
+            Assert.That(receive.Stderr, Does.Contain("report.bin").And.Contain("Received 1 file"));
+            Assert.That(send.Stderr, Does.Contain("Sent 1 file").And.Contain("300000 bytes").And.Contain("MB/s"));
+            // Messages never go to a standard output that is not a terminal.
+            Assert.That(send.Stdout, Is.Empty);
+            Assert.That(receive.Stdout, Is.Empty);
+        });
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task Send_FolderOnEmbeddedRelay_PrintedReceiveCommandWorks(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var folder = Path.Combine(source, "album");
+        WriteRandomFile(Path.Combine(folder, "a.jpg"), 50_000);
+        WriteRandomFile(Path.Combine(folder, "nested", "b.raw"), 1_500_000);
+        Directory.CreateDirectory(Path.Combine(folder, "empty"));
+        var target = NewFolder();
+
+        // No --relay: the CLI starts its own relay (moved off the fixed port 9009 for the test).
+        var send = new CliRun(["send", "--embedded-url", "http://127.0.0.1:0", "--embedded-ports", "0,0,0,0", folder], cancellationToken: cancellationToken);
+        var printed = await send.WaitForLineAsync("croc receive ", cancellationToken);
+        Assert.That(printed, Does.Match(@"^croc receive --relay http://127\.0\.0\.1:\d+ [a-z0-9]+-[a-z]+-[a-z]+-[a-z]+$"));
+        var args = printed.Split(' ').Skip(1).Concat(["--yes", "--out", target]).ToArray();
+        var receive = await CliRun.CompleteAsync(args, cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
+        var sent = Snapshot(source);
+        var received = Snapshot(target);
+        Assert.That(received.Folders, Is.EquivalentTo(sent.Folders));
+        Assert.That(received.Files.Keys, Is.EquivalentTo(sent.Files.Keys));
+        foreach (var (path, bytes) in sent.Files)
+        {
+            Assert.That(received.Files[path], Is.EqualTo(bytes), path);
+        }
+
+        Assert.That(send.Stderr, Does.Contain("Started a relay on this machine"));
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task Send_EmbeddedPortHeldByRunningRelay_UsesThatRelay(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var data = WriteRandomFile(Path.Combine(source, "x.bin"), 10_000);
+        var target = NewFolder();
+        var code = NewCode();
+
+        var send = new CliRun(["send", "--embedded-url", $"http://127.0.0.1:{Relay.BaseAddress.Port}", "--embedded-ports", "0", "--code", code, Path.Combine(source, "x.bin")], cancellationToken: cancellationToken);
+        await send.WaitForLineAsync("code: ", cancellationToken);
+        var receive = await CliRun.CompleteAsync(["receive", "--relay", RelayUrl, "--yes", "--out", target, code], cancellationToken);
+
+        Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
+        Assert.That(send.Stderr, Does.Contain("Using the relay already running on this machine"));
+        Assert.That(File.ReadAllBytes(Path.Combine(target, "x.bin")), Is.EqualTo(data));
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task Send_EmbeddedPortHeldByOtherProgram_FailsPlainlyWithExit3(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        WriteRandomFile(Path.Combine(source, "x.bin"), 10);
+        using var squatter = new TcpListener(IPAddress.Loopback, 0);
+        squatter.Start();
+        var port = ((IPEndPoint)squatter.LocalEndpoint).Port;
+
+        var send = await CliRun.CompleteAsync(["send", "--embedded-url", $"http://127.0.0.1:{port}", "--embedded-ports", "0", Path.Combine(source, "x.bin")], cancellationToken);
+
+        Assert.That(await send.ExitAsync(cancellationToken), Is.EqualTo(3));
+        Assert.That(send.Stderr.TrimEnd(), Does.StartWith("error: Cannot start the built-in relay").And.Contain("--relay").And.Not.Contain("\n"));
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task Stdin_PipedToReceiverStdout_ByteExact(CancellationToken cancellationToken)
+    {
+        var data = RandomNumberGenerator.GetBytes(2_500_000 + 17);
+        var code = NewCode();
+
+        // No path and a non-interactive standard input: the data is streamed from stdin.
+        var send = new CliRun(["send", "--relay", RelayUrl, "--code", code, "--name", "dump.bin"], stdin: new PipeLikeStream(data), cancellationToken: cancellationToken);
+        await send.WaitForLineAsync("code: ", cancellationToken);
+        var receive = await CliRun.CompleteAsync(["receive", "--relay", RelayUrl, "--yes", "--stdout", code], cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
+        Assert.That(receive.Stdout, Is.EqualTo(data), "stdout must carry exactly the bytes and nothing else");
+        Assert.That(receive.Stderr, Does.Contain("dump.bin"));
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task SendDash_WithDefaultName_ReceivesFileNamedStdin(CancellationToken cancellationToken)
+    {
+        var data = Encoding.UTF8.GetBytes("line one\nline two\n");
+        var target = NewFolder();
+        var code = NewCode();
+
+        var send = new CliRun(["send", "--relay", RelayUrl, "--code", code, "-"], stdin: new PipeLikeStream(data), cancellationToken: cancellationToken);
+        await send.WaitForLineAsync("code: ", cancellationToken);
+        var receive = await CliRun.CompleteAsync(["receive", "--relay", RelayUrl, "--yes", "--out", target, code], cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
+        Assert.That(File.ReadAllBytes(Path.Combine(target, "stdin")), Is.EqualTo(data));
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task Text_IsPrintedOnReceiverStdout(CancellationToken cancellationToken)
+    {
+        const string text = "meet at 10 — café ✓";
+        var target = NewFolder();
+        var code = NewCode();
+
+        var send = new CliRun(["send", "--relay", RelayUrl, "--code", code, "--text", text], cancellationToken: cancellationToken);
+        await send.WaitForLineAsync("code: ", cancellationToken);
+        var receive = await CliRun.CompleteAsync(["receive", "--relay", RelayUrl, "--yes", "--out", target, code], cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
+        Assert.That(receive.StdoutText, Is.EqualTo(text + "\n"));
+        Assert.That(Directory.EnumerateFileSystemEntries(target), Is.Empty);
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task CodeFromCrocSecret_BothSides_Transfers(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var data = WriteRandomFile(Path.Combine(source, "s.bin"), 1000);
+        var target = NewFolder();
+        var environment = new Dictionary<string, string> { ["CROC_SECRET"] = NewCode(), ["CROC_RELAY"] = RelayUrl };
+
+        var send = new CliRun(["send", Path.Combine(source, "s.bin")], environment: environment, cancellationToken: cancellationToken);
+        Assert.That(await send.WaitForLineAsync("code: ", cancellationToken), Is.EqualTo("code: " + environment["CROC_SECRET"]));
+        var receive = await CliRun.CompleteAsync(["receive", "--yes", "--out", target], cancellationToken, environment: environment);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
+        Assert.That(File.ReadAllBytes(Path.Combine(target, "s.bin")), Is.EqualTo(data));
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task Receive_WrongCode_Exit2AndNothingWritten(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        WriteRandomFile(Path.Combine(source, "secret.bin"), 5000);
+        var target = NewFolder();
+        var code = NewCode();
+        var wrong = code.Split('-')[0] + "-wrong-guess-here";
+
+        var send = new CliRun(["send", "--relay", RelayUrl, "--code", code, Path.Combine(source, "secret.bin")], cancellationToken: cancellationToken);
+        await send.WaitForLineAsync("code: ", cancellationToken);
+        var receive = await CliRun.CompleteAsync(["receive", "--relay", RelayUrl, "--yes", "--out", target, wrong], cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.EqualTo(2), receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.EqualTo(2), send.Stderr);
+        Assert.That(Directory.EnumerateFileSystemEntries(target), Is.Empty);
+        Assert.That(receive.Stderr, Does.StartWith("error: "));
+        Assert.That(receive.Stderr + send.Stderr, Does.Not.Contain("wrong-guess-here"), "the secret never appears in an error");
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task Receive_ExistingFileWithoutOverwrite_Exit5ThenOverwriteReplacesIt(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var data = WriteRandomFile(Path.Combine(source, "same.txt"), 2000);
+        var target = NewFolder();
+        var existing = Path.Combine(target, "same.txt");
+        File.WriteAllText(existing, "keep me");
+        var code = NewCode();
+
+        var send = new CliRun(["send", "--relay", RelayUrl, "--code", code, Path.Combine(source, "same.txt")], cancellationToken: cancellationToken);
+        await send.WaitForLineAsync("code: ", cancellationToken);
+        var receive = await CliRun.CompleteAsync(["receive", "--relay", RelayUrl, "--yes", "--out", target, code], cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.EqualTo(5), receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.EqualTo(5), send.Stderr);
+        Assert.That(File.ReadAllText(existing), Is.EqualTo("keep me"));
+        Assert.That(Directory.EnumerateFileSystemEntries(target), Has.Exactly(1).Items);
+
+        code = NewCode();
+        send = new CliRun(["send", "--relay", RelayUrl, "--code", code, Path.Combine(source, "same.txt")], cancellationToken: cancellationToken);
+        await send.WaitForLineAsync("code: ", cancellationToken);
+        receive = await CliRun.CompleteAsync(["receive", "--relay", RelayUrl, "--yes", "--overwrite", "--out", target, code], cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
+        Assert.That(File.ReadAllBytes(existing), Is.EqualTo(data));
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task Receive_NonInteractiveWithoutYes_RefusesClearlyAndWritesNothing(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        WriteRandomFile(Path.Combine(source, "offer.bin"), 4000);
+        var target = NewFolder();
+        var code = NewCode();
+
+        var send = new CliRun(["send", "--relay", RelayUrl, "--code", code, Path.Combine(source, "offer.bin")], cancellationToken: cancellationToken);
+        await send.WaitForLineAsync("code: ", cancellationToken);
+        var receive = await CliRun.CompleteAsync(["receive", "--relay", RelayUrl, "--out", target, code], cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.EqualTo(5), receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.EqualTo(5), send.Stderr);
+        Assert.That(receive.Stderr, Does.Contain("offer.bin"), "the offer is shown first");
+        Assert.That(receive.Stderr, Does.Contain("error: Not accepting without confirmation").And.Contain("--yes"));
+        Assert.That(Directory.EnumerateFileSystemEntries(target), Is.Empty);
+    }
+
+    [TestCase("n\n", 5)]
+    [TestCase("y\n", 0)]
+    [CancelAfter(60_000)]
+    public async Task Receive_InteractivePrompt_FollowsTheAnswer(string answer, int expected, CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var data = WriteRandomFile(Path.Combine(source, "ask.bin"), 3000);
+        var target = NewFolder();
+        var code = NewCode();
+
+        var send = new CliRun(["send", "--relay", RelayUrl, "--code", code, Path.Combine(source, "ask.bin")], cancellationToken: cancellationToken);
+        await send.WaitForLineAsync("code: ", cancellationToken);
+        var receive = await CliRun.CompleteAsync(
+            ["receive", "--relay", RelayUrl, "--out", target, code], cancellationToken, stdin: new MemoryStream(Encoding.UTF8.GetBytes(answer)), interactive: true);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.EqualTo(expected), receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.EqualTo(expected), send.Stderr);
+        Assert.That(receive.Stderr, Does.Contain("Accept? [y/N]"));
+        if (expected == 0)
+        {
+            Assert.That(File.ReadAllBytes(Path.Combine(target, "ask.bin")), Is.EqualTo(data));
+        }
+        else
+        {
+            Assert.That(Directory.EnumerateFileSystemEntries(target), Is.Empty);
+        }
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task ReceiveStdout_FolderOffered_RefusedWithExit5(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        WriteRandomFile(Path.Combine(source, "d", "1.bin"), 100);
+        WriteRandomFile(Path.Combine(source, "d", "2.bin"), 100);
+        var code = NewCode();
+
+        var send = new CliRun(["send", "--relay", RelayUrl, "--code", code, Path.Combine(source, "d")], cancellationToken: cancellationToken);
+        await send.WaitForLineAsync("code: ", cancellationToken);
+        var receive = await CliRun.CompleteAsync(["receive", "--relay", RelayUrl, "--yes", "--stdout", code], cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.EqualTo(5), receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.EqualTo(5), send.Stderr);
+        Assert.That(receive.Stdout, Is.Empty);
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task Receive_NoRelayAndNothingRunning_PlainMessageExit3(CancellationToken cancellationToken)
+    {
+        var port = FreePort();
+
+        var receive = await CliRun.CompleteAsync(["receive", "--embedded-url", $"http://0.0.0.0:{port}", "--yes", NewCode()], cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.EqualTo(3));
+        var lines = receive.Stderr.TrimEnd().Split('\n');
+        Assert.That(lines, Has.Length.EqualTo(1), "one line, no stack trace");
+        Assert.That(lines[0], Does.StartWith("error: No relay given and none is running on this machine").And.Contain("--relay"));
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task Receive_RelayUnreachable_Exit3(CancellationToken cancellationToken)
+    {
+        var receive = await CliRun.CompleteAsync(["receive", "--relay", $"http://127.0.0.1:{FreePort()}", "--yes", NewCode()], cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.EqualTo(3), receive.Stderr);
+        Assert.That(receive.Stderr, Does.StartWith("error: "));
+    }
+
+    [TestCase("send|--bogus")]
+    [TestCase("receive|--curve|p999|x-y")]
+    [TestCase("receive|--relay|http://127.0.0.1:1")]
+    [TestCase("receive|--relay|http://127.0.0.1:1|--yes|nodashatall")]
+    [TestCase("send|--relay|http://127.0.0.1:1|/definitely/not/here.txt")]
+    [TestCase("send|--relay|http://127.0.0.1:1|--text|hi|also-a-file.txt")]
+    [CancelAfter(30_000)]
+    public async Task UsageErrors_Exit1(string commandLine, CancellationToken cancellationToken)
+    {
+        var run = await CliRun.CompleteAsync(commandLine.Split('|'), cancellationToken);
+
+        Assert.That(await run.ExitAsync(cancellationToken), Is.EqualTo(1), run.Stderr);
+        Assert.That(run.Stderr, Is.Not.Empty);
+        Assert.That(run.Stderr, Does.Not.Contain("   at "), "no stack trace without --debug");
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task Send_NothingToSendOnInteractiveStdin_Exit1(CancellationToken cancellationToken)
+    {
+        var run = await CliRun.CompleteAsync(["send", "--relay", RelayUrl], cancellationToken, interactive: true);
+
+        Assert.That(await run.ExitAsync(cancellationToken), Is.EqualTo(1));
+        Assert.That(run.Stderr, Does.StartWith("error: Nothing to send"));
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task Send_CancelledWhileWaiting_Exit130(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        WriteRandomFile(Path.Combine(source, "x.bin"), 10);
+        using var ctrlC = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+
+        var send = new CliRun(["send", "--relay", RelayUrl, Path.Combine(source, "x.bin")], cancellationToken: ctrlC.Token);
+        await send.WaitForLineAsync("code: ", cancellationToken);
+        await ctrlC.CancelAsync();
+
+        Assert.That(await send.ExitAsync(cancellationToken), Is.EqualTo(130));
+        Assert.That(send.Stderr, Does.Contain("error: cancelled"));
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task RelayCommand_ServesTransfersUntilCancelled(CancellationToken cancellationToken)
+    {
+        using var ctrlC = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var relay = new CliRun(["relay", "--listen", "http://127.0.0.1:0", "--ports", "0,0", "--quiet"], cancellationToken: ctrlC.Token);
+        var listening = await relay.WaitForLineAsync("relay listening at ", cancellationToken);
+        var url = listening.Split(' ')[3];
+        Assert.That(listening, Does.Match(@"TCP ports \d+,\d+\)"));
+
+        var source = NewFolder();
+        var data = WriteRandomFile(Path.Combine(source, "r.bin"), 200_000);
+        var target = NewFolder();
+        var code = NewCode();
+        var send = new CliRun(["send", "--relay", url, "--code", code, Path.Combine(source, "r.bin")], cancellationToken: cancellationToken);
+        await send.WaitForLineAsync("code: ", cancellationToken);
+        var receive = await CliRun.CompleteAsync(["receive", "--relay", url, "--yes", "--out", target, code], cancellationToken);
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
+        Assert.That(File.ReadAllBytes(Path.Combine(target, "r.bin")), Is.EqualTo(data));
+
+        await ctrlC.CancelAsync();
+        Assert.That(await relay.ExitAsync(cancellationToken), Is.Zero, relay.Stderr);
+        Assert.That(relay.Stderr, Does.Contain("relay stopped."));
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task RelayCommand_BadPorts_Exit1(CancellationToken cancellationToken)
+    {
+        var relay = await CliRun.CompleteAsync(["relay", "--listen", "http://127.0.0.1:0", "--ports", "90x0"], cancellationToken);
+
+        Assert.That(await relay.ExitAsync(cancellationToken), Is.EqualTo(1));
+        Assert.That(relay.Stderr, Does.StartWith("error: --ports '90x0'"));
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task Help_ListsCommandsAndExitCodes(CancellationToken cancellationToken)
+    {
+        var help = await CliRun.CompleteAsync(["--help"], cancellationToken);
+        var sendHelp = await CliRun.CompleteAsync(["send", "--help"], cancellationToken);
+
+        Assert.That(await help.ExitAsync(cancellationToken), Is.Zero);
+        Assert.That(help.StdoutText, Does.Contain("send").And.Contain("receive").And.Contain("relay"));
+        Assert.That(help.StdoutText, Does.Contain("130  cancelled").And.Contain("2    authentication failed").And.Contain("CROC_SECRET"));
+        Assert.That(sendHelp.StdoutText, Does.Contain("--text").And.Contain("--code").And.Contain("Exit codes:"));
+        Assert.That(sendHelp.StdoutText, Does.Not.Contain("--embedded-url"), "test seams stay hidden");
+    }
+
+    [TestCase("http://127.0.0.1:9009/", "croc receive k-a-b")]
+    [TestCase("http://192.168.1.20:9009/", "croc receive --relay http://192.168.1.20:9009 k-a-b")]
+    [TestCase("https://relay.example/croc/", "croc receive --relay https://relay.example/croc k-a-b")]
+    public void ReceiveCommandLine_NamesRelayOnlyWhenNeeded(string relay, string expected) =>
+        Assert.That(CrocNet.Cli.SendCommand.ReceiveCommandLine(new Uri(relay), "k-a-b"), Is.EqualTo(expected));
+
+    [TestCase("9010-9013", new[] { 9010, 9011, 9012, 9013 })]
+    [TestCase("9010, 9020", new[] { 9010, 9020 })]
+    [TestCase("0,0,0", new[] { 0, 0, 0 })]
+    public void ParsePorts_RangesAndLists(string text, int[] expected) =>
+        Assert.That(CrocNet.Cli.LocalRelay.ParsePorts(text, "--ports"), Is.EqualTo(expected));
+
+    private static int FreePort()
+    {
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
+    }
+}

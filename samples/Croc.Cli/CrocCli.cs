@@ -1,0 +1,159 @@
+using System.CommandLine;
+using System.CommandLine.Help;
+using System.CommandLine.Invocation;
+using Microsoft.Extensions.Logging;
+
+namespace CrocNet.Cli;
+
+/// <summary>The <c>croc</c> command line, runnable in-process against any streams.</summary>
+public static class CrocCli
+{
+    internal static readonly Option<string?> RelayOption = new("--relay")
+    {
+        Description = "The relay URL, e.g. http://relay.example:9009 (default: CROC_RELAY; send: a built-in relay; receive: the relay on this machine).",
+        Recursive = true,
+    };
+
+    internal static readonly Option<string> CurveOption = new("--curve")
+    {
+        Description = "The SPAKE2 curve the sender proposes.",
+        DefaultValueFactory = _ => "p256",
+        Recursive = true,
+    };
+
+    internal static readonly Option<bool> QuietOption = new("--quiet", "-q")
+    {
+        Description = "Print only errors (and, for send, the code).",
+        Recursive = true,
+    };
+
+    internal static readonly Option<bool> NoProgressOption = new("--no-progress")
+    {
+        Description = "Do not draw the progress bar.",
+        Recursive = true,
+    };
+
+    internal static readonly Option<bool> DebugOption = new("--debug")
+    {
+        Description = "Log at Debug level to standard error and show stack traces.",
+        Recursive = true,
+    };
+
+    // Hidden: where the built-in relay binds (send) and where receive looks for one; tests move it off port 9009.
+    internal static readonly Option<string> EmbeddedUrlOption = new("--embedded-url")
+    {
+        DefaultValueFactory = _ => LocalRelay.DefaultUrl,
+        Hidden = true,
+        Recursive = true,
+    };
+
+    internal static readonly Option<string> EmbeddedPortsOption = new("--embedded-ports")
+    {
+        DefaultValueFactory = _ => LocalRelay.DefaultPorts,
+        Hidden = true,
+        Recursive = true,
+    };
+
+    static CrocCli() => CurveOption.AcceptOnlyFromAmong("p256", "p384", "p521", "siec");
+
+    /// <summary>Runs the command line against the given streams (tests use this).</summary>
+    /// <param name="args">The arguments, without the program name.</param>
+    /// <param name="stdin">Standard input (treated as not interactive).</param>
+    /// <param name="stdout">Standard output (treated as not a terminal).</param>
+    /// <param name="stderr">Standard error.</param>
+    /// <param name="cancellationToken">Ctrl+C: cancels the transfer; the exit code is then 130.</param>
+    /// <returns>The process exit code (see <see cref="ExitCodes"/>).</returns>
+    public static Task<int> RunAsync(string[] args, Stream stdin, Stream stdout, TextWriter stderr, CancellationToken cancellationToken = default) =>
+        RunAsync(args, new CliConsole { Input = stdin, Output = stdout, Error = stderr }, cancellationToken);
+
+    /// <summary>Runs the command line against <paramref name="console"/>.</summary>
+    /// <param name="args">The arguments, without the program name.</param>
+    /// <param name="console">The streams, terminal flags and environment.</param>
+    /// <param name="cancellationToken">Ctrl+C: cancels the transfer; the exit code is then 130.</param>
+    /// <returns>The process exit code (see <see cref="ExitCodes"/>).</returns>
+    public static async Task<int> RunAsync(string[] args, CliConsole console, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(console);
+        var root = new RootCommand("croc: send files and folders end to end encrypted to another computer, with a short code.")
+        {
+            RelayOption, CurveOption, QuietOption, NoProgressOption, DebugOption, EmbeddedUrlOption, EmbeddedPortsOption,
+        };
+        root.Subcommands.Add(SendCommand.Create(console));
+        root.Subcommands.Add(ReceiveCommand.Create(console));
+        root.Subcommands.Add(RelayCommand.Create(console));
+
+        var help = root.Options.OfType<HelpOption>().Single();
+        help.Action = new HelpWithEpilog((HelpAction)help.Action!);
+
+        var configuration = new InvocationConfiguration
+        {
+            Output = console.OutputText,
+            Error = console.Error,
+            EnableDefaultExceptionHandler = false,
+            // Program wires Ctrl+C to the token itself; the library then cleans up before we return.
+            ProcessTerminationTimeout = null,
+        };
+        var exit = await root.Parse(args).InvokeAsync(configuration, cancellationToken);
+        await console.OutputText.FlushAsync(CancellationToken.None);
+        return exit;
+    }
+
+    /// <summary>Runs a command body, turning every failure into one <c>error:</c> line and its exit code.</summary>
+    internal static async Task<int> GuardAsync(CliConsole console, ParseResult parse, Func<ILoggerFactory?, Task<int>> body, CancellationToken cancellationToken)
+    {
+        var debug = parse.GetValue(DebugOption);
+        using var loggerFactory = debug ? CreateLoggerFactory(LogLevel.Debug) : null;
+        try
+        {
+            return await body(loggerFactory);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await console.Error.WriteLineAsync("error: cancelled; nothing was kept.");
+            return ExitCodes.Cancelled;
+        }
+        catch (Exception ex)
+        {
+            var message = string.Join(" ", ex.Message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+            await console.Error.WriteLineAsync("error: " + message);
+            if (debug)
+            {
+                await console.Error.WriteLineAsync(ex.ToString());
+            }
+
+            return ExitCodes.For(ex);
+        }
+        finally
+        {
+            await console.Error.FlushAsync(CancellationToken.None);
+        }
+    }
+
+    /// <summary>Console logs, all on standard error so that standard output only carries data.</summary>
+    internal static ILoggerFactory CreateLoggerFactory(LogLevel level) => LoggerFactory.Create(builder => builder
+        .SetMinimumLevel(level)
+        .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace)
+        .AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+        })
+        .AddFilter("Microsoft.AspNetCore", level <= LogLevel.Debug ? LogLevel.Information : LogLevel.Warning));
+
+    /// <summary>The relay from --relay or CROC_RELAY, if either is set.</summary>
+    internal static string? ExplicitRelay(ParseResult parse, CliConsole console) =>
+        parse.GetValue(RelayOption) is { Length: > 0 } relay ? relay
+        : console.GetEnvironmentVariable("CROC_RELAY") is { Length: > 0 } env ? env
+        : null;
+
+    private sealed class HelpWithEpilog(HelpAction inner) : SynchronousCommandLineAction
+    {
+        public override int Invoke(ParseResult parseResult)
+        {
+            var exit = inner.Invoke(parseResult);
+            parseResult.InvocationConfiguration.Output.WriteLine(ExitCodes.Epilog);
+            return exit;
+        }
+    }
+}

@@ -1,0 +1,180 @@
+using System.CommandLine;
+using Spectre.Console;
+
+namespace CrocNet.Cli;
+
+/// <summary><c>croc receive</c>: into a folder, or one file or text to standard output.</summary>
+internal static class ReceiveCommand
+{
+    private const int ListedEntries = 10;
+
+    public static Command Create(CliConsole console)
+    {
+        var code = new Argument<string?>("code")
+        {
+            Description = "The code the sender printed (default: CROC_SECRET, else asked for).",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var output = new Option<string?>("--out", "-o") { Description = "The folder to write into (default: the current folder)." };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Replace files that already exist (default: refuse the transfer)." };
+        var yes = new Option<bool>("--yes", "-y") { Description = "Accept without asking." };
+        var stdout = new Option<bool>("--stdout") { Description = "Write the single file (or text) to standard output; nothing else goes there." };
+        var command = new Command("receive", "Receive what a sender offers, after showing it and asking.")
+        {
+            code, output, overwrite, yes, stdout,
+        };
+        command.SetAction((parse, ct) => CrocCli.GuardAsync(
+            console,
+            parse,
+            loggerFactory => RunAsync(console, parse, new Settings(parse.GetValue(code), parse.GetValue(output), parse.GetValue(overwrite), parse.GetValue(yes), parse.GetValue(stdout)), loggerFactory, ct),
+            ct));
+        return command;
+    }
+
+    private sealed record Settings(string? Code, string? Output, bool Overwrite, bool Yes, bool Stdout);
+
+    private static async Task<int> RunAsync(CliConsole console, ParseResult parse, Settings settings, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory, CancellationToken cancellationToken)
+    {
+        var display = new TransferDisplay(console, dataOnStdout: settings.Stdout, parse.GetValue(CrocCli.QuietOption), parse.GetValue(CrocCli.NoProgressOption));
+        var code = await ReadCodeAsync(console, display, settings.Code, cancellationToken);
+        var relay = await FindRelayAsync(console, parse, cancellationToken);
+        string? outputDirectory = null;
+        if (!settings.Stdout)
+        {
+            outputDirectory = Path.GetFullPath(settings.Output ?? Directory.GetCurrentDirectory());
+        }
+        else if (settings.Output is not null)
+        {
+            throw new CliException(ExitCodes.Usage, "--stdout and --out cannot be used together.");
+        }
+
+        var croc = Croc.New(o =>
+        {
+            o.WithRelay(relay).WithCurve(parse.GetValue(CrocCli.CurveOption)!);
+            o.WithOverwrite(settings.Overwrite ? CrocOverwritePolicy.Overwrite : CrocOverwritePolicy.Fail);
+            o.WithOfferConfirmation((offer, ct) => ConfirmAsync(console, display, settings, outputDirectory, offer, ct));
+            if (outputDirectory is not null)
+            {
+                o.WithOutputDirectory(outputDirectory);
+            }
+
+            if (loggerFactory is not null)
+            {
+                o.WithLogging(loggerFactory);
+            }
+        });
+
+        if (outputDirectory is not null && !Directory.Exists(outputDirectory))
+        {
+            Directory.CreateDirectory(outputDirectory);
+        }
+
+        var transfer = settings.Stdout
+            ? croc.ReceiveAsync(code, console.Output, display, cancellationToken)
+            : croc.ReceiveAsync(code, display, cancellationToken);
+        await display.ShowUntilDoneAsync(transfer, "receiving");
+        var result = await transfer;
+        await console.Output.FlushAsync(CancellationToken.None);
+
+        if (result.Text is { } text && !settings.Stdout)
+        {
+            await console.OutputText.WriteLineAsync(text);
+            await console.OutputText.FlushAsync(CancellationToken.None);
+        }
+        else if (result.Text is null)
+        {
+            display.Info(Markup.Escape(TransferDisplay.Summary("Received", result) + (outputDirectory is null ? "." : $" into {outputDirectory}.")));
+        }
+
+        return ExitCodes.Success;
+    }
+
+    private static async Task<string> ReadCodeAsync(CliConsole console, TransferDisplay display, string? given, CancellationToken cancellationToken)
+    {
+        if (given is { Length: > 0 })
+        {
+            return given;
+        }
+
+        if (console.GetEnvironmentVariable("CROC_SECRET") is { Length: > 0 } secret)
+        {
+            return secret;
+        }
+
+        if (!console.IsInputInteractive)
+        {
+            throw new CliException(ExitCodes.Usage, "No code given: pass it as an argument or in the CROC_SECRET environment variable.");
+        }
+
+        display.Console.Markup("Enter the code: ");
+        var line = await console.InputText.ReadLineAsync(cancellationToken);
+        return line is { Length: > 0 } && line.Trim() is { Length: > 0 } typed
+            ? typed
+            : throw new CliException(ExitCodes.Usage, "No code entered.");
+    }
+
+    /// <summary>--relay, CROC_RELAY, else a relay running on this machine; otherwise a plain instruction.</summary>
+    private static async Task<Uri> FindRelayAsync(CliConsole console, ParseResult parse, CancellationToken cancellationToken)
+    {
+        if (CrocCli.ExplicitRelay(parse, console) is { } given)
+        {
+            return LocalRelay.ParseUrl(given, "--relay");
+        }
+
+        var local = LocalRelay.LoopbackOf(parse.GetValue(CrocCli.EmbeddedUrlOption)!);
+        if (await LocalRelay.AnswersAsync(local, cancellationToken))
+        {
+            return local;
+        }
+
+        throw new CliException(
+            ExitCodes.Relay,
+            $"No relay given and none is running on this machine ({local.GetLeftPart(UriPartial.Authority)}). "
+            + "Pass the relay the sender printed, e.g. croc receive --relay http://192.168.1.20:9009 <code>.");
+    }
+
+    private static async ValueTask<bool> ConfirmAsync(CliConsole console, TransferDisplay display, Settings settings, string? outputDirectory, TransferOffer offer, CancellationToken cancellationToken)
+    {
+        Describe(display, offer, outputDirectory);
+        if (settings.Yes)
+        {
+            return true;
+        }
+
+        if (!console.IsInputInteractive)
+        {
+            // Thrown (not "false") so the message says why; the library still tells the sender it was declined.
+            throw new CrocTransferException(
+                CrocErrorCode.TransferRejected,
+                "Not accepting without confirmation: standard input is not a terminal, so croc cannot ask. Pass --yes to accept.");
+        }
+
+        display.Console.Markup("Accept? [[y/N]] ");
+        var answer = (await console.InputText.ReadLineAsync(cancellationToken))?.Trim();
+        return answer is not null && (answer.Equals("y", StringComparison.OrdinalIgnoreCase) || answer.Equals("yes", StringComparison.OrdinalIgnoreCase));
+    }
+
+    private static void Describe(TransferDisplay display, TransferOffer offer, string? outputDirectory)
+    {
+        if (offer.Text is { } text)
+        {
+            display.Info($"Incoming text ({TransferDisplay.Size(System.Text.Encoding.UTF8.GetByteCount(text))}).");
+            return;
+        }
+
+        var folders = offer.Entries.Count(e => e.IsDirectory);
+        var size = offer.Entries.Any(e => e.Length < 0) ? "size unknown until the end" : TransferDisplay.Size(offer.TotalBytes);
+        var where = outputDirectory is null ? "standard output" : outputDirectory;
+        display.Info(Markup.Escape($"Incoming: {offer.FileCount} file(s){(folders > 0 ? $" in {folders} folder(s)" : string.Empty)}, {size}, into {where}:"));
+        foreach (var entry in offer.Entries.Where(e => !e.IsDirectory).Take(ListedEntries))
+        {
+            var length = entry.Length < 0 ? "?" : TransferDisplay.Size(entry.Length);
+            display.Info(Markup.Escape($"  {entry.RelativePath} ({length})"));
+        }
+
+        if (offer.FileCount > ListedEntries)
+        {
+            display.Info(Markup.Escape($"  … and {offer.FileCount - ListedEntries} more"));
+        }
+    }
+}

@@ -1,0 +1,130 @@
+using System.CommandLine;
+using Spectre.Console;
+
+namespace CrocNet.Cli;
+
+/// <summary><c>croc send</c>: files and folders, a text, or standard input.</summary>
+internal static class SendCommand
+{
+    public static Command Create(CliConsole console)
+    {
+        var paths = new Argument<string[]>("paths")
+        {
+            Description = "Files and folders to send; '-' (or nothing, when data is piped in) sends standard input.",
+            Arity = ArgumentArity.ZeroOrMore,
+        };
+        var text = new Option<string?>("--text") { Description = "Send this text instead of files." };
+        var name = new Option<string>("--name")
+        {
+            Description = "The file name the recipient gets for standard input.",
+            DefaultValueFactory = _ => "stdin",
+        };
+        var code = new Option<string?>("--code")
+        {
+            Description = "Use this code instead of a generated one, <channel>-<secret> (default: CROC_SECRET, else generated).",
+        };
+        var command = new Command("send", "Send files, folders, a text or standard input; prints the code the other side needs.")
+        {
+            paths, text, name, code,
+        };
+        command.SetAction((parse, ct) => CrocCli.GuardAsync(
+            console,
+            parse,
+            loggerFactory => RunAsync(console, parse, parse.GetValue(paths) ?? [], parse.GetValue(text), parse.GetValue(name)!, parse.GetValue(code), loggerFactory, ct),
+            ct));
+        return command;
+    }
+
+    private static async Task<int> RunAsync(
+        CliConsole console, ParseResult parse, string[] paths, string? text, string name, string? code, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory, CancellationToken cancellationToken)
+    {
+        var content = Content(console, paths, text, name);
+        code ??= console.GetEnvironmentVariable("CROC_SECRET") is { Length: > 0 } secret ? secret : null;
+        var display = new TransferDisplay(console, dataOnStdout: false, parse.GetValue(CrocCli.QuietOption), parse.GetValue(CrocCli.NoProgressOption));
+
+        LocalRelay.Found relay;
+        if (CrocCli.ExplicitRelay(parse, console) is { } given)
+        {
+            var uri = LocalRelay.ParseUrl(given, "--relay");
+            relay = new LocalRelay.Found(null, uri, uri);
+        }
+        else
+        {
+            var url = parse.GetValue(CrocCli.EmbeddedUrlOption)!;
+            var ports = LocalRelay.ParsePorts(parse.GetValue(CrocCli.EmbeddedPortsOption)!, "--embedded-ports");
+            relay = await LocalRelay.StartOrReuseAsync(url, ports, loggerFactory, cancellationToken);
+            display.Info(relay.Server is not null
+                ? $"[grey]Started a relay on this machine: {Markup.Escape(relay.Advertised.ToString())} (it stops when this transfer ends).[/]"
+                : $"[grey]Using the relay already running on this machine: {Markup.Escape(relay.Relay.ToString())}.[/]");
+        }
+
+        await using var server = relay.Server;
+        var croc = Croc.New(o =>
+        {
+            o.WithRelay(relay.Relay).WithCurve(parse.GetValue(CrocCli.CurveOption)!);
+            if (code is not null)
+            {
+                o.WithCode(code);
+            }
+
+            if (loggerFactory is not null)
+            {
+                o.WithLogging(loggerFactory);
+            }
+        });
+
+        await using var operation = await croc.StartSendAsync(content, display, cancellationToken);
+        // The code is printed even with --quiet: without it the send is useless. It goes to the person, never to a log.
+        display.Always("code: " + operation.Code);
+        display.Info("On the other computer run:");
+        display.Info("  [bold]" + Markup.Escape(ReceiveCommandLine(relay.Advertised, operation.Code)) + "[/]");
+        await display.ShowUntilDoneAsync(operation.Completion, "sending");
+        var result = await operation.Completion;
+        display.Info(Markup.Escape(TransferDisplay.Summary("Sent", result)));
+        return ExitCodes.Success;
+    }
+
+    /// <summary>The command the recipient runs: <c>--relay</c> only when their default would not find this relay.</summary>
+    internal static string ReceiveCommandLine(Uri relay, string code)
+    {
+        var isDefault = Uri.Compare(relay, new Uri(CrocOptions.DefaultRelay), UriComponents.SchemeAndServer | UriComponents.Path, UriFormat.Unescaped, StringComparison.OrdinalIgnoreCase) == 0;
+        var address = relay.GetLeftPart(UriPartial.Path).TrimEnd('/');
+        return isDefault ? $"croc receive {code}" : $"croc receive --relay {address} {code}";
+    }
+
+    private static SendContent Content(CliConsole console, string[] paths, string? text, string name)
+    {
+        if (text is not null)
+        {
+            return paths.Length == 0
+                ? SendContent.FromText(text)
+                : throw new CliException(ExitCodes.Usage, "Send either --text or files, not both.");
+        }
+
+        if (paths is ["-"] || (paths.Length == 0 && !console.IsInputInteractive))
+        {
+            // Streamed as it is read: no temporary copy, the length is learned at the end.
+            return SendContent.FromStream(console.Input, name);
+        }
+
+        if (paths.Length == 0)
+        {
+            throw new CliException(ExitCodes.Usage, "Nothing to send: give files or folders, --text \"...\", or pipe data in (croc send - < file).");
+        }
+
+        if (paths.Contains("-"))
+        {
+            throw new CliException(ExitCodes.Usage, "'-' (standard input) cannot be combined with other paths.");
+        }
+
+        foreach (var path in paths)
+        {
+            if (!File.Exists(path) && !Directory.Exists(path))
+            {
+                throw new CliException(ExitCodes.Usage, $"There is no file or folder at '{path}'.");
+            }
+        }
+
+        return SendContent.FromPaths(paths);
+    }
+}
