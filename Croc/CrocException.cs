@@ -47,6 +47,9 @@ public enum CrocErrorCode
 
     /// <summary>A file being sent changed (shrank or vanished) while it was read.</summary>
     SourceChanged,
+
+    /// <summary>The recipient could not write to its output folder (disk full, permissions, a path too long for the file system).</summary>
+    WriteFailed,
 }
 
 /// <summary>The base of every error the library throws on purpose. Cancellation stays <see cref="OperationCanceledException"/>.</summary>

@@ -41,10 +41,11 @@ public sealed class CrocSendOperation : IAsyncDisposable
         {
             await Completion.ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is OperationCanceledException or CrocException)
+#pragma warning disable CA1031 // Disposal must not throw: whoever wants the outcome awaits Completion.
+        catch (Exception)
         {
-            // The caller chose not to await the outcome.
         }
+#pragma warning restore CA1031
 
         _cancellation.Dispose();
     }

@@ -251,9 +251,9 @@ public class HostileTransferTests : TransferTestBase
 
         public async Task SendDataAsync(int entry, long offset, byte[] data, CancellationToken cancellationToken)
         {
-            var payload = new byte[Transfer.DataRecord.HeaderSize + data.Length];
-            Transfer.DataRecord.WriteHeader(payload, entry, offset, data.Length);
-            data.CopyTo(payload, Transfer.DataRecord.HeaderSize);
+            var payload = new byte[CrocNet.Transfer.DataRecord.HeaderSize + data.Length];
+            CrocNet.Transfer.DataRecord.WriteHeader(payload, entry, offset, data.Length);
+            data.CopyTo(payload, CrocNet.Transfer.DataRecord.HeaderSize);
             await _writers[0].WriteAsync(FrameType.Data, payload, cancellationToken);
         }
 

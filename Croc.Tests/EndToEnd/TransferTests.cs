@@ -352,6 +352,39 @@ public class TransferTests : TransferTestBase
         Assert.That(Directory.GetFileSystemEntries(output), Is.Empty);
     }
 
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task ReceiveAsync_OutputFolderMissing_IsCreated(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var output = Path.Join(NewFolder(), "not", "yet");
+        var data = WriteRandomFile(Path.Join(source, "f.bin"), 1000);
+
+        await TransferAsync(
+            NewCroc(),
+            SendContent.FromPath(Path.Join(source, "f.bin")),
+            code => NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(code, cancellationToken),
+            cancellationToken);
+
+        Assert.That(File.ReadAllBytes(Path.Join(output, "f.bin")), Is.EqualTo(data));
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    [Platform("Linux")]
+    public async Task ReceiveAsync_OutputFolderUnwritable_FailsWithWriteFailedAndSenderIsTold(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        WriteRandomFile(Path.Join(source, "f.bin"), 1000);
+
+        // Nobody, not even root, may create folders in /proc.
+        await using var operation = await NewCroc().StartSendAsync(SendContent.FromPath(Path.Join(source, "f.bin")), cancellationToken: cancellationToken);
+        var receive = NewCroc(o => o.WithOutputDirectory("/proc/croc-cannot-write-here")).ReceiveAsync(operation.Code, cancellationToken);
+
+        Assert.That(Assert.CatchAsync<CrocException>(async () => await receive)!.Code, Is.EqualTo(CrocErrorCode.WriteFailed));
+        Assert.CatchAsync<CrocException>(async () => await operation.Completion);
+    }
+
     private sealed class SyncProgress(List<TransferProgress> reports) : IProgress<TransferProgress>
     {
         public void Report(TransferProgress value)

@@ -112,16 +112,14 @@ internal static class ReceivePathValidator
         CrocErrorCode.UnsafePath,
         $"Refused the sender's path {Describe(path)}: {reason}. Nothing was written.");
 
-    /// <summary>A printable, escaped rendering of an untrusted path for messages (never echoes control characters).</summary>
-    public static string Describe(string? path)
-    {
-        if (path is null)
-        {
-            return "(none)";
-        }
+    /// <summary>A printable, escaped, quoted rendering of an untrusted path for messages (never echoes control characters).</summary>
+    public static string Describe(string? path) => path is null ? "(none)" : "\"" + Escape(path) + "\"";
 
-        var builder = new StringBuilder("\"");
-        foreach (var rune in path.EnumerateRunes().Take(200))
+    /// <summary>Untrusted text made safe for a terminal: control and formatting characters become <c>\uXXXX</c>; at most 200 characters.</summary>
+    public static string Escape(string text)
+    {
+        var builder = new StringBuilder();
+        foreach (var rune in text.EnumerateRunes().Take(200))
         {
             if (IsDangerous(rune))
             {
@@ -133,6 +131,6 @@ internal static class ReceivePathValidator
             }
         }
 
-        return builder.Append(path.Length > 200 ? "…\"" : "\"").ToString();
+        return builder.Append(text.Length > 200 ? "…" : "").ToString();
     }
 }

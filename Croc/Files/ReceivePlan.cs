@@ -41,6 +41,14 @@ internal sealed class ReceivePlan
             throw new CrocTransferException(CrocErrorCode.FileExists, $"The output folder '{root}' is a file.");
         }
 
+        if (!Directory.Exists(root))
+        {
+            // Created (with any missing parents) only once the offer is accepted.
+            missing.Add(root);
+            missingSet.Add(root);
+            checkedDirectories.Add(root);
+        }
+
         foreach (var entry in manifest.Entries)
         {
             if (entry.Size < -1 || (entry.Dir && entry.Size > 0))

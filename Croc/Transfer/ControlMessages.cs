@@ -35,6 +35,7 @@ internal static class ControlMessages
         CrocErrorCode.ProtocolViolation => "protocol",
         CrocErrorCode.SourceChanged => "source_changed",
         CrocErrorCode.Timeout => "timeout",
+        CrocErrorCode.WriteFailed => "write_failed",
         _ => "failed",
     };
 
@@ -42,8 +43,8 @@ internal static class ControlMessages
     public static CrocTransferException FromAbort(AbortMessage abort, bool peerIsRecipient)
     {
         var who = peerIsRecipient ? "The recipient" : "The sender";
-        var text = abort.Message.Length > 500 ? abort.Message[..500] : abort.Message;
-        text = ReceivePathValidator.Describe(text).Trim('"');
+        // The peer's words are untrusted text headed for a terminal.
+        var text = ReceivePathValidator.Escape(abort.Message ?? "");
         var code = abort.Code switch
         {
             "data_tampered" => CrocErrorCode.DataTampered,
@@ -54,6 +55,6 @@ internal static class ControlMessages
             "timeout" => CrocErrorCode.Timeout,
             _ => CrocErrorCode.ConnectionLost,
         };
-        return new CrocTransferException(code, $"{who} stopped the transfer ({abort.Code}): {text}");
+        return new CrocTransferException(code, $"{who} stopped the transfer ({ReceivePathValidator.Escape(abort.Code ?? "")}): {text}");
     }
 }

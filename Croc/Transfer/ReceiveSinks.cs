@@ -153,13 +153,20 @@ internal sealed class DiskSink : ReceiveSinkBase
     /// <summary>Creates the folders the transfer needs (after the offer was accepted).</summary>
     public void CreateDirectories()
     {
-        foreach (var directory in _plan.MissingDirectories)
+        try
         {
-            if (!Directory.Exists(directory))
+            foreach (var directory in _plan.MissingDirectories)
             {
-                Directory.CreateDirectory(directory);
-                _createdDirectories.Add(directory);
+                if (!Directory.Exists(directory))
+                {
+                    Directory.CreateDirectory(directory);
+                    _createdDirectories.Add(directory);
+                }
             }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw WriteFailed(ex);
         }
     }
 
@@ -167,13 +174,36 @@ internal sealed class DiskSink : ReceiveSinkBase
     {
         Accept(entry, offset, data.Span);
         var target = _targets[entry]!;
-        var handle = target.Open();
-        RandomAccess.Write(handle, data.Span, offset);
+        try
+        {
+            var handle = target.Open();
+            RandomAccess.Write(handle, data.Span, offset);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw WriteFailed(ex);
+        }
+
         target.Written(data.Length);
         return ValueTask.CompletedTask;
     }
 
+    private static CrocTransferException WriteFailed(Exception ex) => new(
+        CrocErrorCode.WriteFailed, $"Could not write to the output folder: {ex.Message} Nothing from this transfer was kept.", ex);
+
     public override ValueTask<IReadOnlyList<TransferredFile>> CompleteAsync(TrailerMessage trailer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return CompleteCore(trailer);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw WriteFailed(ex);
+        }
+    }
+
+    private ValueTask<IReadOnlyList<TransferredFile>> CompleteCore(TrailerMessage trailer)
     {
         var lines = Index(trailer);
         var files = new List<TransferredFile>();
