@@ -177,7 +177,13 @@ internal sealed class DiskSink : ReceiveSinkBase
         try
         {
             var handle = target.Open();
-            RandomAccess.Write(handle, data.Span, offset);
+
+            // One writer per file at a time: the kernel serialises buffered writes to an inode anyway, and
+            // waiting here sleeps where waiting in the kernel spins (measured: ~11% of CPU in rwsem spinning).
+            lock (target.WriteGate)
+            {
+                RandomAccess.Write(handle, data.Span, offset);
+            }
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -306,6 +312,8 @@ internal sealed class DiskSink : ReceiveSinkBase
         private bool _closed;
 
         public PlannedEntry Entry { get; } = entry;
+
+        public Lock WriteGate { get; } = new();
 
         public string TempPath { get; } = tempPath;
 
