@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 
@@ -24,7 +23,7 @@ internal sealed class FrameReader : IDisposable
     {
         _stream = stream;
         _aes = new AesGcm(key, FrameFormat.TagSize);
-        _buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        _buffer = GC.AllocateUninitializedArray<byte>(64 * 1024);
     }
 
     /// <summary>Whether the authenticated end frame has been read.</summary>
@@ -54,8 +53,9 @@ internal sealed class FrameReader : IDisposable
         var total = length + FrameFormat.TagSize;
         if (_buffer.Length < total)
         {
-            ArrayPool<byte>.Shared.Return(_buffer);
-            _buffer = ArrayPool<byte>.Shared.Rent(total);
+            // Grows to the largest frame seen, exactly (a pool would round 1 MiB + overhead up to 2 MiB).
+            CryptographicOperations.ZeroMemory(_buffer);
+            _buffer = GC.AllocateUninitializedArray<byte>(total);
         }
 
         await ReadExactAsync(_buffer.AsMemory(0, total), cancellationToken).ConfigureAwait(false);
@@ -119,7 +119,6 @@ internal sealed class FrameReader : IDisposable
         if (_buffer.Length != 0)
         {
             CryptographicOperations.ZeroMemory(_buffer);
-            ArrayPool<byte>.Shared.Return(_buffer);
             _buffer = [];
         }
     }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Security.Cryptography;
 
 namespace CrocNet.Crypto;
@@ -20,7 +19,8 @@ internal sealed class FrameWriter : IDisposable
     {
         _stream = stream;
         _aes = new AesGcm(key, FrameFormat.TagSize);
-        _buffer = ArrayPool<byte>.Shared.Rent(FrameFormat.HeaderSize + initialPayloadCapacity + FrameFormat.TagSize);
+        // One exact-size buffer per stream for the whole transfer: the pool would round 1 MiB + overhead up to 2 MiB.
+        _buffer = GC.AllocateUninitializedArray<byte>(FrameFormat.HeaderSize + initialPayloadCapacity + FrameFormat.TagSize);
     }
 
     /// <summary>Frames written so far.</summary>
@@ -33,8 +33,8 @@ internal sealed class FrameWriter : IDisposable
         var needed = FrameFormat.HeaderSize + size + FrameFormat.TagSize;
         if (_buffer.Length < needed)
         {
-            ArrayPool<byte>.Shared.Return(_buffer);
-            _buffer = ArrayPool<byte>.Shared.Rent(needed);
+            CryptographicOperations.ZeroMemory(_buffer);
+            _buffer = GC.AllocateUninitializedArray<byte>(needed);
         }
 
         return _buffer.AsMemory(FrameFormat.HeaderSize, size);
@@ -95,7 +95,6 @@ internal sealed class FrameWriter : IDisposable
         if (_buffer.Length != 0)
         {
             CryptographicOperations.ZeroMemory(_buffer);
-            ArrayPool<byte>.Shared.Return(_buffer);
             _buffer = [];
         }
     }
