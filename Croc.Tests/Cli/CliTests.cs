@@ -302,12 +302,79 @@ public sealed class CliTests : TransferTestBase
     {
         var port = FreePort();
 
-        var receive = await CliRun.CompleteAsync(["receive", "--embedded-url", $"http://0.0.0.0:{port}", "--yes", NewCode()], cancellationToken);
+        // Discovery asks a loopback UDP port where nobody listens instead of broadcasting.
+        var receive = await CliRun.CompleteAsync(["receive", "--embedded-url", $"http://0.0.0.0:{port}", "--discovery-target", $"127.0.0.1:{FreeUdpPort()}", "--yes", NewCode()], cancellationToken);
 
         Assert.That(await receive.ExitAsync(cancellationToken), Is.EqualTo(3));
         var lines = receive.Stderr.TrimEnd().Split('\n');
-        Assert.That(lines, Has.Length.EqualTo(1), "one line, no stack trace");
-        Assert.That(lines[0], Does.StartWith("error: No relay given and none is running on this machine").And.Contain("--relay"));
+        Assert.That(lines, Has.Length.EqualTo(2), "the search, then one error line without a stack trace");
+        Assert.That(lines[0], Is.EqualTo("Looking for the sender on the local network…"));
+        Assert.That(lines[1], Does.StartWith("error: No relay given, none is running on this machine").And.Contain("no sender answered on the local network").And.Contain("--relay"));
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task Receive_NoRelay_FindsTheSendersEmbeddedRelayByDiscovery(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var data = WriteRandomFile(Path.Combine(source, "lan.bin"), 120_000);
+        var target = NewFolder();
+        var code = NewCode();
+
+        var send = new CliRun(["send", "--embedded-url", "http://127.0.0.1:0", "--embedded-ports", "0,0,0,0", "--discovery-port", "0", "--code", code, Path.Combine(source, "lan.bin")], cancellationToken: cancellationToken);
+        var udpPort = DiscoveryPort(await send.WaitForLineAsync("Receivers on the local network can find it", cancellationToken));
+        await send.WaitForLineAsync("code: ", cancellationToken);
+
+        // No --relay and no relay at the receiver's default address: only discovery can find the sender.
+        var receive = await CliRun.CompleteAsync(
+            ["receive", "--embedded-url", $"http://127.0.0.1:{FreePort()}", "--discovery-target", $"127.0.0.1:{udpPort}", "--yes", "--out", target, code], cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
+        Assert.That(File.ReadAllBytes(Path.Combine(target, "lan.bin")), Is.EqualTo(data));
+        Assert.That(receive.Stderr, Does.Contain("Looking for the sender on the local network").And.Match(@"Found the sender's relay: http://127\.0\.0\.1:\d+/"));
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task Receive_NoRelay_SenderOnAnotherChannelDoesNotAnswer_Exit3(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        WriteRandomFile(Path.Combine(source, "x.bin"), 10);
+        using var ctrlC = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+
+        var send = new CliRun(["send", "--embedded-url", "http://127.0.0.1:0", "--embedded-ports", "0,0,0,0", "--discovery-port", "0", "--code", NewCode(), Path.Combine(source, "x.bin")], cancellationToken: ctrlC.Token);
+        var udpPort = DiscoveryPort(await send.WaitForLineAsync("Receivers on the local network can find it", cancellationToken));
+        await send.WaitForLineAsync("code: ", cancellationToken);
+
+        var receive = await CliRun.CompleteAsync(
+            ["receive", "--embedded-url", $"http://127.0.0.1:{FreePort()}", "--discovery-target", $"127.0.0.1:{udpPort}", "--yes", NewCode()], cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.EqualTo(3), receive.Stderr);
+        Assert.That(receive.Stderr, Does.Contain("no sender answered on the local network"));
+        await ctrlC.CancelAsync();
+        Assert.That(await send.ExitAsync(cancellationToken), Is.EqualTo(130), send.Stderr);
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task Send_DiscoveryPortTaken_WarnsAndTransfersWithPrintedCommand(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var data = WriteRandomFile(Path.Combine(source, "y.bin"), 1000);
+        var target = NewFolder();
+        using var squatter = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        squatter.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        var taken = ((IPEndPoint)squatter.LocalEndPoint!).Port;
+
+        var send = new CliRun(["send", "--embedded-url", "http://127.0.0.1:0", "--embedded-ports", "0,0,0,0", "--discovery-port", $"{taken}", Path.Combine(source, "y.bin")], cancellationToken: cancellationToken);
+        var printed = await send.WaitForLineAsync("croc receive ", cancellationToken);
+        var receive = await CliRun.CompleteAsync([.. printed.Split(' ').Skip(1), "--yes", "--out", target], cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
+        Assert.That(send.Stderr, Does.Contain($"LAN discovery is off (UDP port {taken}"));
+        Assert.That(File.ReadAllBytes(Path.Combine(target, "y.bin")), Is.EqualTo(data));
     }
 
     [Test]
@@ -423,6 +490,16 @@ public sealed class CliTests : TransferTestBase
     [TestCase("0,0,0", new[] { 0, 0, 0 })]
     public void ParsePorts_RangesAndLists(string text, int[] expected) =>
         Assert.That(CrocNet.Cli.LocalRelay.ParsePorts(text, "--ports"), Is.EqualTo(expected));
+
+    private static int DiscoveryPort(string line) =>
+        int.Parse(System.Text.RegularExpressions.Regex.Match(line, @"UDP port (\d+)\)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+
+    private static int FreeUdpPort()
+    {
+        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)probe.LocalEndPoint!).Port;
+    }
 
     private static int FreePort()
     {

@@ -10,7 +10,7 @@ public static class CrocCli
 {
     internal static readonly Option<string?> RelayOption = new("--relay")
     {
-        Description = "The relay URL, e.g. http://relay.example:9009 (default: CROC_RELAY; send: a built-in relay; receive: the relay on this machine).",
+        Description = "The relay URL, e.g. http://relay.example:9009 (default: CROC_RELAY; send: a built-in relay; receive: the relay on this machine, else the sender's, found on the local network).",
         Recursive = true,
     };
 
@@ -54,6 +54,21 @@ public static class CrocCli
         Recursive = true,
     };
 
+    // Hidden: the UDP port of LAN discovery (send: where it answers, 0 = any free port, printed; receive: where it asks).
+    internal static readonly Option<int> DiscoveryPortOption = new("--discovery-port")
+    {
+        DefaultValueFactory = _ => Discovery.DiscoveryDatagram.DefaultPort,
+        Hidden = true,
+        Recursive = true,
+    };
+
+    // Hidden: receive asks this one address:port instead of broadcasting; tests keep discovery on loopback.
+    internal static readonly Option<string?> DiscoveryTargetOption = new("--discovery-target")
+    {
+        Hidden = true,
+        Recursive = true,
+    };
+
     static CrocCli() => CurveOption.AcceptOnlyFromAmong("p256", "p384", "p521", "siec");
 
     /// <summary>Runs the command line against the given streams (tests use this).</summary>
@@ -77,7 +92,7 @@ public static class CrocCli
         ArgumentNullException.ThrowIfNull(console);
         var root = new RootCommand("croc: send files and folders end to end encrypted to another computer, with a short code.")
         {
-            RelayOption, CurveOption, QuietOption, NoProgressOption, DebugOption, EmbeddedUrlOption, EmbeddedPortsOption,
+            RelayOption, CurveOption, QuietOption, NoProgressOption, DebugOption, EmbeddedUrlOption, EmbeddedPortsOption, DiscoveryPortOption, DiscoveryTargetOption,
         };
         root.Subcommands.Add(SendCommand.Create(console));
         root.Subcommands.Add(ReceiveCommand.Create(console));

@@ -1,4 +1,7 @@
 using System.CommandLine;
+using System.Net;
+using CrocNet.Cli.Discovery;
+using CrocNet.Codes;
 using Spectre.Console;
 
 namespace CrocNet.Cli;
@@ -37,7 +40,7 @@ internal static class ReceiveCommand
     {
         var display = new TransferDisplay(console, dataOnStdout: settings.Stdout, parse.GetValue(CrocCli.QuietOption), parse.GetValue(CrocCli.NoProgressOption));
         var code = await ReadCodeAsync(console, display, settings.Code, cancellationToken);
-        var relay = await FindRelayAsync(console, parse, cancellationToken);
+        var relay = await FindRelayAsync(console, display, parse, code, cancellationToken);
         string? outputDirectory = null;
         if (!settings.Stdout)
         {
@@ -113,24 +116,53 @@ internal static class ReceiveCommand
             : throw new CliException(ExitCodes.Usage, "No code entered.");
     }
 
-    /// <summary>--relay, CROC_RELAY, else a relay running on this machine; otherwise a plain instruction.</summary>
-    private static async Task<Uri> FindRelayAsync(CliConsole console, ParseResult parse, CancellationToken cancellationToken)
+    /// <summary>
+    /// --relay, CROC_RELAY, else a relay running on this machine, else the sender's relay found on the local
+    /// network; otherwise a plain instruction.
+    /// </summary>
+    private static async Task<Uri> FindRelayAsync(CliConsole console, TransferDisplay display, ParseResult parse, string code, CancellationToken cancellationToken)
     {
         if (CrocCli.ExplicitRelay(parse, console) is { } given)
         {
             return LocalRelay.ParseUrl(given, "--relay");
         }
 
+        // A malformed code is a usage error before anything goes on the network.
+        var channel = CodePhrase.Parse(code).Channel;
+        var targets = DiscoveryTargets(parse);
         var local = LocalRelay.LoopbackOf(parse.GetValue(CrocCli.EmbeddedUrlOption)!);
         if (await LocalRelay.AnswersAsync(local, cancellationToken))
         {
             return local;
         }
 
+        display.Info("[grey]Looking for the sender on the local network…[/]");
+        if (await DiscoveryClient.FindAsync(channel, targets, DiscoveryClient.DefaultTimeout, cancellationToken) is { } found)
+        {
+            display.Info($"[grey]Found the sender's relay: {Markup.Escape(found.ToString())}.[/]");
+            return found;
+        }
+
         throw new CliException(
             ExitCodes.Relay,
-            $"No relay given and none is running on this machine ({local.GetLeftPart(UriPartial.Authority)}). "
+            $"No relay given, none is running on this machine ({local.GetLeftPart(UriPartial.Authority)}), and no sender answered on the local network. "
             + "Pass the relay the sender printed, e.g. croc receive --relay http://192.168.1.20:9009 <code>.");
+    }
+
+    /// <summary>Where the discovery query goes: every broadcast address, or the one hidden --discovery-target.</summary>
+    private static IReadOnlyList<IPEndPoint> DiscoveryTargets(ParseResult parse)
+    {
+        if (parse.GetValue(CrocCli.DiscoveryTargetOption) is { } target)
+        {
+            return IPEndPoint.TryParse(target, out var endPoint) && endPoint.Port > 0
+                ? [endPoint]
+                : throw new CliException(ExitCodes.Usage, $"--discovery-target '{target}' is not an address:port such as 127.0.0.1:9009.");
+        }
+
+        var port = parse.GetValue(CrocCli.DiscoveryPortOption);
+        return port is > 0 and <= 65535
+            ? DiscoveryClient.BroadcastTargets(port)
+            : throw new CliException(ExitCodes.Usage, $"--discovery-port {port} is not a port number (1-65535).");
     }
 
     private static async ValueTask<bool> ConfirmAsync(CliConsole console, TransferDisplay display, Settings settings, string? outputDirectory, TransferOffer offer, CancellationToken cancellationToken)

@@ -1,4 +1,7 @@
 using System.CommandLine;
+using System.Net;
+using System.Net.Sockets;
+using CrocNet.Cli.Discovery;
 using Spectre.Console;
 
 namespace CrocNet.Cli;
@@ -43,6 +46,7 @@ internal static class SendCommand
         var display = new TransferDisplay(console, dataOnStdout: false, parse.GetValue(CrocCli.QuietOption), parse.GetValue(CrocCli.NoProgressOption));
 
         LocalRelay.Found relay;
+        var embedded = false;
         if (CrocCli.ExplicitRelay(parse, console) is { } given)
         {
             var uri = LocalRelay.ParseUrl(given, "--relay");
@@ -53,6 +57,7 @@ internal static class SendCommand
             var url = parse.GetValue(CrocCli.EmbeddedUrlOption)!;
             var ports = LocalRelay.ParsePorts(parse.GetValue(CrocCli.EmbeddedPortsOption)!, "--embedded-ports");
             relay = await LocalRelay.StartOrReuseAsync(url, ports, loggerFactory, cancellationToken);
+            embedded = true;
             display.Info(relay.Server is not null
                 ? $"[grey]Started a relay on this machine: {Markup.Escape(relay.Advertised.ToString())} (it stops when this transfer ends).[/]"
                 : $"[grey]Using the relay already running on this machine: {Markup.Escape(relay.Relay.ToString())}.[/]");
@@ -74,6 +79,8 @@ internal static class SendCommand
         });
 
         await using var operation = await croc.StartSendAsync(content, display, cancellationToken);
+        // Started before the code is shown, so it is already answering when the recipient types it.
+        await using var responder = embedded ? StartResponder(display, parse, relay, operation.Channel) : null;
         // The code is printed even with --quiet: without it the send is useless. It goes to the person, never to a log.
         display.Always("code: " + operation.Code);
         display.Info("On the other computer run:");
@@ -82,6 +89,34 @@ internal static class SendCommand
         var result = await operation.Completion;
         display.Info(Markup.Escape(TransferDisplay.Summary("Sent", result)));
         return ExitCodes.Success;
+    }
+
+    /// <summary>
+    /// Answers LAN discovery for this channel next to the relay on this machine. A taken UDP port only turns
+    /// discovery off (the printed command still names the relay), it does not stop the send.
+    /// </summary>
+    private static DiscoveryResponder? StartResponder(TransferDisplay display, ParseResult parse, LocalRelay.Found relay, string channel)
+    {
+        var port = parse.GetValue(CrocCli.DiscoveryPortOption);
+        if (port is < 0 or > 65535)
+        {
+            throw new CliException(ExitCodes.Usage, $"--discovery-port {port} is not a port number (0-65535).");
+        }
+
+        // The relay's own bind address: a relay only on loopback is only discoverable on loopback.
+        var bind = LocalRelay.ListenAddressFor(LocalRelay.ParseUrl(parse.GetValue(CrocCli.EmbeddedUrlOption)!, "--embedded-url"));
+        var address = IPAddress.TryParse(bind, out var parsed) ? parsed : IPAddress.Any;
+        try
+        {
+            var responder = DiscoveryResponder.Start(new IPEndPoint(address, port), channel, relay.Advertised);
+            display.Info($"[grey]Receivers on the local network can find it without --relay (UDP port {responder.LocalEndPoint.Port}).[/]");
+            return responder;
+        }
+        catch (SocketException ex)
+        {
+            display.Info($"[grey]LAN discovery is off (UDP port {port}: {Markup.Escape(ex.Message)}): use the command shown below as printed.[/]");
+            return null;
+        }
     }
 
     /// <summary>The command the recipient runs: <c>--relay</c> only when their default would not find this relay.</summary>
