@@ -17,13 +17,21 @@ namespace CrocNet;
 /// An instance is immutable and thread-safe: every call runs its own session, so one instance
 /// can serve a whole application.
 /// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The invoker wraps a shared or caller-owned handler and holds nothing to release.")]
 public sealed class Croc
 {
     private static readonly TimeSpan GoodbyeTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>One connection pool for every instance, as IHttpClientFactory would share it.</summary>
+    private static readonly SocketsHttpHandler SharedHandler = new()
+    {
+        PooledConnectionLifetime = TimeSpan.FromMinutes(2),
+        ConnectTimeout = TimeSpan.FromSeconds(10),
+    };
+
     private readonly CrocOptions _options;
     private readonly ILogger _logger;
-    private readonly HttpClient _http;
+    private readonly HttpMessageInvoker _http;
     private readonly ResiliencePipeline _pipeline;
 
     /// <summary>Creates an instance from DI-style options; invalid options throw one aggregated <see cref="CrocException"/>.</summary>
@@ -34,12 +42,8 @@ public sealed class Croc
         CrocOptionsValidator.ThrowIfInvalid(_options);
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _pipeline = RelayResilience.Create(_options, _logger);
-        _http = _options.HttpHandler is { } handler
-            ? new HttpClient(handler, disposeHandler: false) { Timeout = Timeout.InfiniteTimeSpan }
-            : new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(2), ConnectTimeout = TimeSpan.FromSeconds(10) })
-            {
-                Timeout = Timeout.InfiniteTimeSpan,
-            };
+        // The invoker owns nothing (the handler is shared or the caller's), so Croc needs no Dispose.
+        _http = new HttpMessageInvoker(_options.HttpHandler ?? SharedHandler, disposeHandler: false);
     }
 
     /// <summary>Builds an instance with the fluent options builder, for example
@@ -113,7 +117,7 @@ public sealed class Croc
             throw;
         }
 
-        Log.Joined(_logger, relay.Relay, "sender", code.Channel, suite.Name);
+        Log.Joined(_logger, relay.DisplayAddress, "sender", code.Channel, suite.Name);
 
         var cancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var tracker = new ProgressTracker(progress, _options.Progress, _options.TimeProvider)
@@ -229,7 +233,7 @@ public sealed class Croc
         {
             tracker.SetStage(TransferStage.WaitingForPeer);
             var joined = await JoinAsRecipientAsync(relay, phrase.Channel, cancellationToken).ConfigureAwait(false);
-            Log.Joined(_logger, relay.Relay, "recipient", phrase.Channel, joined.Curve ?? "?");
+            Log.Joined(_logger, relay.DisplayAddress, "recipient", phrase.Channel, joined.Curve ?? "?");
             tracker.SetStage(TransferStage.Authenticating);
             using var handshake = await Handshake.RunRecipientAsync(relay, joined, phrase, password, _options.PeerTimeout, _logger, cancellationToken).ConfigureAwait(false);
             tracker.SetStage(TransferStage.Connecting);
@@ -366,9 +370,9 @@ public sealed class Croc
             var buffer = new byte[1];
             await control.ReadAsync(buffer, timeout.Token).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is IOException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        catch (Exception ex) when (ex is IOException or OperationCanceledException)
         {
-            // The sender is gone (or slow to go): either way our verdict was written.
+            // The sender is gone (or slow to go, or our caller stopped waiting): the files are already in place.
         }
     }
 

@@ -45,7 +45,7 @@ public enum CrocErrorCode
     /// <summary>The options are invalid.</summary>
     InvalidOptions,
 
-    /// <summary>A file being sent changed (shrank or vanished) while it was read.</summary>
+    /// <summary>A file or stream being sent could not be read, or changed (shrank, grew, vanished) while it was read.</summary>
     SourceChanged,
 
     /// <summary>The recipient could not write to its output folder (disk full, permissions, a path too long for the file system).</summary>

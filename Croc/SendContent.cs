@@ -77,7 +77,21 @@ public sealed class SendContent
     internal const int MaxTextBytes = 1024 * 1024;
 
     /// <summary>Reads the file system (or the stream's length) and produces the manifest and its sources.</summary>
+    /// <exception cref="FileNotFoundException">A path names nothing.</exception>
+    /// <exception cref="CrocTransferException">A folder or file cannot be read (<see cref="CrocErrorCode.SourceChanged"/>).</exception>
     internal SendPlan Build(int chunkSize, CrocHashAlgorithm hash)
+    {
+        try
+        {
+            return BuildCore(chunkSize, hash);
+        }
+        catch (Exception ex) when (ex is UnauthorizedAccessException || (ex is IOException && ex is not FileNotFoundException and not DirectoryNotFoundException))
+        {
+            throw new CrocTransferException(CrocErrorCode.SourceChanged, $"Could not read what is to be sent: {ex.Message}", ex);
+        }
+    }
+
+    private SendPlan BuildCore(int chunkSize, CrocHashAlgorithm hash)
     {
         var manifest = new Manifest { ChunkSize = chunkSize, Text = _text, Hash = FileDigest.WireName(hash) };
         var sources = new List<SendSource>();

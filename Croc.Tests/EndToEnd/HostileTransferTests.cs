@@ -207,6 +207,75 @@ public class HostileTransferTests : TransferTestBase
         Assert.That(Directory.GetFileSystemEntries(output), Is.Empty);
     }
 
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task ReceiveAsync_ManifestDeclaringPetabytes_CostsNoMemoryAndIsAskedAbout(CancellationToken cancellationToken)
+    {
+        var output = NewFolder();
+        var entries = Enumerable.Range(0, 1000).Select(i => new ManifestEntry { Path = $"huge{i}.bin", Size = 1L << 40 }).ToList();
+        var manifest = new Manifest { ChunkSize = 64 * 1024, Hash = "xxh128", Entries = entries };
+        TransferOffer? offered = null;
+
+        await using var rogue = await RogueSender.StartAsync(Relay.BaseAddress, cancellationToken);
+        var receive = NewCroc(o => o.WithOutputDirectory(output).WithOfferConfirmation((offer, _) =>
+        {
+            offered = offer;
+            return ValueTask.FromResult(false);
+        })).ReceiveAsync(rogue.Code.Code, cancellationToken);
+        await rogue.ConnectAsync(cancellationToken);
+        var before = GC.GetTotalAllocatedBytes(precise: true);
+        await rogue.SendManifestAsync(manifest, cancellationToken);
+
+        Assert.That(Assert.ThrowsAsync<CrocTransferException>(async () => await receive)!.Code, Is.EqualTo(CrocErrorCode.TransferRejected));
+        Assert.That(GC.GetTotalAllocatedBytes(precise: true) - before, Is.LessThan(100_000_000), "declared sizes must not turn into allocations");
+        Assert.That(offered!.TotalBytes, Is.EqualTo(1000L << 40));
+        Assert.That((await rogue.ReadAnswerAsync(cancellationToken)).Accept, Is.False);
+    }
+
+    [TestCase(1L << 51)]
+    [TestCase(long.MaxValue)]
+    [CancelAfter(60_000)]
+    public async Task ReceiveAsync_ImpossibleSizes_RefusedAsProtocolViolation(long size, CancellationToken cancellationToken)
+    {
+        var output = NewFolder();
+        var manifest = new Manifest
+        {
+            ChunkSize = 1024 * 1024,
+            Hash = "xxh128",
+            Entries = [new ManifestEntry { Path = "a", Size = size }, new ManifestEntry { Path = "b", Size = size }],
+        };
+
+        await using var rogue = await RogueSender.StartAsync(Relay.BaseAddress, cancellationToken);
+        var receive = NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(rogue.Code.Code, cancellationToken);
+        await rogue.ConnectAsync(cancellationToken);
+        await rogue.SendManifestAsync(manifest, cancellationToken);
+
+        Assert.ThrowsAsync<CrocProtocolException>(async () => await receive);
+        Assert.That((await rogue.ReadAnswerAsync(cancellationToken)).Accept, Is.False);
+        Assert.That(Directory.GetFileSystemEntries(output), Is.Empty);
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task ReceiveAsync_IntoStream_HostileNameStillRefused(CancellationToken cancellationToken)
+    {
+        var manifest = new Manifest { ChunkSize = 1024 * 1024, Hash = "xxh128", Entries = [new ManifestEntry { Path = "../\u001b]0;owned\u0007x", Size = 5 }] };
+        var offered = false;
+
+        await using var rogue = await RogueSender.StartAsync(Relay.BaseAddress, cancellationToken);
+        var receive = NewCroc(o => o.WithOfferConfirmation((_, _) =>
+        {
+            offered = true;
+            return ValueTask.FromResult(true);
+        })).ReceiveAsync(rogue.Code.Code, new MemoryStream(), cancellationToken: cancellationToken);
+        await rogue.ConnectAsync(cancellationToken);
+        await rogue.SendManifestAsync(manifest, cancellationToken);
+
+        Assert.That(Assert.ThrowsAsync<CrocTransferException>(async () => await receive)!.Code, Is.EqualTo(CrocErrorCode.UnsafePath));
+        Assert.That(offered, Is.False, "an unsafe name never reaches the application");
+        Assert.That((await rogue.ReadAnswerAsync(cancellationToken)).Code, Is.EqualTo("unsafe_path"));
+    }
+
     /// <summary>A sender that speaks the protocol correctly up to the data plane, then says what a test wants.</summary>
     private sealed class RogueSender : IAsyncDisposable
     {

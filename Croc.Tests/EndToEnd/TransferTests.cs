@@ -385,6 +385,54 @@ public class TransferTests : TransferTestBase
         Assert.CatchAsync<CrocException>(async () => await operation.Completion);
     }
 
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task SendAsync_SlowRecipientDrainsLongerThanSendersIdleTimeout_StillSucceeds(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var output = NewFolder();
+        var data = WriteRandomFile(Path.Join(source, "slow.bin"), 48 * 1024 * 1024);
+        var receiver = NewCroc(o =>
+        {
+            o.WithOutputDirectory(output);
+            o.Options.TransportInterceptor = (stream, _) => new TamperingStream(stream, TamperingStream.Mode.Slow, 0, span: 8 * 1024);
+        });
+
+        // The sender finishes writing while megabytes still sit in socket buffers; the recipient's progress
+        // reports are what keep the sender's 2-second watchdog from calling that silence a dead peer.
+        await TransferAsync(
+            NewCroc(o => o.WithIdleTimeout(TimeSpan.FromSeconds(2))),
+            SendContent.FromPath(Path.Join(source, "slow.bin")),
+            code => receiver.ReceiveAsync(code, cancellationToken),
+            cancellationToken);
+
+        Assert.That(File.ReadAllBytes(Path.Join(output, "slow.bin")).AsSpan().SequenceEqual(data), Is.True);
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task ReceiveAsync_TargetAppearsDuringTransfer_RollsBackEveryFileItPlaced(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var output = NewFolder();
+        WriteRandomFile(Path.Join(source, "pack", "a.txt"), 100);
+        WriteRandomFile(Path.Join(source, "pack", "b.txt"), 100);
+
+        // The offer is shown after the checks; a file that appears at a target afterwards must not be replaced,
+        // and the files renamed into place before it was found must be taken back.
+        var receiver = NewCroc(o => o.WithOutputDirectory(output).WithOfferConfirmation((_, _) =>
+        {
+            Directory.CreateDirectory(Path.Join(output, "pack"));
+            File.WriteAllText(Path.Join(output, "pack", "b.txt"), "someone else's");
+            return ValueTask.FromResult(true);
+        }));
+        await using var operation = await NewCroc().StartSendAsync(SendContent.FromPath(Path.Join(source, "pack")), cancellationToken: cancellationToken);
+
+        Assert.That(Assert.CatchAsync<CrocException>(() => receiver.ReceiveAsync(operation.Code, cancellationToken))!.Code, Is.EqualTo(CrocErrorCode.WriteFailed));
+        Assert.That(Snapshot(output).Files.Keys, Is.EqualTo(new[] { "pack/b.txt" }));
+        Assert.That(File.ReadAllText(Path.Join(output, "pack", "b.txt")), Is.EqualTo("someone else's"));
+    }
+
     private sealed class SyncProgress(List<TransferProgress> reports) : IProgress<TransferProgress>
     {
         public void Report(TransferProgress value)

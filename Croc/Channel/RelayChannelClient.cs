@@ -18,13 +18,13 @@ internal sealed class RelayChannelClient
 
     private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(30);
 
-    private readonly HttpClient _http;
+    private readonly HttpMessageInvoker _http;
     private readonly Uri _baseAddress;
     private readonly ResiliencePipeline _pipeline;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
 
-    public RelayChannelClient(HttpClient http, Uri relay, ResiliencePipeline pipeline, TimeProvider time, ILogger logger)
+    public RelayChannelClient(HttpMessageInvoker http, Uri relay, ResiliencePipeline pipeline, TimeProvider time, ILogger logger)
     {
         _http = http;
         var text = relay.ToString();
@@ -35,6 +35,9 @@ internal sealed class RelayChannelClient
     }
 
     public Uri Relay => _baseAddress;
+
+    /// <summary>The relay address for logs and messages: never with credentials from the URL.</summary>
+    public string DisplayAddress => new UriBuilder(_baseAddress) { UserName = "", Password = "" }.Uri.ToString();
 
     public string? Channel { get; private set; }
 
@@ -103,7 +106,7 @@ internal sealed class RelayChannelClient
             var request = NewRequest();
             request.Close = true;
             using var content = JsonContent.Create(request, RelayJsonContext.Default.ChannelRequest);
-            using var response = await _http.PostAsync(new Uri(_baseAddress, "channel"), content, cts.Token).ConfigureAwait(false);
+            using var response = await PostRawAsync("channel", content, cts.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException)
         {
@@ -135,7 +138,7 @@ internal sealed class RelayChannelClient
                         attempt.CancelAfter(timeout);
                         try
                         {
-                            using var response = await _http.PostAsync(new Uri(_baseAddress, route), content, attempt.Token).ConfigureAwait(false);
+                            using var response = await PostRawAsync(route, content, attempt.Token).ConfigureAwait(false);
                             return await ReadStateAsync(response, attempt.Token).ConfigureAwait(false);
                         }
                         catch (OperationCanceledException ex) when (!token.IsCancellationRequested)
@@ -149,10 +152,31 @@ internal sealed class RelayChannelClient
             {
                 throw new CrocRelayException(
                     CrocErrorCode.RelayUnreachable,
-                    $"The relay at {_baseAddress} could not be reached ({ex.Message}). Check the address and that the relay is running.",
+                    $"The relay at {DisplayAddress} could not be reached ({ex.Message}). Check the address and that the relay is running.",
                     innerException: ex);
             }
         }
+    }
+
+    /// <summary>Relay replies are small JSON documents: a relay does not get to make us buffer megabytes.</summary>
+    private static async Task<byte[]> ReadBoundedAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        const int limit = 64 * 1024;
+        var stream = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        await using (stream.ConfigureAwait(false))
+        {
+            var buffer = new byte[limit + 1];
+            var length = await stream.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+            return length > limit
+                ? throw new CrocProtocolException("The relay's reply is larger than 64 KiB.")
+                : buffer[..length];
+        }
+    }
+
+    private Task<HttpResponseMessage> PostRawAsync(string route, HttpContent content, CancellationToken cancellationToken)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_baseAddress, route)) { Content = content };
+        return _http.SendAsync(request, cancellationToken);
     }
 
     private static async Task<RelayState> ReadStateAsync(HttpResponseMessage response, CancellationToken cancellationToken)
@@ -161,7 +185,8 @@ internal sealed class RelayChannelClient
         {
             try
             {
-                return await response.Content.ReadFromJsonAsync(RelayJsonContext.Default.RelayState, cancellationToken).ConfigureAwait(false)
+                var body = await ReadBoundedAsync(response, cancellationToken).ConfigureAwait(false);
+                return JsonSerializer.Deserialize(body, RelayJsonContext.Default.RelayState)
                     ?? throw new CrocProtocolException("The relay answered with an empty body.");
             }
             catch (JsonException ex)
@@ -173,7 +198,7 @@ internal sealed class RelayChannelClient
         RelayError? error = null;
         try
         {
-            error = await response.Content.ReadFromJsonAsync(RelayJsonContext.Default.RelayError, cancellationToken).ConfigureAwait(false);
+            error = JsonSerializer.Deserialize(await ReadBoundedAsync(response, cancellationToken).ConfigureAwait(false), RelayJsonContext.Default.RelayError);
         }
         catch (Exception ex) when (ex is JsonException or NotSupportedException or InvalidOperationException)
         {
@@ -181,10 +206,15 @@ internal sealed class RelayChannelClient
         }
 
         var status = (int)response.StatusCode;
-        var code = error?.Code ?? (response.StatusCode == HttpStatusCode.NotFound ? "not_found" : "http_" + status);
-        var text = error?.Error ?? response.ReasonPhrase ?? "no reason given";
+        var code = SafeCode(error?.Code) ?? (response.StatusCode == HttpStatusCode.NotFound ? "not_found" : "http_" + status);
+        // The relay's words are untrusted text that may end up on a terminal.
+        var text = Files.ReceivePathValidator.Escape(error?.Error ?? response.ReasonPhrase ?? "no reason given");
         return status >= 500
             ? throw new CrocRelayException(CrocErrorCode.RelayUnreachable, $"The relay failed ({status}): {text}", code, status)
             : throw new CrocRelayException(CrocErrorCode.RelayRefused, $"The relay refused the request: {text} ({code}).", code, status);
     }
+
+    /// <summary>A relay error code as the protocol defines them (snake_case), or null for anything else.</summary>
+    internal static string? SafeCode(string? code) =>
+        code is { Length: > 0 and <= 32 } && code.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '_') ? code : null;
 }

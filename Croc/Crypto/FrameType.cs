@@ -23,6 +23,10 @@ internal enum FrameType : byte
 
     /// <summary>Either side gives up, with a reason (JSON).</summary>
     Abort = 7,
+
+    /// <summary>The recipient's periodic count of bytes received (JSON), so a sender that has written everything
+    /// can tell a slow drain from a dead peer.</summary>
+    Progress = 8,
 }
 
 /// <summary>Frame flags.</summary>

@@ -9,7 +9,7 @@ namespace CrocNet.Diagnostics;
 internal static partial class Log
 {
     [LoggerMessage(1001, LogLevel.Information, "Joined relay {Relay} as {Role} on channel {Channel} (curve {Curve}).")]
-    public static partial void Joined(ILogger logger, Uri relay, string role, string channel, string curve);
+    public static partial void Joined(ILogger logger, string relay, string role, string channel, string curve);
 
     [LoggerMessage(1002, LogLevel.Debug, "Waiting for the other side on channel {Channel}.")]
     public static partial void WaitingForPeer(ILogger logger, string channel);

@@ -16,28 +16,36 @@ internal sealed class FileDigest
     private readonly int _digestSize;
 
     private readonly Lock _gate = new();
-    private byte[] _digests;
-    private bool[] _present;
-    private int _count;
 
-    public FileDigest(long knownSize, int chunkSize, CrocHashAlgorithm algorithm)
+    // Sparse on purpose: memory follows the chunks that actually arrived, never a size a peer merely declared.
+    private readonly Dictionary<long, byte[]> _digests = [];
+    private long _highest = -1;
+
+    public FileDigest(CrocHashAlgorithm algorithm)
     {
         _algorithm = algorithm;
         _digestSize = algorithm == CrocHashAlgorithm.Sha256 ? 32 : 16;
-        var chunks = knownSize < 0 ? 4 : ChunkCount(knownSize, chunkSize);
-        _digests = new byte[Math.Max(chunks, 1) * _digestSize];
-        _present = new bool[Math.Max(chunks, 1)];
     }
 
     /// <summary>How many distinct chunks have been hashed.</summary>
-    public int Count => Volatile.Read(ref _count);
+    public int Count
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _digests.Count;
+            }
+        }
+    }
 
     public static long ChunkCount(long size, int chunkSize) => size <= 0 ? 0 : ((size - 1) / chunkSize) + 1;
 
     /// <summary>Hashes chunk <paramref name="index"/>; false if that chunk was already seen.</summary>
     public bool AddChunk(long index, ReadOnlySpan<byte> data)
     {
-        Span<byte> digest = stackalloc byte[_digestSize];
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        var digest = new byte[_digestSize];
         if (_algorithm == CrocHashAlgorithm.Sha256)
         {
             SHA256.HashData(data, digest);
@@ -49,31 +57,23 @@ internal sealed class FileDigest
 
         lock (_gate)
         {
-            if (index >= _present.Length)
-            {
-                var length = (int)Math.Max(index + 1, _present.Length * 2L);
-                Array.Resize(ref _present, length);
-                Array.Resize(ref _digests, length * _digestSize);
-            }
-
-            if (_present[index])
+            if (!_digests.TryAdd(index, digest))
             {
                 return false;
             }
 
-            _present[index] = true;
-            digest.CopyTo(_digests.AsSpan((int)index * _digestSize));
-            _count++;
+            _highest = Math.Max(_highest, index);
             return true;
         }
     }
 
-    /// <summary>Whether chunks 0 … n-1 are all present.</summary>
+    /// <summary>Whether exactly chunks 0 … n-1 are present.</summary>
     public bool HasExactly(long chunks)
     {
         lock (_gate)
         {
-            return _count == chunks && (chunks == 0 || (chunks <= _present.Length && _present.AsSpan(0, (int)chunks).IndexOf(false) < 0));
+            // Distinct indexes, as many as expected, none beyond the last: then every one of 0 … n-1 is there.
+            return _digests.Count == chunks && _highest < chunks;
         }
     }
 
@@ -95,7 +95,7 @@ internal sealed class FileDigest
     /// <summary>The file hash for a file of <paramref name="size"/> bytes, lowercase hex.</summary>
     public string Finish(long size, int chunkSize)
     {
-        var chunks = (int)ChunkCount(size, chunkSize);
+        var chunks = ChunkCount(size, chunkSize);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         hash.AppendData(Label(_algorithm));
         Span<byte> length = stackalloc byte[8];
@@ -103,7 +103,10 @@ internal sealed class FileDigest
         hash.AppendData(length);
         lock (_gate)
         {
-            hash.AppendData(_digests.AsSpan(0, chunks * _digestSize));
+            for (long i = 0; i < chunks; i++)
+            {
+                hash.AppendData(_digests[i]);
+            }
         }
 
         return Convert.ToHexStringLower(hash.GetHashAndReset());

@@ -60,6 +60,11 @@ internal sealed class DoneMessage
     public bool Ok { get; set; }
 }
 
+internal sealed class ProgressMessage
+{
+    public long Bytes { get; set; }
+}
+
 internal sealed class AbortMessage
 {
     public string Code { get; set; } = "aborted";
@@ -77,4 +82,5 @@ internal sealed class AbortMessage
 [JsonSerializable(typeof(TrailerMessage))]
 [JsonSerializable(typeof(DoneMessage))]
 [JsonSerializable(typeof(AbortMessage))]
+[JsonSerializable(typeof(ProgressMessage))]
 internal sealed partial class TransferJsonContext : JsonSerializerContext;

@@ -27,7 +27,10 @@ internal static class FileReceiver
 {
     private const int MaxManifestBytes = 64 * 1024 * 1024;
     private const int MaxEntries = 1_000_000;
-    private const int MinChunkSize = 4 * 1024;
+    private const int MinChunkSize = 64 * 1024;
+
+    /// <summary>The largest file (and streamed offset) a manifest may describe: 1 PiB.</summary>
+    public const long MaxFileSize = 1L << 50;
 
     public static async Task<ReceiveOutcome> RunAsync(TransferContext context, ReceiveTarget target, CancellationToken cancellationToken)
     {
@@ -42,6 +45,7 @@ internal static class FileReceiver
         var directories = new List<string>();
         try
         {
+            Vet(manifest);
             if (target.Destination is { } destination)
             {
                 var files = manifest.Entries.Count(e => !e.Dir);
@@ -73,19 +77,25 @@ internal static class FileReceiver
                 throw new CrocTransferException(CrocErrorCode.TransferRejected, "The transfer was declined; nothing was written.");
             }
         }
-        catch (CrocException ex)
+        catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            // Say no before anything was written, and tell the sender why.
-            await TrySendAsync(control, FrameType.Accept, new AcceptMessage { Accept = false, Code = ControlMessages.ToWire(ex.Code), Message = ex.Message }).ConfigureAwait(false);
+            // Say no before anything was written, and tell the sender why (an application's own exception
+            // from ConfirmOffer is its business: the sender just hears "declined").
+            var code = (ex as CrocException)?.Code ?? CrocErrorCode.TransferRejected;
+            var message = ex is CrocException ? ex.Message : "The recipient declined the transfer.";
+            await TrySendAsync(control, FrameType.Accept, new AcceptMessage { Accept = false, Code = ControlMessages.ToWire(code), Message = message }).ConfigureAwait(false);
             throw;
         }
 
+        var beacon = new ProgressBeacon(control, context);
+        await using var stopBeacon = beacon.ConfigureAwait(false);
         try
         {
             disk?.CreateDirectories();
             await ControlMessages.WriteAsync(control, FrameType.Accept, new AcceptMessage { Accept = true }, TransferJsonContext.Default.AcceptMessage, cancellationToken).ConfigureAwait(false);
             context.Progress.SetStage(TransferStage.Transferring);
             context.StartIdleTimer();
+            beacon.Start(cancellationToken);
 
             if (manifest.Text is not null && target.Destination is { } textDestination)
             {
@@ -143,18 +153,44 @@ internal static class FileReceiver
                 context.Progress.FileCompleted();
             }
 
-            await ControlMessages.WriteAsync(control, FrameType.Done, new DoneMessage { Ok = true }, TransferJsonContext.Default.DoneMessage, cancellationToken).ConfigureAwait(false);
-            await control.WriteEndAsync(cancellationToken).ConfigureAwait(false);
-            return new ReceiveOutcome(manifest, verified, directories);
-        }
-        catch (Exception ex)
-        {
-            sink.Abort();
-            if (ex is CrocException crocException)
+            // Committed: every file is verified and in place, so the transfer has succeeded for us whatever
+            // happens to our goodbye (the sender, if it never hears it, reports its own failure).
+            await beacon.StopAsync().ConfigureAwait(false);
+            try
             {
-                await TrySendAsync(control, FrameType.Abort, new AbortMessage { Code = ControlMessages.ToWire(crocException.Code), Message = crocException.Message }).ConfigureAwait(false);
+                await ControlMessages.WriteAsync(control, FrameType.Done, new DoneMessage { Ok = true }, TransferJsonContext.Default.DoneMessage, cancellationToken).ConfigureAwait(false);
+                await control.WriteEndAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is CrocException or OperationCanceledException or IOException)
+            {
             }
 
+            return new ReceiveOutcome(manifest, verified, directories);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            sink.Abort();
+            await beacon.StopAsync().ConfigureAwait(false);
+
+            // The caller's stream (or the disk) failing is a typed error like any other.
+            var error = ex as CrocException ?? (ex is IOException or NotSupportedException or ObjectDisposedException or UnauthorizedAccessException
+                ? new CrocTransferException(CrocErrorCode.WriteFailed, $"Could not write what was received: {ex.Message} The transfer was stopped.", ex)
+                : null);
+            if (error is not null)
+            {
+                await TrySendAsync(control, FrameType.Abort, new AbortMessage { Code = ControlMessages.ToWire(error.Code), Message = error.Message }).ConfigureAwait(false);
+                if (!ReferenceEquals(error, ex))
+                {
+                    throw error;
+                }
+            }
+
+            throw;
+        }
+        catch (OperationCanceledException)
+        {
+            sink.Abort();
+            await beacon.StopAsync().ConfigureAwait(false);
             throw;
         }
     }
@@ -229,7 +265,25 @@ internal static class FileReceiver
             throw new CrocProtocolException("Only a single streamed file may have an unknown length.");
         }
 
+
         return manifest;
+    }
+
+    /// <summary>Sizes and names, checked before anything looks at them (whatever the destination: they reach the offer,
+    /// the result and perhaps a terminal).</summary>
+    private static void Vet(Manifest manifest)
+    {
+        long total = 0;
+        foreach (var entry in manifest.Entries)
+        {
+            // Checked once, here, so no later sum or size-derived computation can overflow.
+            if (entry.Size < -1 || entry.Size > MaxFileSize || (entry.Dir && entry.Size != 0) || (total += Math.Max(entry.Size, 0)) > MaxFileSize)
+            {
+                throw new CrocProtocolException("The sender's manifest declares an impossible size.");
+            }
+
+            ReceivePathValidator.Validate(entry.Path);
+        }
     }
 
     /// <summary>Reads one connection to its end; returns the trailer if it came on this connection.</summary>
@@ -293,6 +347,66 @@ internal static class FileReceiver
         catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
         {
             // The peer may already be gone; our own error is what matters.
+        }
+    }
+
+    /// <summary>
+    /// Tells the sender, twice a second while bytes keep arriving, how many have: after its last write the sender
+    /// hears nothing else until the verdict, and without this it could not tell a slow drain from a dead peer.
+    /// </summary>
+    private sealed class ProgressBeacon(FrameWriter control, TransferContext context) : IAsyncDisposable
+    {
+        private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(500);
+        private readonly CancellationTokenSource _stop = new();
+        private Task _loop = Task.CompletedTask;
+        private int _stopped;
+
+        public void Start(CancellationToken cancellationToken) => _loop = RunAsync(cancellationToken);
+
+        public ValueTask DisposeAsync() => new(StopAsync());
+
+        public async Task StopAsync()
+        {
+            if (Interlocked.Exchange(ref _stopped, 1) == 1)
+            {
+                return;
+            }
+
+            await _stop.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await _loop.ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or CrocException)
+            {
+                // The control stream's own failure surfaces through the transfer.
+            }
+
+            _stop.Dispose();
+        }
+
+        private async Task RunAsync(CancellationToken cancellationToken)
+        {
+            long last = -1;
+            while (true)
+            {
+                try
+                {
+                    await Task.Delay(Interval, context.Time, _stop.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                var now = context.Progress.Bytes;
+                if (now != last && !_stop.IsCancellationRequested)
+                {
+                    last = now;
+                    // The transfer's token, not _stop: a frame is never abandoned half written.
+                    await ControlMessages.WriteAsync(control, FrameType.Progress, new ProgressMessage { Bytes = now }, TransferJsonContext.Default.ProgressMessage, cancellationToken).ConfigureAwait(false);
+                }
+            }
         }
     }
 }

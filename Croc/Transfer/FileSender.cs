@@ -38,7 +38,7 @@ internal sealed class FileSender
         {
             if (!entries[i].Dir)
             {
-                _digests[i] = new FileDigest(entries[i].Size, plan.Manifest.ChunkSize, algorithm);
+                _digests[i] = new FileDigest(algorithm);
                 if (plan.Sources[i].FullPath is { } path)
                 {
                     _files[i] = new SourceFile(path);
@@ -156,8 +156,16 @@ internal sealed class FileSender
             {
                 await Task.WhenAll(all).ConfigureAwait(false);
             }
-            catch (Exception) when (!verdict.IsFaulted)
+            catch (Exception)
             {
+                // The recipient's verdict may be what stopped us; it cancels before it is marked faulted, so give
+                // it a moment to land, and prefer its reason.
+                await Task.WhenAny(verdict, Task.Delay(250, CancellationToken.None)).ConfigureAwait(false);
+                if (verdict.IsFaulted)
+                {
+                    await verdict.ConfigureAwait(false);
+                }
+
                 // Surface the first real cause (not the cancellations it triggered) and tell the recipient.
                 var cause = all.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is CrocException);
                 if (cause is CrocException crocException)
@@ -199,9 +207,10 @@ internal sealed class FileSender
             await stop.CancelAsync().ConfigureAwait(false);
             try
             {
-                await verdict.ConfigureAwait(false);
+                // Bounded: after our own failure a silent recipient must not hold the error back.
+                await verdict.WaitAsync(TimeSpan.FromSeconds(2), CancellationToken.None).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is OperationCanceledException or CrocException)
+            catch (Exception ex) when (ex is OperationCanceledException or CrocException or TimeoutException)
             {
                 // Already reported above, or irrelevant after our own failure.
             }
@@ -227,6 +236,12 @@ internal sealed class FileSender
         try
         {
             var frame = await _context.ReadAsync(control, cancellationToken).ConfigureAwait(false);
+            while (frame.Type == FrameType.Progress)
+            {
+                // The recipient is still draining what we wrote: reading it already reset our idle watchdog.
+                frame = await _context.ReadAsync(control, cancellationToken).ConfigureAwait(false);
+            }
+
             switch (frame.Type)
             {
                 case FrameType.Done:
@@ -332,10 +347,24 @@ internal sealed class FileSender
             {
                 read = await stream.ReadAtLeastAsync(buffer.AsMemory(0, chunkSize), chunkSize, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
             }
+            catch (Exception ex) when (ex is IOException or NotSupportedException or ObjectDisposedException or UnauthorizedAccessException)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+                throw new CrocTransferException(CrocErrorCode.SourceChanged, $"Could not read the stream for '{_plan.Manifest.Entries[entry].Path}': {ex.Message}", ex);
+            }
             catch
             {
                 ArrayPool<byte>.Shared.Return(buffer);
                 throw;
+            }
+
+            if (declared >= 0 && offset + read > declared)
+            {
+                // Longer than announced (perhaps endless): stop now rather than read it to the end.
+                ArrayPool<byte>.Shared.Return(buffer);
+                throw new CrocTransferException(
+                    CrocErrorCode.SourceChanged,
+                    $"The stream for '{_plan.Manifest.Entries[entry].Path}' is longer than the {declared} bytes announced.");
             }
 
             if (read == 0)

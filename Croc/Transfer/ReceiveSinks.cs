@@ -34,7 +34,7 @@ internal abstract class ReceiveSinkBase : IReceiveSink
         {
             if (!manifest.Entries[i].Dir)
             {
-                Digests[i] = new FileDigest(manifest.Entries[i].Size, manifest.ChunkSize, algorithm);
+                Digests[i] = new FileDigest(algorithm);
             }
         }
     }
@@ -60,7 +60,7 @@ internal abstract class ReceiveSinkBase : IReceiveSink
 
         var size = Manifest.Entries[entry].Size;
         var chunk = offset / chunkSize;
-        var fits = offset % chunkSize == 0 && data.Length <= chunkSize
+        var fits = offset % chunkSize == 0 && data.Length <= chunkSize && offset < FileReceiver.MaxFileSize
             && (size < 0 || (offset < size && data.Length == Math.Min(chunkSize, size - offset)));
         if (!fits)
         {
@@ -232,27 +232,69 @@ internal sealed class DiskSink : ReceiveSinkBase
         }
 
         // Everything verified: now, and only now, make the files visible under their names.
-        foreach (var target in _targets)
+        try
         {
-            if (target is null)
+            foreach (var target in _targets)
             {
-                continue;
+                if (target is null)
+                {
+                    continue;
+                }
+
+                var info = new FileInfo(target.Entry.FullPath);
+                if (info.LinkTarget is not null)
+                {
+                    throw new CrocTransferException(CrocErrorCode.UnsafePath, $"A symbolic link appeared at {ReceivePathValidator.Describe(target.Entry.RelativePath)} during the transfer; it was not written through. Nothing from this transfer was kept.");
+                }
+
+                target.Replaced = info.Exists;
+                File.Move(target.TempPath, target.Entry.FullPath, overwrite: _policy == CrocOverwritePolicy.Overwrite);
+                target.Moved = true;
+                if (Manifest.Entries[target.Entry.Index].Mtime is { } mtime)
+                {
+                    TrySetTime(target.Entry.FullPath, mtime);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CrocException)
+        {
+            // All or nothing: take back the files already renamed into place. One that replaced an existing
+            // file (overwrite policy) cannot be taken back; say which.
+            var kept = RollBack();
+            if (kept.Count == 0)
+            {
+                throw;
             }
 
-            if (new FileInfo(target.Entry.FullPath).LinkTarget is not null)
-            {
-                throw new CrocTransferException(CrocErrorCode.UnsafePath, $"A symbolic link appeared at {ReceivePathValidator.Describe(target.Entry.RelativePath)} during the transfer; it was not written through.");
-            }
-
-            File.Move(target.TempPath, target.Entry.FullPath, overwrite: _policy == CrocOverwritePolicy.Overwrite);
-            target.Moved = true;
-            if (Manifest.Entries[target.Entry.Index].Mtime is { } mtime)
-            {
-                TrySetTime(target.Entry.FullPath, mtime);
-            }
+            throw new CrocTransferException(
+                CrocErrorCode.WriteFailed,
+                $"Could not put every file in place ({ex.Message}). These replaced existing files and stay: {string.Join(", ", kept.Select(ReceivePathValidator.Describe))}.",
+                ex);
         }
 
         return ValueTask.FromResult<IReadOnlyList<TransferredFile>>(files);
+    }
+
+    private List<string> RollBack()
+    {
+        var kept = new List<string>();
+        foreach (var target in _targets)
+        {
+            if (target is { Moved: true })
+            {
+                if (target.Replaced)
+                {
+                    kept.Add(target.Entry.RelativePath);
+                }
+                else
+                {
+                    TryDelete(target.Entry.FullPath);
+                    target.Moved = false;
+                }
+            }
+        }
+
+        return kept;
     }
 
     public override void Abort()
@@ -319,6 +361,8 @@ internal sealed class DiskSink : ReceiveSinkBase
 
         public bool Moved { get; set; }
 
+        public bool Replaced { get; set; }
+
         public SafeFileHandle Open()
         {
             lock (_gate)
@@ -329,8 +373,9 @@ internal sealed class DiskSink : ReceiveSinkBase
                 }
 
                 // CreateNew: never open something that already exists under our temporary name.
-                return _handle ??= File.OpenHandle(TempPath, FileMode.CreateNew, FileAccess.Write, FileShare.None,
-                    FileOptions.None, preallocationSize: Math.Max(0, Entry.Size));
+                // No preallocation: the declared size is the peer's word, and reserving it would let a few
+                // bytes of traffic claim the whole disk until the transfer fails.
+                return _handle ??= File.OpenHandle(TempPath, FileMode.CreateNew, FileAccess.Write, FileShare.None);
             }
         }
 

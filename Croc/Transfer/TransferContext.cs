@@ -17,6 +17,7 @@ internal sealed class TransferContext : IDisposable
         Writers = writers;
         Readers = readers;
         Progress = progress;
+        Time = time;
         _idleTimeout = idleTimeout;
         _idle = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
     }
@@ -26,6 +27,8 @@ internal sealed class TransferContext : IDisposable
     public FrameReader[] Readers { get; }
 
     public ProgressTracker Progress { get; }
+
+    public TimeProvider Time { get; }
 
     /// <summary>How long a recipient may take to accept or decline an offer.</summary>
     public TimeSpan DecisionTimeout { get; init; } = TimeSpan.FromMinutes(10);

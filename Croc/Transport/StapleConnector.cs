@@ -12,14 +12,21 @@ namespace CrocNet.Transport;
 internal static class StapleConnector
 {
     private const int MaxReplyLength = 128;
+
+    /// <summary>The most data connections a relay may ask for.</summary>
+    public const int MaxPorts = 16;
+
+    /// <summary>How long connecting and the hello exchange may take on one port.</summary>
+    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(30);
     private const int SocketBufferSize = 4 * 1024 * 1024;
 
     public static async Task<Stream[]> ConnectAllAsync(
         string host, IReadOnlyList<int> ports, string channel, string uuid, ResiliencePipeline pipeline, Func<Stream, int, Stream>? interceptor, CancellationToken cancellationToken)
     {
-        if (ports.Count == 0)
+        if (ports.Count is 0 or > MaxPorts)
         {
-            throw new CrocProtocolException("The relay offered no data ports.");
+            // Each port costs a connection, socket buffers and a frame buffer: a relay does not get to choose thousands.
+            throw new CrocProtocolException($"The relay offered {ports.Count} data ports; between 1 and {MaxPorts} are allowed.");
         }
 
         var hello = BuildHello(channel, uuid);
@@ -34,7 +41,19 @@ internal static class StapleConnector
 
             var index = i;
             tasks[i] = pipeline.ExecuteAsync(
-                async token => await ConnectOneAsync(host, port, index, hello, interceptor, token).ConfigureAwait(false),
+                async token =>
+                {
+                    using var attempt = CancellationTokenSource.CreateLinkedTokenSource(token);
+                    attempt.CancelAfter(ConnectTimeout);
+                    try
+                    {
+                        return await ConnectOneAsync(host, port, index, hello, interceptor, attempt.Token).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException ex) when (!token.IsCancellationRequested)
+                    {
+                        throw new TimeoutException($"Data connection {index + 1} was not accepted within {ConnectTimeout}.", ex);
+                    }
+                },
                 cancellationToken).AsTask();
         }
 
@@ -53,7 +72,7 @@ internal static class StapleConnector
             }
 
             var failure = tasks.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is not null);
-            if (failure is SocketException or IOException)
+            if (failure is SocketException or IOException or TimeoutException)
             {
                 throw new CrocRelayException(
                     CrocErrorCode.RelayUnreachable,
@@ -105,7 +124,7 @@ internal static class StapleConnector
             }
 
             await stream.DisposeAsync().ConfigureAwait(false);
-            var code = reply.StartsWith("error ", StringComparison.Ordinal) ? reply[6..].Trim() : "bad_reply";
+            var code = (reply.StartsWith("error ", StringComparison.Ordinal) ? Channel.RelayChannelClient.SafeCode(reply[6..].Trim()) : null) ?? "bad_reply";
             throw new CrocRelayException(CrocErrorCode.RelayRefused, $"The relay refused data connection {index + 1} ({code}).", code);
         }
         catch
