@@ -33,7 +33,7 @@ print("```\n")
 print("Wall = from starting sender and recipient together (handshake and process start-up included) until both "
       "have exited successfully; the result is then checked byte for byte (cmp / diff -r). CPU = user+sys seconds "
       "(median over runs); RSS = peak resident set (max over runs). Relay = our relay process, wormhole's transit "
-      "relay (its mailbox server is not counted), or the middle socat. Ratio = our median wall / that tool's.\n")
+      "relay (its mailbox server is not counted), or the middle socat. The bare folder case is `tar c | socat hop | tar x`. Ratio = our median wall / that tool's.\n")
 print("| case | tool | median wall s | min–max s | throughput | CPU s send / recv / relay | peak RSS MiB send / recv / relay | ours ÷ this |")
 print("|---|---|---:|---:|---:|---|---|---:|")
 order = {"ours": 0, "wormhole": 1, "bare": 2}
@@ -60,9 +60,9 @@ for case in cases:
         print(f"| {case} | {TOOLS.get(tool, tool)} | {wall:.2f} | {lo:.2f}–{hi:.2f} | {rate} | {cpu} | {rss} | {ratio} |")
 
 print("\n<details><summary>Every run</summary>\n")
-print("| case | tool | run | wall s | CPU s send / recv / relay | RSS MiB send / recv / relay |")
-print("|---|---|---:|---:|---|---|")
+print("| case | tool | run | wall s | CPU s send / recv / relay | RSS MiB send / recv / relay | load avg |")
+print("|---|---|---:|---:|---|---|---:|")
 for r in rows:
     print(f"| {r['case']} | {r['tool']} | {r['run']} | {float(r['wall']):.2f} | {float(r['s_cpu']):.2f} / {float(r['r_cpu']):.2f} / {float(r['relay_cpu']):.2f} "
-          f"| {float(r['s_rss']):.0f} / {float(r['r_rss']):.0f} / {float(r['relay_rss']):.0f} |")
+          f"| {float(r['s_rss']):.0f} / {float(r['r_rss']):.0f} / {float(r['relay_rss']):.0f} | {r.get('load', '')} |")
 print("\n</details>")

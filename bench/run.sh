@@ -112,7 +112,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-printf 'case\ttool\trun\twall\ts_cpu\ts_rss\tr_cpu\tr_rss\trelay_cpu\trelay_rss\tbytes\tfiles\n' > "$RESULTS"
+printf 'case\ttool\trun\twall\ts_cpu\ts_rss\tr_cpu\tr_rss\trelay_cpu\trelay_rss\tbytes\tfiles\tload\n' > "$RESULTS"
 
 now() { date +%s.%N; }
 # CPU seconds (user+sys) of a running process, from /proc/PID/stat fields 14 and 15.
@@ -138,90 +138,104 @@ CASES=("file-10M|$TEN" "file-${BIG_MIB}M|$BIG" "files-${NFILES}|$SMALL")
 size_of() { if [ -d "$1" ]; then du -sb --apparent-size "$1" | cut -f1; else stat -c %s "$1"; fi; }
 count_of() { if [ -d "$1" ]; then find "$1" -type f | wc -l; else echo 1; fi; }
 
-# ---- ours: a fresh relay per case; the sender and the recipient start together
-run_ours() {
-  local name="$1" src="$2" bytes files relay_pid url c0 t0 t1 sp rp
-  bytes=$(size_of "$src"); files=$(count_of "$src")
+# Runs are interleaved (round 1: ours, wormhole, bare; round 2: …) so that load from anything else on the machine
+# falls on every tool alike. Each tool's relay is started once per case and measured per run through /proc.
+
+# ---- ours: the sender and the recipient start together; a fixed code per run
+start_ours() {
   rm -f "$WORK/relay.url"
   "$BIN" relay --port-file "$WORK/relay.url" --ports "$PORTS" > "$WORK/relay.log" 2>&1 &
-  relay_pid=$!; PIDS+=("$relay_pid")
+  OURS_RELAY=$!; PIDS+=("$OURS_RELAY")
   for _ in $(seq 1 200); do [ -s "$WORK/relay.url" ] && break; sleep 0.05; done
-  url=$(cat "$WORK/relay.url")
-  for run in $(seq 1 "$RUNS"); do
-    fresh_out
-    local code="cb${RANDOM}r${run}-apple-river-stone"
-    c0=$(proc_cpu "$relay_pid")
-    t0=$(now)
-    timed "$WORK/s.time" "$BIN" send --relay "$url" --code "$code" "$src" > "$WORK/s.log" 2>&1 & sp=$!
-    timed "$WORK/r.time" "$BIN" receive --relay "$url" --code "$code" --out "$OUTDIR" > "$WORK/r.log" 2>&1 & rp=$!
-    if ! wait "$sp" || ! wait "$rp"; then kill "$sp" "$rp" 2>/dev/null; cat "$WORK/s.log" "$WORK/r.log" >&2; exit 1; fi
-    t1=$(now)
-    verify "$src" "$OUTDIR/$(basename "$src")"
-    record "$name" ours "$run" "$(echo "$t1 - $t0" | bc)" "$WORK/s.time" "$WORK/r.time" \
-      "$(echo "$(proc_cpu "$relay_pid") - $c0" | bc)" "$(proc_hwm "$relay_pid")" "$bytes" "$files"
-  done
-  kill "$relay_pid"; wait "$relay_pid" 2>/dev/null || true
+  OURS_URL=$(cat "$WORK/relay.url")
+}
+stop_ours() { kill "$OURS_RELAY"; wait "$OURS_RELAY" 2>/dev/null || true; }
+run_ours() { # case src run
+  local c0 t0 t1 sp rp code="cb${RANDOM}r$3-apple-river-stone"
+  fresh_out
+  c0=$(proc_cpu "$OURS_RELAY")
+  t0=$(now)
+  timed "$WORK/s.time" "$BIN" send --relay "$OURS_URL" --code "$code" "$2" > "$WORK/s.log" 2>&1 & sp=$!
+  timed "$WORK/r.time" "$BIN" receive --relay "$OURS_URL" --code "$code" --out "$OUTDIR" > "$WORK/r.log" 2>&1 & rp=$!
+  if ! wait "$sp" || ! wait "$rp"; then kill "$sp" "$rp" 2>/dev/null; cat "$WORK/s.log" "$WORK/r.log" >&2; exit 1; fi
+  t1=$(now)
+  verify "$2" "$OUTDIR/$(basename "$2")"
+  record "$1" ours "$3" "$(echo "$t1 - $t0" | bc)" "$WORK/s.time" "$WORK/r.time" \
+    "$(echo "$(proc_cpu "$OURS_RELAY") - $c0" | bc)" "$(proc_hwm "$OURS_RELAY")" "$(size_of "$2")" "$(count_of "$2")"
 }
 
 # ---- magic-wormhole: its mailbox server and transit relay on 127.0.0.1; --no-listen on both sides, so the only
 # transit hint is the relay and every byte goes through it (checked in the sender's log).
-run_wormhole() {
-  local name="$1" src="$2" bytes files mb tr c0 t0 t1 sp rp
-  bytes=$(size_of "$src"); files=$(count_of "$src")
+start_wormhole() {
   twistd3 -n --pidfile= -l "$WORK/mailbox.log" wormhole-mailbox --port=tcp:4000:interface=127.0.0.1 \
-    --channel-db="$WORK/mailbox.sqlite" & mb=$!; PIDS+=("$mb")
-  twistd3 -n --pidfile= -l "$WORK/transit.log" transitrelay --port=tcp:4001:interface=127.0.0.1 & tr=$!; PIDS+=("$tr")
+    --channel-db="$WORK/mailbox.sqlite" & WH_MAILBOX=$!; PIDS+=("$WH_MAILBOX")
+  twistd3 -n --pidfile= -l "$WORK/transit.log" transitrelay --port=tcp:4001:interface=127.0.0.1 & WH_TRANSIT=$!; PIDS+=("$WH_TRANSIT")
   wait_for_port 4000; wait_for_port 4001
+}
+stop_wormhole() { kill "$WH_MAILBOX" "$WH_TRANSIT"; wait "$WH_MAILBOX" "$WH_TRANSIT" 2>/dev/null || true; }
+run_wormhole() { # case src run
+  local c0 t0 t1 sp rp code="$((100 + RANDOM % 800))-apple-river-stone"
   local W=(wormhole --relay-url ws://127.0.0.1:4000/v1 --transit-helper tcp:127.0.0.1:4001)
-  for run in $(seq 1 "$RUNS"); do
-    fresh_out
-    local code="$((100 + RANDOM % 800))-apple-river-stone"
-    c0=$(proc_cpu "$tr")
-    t0=$(now)
-    timed "$WORK/s.time" "${W[@]}" send --no-listen --hide-progress --code "$code" "$src" > "$WORK/s.log" 2>&1 & sp=$!
-    timed "$WORK/r.time" "${W[@]}" receive --no-listen --hide-progress --accept-file \
-      -o "$OUTDIR/$(basename "$src")" "$code" > "$WORK/r.log" 2>&1 & rp=$!
-    if ! wait "$sp" || ! wait "$rp"; then kill "$sp" "$rp" 2>/dev/null; cat "$WORK/s.log" "$WORK/r.log" >&2; exit 1; fi
-    t1=$(now)
-    grep -q 'relay:tcp:127.0.0.1:4001' "$WORK/s.log" || { echo "wormhole did not use the transit relay:" >&2; cat "$WORK/s.log" >&2; exit 1; }
-    verify "$src" "$OUTDIR/$(basename "$src")"
-    record "$name" wormhole "$run" "$(echo "$t1 - $t0" | bc)" "$WORK/s.time" "$WORK/r.time" \
-      "$(echo "$(proc_cpu "$tr") - $c0" | bc)" "$(proc_hwm "$tr")" "$bytes" "$files"
-  done
-  kill "$mb" "$tr"; wait "$mb" "$tr" 2>/dev/null || true
+  fresh_out
+  c0=$(proc_cpu "$WH_TRANSIT")
+  t0=$(now)
+  timed "$WORK/s.time" "${W[@]}" send --no-listen --hide-progress --code "$code" "$2" > "$WORK/s.log" 2>&1 & sp=$!
+  timed "$WORK/r.time" "${W[@]}" receive --no-listen --hide-progress --accept-file \
+    -o "$OUTDIR/$(basename "$2")" "$code" > "$WORK/r.log" 2>&1 & rp=$!
+  if ! wait "$sp" || ! wait "$rp"; then kill "$sp" "$rp" 2>/dev/null; cat "$WORK/s.log" "$WORK/r.log" >&2; exit 1; fi
+  t1=$(now)
+  grep -q 'relay:tcp:127.0.0.1:4001' "$WORK/s.log" || { echo "wormhole did not use the transit relay:" >&2; cat "$WORK/s.log" >&2; exit 1; }
+  verify "$2" "$OUTDIR/$(basename "$2")"
+  record "$1" wormhole "$3" "$(echo "$t1 - $t0" | bc)" "$WORK/s.time" "$WORK/r.time" \
+    "$(echo "$(proc_cpu "$WH_TRANSIT") - $c0" | bc)" "$(proc_hwm "$WH_TRANSIT")" "$(size_of "$2")" "$(count_of "$2")"
 }
 
 # ---- bare: source socat -> relay socat (one userspace hop, like our relay) -> sink socat writing the file.
-run_bare() {
-  local name="$1" src="$2" bytes files hop t0 t1 sp rp
-  [ -d "$src" ] && return 0
-  bytes=$(size_of "$src"); files=1
-  for run in $(seq 1 "$RUNS"); do
-    fresh_out
-    timed "$WORK/r.time" socat -u -b 131072 TCP-LISTEN:5002,bind=127.0.0.1,reuseaddr \
-      "CREATE:$OUTDIR/$(basename "$src")" & rp=$!
-    wait_for_port_quiet 5002
-    timed "$WORK/h.time" socat -b 131072 TCP-LISTEN:5001,bind=127.0.0.1,reuseaddr TCP:127.0.0.1:5002 & hop=$!
-    wait_for_port_quiet 5001
-    t0=$(now)
-    timed "$WORK/s.time" socat -u -b 131072 "OPEN:$src,rdonly" TCP:127.0.0.1:5001 & sp=$!
-    wait "$sp"; wait "$rp"
-    t1=$(now)
-    wait "$hop"
-    verify "$src" "$OUTDIR/$(basename "$src")"
-    record "$name" bare "$run" "$(echo "$t1 - $t0" | bc)" "$WORK/s.time" "$WORK/r.time" "$(cpu_of "$WORK/h.time")" "$(rss_of "$WORK/h.time")" "$bytes" "$files"
-  done
+# A folder goes as an uncompressed tar stream (tar c | hop | tar x): the floor for creating that many files here.
+run_bare() { # case src run
+  local t0 t1 sp rp hop parent name
+  parent=$(dirname "$2"); name=$(basename "$2")
+  fresh_out
+  if [ -d "$2" ]; then
+    timed "$WORK/r.time" bash -c "socat -u -b 131072 TCP-LISTEN:5002,bind=127.0.0.1,reuseaddr - | tar -C '$OUTDIR' -xf -" & rp=$!
+  else
+    timed "$WORK/r.time" socat -u -b 131072 TCP-LISTEN:5002,bind=127.0.0.1,reuseaddr "CREATE:$OUTDIR/$name" & rp=$!
+  fi
+  wait_for_port_quiet 5002
+  timed "$WORK/h.time" socat -b 131072 TCP-LISTEN:5001,bind=127.0.0.1,reuseaddr TCP:127.0.0.1:5002 & hop=$!
+  wait_for_port_quiet 5001
+  t0=$(now)
+  if [ -d "$2" ]; then
+    timed "$WORK/s.time" bash -c "tar -C '$parent' -cf - '$name' | socat -u -b 131072 - TCP:127.0.0.1:5001" & sp=$!
+  else
+    timed "$WORK/s.time" socat -u -b 131072 "OPEN:$2,rdonly" TCP:127.0.0.1:5001 & sp=$!
+  fi
+  wait "$sp"; wait "$rp"
+  t1=$(now)
+  wait "$hop"
+  verify "$2" "$OUTDIR/$name"
+  record "$1" bare "$3" "$(echo "$t1 - $t0" | bc)" "$WORK/s.time" "$WORK/r.time" "$(cpu_of "$WORK/h.time")" "$(rss_of "$WORK/h.time")" "$(size_of "$2")" "$(count_of "$2")"
 }
 # The bare listeners accept one connection each, so probing them with a connection would use it up: poll ss.
 wait_for_port_quiet() { for _ in $(seq 1 200); do ss -ltn "sport = :$1" | grep -q LISTEN && return 0; sleep 0.02; done; return 1; }
 
 START=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 for entry in "${CASES[@]}"; do
   name=${entry%%|*}; src=${entry#*|}
-  has ours && { log "ours: $name"; run_ours "$name" "$src"; }
-  has wormhole && { log "wormhole: $name"; run_wormhole "$name" "$src"; }
-  has bare && { log "bare: $name"; run_bare "$name" "$src"; }
+  log "case $name"
+  has ours && start_ours
+  has wormhole && start_wormhole
+  for run in $(seq 1 "$RUNS"); do
+    # The 1-minute load average just before each run, recorded with it: other work on this machine shows up there.
+    has ours && { RUN_LOAD=$(cut -d' ' -f1 /proc/loadavg); run_ours "$name" "$src" "$run"; }
+    has wormhole && { RUN_LOAD=$(cut -d' ' -f1 /proc/loadavg); run_wormhole "$name" "$src" "$run"; }
+    has bare && { RUN_LOAD=$(cut -d' ' -f1 /proc/loadavg); run_bare "$name" "$src" "$run"; }
+  done
+  has ours && stop_ours
+  has wormhole && stop_wormhole
 done
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 ELAPSED=$(( $(date +%s) - START ))
 
 # ---------------------------------------------------------------- report
@@ -235,7 +249,8 @@ MACHINE="$WORK/machine.txt"
   echo "dotnet: $(dotnet --version 2>/dev/null || echo '?') (runtime $(dotnet --list-runtimes 2>/dev/null | awk '/NETCore.App/ { v = $2 } END { print v }'))"
   echo "wormhole: $(wormhole --version 2>/dev/null || echo 'not installed'); transit relay $(dpkg-query -W -f '${Version}' magic-wormhole-transit-relay 2>/dev/null || echo '?'); python $(python3 -c 'import sys; print(sys.version.split()[0])')"
   echo "socat: $(socat -V 2>/dev/null | awk '/socat version/ { print $3 }')"
-  echo "runs: $RUNS per case and tool; relay ports: $PORTS; data: $DATA; total bench time ${ELAPSED} s"
+  echo "runs: $RUNS per case and tool (interleaved); relay ports: $PORTS; data: $DATA; total bench time ${ELAPSED} s"
+  echo "load average (1/5/15 min) at start: $LOAD_START; at end: $LOAD_END (the machine is shared: see the per-run load column)"
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
 } > "$MACHINE"
 python3 "$ROOT/bench/report.py" "$RESULTS" "$MACHINE" > "$OUT"
