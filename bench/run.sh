@@ -9,8 +9,10 @@
 #   --quick          64 MiB file and 1,000 small files instead of 1 GiB and 10,000 (a smoke run)
 #   --only LIST      run only these tools (comma-separated: ours, wormhole, bare)
 #   --ports N        TCP ports (= stapled connections) our relay offers (default 4; an experiment knob)
+#   --case TEXT      run only the cases whose name contains TEXT (file-10M, file-1024M, files-10000)
 #   --out FILE       where the markdown goes (default bench/results/latest.md; quick.md with --quick)
 #
+# CROC_BENCH_TMP (default /tmp) holds the received files: its file system is part of what is measured.
 # Cases: a 10 MiB file (start-up cost and the RSS baseline), a 1 GiB file (throughput), and a folder of 10,000
 # 4 KiB files (per-file cost). Test data lives in $CROC_BENCH_DATA (default /tmp/croc-bench-data) and is reused.
 # Everything that moves a byte runs inside one private network namespace (unshare --net, only lo up), so no
@@ -27,6 +29,7 @@ ONLY="ours,wormhole,bare"
 PORTS=4
 OUT=""
 INNER=0
+CASE_FILTER=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --install-peers) INSTALL=1 ;;
@@ -34,9 +37,10 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1 ;;
     --only) ONLY="$2"; shift ;;
     --ports) PORTS="$2"; shift ;;
+    --case) CASE_FILTER="$2"; shift ;;
     --out) OUT="$2"; shift ;;
     --inner) INNER=1 ;;
-    -h|--help) sed -n '2,19p' "$SELF"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$SELF"; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -95,14 +99,14 @@ if [ "$INNER" = 0 ]; then
   cat "$BIG" "$TEN" > /dev/null; find "$SMALL" -type f -exec cat {} + > /dev/null
 
   log "entering a private network namespace (only lo)"
-  args=(--inner --runs "$RUNS" --only "$ONLY" --ports "$PORTS" --out "$OUT")
+  args=(--inner --runs "$RUNS" --only "$ONLY" --ports "$PORTS" --out "$OUT" --case "$CASE_FILTER")
   [ "$QUICK" = 1 ] && args+=(--quick)
   exec unshare --net bash "$SELF" "${args[@]}"
 fi
 
 # ---------------------------------------------------------------- inner phase: inside the namespace
 ip link set lo up 2>/dev/null || true
-WORK=$(mktemp -d /tmp/croc-bench-run.XXXXXX)
+WORK=$(mktemp -d "${CROC_BENCH_TMP:-/tmp}/croc-bench-run.XXXXXX")
 OUTDIR="$WORK/out"
 RESULTS="$WORK/results.tsv"
 PIDS=()
@@ -223,6 +227,7 @@ START=$(date +%s)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 for entry in "${CASES[@]}"; do
   name=${entry%%|*}; src=${entry#*|}
+  case "$name" in *"$CASE_FILTER"*) ;; *) continue ;; esac
   log "case $name"
   has ours && start_ours
   has wormhole && start_wormhole

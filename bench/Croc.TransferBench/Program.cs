@@ -1,6 +1,6 @@
 // Croc.TransferBench: one role per process, so bench/run.sh can measure each role's CPU time and peak RSS.
 //
-//   relay   --port-file <f> [--ports N]                 start a relay on 127.0.0.1 with N (default 4) TCP ports;
+//   relay   --port-file <f> [--ports N] [--pid-file <p>] start a relay on 127.0.0.1 with N (default 4) TCP ports;
 //                                                       write its URL to <f>; run until killed
 //   send    --relay <url> --code <code> <path>          send a file or folder
 //   receive --relay <url> --code <code> --out <dir>     receive into <dir>, overwriting
@@ -52,7 +52,7 @@ try
     switch (command)
     {
         case "relay":
-            return await RelayAsync(Need("port-file"), options.TryGetValue("ports", out var n) ? int.Parse(n) : 4, stop.Token);
+            return await RelayAsync(Need("port-file"), options.TryGetValue("ports", out var n) ? int.Parse(n) : 4, options.GetValueOrDefault("pid-file"), stop.Token);
         case "send":
             return await SendAsync(Need("relay"), Need("code"), positional.Single(), stop.Token);
         case "receive":
@@ -60,7 +60,7 @@ try
         case "argon2":
             return Argon2();
         case "micro":
-            return Micro(options.TryGetValue("mib", out var mib) ? int.Parse(mib) : 256);
+            return Micro(options.TryGetValue("mib", out var mib) ? int.Parse(mib) : 256, options.GetValueOrDefault("only"));
         default:
             return Usage();
     }
@@ -77,8 +77,14 @@ static int Usage()
     return 2;
 }
 
-async Task<int> RelayAsync(string portFile, int ports, CancellationToken cancellationToken)
+async Task<int> RelayAsync(string portFile, int ports, string? pidFile, CancellationToken cancellationToken)
 {
+    if (pidFile is not null)
+    {
+        // For wrappers (perf, time) that do not pass signals on: the script signals this process directly.
+        await File.WriteAllTextAsync(pidFile, Environment.ProcessId + Environment.NewLine, cancellationToken);
+    }
+
     await using var relay = await CrocRelayServer.StartAsync(
         o =>
         {
@@ -171,7 +177,9 @@ static int Argon2()
         return watch.Elapsed.TotalMilliseconds;
     }
 
+    Console.WriteLine($"process peak working set before: {Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0:F0} MiB");
     Console.WriteLine($"Argon2id 19 MiB x2 first call: {Once():F0} ms");
+    Console.WriteLine($"process peak working set after one call: {Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0:F0} MiB");
     var warm = Enumerable.Range(0, 5).Select(_ => Once()).ToList();
     Console.WriteLine($"Argon2id 19 MiB x2 warm: min {warm.Min():F0} ms, median {warm.Order().ElementAt(2):F0} ms");
     Console.WriteLine($"process peak working set so far: {Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0:F0} MiB");
@@ -179,7 +187,7 @@ static int Argon2()
 }
 
 // Single-threaded cost of each per-byte step of the data plane, on 1 MiB buffers like the real chunks.
-static int Micro(int mib)
+static int Micro(int mib, string? only)
 {
     const int Chunk = 1024 * 1024;
     var data = new byte[Chunk];
@@ -209,9 +217,21 @@ static int Micro(int mib)
     }
 
     Console.WriteLine($"AES-NI/PCLMUL: {System.Runtime.Intrinsics.X86.Aes.IsSupported}/{System.Runtime.Intrinsics.X86.Pclmulqdq.IsSupported}, AVX2: {System.Runtime.Intrinsics.X86.Avx2.IsSupported}");
-    Measure("SHA-256 (1 MiB chunks)", () => SHA256.HashData(data, digest));
-    Measure("AES-256-GCM encrypt (1 MiB)", () => aes.Encrypt(nonce, data, copy, tag));
-    Measure("AES-256-GCM decrypt (1 MiB)", () => aes.Decrypt(nonce, copy, tag, data));
-    Measure("memcpy 1 MiB", () => data.AsSpan().CopyTo(copy));
+    // --only sha|aes|copy runs one of them, e.g. under perf to tell which libcrypto addresses are which.
+    if (only is null or "sha")
+    {
+        Measure("SHA-256 (1 MiB chunks)", () => SHA256.HashData(data, digest));
+    }
+
+    if (only is null or "aes")
+    {
+        Measure("AES-256-GCM encrypt (1 MiB)", () => aes.Encrypt(nonce, data, copy, tag));
+        Measure("AES-256-GCM decrypt (1 MiB)", () => aes.Decrypt(nonce, copy, tag, data));
+    }
+
+    if (only is null or "copy")
+    {
+        Measure("memcpy 1 MiB", () => data.AsSpan().CopyTo(copy));
+    }
     return 0;
 }
