@@ -133,8 +133,8 @@ verify() { # source, received
   if [ -d "$1" ]; then diff -r -q "$1" "$2" >/dev/null; else cmp -s "$1" "$2"; fi || { echo "VERIFY FAILED: $2 differs from $1" >&2; exit 1; }
 }
 record() { # case tool run wall sstats rstats relay_cpu relay_rss bytes files
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" \
-    "$(cpu_of "$5")" "$(rss_of "$5")" "$(cpu_of "$6")" "$(rss_of "$6")" "$7" "$8" "$9" "${10}" >> "$RESULTS"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" \
+    "$(cpu_of "$5")" "$(rss_of "$5")" "$(cpu_of "$6")" "$(rss_of "$6")" "$7" "$8" "$9" "${10}" "${RUN_LOAD:-}" >> "$RESULTS"
   log "  $2 $1 run $3: $(printf '%.2f' "$4") s"
 }
 
