@@ -9,6 +9,8 @@
 #   --quick          64 MiB file and 1,000 small files instead of 1 GiB and 10,000 (a smoke run)
 #   --only LIST      run only these tools (comma-separated: ours, wormhole, bare)
 #   --ports N        TCP ports (= stapled connections) our relay offers (default 4; an experiment knob)
+#   --r2r            publish our tool ReadyToRun (as a shipped command-line app would be) instead of a plain
+#                    Release build, into $CROC_BENCH_DATA/r2r; shows how much of our time is JIT
 #   --case TEXT      run only the cases whose name contains TEXT (file-10M, file-1024M, files-10000)
 #   --out FILE       where the markdown goes (default bench/results/latest.md; quick.md with --quick)
 #
@@ -29,18 +31,20 @@ ONLY="ours,wormhole,bare"
 PORTS=4
 OUT=""
 INNER=0
+R2R=0
 CASE_FILTER=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --install-peers) INSTALL=1 ;;
     --runs) RUNS="$2"; shift ;;
     --quick) QUICK=1 ;;
+    --r2r) R2R=1 ;;
     --only) ONLY="$2"; shift ;;
     --ports) PORTS="$2"; shift ;;
     --case) CASE_FILTER="$2"; shift ;;
     --out) OUT="$2"; shift ;;
     --inner) INNER=1 ;;
-    -h|--help) sed -n '2,20p' "$SELF"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$SELF"; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -51,7 +55,7 @@ if [ "$QUICK" = 1 ]; then BIG_MIB=64; NFILES=1000; else BIG_MIB=1024; NFILES=100
 BIG="$DATA/file-${BIG_MIB}M.bin"
 SMALL="$DATA/files-${NFILES}"
 TEN="$DATA/file-10M.bin"
-BIN="$ROOT/bench/Croc.TransferBench/bin/Release/net10.0/Croc.TransferBench"
+BIN=${CROC_BENCH_BIN:-"$ROOT/bench/Croc.TransferBench/bin/Release/net10.0/Croc.TransferBench"}
 [ -n "$OUT" ] || { if [ "$QUICK" = 1 ]; then OUT="$ROOT/bench/results/quick.md"; else OUT="$ROOT/bench/results/latest.md"; fi; }
 has() { case ",$ONLY," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -80,8 +84,15 @@ if [ "$INNER" = 0 ]; then
     exit 1
   fi
 
-  log "building Release"
-  dotnet build "$ROOT/bench/Croc.TransferBench/Croc.TransferBench.csproj" -c Release -nologo -v q >/dev/null
+  if [ "$R2R" = 1 ]; then
+    log "publishing Release, ReadyToRun"
+    dotnet publish "$ROOT/bench/Croc.TransferBench/Croc.TransferBench.csproj" -c Release -r linux-x64 --self-contained false \
+      -p:PublishReadyToRun=true -o "$DATA/r2r" -nologo -v q >/dev/null
+    export CROC_BENCH_BIN="$DATA/r2r/Croc.TransferBench" CROC_BENCH_BUILD="Release, ReadyToRun (dotnet publish -p:PublishReadyToRun=true)"
+  else
+    log "building Release"
+    dotnet build "$ROOT/bench/Croc.TransferBench/Croc.TransferBench.csproj" -c Release -nologo -v q >/dev/null
+  fi
 
   mkdir -p "$DATA"
   if [ ! -f "$BIG" ] || [ "$(stat -c %s "$BIG")" != $((BIG_MIB * 1048576)) ]; then
@@ -251,6 +262,7 @@ MACHINE="$WORK/machine.txt"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
   echo "memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
   echo "kernel: $(uname -r)"
+  echo "our build: ${CROC_BENCH_BUILD:-Release (dotnet build -c Release; JIT at run time)}"
   echo "dotnet: $(dotnet --version 2>/dev/null || echo '?') (runtime $(dotnet --list-runtimes 2>/dev/null | awk '/NETCore.App/ { v = $2 } END { print v }'))"
   echo "wormhole: $(wormhole --version 2>/dev/null || echo 'not installed'); transit relay $(dpkg-query -W -f '${Version}' magic-wormhole-transit-relay 2>/dev/null || echo '?'); python $(python3 -c 'import sys; print(sys.version.split()[0])')"
   echo "socat: $(socat -V 2>/dev/null | awk '/socat version/ { print $3 }')"
