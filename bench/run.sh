@@ -18,7 +18,7 @@
 # Cases: a 10 MiB file (start-up cost and the RSS baseline), a 1 GiB file (throughput), and a folder of 10,000
 # 4 KiB files (per-file cost). Test data lives in $CROC_BENCH_DATA (default /tmp/croc-bench-data) and is reused.
 # Everything that moves a byte runs inside one private network namespace (unshare --net, only lo up), so no
-# packet can leave the machine. Every process runs under /usr/bin/time -v (CPU user+sys, peak RSS); the
+# packet can leave the machine. Every process runs under GNU /usr/bin/time (CPU user+sys, peak RSS); the
 # long-lived relays are read from /proc before and after each run. Every result is checked byte for byte.
 set -euo pipefail
 
