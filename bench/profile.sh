@@ -61,5 +61,5 @@ for role in send recv relay; do
     echo "   -- CPU by DSO"; sed 's/^/   /' "$OUT/$role.dso.txt"
     echo "   -- top symbols"; head -15 "$OUT/$role.report.txt" | sed 's/^/   /'
   fi
-  [ "$STRACE" = 1 ] && { echo "   -- syscalls"; sed -n '1,14p' "$OUT/$role.strace" | sed 's/^/   /'; }
+  if [ "$STRACE" = 1 ]; then echo "   -- syscalls"; sed -n '1,14p' "$OUT/$role.strace" | sed 's/^/   /'; fi
 done
