@@ -118,7 +118,7 @@ fi
 # ---------------------------------------------------------------- inner phase: inside the namespace
 ip link set lo up 2>/dev/null || true
 WORK=$(mktemp -d "${CROC_BENCH_TMP:-/tmp}/croc-bench-run.XXXXXX")
-OUTDIR="$WORK/out"
+OUTDIR=""
 RESULTS="$WORK/results.tsv"
 PIDS=()
 cleanup() {
@@ -139,7 +139,14 @@ cpu_of() { awk 'NR==1 { printf "%.3f", $2 + $3 }' "$1"; }
 rss_of() { awk 'NR==1 { printf "%.1f", $4 / 1024 }' "$1"; }
 wait_for_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
 
-fresh_out() { rm -rf "$OUTDIR"; mkdir -p "$OUTDIR"; sync; }
+# Each run receives into a new folder. Files are deleted between runs (1 GiB each); folders are kept until the case
+# ends: ext4 skips inodes freed in the last few seconds when it allocates new ones (recently_deleted() in the
+# profile), so deleting 10,000 files right before a run made that run's file creation several times slower.
+OUT_SEQ=0
+fresh_out() {
+  if [ -d "${OUTDIR:-}" ] && [ "${KEEP_OUT:-0}" = 0 ]; then rm -rf "$OUTDIR"; fi
+  OUT_SEQ=$((OUT_SEQ + 1)); OUTDIR="$WORK/out-$OUT_SEQ"; mkdir -p "$OUTDIR"; sync
+}
 verify() { # source, received
   if [ -d "$1" ]; then diff -r -q "$1" "$2" >/dev/null; else cmp -s "$1" "$2"; fi || { echo "VERIFY FAILED: $2 differs from $1" >&2; exit 1; }
 }
@@ -240,6 +247,7 @@ for entry in "${CASES[@]}"; do
   name=${entry%%|*}; src=${entry#*|}
   case "$name" in *"$CASE_FILTER"*) ;; *) continue ;; esac
   log "case $name"
+  if [ -d "$src" ]; then KEEP_OUT=1; else KEEP_OUT=0; fi
   has ours && start_ours
   has wormhole && start_wormhole
   for run in $(seq 1 "$RUNS"); do
@@ -250,6 +258,8 @@ for entry in "${CASES[@]}"; do
   done
   has ours && stop_ours
   has wormhole && stop_wormhole
+  rm -rf "$WORK"/out-*; OUTDIR=""; sync
+  sleep 6  # let ext4 forget the freed inodes before the next case creates files
 done
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 ELAPSED=$(( $(date +%s) - START ))
