@@ -4,7 +4,7 @@ namespace CrocNet.Tests.EndToEnd;
 /// A middlebox between a client and the relay that misbehaves on the bytes it reads: the relay itself is
 /// honest, so this plays the part of a hostile relay (or network) for one connection.
 /// </summary>
-public sealed class TamperingStream(Stream inner, TamperingStream.Mode mode, long at, int span = 4096) : Stream
+public sealed class TamperingStream(Stream inner, TamperingStream.Mode mode, long at, int span = 4096) : PassThroughStream(inner)
 {
     public enum Mode
     {
@@ -18,12 +18,6 @@ public sealed class TamperingStream(Stream inner, TamperingStream.Mode mode, lon
     private readonly Queue<byte> _pending = new();
     private long _position;
     private bool _done;
-
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
     public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
@@ -43,14 +37,14 @@ public sealed class TamperingStream(Stream inner, TamperingStream.Mode mode, lon
         if (mode == Mode.Slow)
         {
             await Task.Delay(2, cancellationToken);
-            var slow = await inner.ReadAsync(buffer[..Math.Min(buffer.Length, span)], cancellationToken);
+            var slow = await Inner.ReadAsync(buffer[..Math.Min(buffer.Length, span)], cancellationToken);
             _position += slow;
             return slow;
         }
 
         if (_done || _position + buffer.Length <= at)
         {
-            var read = await inner.ReadAsync(buffer, cancellationToken);
+            var read = await Inner.ReadAsync(buffer, cancellationToken);
             _position += read;
             return read;
         }
@@ -58,7 +52,7 @@ public sealed class TamperingStream(Stream inner, TamperingStream.Mode mode, lon
         if (_position < at)
         {
             // Read up to the tampering point exactly.
-            var read = await inner.ReadAsync(buffer[..(int)(at - _position)], cancellationToken);
+            var read = await Inner.ReadAsync(buffer[..(int)(at - _position)], cancellationToken);
             _position += read;
             return read;
         }
@@ -68,7 +62,7 @@ public sealed class TamperingStream(Stream inner, TamperingStream.Mode mode, lon
         {
             case Mode.FlipBit:
             {
-                var read = await inner.ReadAsync(buffer[..1], cancellationToken);
+                var read = await Inner.ReadAsync(buffer[..1], cancellationToken);
                 buffer.Span[0] ^= 0x40;
                 _position += read;
                 return read;
@@ -77,7 +71,7 @@ public sealed class TamperingStream(Stream inner, TamperingStream.Mode mode, lon
             case Mode.Drop:
             {
                 var skip = new byte[span];
-                await inner.ReadExactlyAsync(skip, cancellationToken);
+                await Inner.ReadExactlyAsync(skip, cancellationToken);
                 _position += span;
                 return await ReadAsync(buffer, cancellationToken);
             }
@@ -85,7 +79,7 @@ public sealed class TamperingStream(Stream inner, TamperingStream.Mode mode, lon
             case Mode.Reorder:
             {
                 var block = new byte[2 * span];
-                await inner.ReadExactlyAsync(block, cancellationToken);
+                await Inner.ReadExactlyAsync(block, cancellationToken);
                 _position += block.Length;
                 foreach (var b in block.AsSpan(span).ToArray().Concat(block[..span]))
                 {
@@ -97,18 +91,35 @@ public sealed class TamperingStream(Stream inner, TamperingStream.Mode mode, lon
 
             default:
                 // Cut: the connection goes away mid-stream.
-                inner.Dispose();
+                Inner.Dispose();
                 return 0;
         }
     }
 
-    public override void Write(byte[] buffer, int offset, int count) => inner.Write(buffer, offset, count);
+}
 
-    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => inner.WriteAsync(buffer, cancellationToken);
+/// <summary>A connection's stream passed through unchanged; test middleboxes override what they misbehave on.</summary>
+public abstract class PassThroughStream(Stream inner) : Stream
+{
+    protected Stream Inner { get; } = inner;
 
-    public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => true;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
-    public override void Flush() => inner.Flush();
+    public override int Read(byte[] buffer, int offset, int count) => Inner.Read(buffer, offset, count);
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => Inner.ReadAsync(buffer, cancellationToken);
+
+    public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => Inner.WriteAsync(buffer, cancellationToken);
+
+    public override Task FlushAsync(CancellationToken cancellationToken) => Inner.FlushAsync(cancellationToken);
+
+    public override void Flush() => Inner.Flush();
 
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
 
@@ -118,9 +129,27 @@ public sealed class TamperingStream(Stream inner, TamperingStream.Mode mode, lon
     {
         if (disposing)
         {
-            inner.Dispose();
+            Inner.Dispose();
         }
 
         base.Dispose(disposing);
+    }
+}
+
+/// <summary>Writes pass until <c>limit</c> bytes, then the connection is cut under the writer.</summary>
+public sealed class CuttingWriteStream(Stream inner, long limit) : PassThroughStream(inner)
+{
+    private long _written;
+
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (_written + buffer.Length > limit)
+        {
+            Inner.Dispose();
+            throw new IOException("cut by the test");
+        }
+
+        _written += buffer.Length;
+        await Inner.WriteAsync(buffer, cancellationToken);
     }
 }

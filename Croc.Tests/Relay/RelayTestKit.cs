@@ -201,3 +201,29 @@ internal static class RelayTestKit
         return buffer;
     }
 }
+
+/// <summary>A real relay for a whole fixture, with a client from 127.0.0.1 (A) and one from 127.0.0.2 (B).</summary>
+public abstract class RelayFixture
+{
+    protected CrocRelayServer RelayServer { get; private set; } = null!;
+
+    protected HttpClient A { get; private set; } = null!;
+
+    protected HttpClient B { get; private set; } = null!;
+
+    [OneTimeSetUp]
+    public async Task StartRelayFixtureAsync()
+    {
+        RelayServer = await RelayTestKit.StartRelayAsync(CancellationToken.None);
+        A = RelayTestKit.Client(RelayServer.BaseAddress);
+        B = RelayTestKit.Client(RelayServer.BaseAddress, RelayTestKit.Second);
+    }
+
+    [OneTimeTearDown]
+    public async Task StopRelayFixtureAsync()
+    {
+        A.Dispose();
+        B.Dispose();
+        await RelayServer.DisposeAsync();
+    }
+}

@@ -7,32 +7,12 @@ namespace CrocNet.Tests.Relay.Hosting;
 
 /// <summary>The HTTP routes of a real relay on Kestrel (127.0.0.1, port 0).</summary>
 [CancelAfter(20_000)]
-public class RelayHttpTests
+public class RelayHttpTests : RelayFixture
 {
-    private CrocRelayServer _relay = null!;
-    private HttpClient _a = null!;
-    private HttpClient _b = null!;
-
-    [OneTimeSetUp]
-    public async Task StartAsync()
-    {
-        _relay = await StartRelayAsync(CancellationToken.None);
-        _a = Client(_relay.BaseAddress);
-        _b = Client(_relay.BaseAddress, Second);
-    }
-
-    [OneTimeTearDown]
-    public async Task StopAsync()
-    {
-        _a.Dispose();
-        _b.Dispose();
-        await _relay.DisposeAsync();
-    }
-
     [Test]
     public async Task Join_Sender_ReturnsFullStateWithUuidRoleAndPorts(CancellationToken cancellationToken)
     {
-        var reply = await OkAsync(PostAsync(_a, "join", new { role = "sender", curve = "p384" }, cancellationToken));
+        var reply = await OkAsync(PostAsync(A, "join", new { role = "sender", curve = "p384" }, cancellationToken));
         var body = reply.Body;
 
         Assert.That(reply.Str("channel"), Does.Match("^[0-9a-z]{10}$"));
@@ -40,7 +20,7 @@ public class RelayHttpTests
         Assert.That(reply.Str("role"), Is.EqualTo("sender"));
         Assert.That(reply.Str("curve"), Is.EqualTo("p384"));
         Assert.That(reply.Rev, Is.EqualTo(1));
-        Assert.That(body["ports"]!.AsArray().Select(p => (int)p!), Is.EqualTo(_relay.Ports));
+        Assert.That(body["ports"]!.AsArray().Select(p => (int)p!), Is.EqualTo(RelayServer.Ports));
         foreach (var name in new[] { "x", "y", "hh_k", "h_k" })
         {
             Assert.That(body.ContainsKey(name) && body[name] is null, Is.True, $"{name} must be present as null");
@@ -54,54 +34,54 @@ public class RelayHttpTests
     [Test]
     public async Task Channel_FullExchange_EveryValueAndRevVisibleToBoth(CancellationToken cancellationToken)
     {
-        var sender = await OkAsync(PostAsync(_a, "join", new { role = "sender", channel = "fullexchange1" }, cancellationToken));
+        var sender = await OkAsync(PostAsync(A, "join", new { role = "sender", channel = "fullexchange1" }, cancellationToken));
         Assert.That(sender.Str("channel"), Is.EqualTo("fullexchange1"));
-        var recipient = await OkAsync(PostAsync(_b, "join", new { role = "recipient", channel = "fullexchange1" }, cancellationToken));
+        var recipient = await OkAsync(PostAsync(B, "join", new { role = "recipient", channel = "fullexchange1" }, cancellationToken));
         Assert.That(recipient.Str("role"), Is.EqualTo("recipient"));
         var (s, r) = (sender.Str("uuid"), recipient.Str("uuid"));
         Assert.That(s, Is.Not.EqualTo(r));
 
-        var read = await OkAsync(PostAsync(_b, "channel", new { channel = "fullexchange1", uuid = r }, cancellationToken));
+        var read = await OkAsync(PostAsync(B, "channel", new { channel = "fullexchange1", uuid = r }, cancellationToken));
         Assert.That(read.Body["x"], Is.Null);
         Assert.That(read.Body.ContainsKey("uuid"), Is.False, "uuids appear only in the join reply");
 
-        await OkAsync(PostAsync(_a, "channel", new { channel = "fullexchange1", uuid = s, x = B64(1), curve = "siec" }, cancellationToken));
-        await OkAsync(PostAsync(_b, "channel", new { channel = "fullexchange1", uuid = r, y = B64(2), hh_k = B64(3, 32) }, cancellationToken));
-        await OkAsync(PostAsync(_a, "channel", new { channel = "fullexchange1", uuid = s, h_k = B64(4, 32) }, cancellationToken));
+        await OkAsync(PostAsync(A, "channel", new { channel = "fullexchange1", uuid = s, x = B64(1), curve = "siec" }, cancellationToken));
+        await OkAsync(PostAsync(B, "channel", new { channel = "fullexchange1", uuid = r, y = B64(2), hh_k = B64(3, 32) }, cancellationToken));
+        await OkAsync(PostAsync(A, "channel", new { channel = "fullexchange1", uuid = s, h_k = B64(4, 32) }, cancellationToken));
 
-        var state = await OkAsync(PostAsync(_b, "channel", new { channel = "fullexchange1", uuid = r }, cancellationToken));
+        var state = await OkAsync(PostAsync(B, "channel", new { channel = "fullexchange1", uuid = r }, cancellationToken));
         Assert.That((state.Str("x"), state.Str("y"), state.Str("hh_k"), state.Str("h_k")), Is.EqualTo((B64(1), B64(2), B64(3, 32), B64(4, 32))));
         Assert.That(state.Str("curve"), Is.EqualTo("siec"));
         Assert.That(state.Rev, Is.EqualTo(5));
 
-        var closed = await OkAsync(PostAsync(_b, "channel", new { channel = "fullexchange1", uuid = r, close = true }, cancellationToken));
+        var closed = await OkAsync(PostAsync(B, "channel", new { channel = "fullexchange1", uuid = r, close = true }, cancellationToken));
         Assert.That((bool)closed.Body["closed"]!, Is.True);
         Assert.That(closed.Rev, Is.EqualTo(6));
 
-        AssertError(await PostAsync(_a, "channel", new { channel = "fullexchange1", uuid = s }, cancellationToken), HttpStatusCode.Gone, "closed");
-        AssertError(await PostAsync(_a, "join", new { role = "sender", channel = "fullexchange1" }, cancellationToken), HttpStatusCode.Gone, "closed");
+        AssertError(await PostAsync(A, "channel", new { channel = "fullexchange1", uuid = s }, cancellationToken), HttpStatusCode.Gone, "closed");
+        AssertError(await PostAsync(A, "join", new { role = "sender", channel = "fullexchange1" }, cancellationToken), HttpStatusCode.Gone, "closed");
     }
 
     [Test]
     public async Task Routes_EachErrorCode_RightStatusBodyAndNoStateChange(CancellationToken cancellationToken)
     {
-        var pair = await OpenAsync(_a, _b, cancellationToken, confirm: false);
+        var pair = await OpenAsync(A, B, cancellationToken, confirm: false);
         var c = pair.Channel;
-        async Task<long> RevAsync() => (await OkAsync(PostAsync(_a, "channel", new { channel = c, uuid = pair.SenderUuid }, cancellationToken))).Rev;
+        async Task<long> RevAsync() => (await OkAsync(PostAsync(A, "channel", new { channel = c, uuid = pair.SenderUuid }, cancellationToken))).Rev;
         var rev = await RevAsync();
 
-        AssertError(await PostAsync(_a, "join", new { role = "sender", channel = c }, cancellationToken), HttpStatusCode.Conflict, "occupied");
-        AssertError(await PostAsync(_b, "join", new { role = "recipient", channel = c }, cancellationToken), HttpStatusCode.Conflict, "occupied");
-        AssertError(await PostAsync(_b, "join", new { role = "recipient", channel = "doesnotexist" }, cancellationToken), HttpStatusCode.NotFound, "no_channel");
-        AssertError(await PostAsync(_b, "channel", new { channel = "doesnotexist", uuid = pair.RecipientUuid }, cancellationToken), HttpStatusCode.NotFound, "no_channel");
-        AssertError(await PostAsync(_b, "channel", new { channel = c, uuid = pair.SenderUuid + "0" }, cancellationToken), HttpStatusCode.Forbidden, "bad_uuid");
-        AssertError(await PostAsync(_b, "channel", new { channel = c, uuid = pair.RecipientUuid, y = B64(2), hh_k = B64(3) }, cancellationToken), HttpStatusCode.Conflict, "not_ready");
-        AssertError(await PostAsync(_a, "channel", new { channel = c, uuid = pair.SenderUuid, h_k = B64(4) }, cancellationToken), HttpStatusCode.Conflict, "not_ready");
+        AssertError(await PostAsync(A, "join", new { role = "sender", channel = c }, cancellationToken), HttpStatusCode.Conflict, "occupied");
+        AssertError(await PostAsync(B, "join", new { role = "recipient", channel = c }, cancellationToken), HttpStatusCode.Conflict, "occupied");
+        AssertError(await PostAsync(B, "join", new { role = "recipient", channel = "doesnotexist" }, cancellationToken), HttpStatusCode.NotFound, "no_channel");
+        AssertError(await PostAsync(B, "channel", new { channel = "doesnotexist", uuid = pair.RecipientUuid }, cancellationToken), HttpStatusCode.NotFound, "no_channel");
+        AssertError(await PostAsync(B, "channel", new { channel = c, uuid = pair.SenderUuid + "0" }, cancellationToken), HttpStatusCode.Forbidden, "bad_uuid");
+        AssertError(await PostAsync(B, "channel", new { channel = c, uuid = pair.RecipientUuid, y = B64(2), hh_k = B64(3) }, cancellationToken), HttpStatusCode.Conflict, "not_ready");
+        AssertError(await PostAsync(A, "channel", new { channel = c, uuid = pair.SenderUuid, h_k = B64(4) }, cancellationToken), HttpStatusCode.Conflict, "not_ready");
         Assert.That(await RevAsync(), Is.EqualTo(rev));
 
-        await OkAsync(PostAsync(_a, "channel", new { channel = c, uuid = pair.SenderUuid, x = B64(1) }, cancellationToken));
-        AssertError(await PostAsync(_a, "channel", new { channel = c, uuid = pair.SenderUuid, x = B64(9) }, cancellationToken), HttpStatusCode.Conflict, "already_set");
-        var state = await OkAsync(PostAsync(_a, "channel", new { channel = c, uuid = pair.SenderUuid }, cancellationToken));
+        await OkAsync(PostAsync(A, "channel", new { channel = c, uuid = pair.SenderUuid, x = B64(1) }, cancellationToken));
+        AssertError(await PostAsync(A, "channel", new { channel = c, uuid = pair.SenderUuid, x = B64(9) }, cancellationToken), HttpStatusCode.Conflict, "already_set");
+        var state = await OkAsync(PostAsync(A, "channel", new { channel = c, uuid = pair.SenderUuid }, cancellationToken));
         Assert.That(state.Str("x"), Is.EqualTo(B64(1)), "the refused second x changed nothing");
         Assert.That(state.Rev, Is.EqualTo(rev + 1));
     }
@@ -109,25 +89,25 @@ public class RelayHttpTests
     [Test]
     public async Task Routes_ThirdSourceAddress_IpLimitAndTheFirstTwoStillWork(CancellationToken cancellationToken)
     {
-        using var third = Client(_relay.BaseAddress, Third);
-        var pair = await OpenAsync(_a, _b, cancellationToken, confirm: false);
+        using var third = Client(RelayServer.BaseAddress, Third);
+        var pair = await OpenAsync(A, B, cancellationToken, confirm: false);
 
         AssertError(await PostAsync(third, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken), HttpStatusCode.Forbidden, "ip_limit");
         AssertError(await PostAsync(third, "join", new { role = "sender", channel = pair.Channel }, cancellationToken), HttpStatusCode.Forbidden, "ip_limit");
-        await OkAsync(PostAsync(_a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken));
-        await OkAsync(PostAsync(_b, "channel", new { channel = pair.Channel, uuid = pair.RecipientUuid }, cancellationToken));
+        await OkAsync(PostAsync(A, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken));
+        await OkAsync(PostAsync(B, "channel", new { channel = pair.Channel, uuid = pair.RecipientUuid }, cancellationToken));
     }
 
     [Test]
     public async Task Routes_RefusedRecipientFromSecondAddress_DoesNotUseUpTheAddressSlot(CancellationToken cancellationToken)
     {
-        using var third = Client(_relay.BaseAddress, Third);
-        var sender = await OkAsync(PostAsync(_a, "join", new { role = "sender" }, cancellationToken));
+        using var third = Client(RelayServer.BaseAddress, Third);
+        var sender = await OkAsync(PostAsync(A, "join", new { role = "sender" }, cancellationToken));
         var c = sender.Str("channel");
 
-        AssertError(await PostAsync(_b, "channel", new { channel = c, uuid = "0123" }, cancellationToken), HttpStatusCode.Forbidden, "bad_uuid");
+        AssertError(await PostAsync(B, "channel", new { channel = c, uuid = "0123" }, cancellationToken), HttpStatusCode.Forbidden, "bad_uuid");
         await OkAsync(PostAsync(third, "join", new { role = "recipient", channel = c }, cancellationToken));
-        AssertError(await PostAsync(_b, "channel", new { channel = c, uuid = "0123" }, cancellationToken), HttpStatusCode.Forbidden, "ip_limit");
+        AssertError(await PostAsync(B, "channel", new { channel = c, uuid = "0123" }, cancellationToken), HttpStatusCode.Forbidden, "ip_limit");
     }
 
     [TestCase("join", "not json")]
@@ -156,20 +136,20 @@ public class RelayHttpTests
     [TestCase("channel", "{\"channel\":\"abc\",\"uuid\":\"u\",\"y\":\"eA==\"}")]
     [TestCase("channel", "{\"channel\":\"abc\",\"uuid\":\"u\",\"x\":\"eA==\",\"curve\":\"p1\"}")]
     public async Task Routes_MalformedBody_BadRequest(string route, string body, CancellationToken cancellationToken)
-        => AssertError(await PostRawAsync(_a, route, body, cancellationToken), HttpStatusCode.BadRequest, "bad_request");
+        => AssertError(await PostRawAsync(A, route, body, cancellationToken), HttpStatusCode.BadRequest, "bad_request");
 
     [Test]
     public async Task Channel_OversizeValuesAndBodies_BadRequestAndNoStateChange(CancellationToken cancellationToken)
     {
-        var pair = await OpenAsync(_a, _b, cancellationToken, confirm: false);
-        var rev = (await OkAsync(PostAsync(_a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken))).Rev;
+        var pair = await OpenAsync(A, B, cancellationToken, confirm: false);
+        var rev = (await OkAsync(PostAsync(A, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken))).Rev;
 
-        AssertError(await PostAsync(_a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid, x = B64(1, 257) }, cancellationToken), HttpStatusCode.BadRequest, "bad_request");
+        AssertError(await PostAsync(A, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid, x = B64(1, 257) }, cancellationToken), HttpStatusCode.BadRequest, "bad_request");
         var padding = new string(' ', 17 * 1024);
-        AssertError(await PostRawAsync(_a, "channel", $"{{\"channel\":\"{pair.Channel}\",\"uuid\":\"{pair.SenderUuid}\",\"x\":\"{B64(1)}\"{padding}}}", cancellationToken), HttpStatusCode.BadRequest, "bad_request");
-        AssertError(await PostRawAsync(_a, "join", "{\"role\":\"sender\",\"channel\":\"" + new string('a', 65) + "\"}", cancellationToken), HttpStatusCode.BadRequest, "bad_request");
+        AssertError(await PostRawAsync(A, "channel", $"{{\"channel\":\"{pair.Channel}\",\"uuid\":\"{pair.SenderUuid}\",\"x\":\"{B64(1)}\"{padding}}}", cancellationToken), HttpStatusCode.BadRequest, "bad_request");
+        AssertError(await PostRawAsync(A, "join", "{\"role\":\"sender\",\"channel\":\"" + new string('a', 65) + "\"}", cancellationToken), HttpStatusCode.BadRequest, "bad_request");
 
-        var state = await OkAsync(PostAsync(_a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken));
+        var state = await OkAsync(PostAsync(A, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken));
         Assert.That(state.Rev, Is.EqualTo(rev));
         Assert.That(state.Body["x"], Is.Null);
     }
@@ -182,7 +162,7 @@ public class RelayHttpTests
         content.Headers.ContentType = new("application/json");
         using var request = new HttpRequestMessage(HttpMethod.Post, "channel") { Content = content };
         request.Headers.TransferEncodingChunked = true;
-        using var response = await _a.SendAsync(request, cancellationToken);
+        using var response = await A.SendAsync(request, cancellationToken);
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
         Assert.That(await response.Content.ReadAsStringAsync(cancellationToken), Does.Contain("\"code\":\"bad_request\""));
@@ -191,11 +171,11 @@ public class RelayHttpTests
     [Test]
     public async Task Channel_LongPoll_ReturnsWhenTheStateChanges(CancellationToken cancellationToken)
     {
-        var pair = await OpenAsync(_a, _b, cancellationToken, confirm: false);
-        var since = (await OkAsync(PostAsync(_b, "channel", new { channel = pair.Channel, uuid = pair.RecipientUuid }, cancellationToken))).Rev;
+        var pair = await OpenAsync(A, B, cancellationToken, confirm: false);
+        var since = (await OkAsync(PostAsync(B, "channel", new { channel = pair.Channel, uuid = pair.RecipientUuid }, cancellationToken))).Rev;
 
-        var poll = PostAsync(_b, "channel", new { channel = pair.Channel, uuid = pair.RecipientUuid, wait = 30, since }, cancellationToken);
-        await OkAsync(PostAsync(_a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid, x = B64(7) }, cancellationToken));
+        var poll = PostAsync(B, "channel", new { channel = pair.Channel, uuid = pair.RecipientUuid, wait = 30, since }, cancellationToken);
+        await OkAsync(PostAsync(A, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid, x = B64(7) }, cancellationToken));
 
         var state = await OkAsync(poll);
         Assert.That(state.Rev, Is.GreaterThan(since));
@@ -205,10 +185,10 @@ public class RelayHttpTests
     [Test]
     public async Task Channel_LongPoll_ReturnsUnchangedStateWhenTimeRunsOut(CancellationToken cancellationToken)
     {
-        var pair = await OpenAsync(_a, _b, cancellationToken, confirm: false);
+        var pair = await OpenAsync(A, B, cancellationToken, confirm: false);
         var clock = Stopwatch.StartNew();
 
-        var state = await OkAsync(PostAsync(_b, "channel", new { channel = pair.Channel, uuid = pair.RecipientUuid, wait = 0.5 }, cancellationToken));
+        var state = await OkAsync(PostAsync(B, "channel", new { channel = pair.Channel, uuid = pair.RecipientUuid, wait = 0.5 }, cancellationToken));
 
         Assert.That(clock.Elapsed, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(450)), "the reply was held");
         Assert.That(state.Rev, Is.EqualTo(2));
@@ -217,10 +197,10 @@ public class RelayHttpTests
     [Test]
     public async Task Channel_LongPoll_ReturnsWhenTheChannelCloses(CancellationToken cancellationToken)
     {
-        var pair = await OpenAsync(_a, _b, cancellationToken, confirm: false);
+        var pair = await OpenAsync(A, B, cancellationToken, confirm: false);
 
-        var poll = PostAsync(_b, "channel", new { channel = pair.Channel, uuid = pair.RecipientUuid, wait = 30, since = 1000 }, cancellationToken);
-        await OkAsync(PostAsync(_a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid, close = true }, cancellationToken));
+        var poll = PostAsync(B, "channel", new { channel = pair.Channel, uuid = pair.RecipientUuid, wait = 30, since = 1000 }, cancellationToken);
+        await OkAsync(PostAsync(A, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid, close = true }, cancellationToken));
 
         var state = await OkAsync(poll);
         Assert.That((bool)state.Body["closed"]!, Is.True);

@@ -9,40 +9,20 @@ namespace CrocNet.Tests.Relay.Staple;
 
 /// <summary>TCP stapling on a real relay: real sockets on loopback, the sender from 127.0.0.1 and the recipient from 127.0.0.2.</summary>
 [CancelAfter(20_000)]
-public class StapleTests
+public class StapleTests : RelayFixture
 {
-    private CrocRelayServer _relay = null!;
-    private HttpClient _a = null!;
-    private HttpClient _b = null!;
-
-    [OneTimeSetUp]
-    public async Task StartAsync()
-    {
-        _relay = await StartRelayAsync(CancellationToken.None);
-        _a = Client(_relay.BaseAddress);
-        _b = Client(_relay.BaseAddress, Second);
-    }
-
-    [OneTimeTearDown]
-    public async Task StopAsync()
-    {
-        _a.Dispose();
-        _b.Dispose();
-        await _relay.DisposeAsync();
-    }
-
     private Task<RelayReply> StateAsync(Pair pair, CancellationToken cancellationToken)
-        => OkAsync(PostAsync(_a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken));
+        => OkAsync(PostAsync(A, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken));
 
     [Test]
     public async Task Staple_BothPartiesOnEveryPort_StapledAndEachPortPipes(CancellationToken cancellationToken)
     {
-        var pair = await OpenAsync(_a, _b, cancellationToken);
+        var pair = await OpenAsync(A, B, cancellationToken);
         var senders = new List<Socket>();
         var recipients = new List<Socket>();
         try
         {
-            foreach (var port in _relay.Ports)
+            foreach (var port in RelayServer.Ports)
             {
                 var (s, sAnswer) = await HelloAsync(port, pair.Channel, pair.SenderUuid, cancellationToken);
                 senders.Add(s);
@@ -74,8 +54,8 @@ public class StapleTests
     [Test]
     public async Task Pipe_MegabytesBothWaysAtOnce_ArriveIntactThenHalfCloseEnds(CancellationToken cancellationToken)
     {
-        var pair = await OpenAsync(_a, _b, cancellationToken);
-        var port = _relay.Ports[0];
+        var pair = await OpenAsync(A, B, cancellationToken);
+        var port = RelayServer.Ports[0];
         var (sender, _) = await HelloAsync(port, pair.Channel, pair.SenderUuid, cancellationToken);
         var (recipient, answer) = await HelloAsync(port, pair.Channel, pair.RecipientUuid, cancellationToken, Second);
         using (sender)
@@ -105,8 +85,8 @@ public class StapleTests
     [Test]
     public async Task Pipe_OneDirectionHalfClosed_OtherDirectionKeepsFlowing(CancellationToken cancellationToken)
     {
-        var pair = await OpenAsync(_a, _b, cancellationToken);
-        var port = _relay.Ports[1];
+        var pair = await OpenAsync(A, B, cancellationToken);
+        var port = RelayServer.Ports[1];
         var (sender, _) = await HelloAsync(port, pair.Channel, pair.SenderUuid, cancellationToken);
         var (recipient, _) = await HelloAsync(port, pair.Channel, pair.RecipientUuid, cancellationToken, Second);
         using (sender)
@@ -125,11 +105,11 @@ public class StapleTests
     [Test]
     public async Task Pipe_OnePairFinishesCleanly_OtherPairsKeepPiping(CancellationToken cancellationToken)
     {
-        var pair = await OpenAsync(_a, _b, cancellationToken);
-        var (s0, _) = await HelloAsync(_relay.Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
-        var (r0, _) = await HelloAsync(_relay.Ports[0], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
-        var (s1, _) = await HelloAsync(_relay.Ports[1], pair.Channel, pair.SenderUuid, cancellationToken);
-        var (r1, _) = await HelloAsync(_relay.Ports[1], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+        var pair = await OpenAsync(A, B, cancellationToken);
+        var (s0, _) = await HelloAsync(RelayServer.Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
+        var (r0, _) = await HelloAsync(RelayServer.Ports[0], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+        var (s1, _) = await HelloAsync(RelayServer.Ports[1], pair.Channel, pair.SenderUuid, cancellationToken);
+        var (r1, _) = await HelloAsync(RelayServer.Ports[1], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
         using (s0)
         using (r0)
         using (s1)
@@ -151,8 +131,8 @@ public class StapleTests
     [Test]
     public async Task Staple_BytesSentRightAfterHelloBeforePeerArrives_Delivered(CancellationToken cancellationToken)
     {
-        var pair = await OpenAsync(_a, _b, cancellationToken);
-        var port = _relay.Ports[2];
+        var pair = await OpenAsync(A, B, cancellationToken);
+        var port = RelayServer.Ports[2];
         var early = RandomNumberGenerator.GetBytes(100_000);
         using var sender = await ConnectAsync(port, cancellationToken);
 
@@ -172,9 +152,9 @@ public class StapleTests
     [Test]
     public async Task Hello_Refusals_ErrorLineCloseAndNeverPiped(CancellationToken cancellationToken)
     {
-        var notReady = await OpenAsync(_a, _b, cancellationToken, confirm: false);
-        var pair = await OpenAsync(_a, _b, cancellationToken);
-        var port = _relay.Ports[3];
+        var notReady = await OpenAsync(A, B, cancellationToken, confirm: false);
+        var pair = await OpenAsync(A, B, cancellationToken);
+        var port = RelayServer.Ports[3];
 
         async Task ExpectRefusalAsync(string hello, string code, IPAddress? source = null)
         {
@@ -212,7 +192,7 @@ public class StapleTests
     [Test]
     public async Task Hello_BinaryGarbage_BadRequestAndRelayKeepsServing(CancellationToken cancellationToken)
     {
-        using (var socket = await ConnectAsync(_relay.Ports[0], cancellationToken))
+        using (var socket = await ConnectAsync(RelayServer.Ports[0], cancellationToken))
         {
             var garbage = RandomNumberGenerator.GetBytes(4096);
             garbage[0] = 0xff;
@@ -222,29 +202,29 @@ public class StapleTests
             Assert.That(await ReadLineAsync(socket, cancellationToken), Is.EqualTo("error bad_request"));
         }
 
-        await OkAsync(PostAsync(_a, "join", new { role = "sender" }, cancellationToken));
+        await OkAsync(PostAsync(A, "join", new { role = "sender" }, cancellationToken));
     }
 
     [Test]
     public async Task Close_WhilePiped_TearsDownEveryConnection(CancellationToken cancellationToken)
     {
-        var pair = await OpenAsync(_a, _b, cancellationToken);
-        var (s0, _) = await HelloAsync(_relay.Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
-        var (r0, _) = await HelloAsync(_relay.Ports[0], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
-        var (waiting, answer) = await HelloAsync(_relay.Ports[1], pair.Channel, pair.SenderUuid, cancellationToken);
+        var pair = await OpenAsync(A, B, cancellationToken);
+        var (s0, _) = await HelloAsync(RelayServer.Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
+        var (r0, _) = await HelloAsync(RelayServer.Ports[0], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+        var (waiting, answer) = await HelloAsync(RelayServer.Ports[1], pair.Channel, pair.SenderUuid, cancellationToken);
         using (s0)
         using (r0)
         using (waiting)
         {
             Assert.That(answer, Is.EqualTo("ok"));
-            var closed = await OkAsync(PostAsync(_b, "channel", new { channel = pair.Channel, uuid = pair.RecipientUuid, close = true }, cancellationToken));
+            var closed = await OkAsync(PostAsync(B, "channel", new { channel = pair.Channel, uuid = pair.RecipientUuid, close = true }, cancellationToken));
             Assert.That((bool)closed.Body["closed"]!, Is.True);
 
             Assert.That(await ReadToEndAsync(s0, cancellationToken), Is.Empty);
             Assert.That(await ReadToEndAsync(r0, cancellationToken), Is.Empty);
             Assert.That(await ReadToEndAsync(waiting, cancellationToken), Is.Empty);
 
-            var (late, lateAnswer) = await HelloAsync(_relay.Ports[1], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+            var (late, lateAnswer) = await HelloAsync(RelayServer.Ports[1], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
             late.Dispose();
             Assert.That(lateAnswer, Is.EqualTo("error closed"));
         }
@@ -253,11 +233,11 @@ public class StapleTests
     [Test]
     public async Task Pipe_PeerResets_TearsDownTheChannelsOtherConnections(CancellationToken cancellationToken)
     {
-        var pair = await OpenAsync(_a, _b, cancellationToken);
-        var (s0, _) = await HelloAsync(_relay.Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
-        var (r0, _) = await HelloAsync(_relay.Ports[0], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
-        var (s1, _) = await HelloAsync(_relay.Ports[1], pair.Channel, pair.SenderUuid, cancellationToken);
-        var (r1, _) = await HelloAsync(_relay.Ports[1], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+        var pair = await OpenAsync(A, B, cancellationToken);
+        var (s0, _) = await HelloAsync(RelayServer.Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
+        var (r0, _) = await HelloAsync(RelayServer.Ports[0], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+        var (s1, _) = await HelloAsync(RelayServer.Ports[1], pair.Channel, pair.SenderUuid, cancellationToken);
+        var (r1, _) = await HelloAsync(RelayServer.Ports[1], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
         using (s1)
         using (r1)
         using (r0)
