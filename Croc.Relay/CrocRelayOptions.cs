@@ -42,20 +42,61 @@ public sealed class CrocRelayOptions
     [Range(typeof(TimeSpan), "00:00:01", "30.00:00:00")]
     public TimeSpan ChannelExpiry { get; set; } = TimeSpan.FromHours(3);
 
+    /// <summary>
+    /// How long a channel may live while its key confirmation is incomplete (<c>h_k</c> not set yet); one still
+    /// unconfirmed by then expires. Once <c>h_k</c> is set, <see cref="ChannelExpiry"/> applies, counted from creation.
+    /// A value longer than <see cref="ChannelExpiry"/> acts as <see cref="ChannelExpiry"/>.
+    /// </summary>
+    /// <value>Default 10 minutes.</value>
+    [Range(typeof(TimeSpan), "00:00:01", "30.00:00:00")]
+    public TimeSpan HandshakeExpiry { get; set; } = TimeSpan.FromMinutes(10);
+
     /// <summary>How long a closed or expired channel is remembered so that requests get <c>410 closed</c>, not <c>404 no_channel</c>.</summary>
     /// <value>Default 1 minute.</value>
     [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
     public TimeSpan ClosedRetention { get; set; } = TimeSpan.FromMinutes(1);
 
     /// <summary>How long a new TCP connection has to send its complete hello line.</summary>
-    /// <value>Default 10 seconds.</value>
+    /// <value>Default 5 seconds.</value>
     [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
-    public TimeSpan HelloTimeout { get; set; } = TimeSpan.FromSeconds(10);
+    public TimeSpan HelloTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// The most accepted TCP connections that have not sent their complete hello yet, relay-wide; more are closed at
+    /// once, without an answer.
+    /// </summary>
+    /// <value>Default 1,000.</value>
+    [Range(1, 1_000_000)]
+    public int MaxPendingHellos { get; set; } = 1_000;
+
+    /// <summary>
+    /// The most accepted TCP connections from one IP address that have not sent their complete hello yet; more are
+    /// closed at once, without an answer.
+    /// </summary>
+    /// <value>Default 32.</value>
+    [Range(1, 1_000_000)]
+    public int MaxPendingHellosPerAddress { get; set; } = 32;
+
+    /// <summary>
+    /// How long an accepted TCP connection may wait for its peer; one still unpaired by then is closed and its slot
+    /// freed.
+    /// </summary>
+    /// <value>Default 5 minutes.</value>
+    [Range(typeof(TimeSpan), "00:00:00.010", "1.00:00:00")]
+    public TimeSpan WaitingTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>The most channels kept at once (closed ones still remembered count too); more joins get <c>503 capacity</c>.</summary>
     /// <value>Default 10,000.</value>
     [Range(1, 10_000_000)]
     public int MaxChannels { get; set; } = 10_000;
+
+    /// <summary>
+    /// The most open (not closed) channels one IP address may have created; more sender joins from that address get
+    /// <c>503 capacity</c>.
+    /// </summary>
+    /// <value>Default 16.</value>
+    [Range(1, 10_000_000)]
+    public int MaxChannelsPerAddress { get; set; } = 16;
 
     /// <summary>The largest HTTP request body accepted, in bytes; a larger one gets <c>400 bad_request</c>.</summary>
     /// <value>Default 16 KiB (16,384 bytes).</value>

@@ -19,6 +19,8 @@ internal sealed class Channel
     private readonly Dictionary<int, PortSlot> _slots = [];
     private TaskCompletionSource _changed = NewSignal();
     private ITimer? _timer;
+    private TimeProvider _timeProvider = TimeProvider.System;
+    private long _created;
 
     private string _curve;
     private long _rev = 1;
@@ -38,7 +40,11 @@ internal sealed class Channel
         _curve = curve;
         SenderUuid = senderUuid;
         _addresses.Add(creator);
+        Creator = creator;
     }
+
+    /// <summary>The address that created the channel; its per-address count is released when the channel closes.</summary>
+    private IPAddress Creator { get; }
 
     public string Name { get; }
 
@@ -56,8 +62,23 @@ internal sealed class Channel
         }
     }
 
-    internal void StartTimer(TimeProvider timeProvider, TimeSpan expiry)
-        => _timer = timeProvider.CreateTimer(static state => ((Channel)state!).OnTimer(), this, expiry, Timeout.InfiniteTimeSpan);
+    /// <summary>Starts the expiry clock: <c>HandshakeExpiry</c> until <c>h_k</c> is set, then <c>ChannelExpiry</c>, both from now.</summary>
+    internal void StartTimer(TimeProvider timeProvider)
+    {
+        lock (_lock)
+        {
+            _timeProvider = timeProvider;
+            _created = timeProvider.GetTimestamp();
+            _timer = timeProvider.CreateTimer(static state => ((Channel)state!).OnTimer(), this, ExpiryLocked(), Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    /// <summary>How long this channel may live in total, from creation, given how far its handshake got.</summary>
+    private TimeSpan ExpiryLocked()
+    {
+        var options = _registry.Options;
+        return _hK is null && options.HandshakeExpiry < options.ChannelExpiry ? options.HandshakeExpiry : options.ChannelExpiry;
+    }
 
     public ChannelSnapshot Snapshot()
     {
@@ -174,6 +195,10 @@ internal sealed class Channel
                     }
 
                     _hK = command.Value;
+
+                    // Key confirmation is complete: the full ChannelExpiry (from creation) applies from now on.
+                    var left = ExpiryLocked() - _timeProvider.GetElapsedTime(_created);
+                    _timer?.Change(left > TimeSpan.Zero ? left : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
                     break;
 
                 case ChannelAction.Close:
@@ -331,6 +356,39 @@ internal sealed class Channel
     }
 
     /// <summary>
+    /// Takes a waiting (not yet piped) connection out of its slot because its client left or it waited too long: the
+    /// slot and the relay-wide waiting reservation are freed, so the participant can connect again. Returns
+    /// <see langword="false"/> (and changes nothing) when the connection is no longer waiting.
+    /// </summary>
+    public bool Detach(int port, IStapleLink link)
+    {
+        lock (_lock)
+        {
+            if (_tcpEnded || !_slots.TryGetValue(port, out var slot) || slot.Piped)
+            {
+                return false;
+            }
+
+            if (ReferenceEquals(slot.Sender, link))
+            {
+                slot.Sender = null;
+            }
+            else if (ReferenceEquals(slot.Recipient, link))
+            {
+                slot.Recipient = null;
+            }
+            else
+            {
+                return false;
+            }
+
+            _slots.Remove(port);
+            _registry.ReleaseWaiting();
+            return true;
+        }
+    }
+
+    /// <summary>
     /// Records that the pair on <paramref name="port"/> finished cleanly (both directions reached end of stream; the
     /// caller closed it). Other pairs may still be moving data, so nothing else is cut until the channel is stapled
     /// and every port's pair has finished; then the TCP session ends.
@@ -406,6 +464,14 @@ internal sealed class Channel
         {
             if (!_closed)
             {
+                // A timer that fired just as h_k extended the deadline: re-arm instead of expiring early.
+                var left = ExpiryLocked() - _timeProvider.GetElapsedTime(_created);
+                if (left > TimeSpan.Zero)
+                {
+                    _timer?.Change(left, Timeout.InfiniteTimeSpan);
+                    return;
+                }
+
                 cut = CloseLocked();
             }
         }
@@ -432,6 +498,7 @@ internal sealed class Channel
     private List<IStapleLink> CloseLocked()
     {
         _closed = true;
+        _registry.ReleaseAddress(Creator);
         _tcpEnded = true;
         Bump();
         return TakeLinksLocked();

@@ -14,6 +14,8 @@ namespace CrocNet.Relay.Channels;
 internal sealed class ChannelRegistry : IDisposable
 {
     private readonly ConcurrentDictionary<string, Channel> _channels = new(StringComparer.Ordinal);
+    private readonly Dictionary<IPAddress, int> _openByAddress = [];
+    private readonly Lock _addressLock = new();
     private int _channelCount;
     private int _waiting;
     private volatile int[] _ports = [];
@@ -68,8 +70,14 @@ internal sealed class ChannelRegistry : IDisposable
             return taken.RefuseSenderJoin(address);
         }
 
+        if (!TryReserveAddress(address))
+        {
+            return new RelayError(RelayErrorCode.Capacity, "This address has too many open channels; close or finish one first.");
+        }
+
         if (!TryReserveChannel())
         {
+            ReleaseAddress(address);
             return RelayErrors.Capacity;
         }
 
@@ -81,7 +89,7 @@ internal sealed class ChannelRegistry : IDisposable
             var channel = new Channel(this, name, curve, uuid, address);
             if (_channels.TryAdd(name, channel))
             {
-                channel.StartTimer(TimeProvider, Options.ChannelExpiry);
+                channel.StartTimer(TimeProvider);
                 Metrics.ChannelOpened();
                 Log.ChannelOpened(name);
                 return new JoinResult(channel.Snapshot(), uuid, ParticipantRole.Sender);
@@ -91,6 +99,7 @@ internal sealed class ChannelRegistry : IDisposable
             if (command.Channel is not null || attempt >= 8)
             {
                 Interlocked.Decrement(ref _channelCount);
+                ReleaseAddress(address);
                 return command.Channel is not null && Find(command.Channel) is { } raced
                     ? raced.RefuseSenderJoin(address)
                     : new RelayError(RelayErrorCode.Occupied, "This channel already has a sender; choose another channel name.");
@@ -135,6 +144,49 @@ internal sealed class ChannelRegistry : IDisposable
         {
             Interlocked.Decrement(ref _channelCount);
             Log.ChannelForgotten(channel.Name);
+        }
+    }
+
+    /// <summary>How many open channels <paramref name="address"/> has created (for tests and diagnostics).</summary>
+    internal int OpenChannelsOf(IPAddress address)
+    {
+        lock (_addressLock)
+        {
+            return _openByAddress.GetValueOrDefault(address);
+        }
+    }
+
+    /// <summary>Called once per channel when it closes (or expires): its creator may open another.</summary>
+    internal void ReleaseAddress(IPAddress address)
+    {
+        lock (_addressLock)
+        {
+            if (_openByAddress.TryGetValue(address, out var count))
+            {
+                if (count <= 1)
+                {
+                    _openByAddress.Remove(address);
+                }
+                else
+                {
+                    _openByAddress[address] = count - 1;
+                }
+            }
+        }
+    }
+
+    private bool TryReserveAddress(IPAddress address)
+    {
+        lock (_addressLock)
+        {
+            var count = _openByAddress.GetValueOrDefault(address);
+            if (count >= Options.MaxChannelsPerAddress)
+            {
+                return false;
+            }
+
+            _openByAddress[address] = count + 1;
+            return true;
         }
     }
 

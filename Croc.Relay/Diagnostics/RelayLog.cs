@@ -54,4 +54,10 @@ internal sealed partial class RelayLog
 
     [LoggerMessage(EventId = 27, EventName = "ListenersStopped", Level = LogLevel.Information, Message = "Stapling listeners stopped.")]
     public partial void ListenersStopped();
+
+    [LoggerMessage(EventId = 28, EventName = "WaitingDropped", Level = LogLevel.Debug, Message = "Channel {Channel}: port {Port}: a waiting connection was dropped ({Reason}); its slot is free.")]
+    public partial void WaitingDropped(string channel, int port, string reason);
+
+    [LoggerMessage(EventId = 29, EventName = "PendingHelloLimit", Level = LogLevel.Debug, Message = "TCP port {Port}: connection closed at once, too many connections without a hello ({Scope}).")]
+    public partial void PendingHelloLimit(int port, string scope);
 }

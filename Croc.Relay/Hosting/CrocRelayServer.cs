@@ -120,5 +120,10 @@ public sealed class CrocRelayServer : IAsyncDisposable
         to.MaxWaitingConnections = from.MaxWaitingConnections;
         to.MaxWait = from.MaxWait;
         to.PipeBufferSize = from.PipeBufferSize;
+        to.HandshakeExpiry = from.HandshakeExpiry;
+        to.MaxChannelsPerAddress = from.MaxChannelsPerAddress;
+        to.MaxPendingHellos = from.MaxPendingHellos;
+        to.MaxPendingHellosPerAddress = from.MaxPendingHellosPerAddress;
+        to.WaitingTimeout = from.WaitingTimeout;
     }
 }

@@ -7,6 +7,7 @@ using CrocNet.Relay.Diagnostics;
 using CrocNet.Relay.Staple;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Net.Http.Headers;
 
 namespace CrocNet.Relay.Hosting;
 
@@ -221,6 +222,14 @@ internal sealed class RelayHttpHandler
     private async Task<(T? Value, RelayError Error)> ReadAsync<T>(HttpContext context, JsonTypeInfo<T> typeInfo)
         where T : class
     {
+        // Only application/json (parameters such as charset allowed): browsers cannot send it cross-origin without a
+        // CORS preflight, so a web page cannot drive the relay with "simple" requests.
+        if (!MediaTypeHeaderValue.TryParse(context.Request.ContentType, out var mediaType)
+            || !mediaType.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase))
+        {
+            return (null, RelayErrors.BadRequest("Content-Type must be application/json."));
+        }
+
         var limit = _options.MaxBodySize;
         if (context.Request.ContentLength > limit)
         {

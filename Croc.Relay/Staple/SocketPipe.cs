@@ -5,7 +5,8 @@ using CrocNet.Relay.Diagnostics;
 namespace CrocNet.Relay.Staple;
 
 /// <summary>
-/// Copies bytes between two sockets in both directions with large pooled buffers and no per-byte work. When one
+/// Copies bytes between two sockets in both directions with large pooled buffers and no per-byte work; a direction
+/// holds its buffer only while data flows (it waits for readability with a zero-byte receive first). When one
 /// direction reaches end of stream it half-closes the other socket and keeps copying the other direction.
 /// </summary>
 internal static class SocketPipe
@@ -27,38 +28,49 @@ internal static class SocketPipe
     private static async Task<(long Bytes, bool Clean)> CopyAsync(
         Socket from, Socket to, int bufferSize, RelayMetrics metrics, Action onFault, CancellationToken cancellationToken)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(bufferSize);
         long total = 0;
         try
         {
             while (true)
             {
-                var read = await from.ReceiveAsync(buffer.AsMemory(), SocketFlags.None, cancellationToken).ConfigureAwait(false);
-                if (read == 0)
+                // Idle: wait for data (or end of stream) without holding a buffer, so idle pairs pin no memory.
+                await from.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                var buffer = ArrayPool<byte>.Shared.Rent(bufferSize);
+                try
                 {
-                    to.Shutdown(SocketShutdown.Send);
-                    return (total, true);
-                }
+                    // Busy: keep the buffer while reads fill it; a short read means the sender paused, so give it back.
+                    int read;
+                    do
+                    {
+                        read = await from.ReceiveAsync(buffer.AsMemory(), SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                        if (read == 0)
+                        {
+                            to.Shutdown(SocketShutdown.Send);
+                            return (total, true);
+                        }
 
-                var pending = buffer.AsMemory(0, read);
-                while (!pending.IsEmpty)
+                        var pending = buffer.AsMemory(0, read);
+                        while (!pending.IsEmpty)
+                        {
+                            var sent = await to.SendAsync(pending, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                            pending = pending[sent..];
+                        }
+
+                        total += read;
+                        metrics.BytesPiped(read);
+                    }
+                    while (read == buffer.Length);
+                }
+                finally
                 {
-                    var sent = await to.SendAsync(pending, SocketFlags.None, cancellationToken).ConfigureAwait(false);
-                    pending = pending[sent..];
+                    ArrayPool<byte>.Shared.Return(buffer);
                 }
-
-                total += read;
-                metrics.BytesPiped(read);
             }
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException or IOException)
         {
             onFault();
             return (total, false);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 }

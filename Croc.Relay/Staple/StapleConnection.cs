@@ -7,6 +7,7 @@ namespace CrocNet.Relay.Staple;
 internal sealed class StapleConnection : IStapleLink
 {
     private readonly TaskCompletionSource<bool> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _paired = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _aborted;
 
     public StapleConnection(Socket socket) => Socket = socket;
@@ -17,6 +18,11 @@ internal sealed class StapleConnection : IStapleLink
     public Task<bool> Ready => _ready.Task;
 
     public void SetReady(bool ready) => _ready.TrySetResult(ready);
+
+    /// <summary>Completes once a peer has attached to this waiting connection (it stops watching for its client leaving).</summary>
+    public Task Paired => _paired.Task;
+
+    public void MarkPaired() => _paired.TrySetResult();
 
     /// <summary>
     /// Closes after a clean finish: a normal close lets data still queued in the kernel reach the peer, where

@@ -26,6 +26,9 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
     private readonly List<Socket> _listeners = [];
     private readonly List<Task> _acceptLoops = [];
     private readonly ConcurrentDictionary<Task, byte> _connections = new();
+    private readonly Dictionary<IPAddress, int> _pendingByAddress = [];
+    private readonly Lock _pendingLock = new();
+    private int _pending;
     private int _stopped;
 
     public StapleListenerService(ChannelRegistry registry)
@@ -139,27 +142,46 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
                 continue;
             }
 
-            var connection = HandleConnectionAsync(socket, port);
+            IPAddress address;
+            try
+            {
+                address = Normalize(((IPEndPoint)socket.RemoteEndPoint!).Address);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                socket.Dispose();
+                continue;
+            }
+
+            if (TryReservePending(address) is { } scope)
+            {
+                // Too many connections without a hello: close at once (reset), no answer, no task.
+                _log.PendingHelloLimit(port, scope);
+                _metrics.Refused("capacity", "tcp");
+                AbortNow(socket);
+                continue;
+            }
+
+            var connection = HandleConnectionAsync(socket, port, address);
             _connections.TryAdd(connection, 0);
             _ = connection.ContinueWith(static (t, state) => ((ConcurrentDictionary<Task, byte>)state!).TryRemove(t, out _), _connections, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
     }
 
-    private async Task HandleConnectionAsync(Socket socket, int port)
+    private async Task HandleConnectionAsync(Socket socket, int port, IPAddress address)
     {
         await Task.Yield();
         var connection = new StapleConnection(socket);
         Channel? channel = null;
         try
         {
-            socket.NoDelay = true;
-            var address = Normalize(((IPEndPoint)socket.RemoteEndPoint!).Address);
-
             Hello? hello;
             RelayError error;
-            using (var timeout = new CancellationTokenSource(_options.HelloTimeout, _timeProvider))
-            using (var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _stopping.Token))
+            try
             {
+                socket.NoDelay = true;
+                using var timeout = new CancellationTokenSource(_options.HelloTimeout, _timeProvider);
+                using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _stopping.Token);
                 try
                 {
                     (hello, error) = await HelloReader.ReadAsync(socket, linked.Token).ConfigureAwait(false);
@@ -168,6 +190,10 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
                 {
                     (hello, error) = (null, new RelayError(RelayErrorCode.Timeout, "No complete hello line in time."));
                 }
+            }
+            finally
+            {
+                ReleasePending(address);
             }
 
             if (hello is null)
@@ -198,9 +224,11 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
             if (attachment.Peer is not StapleConnection peer)
             {
                 // The first of the pair waits, owned by the channel; the second one runs the pipe.
+                await WatchWaitingAsync(connection, channel, port).ConfigureAwait(false);
                 return;
             }
 
+            peer.MarkPaired();
             if (!await peer.Ready.ConfigureAwait(false))
             {
                 channel.EndConnections("a connection failed before it was piped");
@@ -241,6 +269,55 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// While a connection waits for its peer: frees its slot (so the participant can reconnect) when its client closes,
+    /// or when <c>WaitingTimeout</c> passes unpaired. EOF is seen with a one-byte peek, which never consumes payload
+    /// the client sent early; after such early bytes only the timeout and pairing are watched.
+    /// </summary>
+    private async Task WatchWaitingAsync(StapleConnection connection, Channel channel, int port)
+    {
+        using var timeout = new CancellationTokenSource(_options.WaitingTimeout, _timeProvider);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _stopping.Token);
+        var probe = new byte[1];
+        var peek = connection.Socket.ReceiveAsync(probe, SocketFlags.Peek, linked.Token).AsTask();
+        var first = await Task.WhenAny(peek, connection.Paired).ConfigureAwait(false);
+        string? reason = null;
+        if (first == connection.Paired)
+        {
+            // The pipe owns the socket now; stop the peek (it never consumed anything).
+            await linked.CancelAsync().ConfigureAwait(false);
+        }
+        else if (peek.IsCompletedSuccessfully && peek.Result == 0)
+        {
+            reason = "the waiting client closed its connection";
+        }
+        else if (peek.IsCompletedSuccessfully)
+        {
+            // Early payload: watch only for pairing or the timeout from here on.
+            var idle = Task.Delay(Timeout.InfiniteTimeSpan, _timeProvider, linked.Token);
+            await Task.WhenAny(idle, connection.Paired).ConfigureAwait(false);
+            if (!connection.Paired.IsCompleted && timeout.IsCancellationRequested)
+            {
+                reason = "no peer within WaitingTimeout";
+            }
+
+            await linked.CancelAsync().ConfigureAwait(false);
+            await idle.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
+        }
+        else if (timeout.IsCancellationRequested && !connection.Paired.IsCompleted)
+        {
+            reason = "no peer within WaitingTimeout";
+        }
+
+        // Observe the peek's end (cancelled, failed, or done) so nothing is left unobserved.
+        await peek.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
+        if (reason is not null && channel.Detach(port, connection))
+        {
+            _log.WaitingDropped(channel.Name, port, reason);
+            connection.Abort();
+        }
+    }
+
     private async Task RefuseAsync(Socket socket, int port, RelayError error, string? channel)
     {
         var code = error.Code.ToWire();
@@ -273,6 +350,59 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
                 // The client went away or would not stop talking; it has had its answer.
             }
         }
+    }
+
+    /// <summary>Reserves a pre-hello slot; returns which limit refused it, or <see langword="null"/> when reserved.</summary>
+    private string? TryReservePending(IPAddress address)
+    {
+        lock (_pendingLock)
+        {
+            if (_pending >= _options.MaxPendingHellos)
+            {
+                return "relay-wide";
+            }
+
+            var count = _pendingByAddress.GetValueOrDefault(address);
+            if (count >= _options.MaxPendingHellosPerAddress)
+            {
+                return "per address";
+            }
+
+            _pending++;
+            _pendingByAddress[address] = count + 1;
+            return null;
+        }
+    }
+
+    private void ReleasePending(IPAddress address)
+    {
+        lock (_pendingLock)
+        {
+            _pending--;
+            var count = _pendingByAddress.GetValueOrDefault(address);
+            if (count <= 1)
+            {
+                _pendingByAddress.Remove(address);
+            }
+            else
+            {
+                _pendingByAddress[address] = count - 1;
+            }
+        }
+    }
+
+    private static void AbortNow(Socket socket)
+    {
+        try
+        {
+            socket.LingerState = new LingerOption(true, 0);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // Already gone.
+        }
+
+        socket.Dispose();
     }
 
     internal static IPAddress Normalize(IPAddress address) => address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;

@@ -214,7 +214,8 @@ public abstract class RelayFixture
     [OneTimeSetUp]
     public async Task StartRelayFixtureAsync()
     {
-        RelayServer = await RelayTestKit.StartRelayAsync(CancellationToken.None);
+        // One relay serves a whole class of tests, all from the same two addresses: lift the per-address channel limit.
+        RelayServer = await RelayTestKit.StartRelayAsync(CancellationToken.None, o => o.Relay.MaxChannelsPerAddress = 100_000);
         A = RelayTestKit.Client(RelayServer.BaseAddress);
         B = RelayTestKit.Client(RelayServer.BaseAddress, RelayTestKit.Second);
     }

@@ -327,6 +327,84 @@ public class ChannelRegistryTests
         Assert.That(registry.Attach(channel, recipient.Uuid, B, 7001, new FakeLink()).IsSuccess, Is.True, "completing a pair needs no waiting slot");
     }
 
+    [Test]
+    public void Join_BeyondMaxChannelsPerAddress_CapacityUntilOneOfThemCloses()
+    {
+        using var registry = NewRegistry(new CrocRelayOptions { MaxChannelsPerAddress = 2 });
+        var first = registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).Value!;
+        Assert.That(registry.Join(new JoinCommand("named", null, ParticipantRole.Sender), A).IsSuccess);
+
+        var refused = registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).Error;
+        Assert.That(refused.Code, Is.EqualTo(RelayErrorCode.Capacity));
+        Assert.That(registry.Count, Is.EqualTo(2), "a refused join stores nothing");
+        Assert.That(registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), B).IsSuccess, "other addresses are not affected");
+
+        Assert.That(registry.Execute(new ChannelCommand(first.State.Channel, first.Uuid, ChannelAction.Close), A).IsSuccess);
+        Assert.That(registry.OpenChannelsOf(A), Is.EqualTo(1), "a closed channel no longer counts, even while it is remembered");
+        Assert.That(registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).IsSuccess);
+    }
+
+    [Test]
+    public void Join_TakenName_CountsNothingForTheAddress()
+    {
+        using var registry = NewRegistry(new CrocRelayOptions { MaxChannelsPerAddress = 1 });
+        Assert.That(registry.Join(new JoinCommand("taken", null, ParticipantRole.Sender), B).IsSuccess);
+        Assert.That(registry.Join(new JoinCommand("taken", null, ParticipantRole.Sender), A).Error.Code, Is.EqualTo(RelayErrorCode.Occupied));
+
+        Assert.That(registry.OpenChannelsOf(A), Is.Zero);
+        Assert.That(registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).IsSuccess);
+    }
+
+    [Test]
+    public void Expiry_KeyConfirmationIncomplete_ExpiresAfterHandshakeExpiryAndFreesTheAddress()
+    {
+        var (channel, sender, _) = Open();
+        Assert.That(_registry.OpenChannelsOf(A), Is.EqualTo(1));
+
+        _time.Advance(TimeSpan.FromMinutes(10) - TimeSpan.FromSeconds(1));
+        Assert.That(_registry.Find(channel)!.IsClosed, Is.False);
+        _time.Advance(TimeSpan.FromSeconds(1));
+
+        Assert.That(_registry.Find(channel)!.IsClosed, Is.True);
+        Assert.That(_registry.Execute(new ChannelCommand(channel, sender, ChannelAction.Read), A).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+        Assert.That(_registry.OpenChannelsOf(A), Is.Zero);
+    }
+
+    [Test]
+    public void Expiry_KeyConfirmedLate_ChannelExpiryCountedFromCreation()
+    {
+        var (channel, sender, recipient) = Open();
+        _time.Advance(TimeSpan.FromMinutes(9));
+        Assert.That(_registry.Execute(new ChannelCommand(channel, sender, ChannelAction.SetX, null, "eA=="), A).IsSuccess);
+        Assert.That(_registry.Execute(new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eQ==", "aA=="), B).IsSuccess);
+        Assert.That(_registry.Execute(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A).IsSuccess);
+
+        _time.Advance(TimeSpan.FromHours(3) - TimeSpan.FromMinutes(9) - TimeSpan.FromSeconds(1));
+        Assert.That(_registry.Find(channel)!.IsClosed, Is.False, "h_k lifts the handshake expiry");
+        _time.Advance(TimeSpan.FromSeconds(1));
+        Assert.That(_registry.Find(channel)!.IsClosed, Is.True);
+    }
+
+    [Test]
+    public void Detach_WaitingConnection_FreesSlotAndReservationSoTheParticipantCanReconnect()
+    {
+        var (channel, sender, recipient) = Open(confirm: true);
+        var gone = new FakeLink();
+        Assert.That(_registry.Attach(channel, sender, A, 7001, gone).IsSuccess);
+        Assert.That(_registry.Attach(channel, sender, A, 7001, new FakeLink()).Error.Code, Is.EqualTo(RelayErrorCode.Duplicate));
+
+        Assert.That(_registry.Find(channel)!.Detach(7001, gone), Is.True);
+        Assert.That(_registry.WaitingConnections, Is.Zero);
+        Assert.That(_registry.Find(channel)!.Detach(7001, gone), Is.False, "only once");
+
+        var again = new FakeLink();
+        Assert.That(_registry.Attach(channel, sender, A, 7001, again).IsSuccess);
+        Assert.That(_registry.WaitingConnections, Is.EqualTo(1));
+        Assert.That(_registry.Attach(channel, recipient, B, 7001, new FakeLink()).Value!.Peer, Is.SameAs(again));
+        Assert.That(_registry.Find(channel)!.Detach(7001, again), Is.False, "a piped connection is not detached");
+        Assert.That(_registry.WaitingConnections, Is.Zero);
+    }
+
     private sealed class FakeLink : IStapleLink
     {
         public bool Aborted { get; private set; }

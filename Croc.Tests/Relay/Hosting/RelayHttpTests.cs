@@ -205,4 +205,31 @@ public class RelayHttpTests : RelayFixture
         var state = await OkAsync(poll);
         Assert.That((bool)state.Body["closed"]!, Is.True);
     }
+
+    [TestCase("text/plain")]
+    [TestCase("application/x-www-form-urlencoded")]
+    [TestCase("multipart/form-data; boundary=x")]
+    [TestCase(null)]
+    public async Task Post_ContentTypeNotJson_BadRequest(string? contentType, CancellationToken cancellationToken)
+    {
+        using var content = new ByteArrayContent("{\"role\":\"sender\"}"u8.ToArray());
+        if (contentType is not null)
+        {
+            content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+        }
+
+        using var response = await A.PostAsync("join", content, cancellationToken);
+        var body = System.Text.Json.Nodes.JsonNode.Parse(await response.Content.ReadAsStringAsync(cancellationToken))!.AsObject();
+        AssertError(new RelayReply(response.StatusCode, body), HttpStatusCode.BadRequest, "bad_request");
+        Assert.That((string?)body["error"], Does.Contain("application/json"));
+    }
+
+    [Test]
+    public async Task Post_JsonWithCharset_Accepted(CancellationToken cancellationToken)
+    {
+        using var content = new StringContent("{\"role\":\"sender\"}", System.Text.Encoding.UTF8, "application/json");
+        Assert.That(content.Headers.ContentType!.CharSet, Is.EqualTo("utf-8"));
+        using var response = await A.PostAsync("join", content, cancellationToken);
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+    }
 }

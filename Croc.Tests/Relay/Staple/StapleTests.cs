@@ -3,6 +3,8 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using CrocNet.Relay;
+using CrocNet.Relay.Channels;
+using Microsoft.Extensions.DependencyInjection;
 using static CrocNet.Tests.Relay.RelayTestKit;
 
 namespace CrocNet.Tests.Relay.Staple;
@@ -298,5 +300,140 @@ public class StapleTimeoutTests
             time.Advance(TimeSpan.FromMinutes(1));
             AssertError(await PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken), HttpStatusCode.NotFound, "no_channel");
         }
+    }
+
+    private static ChannelRegistry Registry(CrocRelayServer relay) => relay.Services.GetRequiredService<ChannelRegistry>();
+
+    /// <summary>Waits (polling, bounded by the test's cancellation) until the relay has <paramref name="count"/> waiting connections.</summary>
+    private static async Task WaitForWaitingAsync(CrocRelayServer relay, int count, CancellationToken cancellationToken)
+    {
+        while (Registry(relay).WaitingConnections != count)
+        {
+            await Task.Delay(5, cancellationToken);
+        }
+    }
+
+    [Test]
+    public async Task Waiting_ClientCloses_SlotFreedAndReconnectAccepted(CancellationToken cancellationToken)
+    {
+        await using var relay = await StartRelayAsync(cancellationToken);
+        using var a = Client(relay.BaseAddress);
+        using var b = Client(relay.BaseAddress, RelayTestKit.Second);
+        var pair = await OpenAsync(a, b, cancellationToken);
+        var port = relay.Ports[0];
+
+        var (first, answer) = await HelloAsync(port, pair.Channel, pair.SenderUuid, cancellationToken);
+        Assert.That(answer, Is.EqualTo("ok"));
+        Assert.That(Registry(relay).WaitingConnections, Is.EqualTo(1));
+        first.Dispose();
+        await WaitForWaitingAsync(relay, 0, cancellationToken);
+
+        var (again, againAnswer) = await HelloAsync(port, pair.Channel, pair.SenderUuid, cancellationToken);
+        using (again)
+        {
+            Assert.That(againAnswer, Is.EqualTo("ok"), "not duplicate: the closed connection's slot was freed");
+            Assert.That(Registry(relay).WaitingConnections, Is.EqualTo(1));
+            var (recipient, recipientAnswer) = await HelloAsync(port, pair.Channel, pair.RecipientUuid, cancellationToken, RelayTestKit.Second);
+            using (recipient)
+            {
+                Assert.That(recipientAnswer, Is.EqualTo("ok"));
+                await SendAsync(again, "over the reconnected pair\n", cancellationToken);
+                Assert.That(await ReadLineAsync(recipient, cancellationToken), Is.EqualTo("over the reconnected pair"));
+            }
+        }
+    }
+
+    [Test]
+    public async Task Waiting_EarlyPayloadThenPeer_PayloadStillDelivered(CancellationToken cancellationToken)
+    {
+        await using var relay = await StartRelayAsync(cancellationToken);
+        using var a = Client(relay.BaseAddress);
+        using var b = Client(relay.BaseAddress, RelayTestKit.Second);
+        var pair = await OpenAsync(a, b, cancellationToken);
+        var port = relay.Ports[0];
+
+        var (sender, answer) = await HelloAsync(port, pair.Channel, pair.SenderUuid, cancellationToken);
+        using (sender)
+        {
+            Assert.That(answer, Is.EqualTo("ok"));
+            await SendAsync(sender, "early\n", cancellationToken);
+            var (recipient, recipientAnswer) = await HelloAsync(port, pair.Channel, pair.RecipientUuid, cancellationToken, RelayTestKit.Second);
+            using (recipient)
+            {
+                Assert.That(recipientAnswer, Is.EqualTo("ok"));
+                Assert.That(await ReadLineAsync(recipient, cancellationToken), Is.EqualTo("early"), "the waiting watch peeks, never consumes");
+            }
+        }
+    }
+
+    [Test]
+    public async Task Waiting_NoPeerWithinWaitingTimeout_CutAndSlotFreed(CancellationToken cancellationToken)
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        await using var relay = await StartRelayAsync(cancellationToken, o => o.TimeProvider = time);
+        using var a = Client(relay.BaseAddress);
+        using var b = Client(relay.BaseAddress, RelayTestKit.Second);
+        var pair = await OpenAsync(a, b, cancellationToken);
+        var port = relay.Ports[0];
+
+        var (waiting, answer) = await HelloAsync(port, pair.Channel, pair.SenderUuid, cancellationToken);
+        using (waiting)
+        {
+            Assert.That(answer, Is.EqualTo("ok"));
+            time.Advance(TimeSpan.FromMinutes(5) - TimeSpan.FromSeconds(1));
+            Assert.That(Registry(relay).WaitingConnections, Is.EqualTo(1));
+            time.Advance(TimeSpan.FromSeconds(1));
+
+            Assert.That(await ReadToEndAsync(waiting, cancellationToken), Is.Empty, "the unpaired connection is cut");
+            await WaitForWaitingAsync(relay, 0, cancellationToken);
+        }
+
+        var (again, againAnswer) = await HelloAsync(port, pair.Channel, pair.SenderUuid, cancellationToken);
+        again.Dispose();
+        Assert.That(againAnswer, Is.EqualTo("ok"));
+    }
+
+    /// <summary>Connects and reads to the end; a reset (even one that beats the connect) counts as the end.</summary>
+    private static async Task<byte[]> ClosedAtOnceAsync(int port, IPAddress? source, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var socket = await ConnectAsync(port, cancellationToken, source);
+            return await ReadToEndAsync(socket, cancellationToken);
+        }
+        catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.ConnectionRefused)
+        {
+            return [];
+        }
+    }
+
+    [Test]
+    public async Task PendingHellos_PerAddressLimit_ExcessClosedAtOnceOthersServed(CancellationToken cancellationToken)
+    {
+        await using var relay = await StartRelayAsync(cancellationToken, o => o.Relay.MaxPendingHellosPerAddress = 1);
+        var port = relay.Ports[0];
+        using var silent = await ConnectAsync(port, cancellationToken);
+        Assert.That(await ClosedAtOnceAsync(port, null, cancellationToken), Is.Empty, "closed without an answer, long before HelloTimeout");
+
+        var (other, otherAnswer) = await HelloAsync(port, "nosuch", "u", cancellationToken, RelayTestKit.Second);
+        other.Dispose();
+        Assert.That(otherAnswer, Is.EqualTo("error no_channel"), "another address is served");
+
+        await SendAsync(silent, HelloLine("nosuch", "u"), cancellationToken);
+        Assert.That(await ReadLineAsync(silent, cancellationToken), Is.EqualTo("error no_channel"), "the first connection is served");
+        var (later, laterAnswer) = await HelloAsync(port, "nosuch", "u", cancellationToken);
+        later.Dispose();
+        Assert.That(laterAnswer, Is.EqualTo("error no_channel"), "the slot is free once the hello was read");
+    }
+
+    [Test]
+    public async Task PendingHellos_RelayWideLimit_ExcessClosedAtOnce(CancellationToken cancellationToken)
+    {
+        await using var relay = await StartRelayAsync(cancellationToken, o => o.Relay.MaxPendingHellos = 1);
+        var port = relay.Ports[0];
+        using var silent = await ConnectAsync(port, cancellationToken);
+        Assert.That(await ClosedAtOnceAsync(port, RelayTestKit.Second, cancellationToken), Is.Empty);
+        await SendAsync(silent, HelloLine("nosuch", "u"), cancellationToken);
+        Assert.That(await ReadLineAsync(silent, cancellationToken), Is.EqualTo("error no_channel"));
     }
 }
