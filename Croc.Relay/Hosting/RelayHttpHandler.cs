@@ -219,6 +219,8 @@ internal sealed class RelayHttpHandler
             : null;
     }
 
+    private static readonly TimeSpan BodyReadTimeout = TimeSpan.FromSeconds(10);
+
     private async Task<(T? Value, RelayError Error)> ReadAsync<T>(HttpContext context, JsonTypeInfo<T> typeInfo)
         where T : class
     {
@@ -241,15 +243,28 @@ internal sealed class RelayHttpHandler
         try
         {
             var length = 0;
-            while (length <= limit)
-            {
-                var read = await context.Request.Body.ReadAsync(buffer.AsMemory(length, limit + 1 - length), context.RequestAborted).ConfigureAwait(false);
-                if (read == 0)
-                {
-                    break;
-                }
 
-                length += read;
+            // A body that trickles in (or breaks off) is a malformed request, answered in the contract's shape,
+            // on every host: not all servers enforce a minimum data rate as Kestrel does.
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+            deadline.CancelAfter(BodyReadTimeout);
+            try
+            {
+                while (length <= limit)
+                {
+                    var read = await context.Request.Body.ReadAsync(buffer.AsMemory(length, limit + 1 - length), deadline.Token).ConfigureAwait(false);
+                    if (read == 0)
+                    {
+                        break;
+                    }
+
+                    length += read;
+                }
+            }
+            catch (Exception ex) when (ex is BadHttpRequestException or IOException
+                || (ex is OperationCanceledException && !context.RequestAborted.IsCancellationRequested))
+            {
+                return (null, RelayErrors.BadRequest("The body could not be read in full."));
             }
 
             if (length > limit)

@@ -217,6 +217,33 @@ public class RelayHttpTests : RelayFixture
         }
     }
 
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task Post_BodyThatStopsArriving_BadRequestInTheContractShape(CancellationToken cancellationToken)
+    {
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        await socket.ConnectAsync(IPAddress.Loopback, RelayServer.BaseAddress.Port, cancellationToken);
+        var head = $"POST {RelayServer.BaseAddress.AbsolutePath}join HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{{\"role\":";
+        await socket.SendAsync(System.Text.Encoding.ASCII.GetBytes(head), cancellationToken);
+
+        // The rest of the body never comes; the relay answers instead of waiting for ever.
+        var response = new List<byte>();
+        var buffer = new byte[4096];
+        int read;
+        while ((read = await socket.ReceiveAsync(buffer, cancellationToken)) > 0)
+        {
+            response.AddRange(buffer.AsSpan(0, read).ToArray());
+            if (System.Text.Encoding.ASCII.GetString(response.ToArray()).Contains('}', StringComparison.Ordinal))
+            {
+                break;
+            }
+        }
+
+        var text = System.Text.Encoding.ASCII.GetString(response.ToArray());
+        Assert.That(text, Does.StartWith("HTTP/1.1 400"));
+        Assert.That(text, Does.Contain("\"code\":\"bad_request\""));
+    }
+
     [TestCase("text/plain")]
     [TestCase("application/x-www-form-urlencoded")]
     [TestCase("multipart/form-data; boundary=x")]
