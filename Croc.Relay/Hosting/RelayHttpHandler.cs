@@ -72,18 +72,20 @@ internal sealed class RelayHttpHandler
             return;
         }
 
-        var outcome = _registry.Execute(command, RemoteAddress(context));
+        // Act on one channel instance and wait on that same one: a name can be forgotten and taken again in between.
+        var channel = _registry.Find(command.Channel);
+        Outcome<ChannelSnapshot> outcome = channel is null ? RelayErrors.NoChannel : channel.Execute(command, RemoteAddress(context));
         if (outcome.Value is not { } state)
         {
             await WriteErrorAsync(context, "channel", outcome.Error, command.Channel).ConfigureAwait(false);
             return;
         }
 
-        if (wait > TimeSpan.Zero && !state.Closed && _registry.Find(command.Channel) is { } channel)
+        if (wait > TimeSpan.Zero && !state.Closed)
         {
             // Without "since", wait for the next change after this request.
             using var abort = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, _stopping);
-            state = await channel.WaitAsync(since ?? state.Rev, wait, _registry.TimeProvider, abort.Token).ConfigureAwait(false);
+            state = await channel!.WaitAsync(since ?? state.Rev, wait, _registry.TimeProvider, abort.Token).ConfigureAwait(false);
             if (context.RequestAborted.IsCancellationRequested)
             {
                 return;
