@@ -21,6 +21,7 @@ namespace CrocNet;
 public sealed class Croc
 {
     private static readonly TimeSpan GoodbyeTimeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan RefusalGoodbyeTimeout = TimeSpan.FromSeconds(2);
 
     /// <summary>One connection pool for every instance, as IHttpClientFactory would share it.</summary>
     private static readonly SocketsHttpHandler SharedHandler = new()
@@ -271,6 +272,14 @@ public sealed class Croc
         catch (Exception ex)
         {
             LogFailure(phrase.Channel, ex, cancellationToken);
+            if (ex is CrocTransferException or CrocProtocolException && streams.Length > 0)
+            {
+                // Our refusal or abort is on the wire: closing the channel now would have the relay reset the
+                // connections, and a reset discards what the sender has not read yet. Give it a moment to read
+                // and leave first.
+                await WaitForGoodbyeAsync(streams[0], cancellationToken, RefusalGoodbyeTimeout).ConfigureAwait(false);
+            }
+
             throw;
         }
         finally
@@ -361,10 +370,10 @@ public sealed class Croc
         }
     }
 
-    private static async Task WaitForGoodbyeAsync(Stream control, CancellationToken cancellationToken)
+    private static async Task WaitForGoodbyeAsync(Stream control, CancellationToken cancellationToken, TimeSpan? limit = null)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(GoodbyeTimeout);
+        timeout.CancelAfter(limit ?? GoodbyeTimeout);
         try
         {
             var buffer = new byte[1];

@@ -127,10 +127,8 @@ public class HostileTransferTests : TransferTestBase
         var output = NewFolder();
         var manifest = new Manifest { ChunkSize = 1024 * 1024, Hash = "xxh128", Entries = [new ManifestEntry { Path = name, Size = 5 }] };
 
-        await using var rogue = await RogueSender.StartAsync(Relay.BaseAddress, cancellationToken);
-        var receive = NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(rogue.Code.Code, cancellationToken);
-        await rogue.ConnectAsync(cancellationToken);
-        await rogue.SendManifestAsync(manifest, cancellationToken);
+        var (rogue, receive) = await OfferAsync(manifest, output, cancellationToken);
+        await using var rogueLifetime = rogue;
         var answer = await rogue.ReadAnswerAsync(cancellationToken);
 
         Assert.That(Assert.ThrowsAsync<CrocTransferException>(async () => await receive)!.Code, Is.EqualTo(CrocErrorCode.UnsafePath));
@@ -147,10 +145,8 @@ public class HostileTransferTests : TransferTestBase
         var output = NewFolder();
         var manifest = new Manifest { ChunkSize = 1024 * 1024, Hash = "xxh128", Entries = [new ManifestEntry { Path = "ok.txt", Size = 5 }] };
 
-        await using var rogue = await RogueSender.StartAsync(Relay.BaseAddress, cancellationToken);
-        var receive = NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(rogue.Code.Code, cancellationToken);
-        await rogue.ConnectAsync(cancellationToken);
-        await rogue.SendManifestAsync(manifest, cancellationToken);
+        var (rogue, receive) = await OfferAsync(manifest, output, cancellationToken);
+        await using var rogueLifetime = rogue;
         Assert.That((await rogue.ReadAnswerAsync(cancellationToken)).Accept, Is.True);
         await rogue.SendDataAsync(0, 1024 * 1024, "hello"u8.ToArray(), cancellationToken);
 
@@ -165,10 +161,8 @@ public class HostileTransferTests : TransferTestBase
         var output = NewFolder();
         var manifest = new Manifest { ChunkSize = 1024 * 1024, Hash = "xxh128", Entries = [new ManifestEntry { Path = "ok.txt", Size = 5 }] };
 
-        await using var rogue = await RogueSender.StartAsync(Relay.BaseAddress, cancellationToken);
-        var receive = NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(rogue.Code.Code, cancellationToken);
-        await rogue.ConnectAsync(cancellationToken);
-        await rogue.SendManifestAsync(manifest, cancellationToken);
+        var (rogue, receive) = await OfferAsync(manifest, output, cancellationToken);
+        await using var rogueLifetime = rogue;
         Assert.That((await rogue.ReadAnswerAsync(cancellationToken)).Accept, Is.True);
         await rogue.SendDataAsync(0, 0, "hello"u8.ToArray(), cancellationToken);
         await rogue.FinishAsync(new TrailerMessage { Files = [new TrailerFile { Index = 0, Size = 5, Hash = new string('0', 64) }] }, cancellationToken);
@@ -184,10 +178,8 @@ public class HostileTransferTests : TransferTestBase
         var output = NewFolder();
         var manifest = new Manifest { ChunkSize = 1024 * 1024, Hash = "md5", Entries = [new ManifestEntry { Path = "ok.txt", Size = 5 }] };
 
-        await using var rogue = await RogueSender.StartAsync(Relay.BaseAddress, cancellationToken);
-        var receive = NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(rogue.Code.Code, cancellationToken);
-        await rogue.ConnectAsync(cancellationToken);
-        await rogue.SendManifestAsync(manifest, cancellationToken);
+        var (rogue, receive) = await OfferAsync(manifest, output, cancellationToken);
+        await using var rogueLifetime = rogue;
 
         Assert.ThrowsAsync<CrocProtocolException>(async () => await receive);
         Assert.That(Directory.GetFileSystemEntries(output), Is.Empty);
@@ -226,10 +218,10 @@ public class HostileTransferTests : TransferTestBase
         var before = GC.GetTotalAllocatedBytes(precise: true);
         await rogue.SendManifestAsync(manifest, cancellationToken);
 
+        Assert.That((await rogue.ReadAnswerAsync(cancellationToken)).Accept, Is.False);
         Assert.That(Assert.ThrowsAsync<CrocTransferException>(async () => await receive)!.Code, Is.EqualTo(CrocErrorCode.TransferRejected));
         Assert.That(GC.GetTotalAllocatedBytes(precise: true) - before, Is.LessThan(100_000_000), "declared sizes must not turn into allocations");
         Assert.That(offered!.TotalBytes, Is.EqualTo(1000L << 40));
-        Assert.That((await rogue.ReadAnswerAsync(cancellationToken)).Accept, Is.False);
     }
 
     [TestCase(1L << 51)]
@@ -245,13 +237,12 @@ public class HostileTransferTests : TransferTestBase
             Entries = [new ManifestEntry { Path = "a", Size = size }, new ManifestEntry { Path = "b", Size = size }],
         };
 
-        await using var rogue = await RogueSender.StartAsync(Relay.BaseAddress, cancellationToken);
-        var receive = NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(rogue.Code.Code, cancellationToken);
-        await rogue.ConnectAsync(cancellationToken);
-        await rogue.SendManifestAsync(manifest, cancellationToken);
+        var (rogue, receive) = await OfferAsync(manifest, output, cancellationToken);
+        await using var rogueLifetime = rogue;
 
-        Assert.ThrowsAsync<CrocProtocolException>(async () => await receive);
+        // Read the answer as a real sender would, at once: it is on the wire before the recipient gives up.
         Assert.That((await rogue.ReadAnswerAsync(cancellationToken)).Accept, Is.False);
+        Assert.ThrowsAsync<CrocProtocolException>(async () => await receive);
         Assert.That(Directory.GetFileSystemEntries(output), Is.Empty);
     }
 
@@ -271,9 +262,19 @@ public class HostileTransferTests : TransferTestBase
         await rogue.ConnectAsync(cancellationToken);
         await rogue.SendManifestAsync(manifest, cancellationToken);
 
+        Assert.That((await rogue.ReadAnswerAsync(cancellationToken)).Code, Is.EqualTo("unsafe_path"));
         Assert.That(Assert.ThrowsAsync<CrocTransferException>(async () => await receive)!.Code, Is.EqualTo(CrocErrorCode.UnsafePath));
         Assert.That(offered, Is.False, "an unsafe name never reaches the application");
-        Assert.That((await rogue.ReadAnswerAsync(cancellationToken)).Code, Is.EqualTo("unsafe_path"));
+    }
+
+    /// <summary>A rogue sender joined, a default recipient receiving into <paramref name="output"/>, and <paramref name="manifest"/> offered.</summary>
+    private async Task<(RogueSender Rogue, Task<TransferResult> Receive)> OfferAsync(Manifest manifest, string output, CancellationToken cancellationToken)
+    {
+        var rogue = await RogueSender.StartAsync(Relay.BaseAddress, cancellationToken);
+        var receive = NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(rogue.Code.Code, cancellationToken);
+        await rogue.ConnectAsync(cancellationToken);
+        await rogue.SendManifestAsync(manifest, cancellationToken);
+        return (rogue, receive);
     }
 
     /// <summary>A sender that speaks the protocol correctly up to the data plane, then says what a test wants.</summary>
