@@ -379,9 +379,10 @@ public sealed class Croc
             var buffer = new byte[1];
             await control.ReadAsync(buffer, timeout.Token).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is IOException or OperationCanceledException)
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
         {
-            // The sender is gone (or slow to go, or our caller stopped waiting): the files are already in place.
+            // The sender is gone (or slow to go, or our caller stopped waiting, or the connection is already
+            // closed): this wait is a courtesy, never a failure of its own.
         }
     }
 

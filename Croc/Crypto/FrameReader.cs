@@ -100,7 +100,7 @@ internal sealed class FrameReader : IDisposable
                 "The connection to the other side ended before the transfer was complete (the stream was cut short).",
                 ex);
         }
-        catch (IOException ex)
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
         {
             // A reset caused by our own cancellation is a cancellation, not a lost connection.
             cancellationToken.ThrowIfCancellationRequested();

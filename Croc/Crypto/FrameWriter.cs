@@ -72,7 +72,7 @@ internal sealed class FrameWriter : IDisposable
         {
             await _stream.WriteAsync(_buffer.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
         }
-        catch (IOException ex)
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
         {
             cancellationToken.ThrowIfCancellationRequested();
             throw new CrocTransferException(CrocErrorCode.ConnectionLost, "The connection to the other side was lost while sending: " + ex.Message, ex);
