@@ -21,8 +21,6 @@ public sealed class CrocRelayOptions
     /// configuration binder would append to it).
     /// </remarks>
     [Required]
-    [MinLength(1)]
-    [MaxLength(64)]
     public IList<int> Ports { get; set; } = [9010, 9011, 9012, 9013];
 
     /// <summary>The local address the TCP stapling listeners bind: an IPv4 or IPv6 literal.</summary>
@@ -39,7 +37,6 @@ public sealed class CrocRelayOptions
 
     /// <summary>How long a channel may live; one not closed by then expires, and its connections are cut.</summary>
     /// <value>Default 3 hours.</value>
-    [Range(typeof(TimeSpan), "00:00:01", "30.00:00:00")]
     public TimeSpan ChannelExpiry { get; set; } = TimeSpan.FromHours(3);
 
     /// <summary>
@@ -48,17 +45,14 @@ public sealed class CrocRelayOptions
     /// A value longer than <see cref="ChannelExpiry"/> acts as <see cref="ChannelExpiry"/>.
     /// </summary>
     /// <value>Default 10 minutes.</value>
-    [Range(typeof(TimeSpan), "00:00:01", "30.00:00:00")]
     public TimeSpan HandshakeExpiry { get; set; } = TimeSpan.FromMinutes(10);
 
     /// <summary>How long a closed or expired channel is remembered so that requests get <c>410 closed</c>, not <c>404 no_channel</c>.</summary>
     /// <value>Default 1 minute.</value>
-    [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
     public TimeSpan ClosedRetention { get; set; } = TimeSpan.FromMinutes(1);
 
     /// <summary>How long a new TCP connection has to send its complete hello line.</summary>
     /// <value>Default 5 seconds.</value>
-    [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]
     public TimeSpan HelloTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
@@ -82,7 +76,6 @@ public sealed class CrocRelayOptions
     /// freed.
     /// </summary>
     /// <value>Default 5 minutes.</value>
-    [Range(typeof(TimeSpan), "00:00:00.010", "1.00:00:00")]
     public TimeSpan WaitingTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>The most channels kept at once (closed ones still remembered count too); more joins get <c>503 capacity</c>.</summary>
@@ -110,7 +103,6 @@ public sealed class CrocRelayOptions
 
     /// <summary>The longest long-poll a <c>wait</c> may ask for; a larger <c>wait</c> gets <c>400 bad_request</c>.</summary>
     /// <value>Default 30 seconds.</value>
-    [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
     public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>The size of each buffer that copies stapled data, in bytes (two per piped pair).</summary>

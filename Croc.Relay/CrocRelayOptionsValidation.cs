@@ -10,6 +10,7 @@ internal sealed partial class CrocRelayOptionsAnnotationsValidator : IValidateOp
 /// <summary>The rules attributes cannot say: port ranges and uniqueness, a parsable listen address, a usable host.</summary>
 internal sealed class CrocRelayOptionsValidator : IValidateOptions<CrocRelayOptions>
 {
+    private const int MaxPorts = 64;
     private static readonly CrocRelayOptionsAnnotationsValidator Annotations = new();
 
     public ValidateOptionsResult Validate(string? name, CrocRelayOptions options)
@@ -22,8 +23,22 @@ internal sealed class CrocRelayOptionsValidator : IValidateOptions<CrocRelayOpti
             failures.AddRange(annotations.Failures);
         }
 
+        // Duration ranges and the list length are checked here rather than by [Range(typeof(TimeSpan), ...)] and
+        // [MinLength]/[MaxLength]: those attributes work by reflection, which trimming and native AOT cannot guarantee.
+        CheckRange(failures, nameof(CrocRelayOptions.ChannelExpiry), options.ChannelExpiry, TimeSpan.FromSeconds(1), TimeSpan.FromDays(30));
+        CheckRange(failures, nameof(CrocRelayOptions.HandshakeExpiry), options.HandshakeExpiry, TimeSpan.FromSeconds(1), TimeSpan.FromDays(30));
+        CheckRange(failures, nameof(CrocRelayOptions.ClosedRetention), options.ClosedRetention, TimeSpan.Zero, TimeSpan.FromDays(1));
+        CheckRange(failures, nameof(CrocRelayOptions.HelloTimeout), options.HelloTimeout, TimeSpan.FromMilliseconds(10), TimeSpan.FromMinutes(10));
+        CheckRange(failures, nameof(CrocRelayOptions.WaitingTimeout), options.WaitingTimeout, TimeSpan.FromMilliseconds(10), TimeSpan.FromDays(1));
+        CheckRange(failures, nameof(CrocRelayOptions.MaxWait), options.MaxWait, TimeSpan.Zero, TimeSpan.FromMinutes(5));
+
         if (options.Ports is { } ports)
         {
+            if (ports.Count is < 1 or > MaxPorts)
+            {
+                failures.Add(FormattableString.Invariant($"Ports must list between 1 and {MaxPorts} ports; it lists {ports.Count}."));
+            }
+
             foreach (var port in ports)
             {
                 if (port is < 0 or > IPEndPoint.MaxPort)
@@ -55,6 +70,14 @@ internal sealed class CrocRelayOptionsValidator : IValidateOptions<CrocRelayOpti
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void CheckRange(List<string> failures, string name, TimeSpan value, TimeSpan min, TimeSpan max)
+    {
+        if (value < min || value > max)
+        {
+            failures.Add(FormattableString.Invariant($"{name} must be between {min} and {max}; {value} is not."));
+        }
     }
 
     /// <summary>Validates and throws one aggregated, readable <see cref="OptionsValidationException"/>.</summary>

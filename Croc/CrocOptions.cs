@@ -61,17 +61,14 @@ public sealed class CrocOptions
 
     /// <summary>How long a sender waits for a recipient to join and confirm the key.</summary>
     /// <value>Default 10 minutes.</value>
-    [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
     public TimeSpan PeerTimeout { get; set; } = TimeSpan.FromMinutes(10);
 
     /// <summary>How long a recipient who starts first waits for the sender's channel to appear.</summary>
     /// <value>Default 30 seconds.</value>
-    [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
     public TimeSpan ChannelWaitTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>How long a transfer may make no progress before it fails.</summary>
     /// <value>Default 60 seconds.</value>
-    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>How many times a transient relay fault (refused connection, reset, 5xx) is retried.</summary>
@@ -81,7 +78,6 @@ public sealed class CrocOptions
 
     /// <summary>The first retry delay; later ones grow exponentially, with jitter.</summary>
     /// <value>Default 200 milliseconds.</value>
-    [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
     public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromMilliseconds(200);
 
     /// <summary>Receives progress reports of every transfer this instance runs.</summary>

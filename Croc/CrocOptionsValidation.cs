@@ -21,6 +21,13 @@ internal sealed class CrocOptionsValidator : IValidateOptions<CrocOptions>
             failures.AddRange(annotations.Failures);
         }
 
+        // Duration ranges are checked here rather than by [Range(typeof(TimeSpan), ...)]: that attribute parses its
+        // bounds by reflection, which trimming and native AOT cannot guarantee.
+        CheckRange(failures, nameof(CrocOptions.PeerTimeout), options.PeerTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromDays(7));
+        CheckRange(failures, nameof(CrocOptions.ChannelWaitTimeout), options.ChannelWaitTimeout, TimeSpan.Zero, TimeSpan.FromDays(1));
+        CheckRange(failures, nameof(CrocOptions.IdleTimeout), options.IdleTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromDays(1));
+        CheckRange(failures, nameof(CrocOptions.RetryBaseDelay), options.RetryBaseDelay, TimeSpan.Zero, TimeSpan.FromMinutes(1));
+
         if (options.Relay is { } relay && (!relay.IsAbsoluteUri || (relay.Scheme != Uri.UriSchemeHttp && relay.Scheme != Uri.UriSchemeHttps)))
         {
             failures.Add($"Relay must be an absolute http:// or https:// URL; '{relay}' is not.");
@@ -57,6 +64,14 @@ internal sealed class CrocOptionsValidator : IValidateOptions<CrocOptions>
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void CheckRange(List<string> failures, string name, TimeSpan value, TimeSpan min, TimeSpan max)
+    {
+        if (value < min || value > max)
+        {
+            failures.Add(FormattableString.Invariant($"{name} must be between {min} and {max}; {value} is not."));
+        }
     }
 
     /// <summary>Validates and throws one aggregated, readable <see cref="CrocException"/>.</summary>

@@ -18,6 +18,35 @@ public class CrocOptionsTests
         Assert.That(ex.Message, Does.Contain("p999").And.Contain("ftp://").And.Contain("PeerTimeout").And.Contain("Code"));
     }
 
+    [TestCase("PeerTimeout", 0.5)]
+    [TestCase("PeerTimeout", 8 * 86400.0)]
+    [TestCase("ChannelWaitTimeout", -1.0)]
+    [TestCase("ChannelWaitTimeout", 2 * 86400.0)]
+    [TestCase("IdleTimeout", 0.0)]
+    [TestCase("IdleTimeout", 2 * 86400.0)]
+    [TestCase("RetryBaseDelay", -0.001)]
+    [TestCase("RetryBaseDelay", 61.0)]
+    public void Validate_DurationOutOfRange_FailsNamingTheSetting(string name, double seconds)
+    {
+        var options = new CrocOptions();
+        var value = TimeSpan.FromSeconds(seconds);
+        switch (name)
+        {
+            case "PeerTimeout": options.PeerTimeout = value; break;
+            case "ChannelWaitTimeout": options.ChannelWaitTimeout = value; break;
+            case "IdleTimeout": options.IdleTimeout = value; break;
+            case "RetryBaseDelay": options.RetryBaseDelay = value; break;
+        }
+
+        var result = new CrocOptionsValidator().Validate(null, options);
+
+        Assert.That(result.Failed, Is.True);
+        Assert.That(result.Failures, Has.Exactly(1).StartsWith(name + " must be between"));
+    }
+
+    [Test]
+    public void Validate_Defaults_Succeed() => Assert.That(new CrocOptionsValidator().Validate(null, new CrocOptions()).Succeeded, Is.True);
+
     [Test]
     public void WithRelay_NotAUrl_ThrowsInvalidOptions()
     {

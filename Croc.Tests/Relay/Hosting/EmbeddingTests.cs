@@ -226,6 +226,7 @@ public class CrocRelayOptionsTests
     }
 
     [TestCase("ports-empty")]
+    [TestCase("ports-too-many")]
     [TestCase("ports-negative")]
     [TestCase("ports-duplicate")]
     [TestCase("listen")]
@@ -233,6 +234,10 @@ public class CrocRelayOptionsTests
     [TestCase("expiry")]
     [TestCase("hello-vs-expiry")]
     [TestCase("max-wait")]
+    [TestCase("handshake-expiry")]
+    [TestCase("closed-retention")]
+    [TestCase("hello-timeout")]
+    [TestCase("waiting-timeout")]
     [TestCase("buffer")]
     [TestCase("max-channels")]
     public void Validate_BadSetting_Fails(string which)
@@ -241,6 +246,7 @@ public class CrocRelayOptionsTests
         switch (which)
         {
             case "ports-empty": options.Ports = []; break;
+            case "ports-too-many": options.Ports = [.. Enumerable.Repeat(0, 65)]; break;
             case "ports-negative": options.Ports = [-1]; break;
             case "ports-duplicate": options.Ports = [0, 0, 9100, 9100]; break;
             case "listen": options.ListenAddress = "localhost"; break;
@@ -248,6 +254,10 @@ public class CrocRelayOptionsTests
             case "expiry": options.ChannelExpiry = TimeSpan.Zero; break;
             case "hello-vs-expiry": options.ChannelExpiry = TimeSpan.FromSeconds(5); break;
             case "max-wait": options.MaxWait = TimeSpan.FromHours(1); break;
+            case "handshake-expiry": options.HandshakeExpiry = TimeSpan.FromDays(31); break;
+            case "closed-retention": options.ClosedRetention = TimeSpan.FromSeconds(-1); break;
+            case "hello-timeout": options.HelloTimeout = TimeSpan.FromMilliseconds(1); break;
+            case "waiting-timeout": options.WaitingTimeout = TimeSpan.FromDays(2); break;
             case "buffer": options.PipeBufferSize = 4096; break;
             case "max-channels": options.MaxChannels = 0; break;
         }
