@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # End-to-end transfer benchmark: Croc for .NET vs magic-wormhole (relay path) vs a bare TCP relay hop.
 #
-#   bash bench/run.sh [--install-peers] [--runs N] [--quick] [--only ours,wormhole,bare] [--ports N] [--out FILE]
+#   bash bench/run.sh [--install-peers] [--runs N] [--quick] [--only ours,ours-jit,wormhole,bare] [--ports N] [--out FILE]
 #
 #   --install-peers  apt-get install the peers and tools (time, socat, magic-wormhole, its mailbox server and
 #                    transit relay); without it they must already be installed
 #   --runs N         timed runs per case and tool (default 3); the table shows the median and min–max
 #   --quick          64 MiB file and 1,000 small files instead of 1 GiB and 10,000 (a smoke run)
-#   --only LIST      run only these tools (comma-separated: ours, wormhole, bare)
+#   --only LIST      run only these tools (comma-separated): ours = our tool published native AOT (as the croc
+#                    command line ships); ours-jit = the same program as a plain Release build on the JIT runtime
+#                    (the library as it runs inside a .NET app); wormhole; bare
 #   --ports N        TCP ports (= stapled connections) our relay offers (default 4; an experiment knob)
-#   --r2r            publish our tool ReadyToRun (as a shipped command-line app would be) instead of a plain
-#                    Release build, into $CROC_BENCH_DATA/r2r; shows how much of our time is JIT
+#   --r2r            the ours-jit row uses a ReadyToRun publish instead of the plain build
 #   --case TEXT      run only the cases whose name contains TEXT (file-10M, file-1024M, files-10000)
 #   --out FILE       where the markdown goes (default bench/results/latest.md; quick.md with --quick)
 #
@@ -20,6 +21,7 @@
 # Everything that moves a byte runs inside one private network namespace (unshare --net, only lo up), so no
 # packet can leave the machine. Every process runs under GNU /usr/bin/time (CPU user+sys, peak RSS); the
 # long-lived relays are read from /proc before and after each run. Every result is checked byte for byte.
+# Both of our rows use the one relay process (the native AOT build), started once per case.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,7 +29,7 @@ SELF="$ROOT/bench/run.sh"
 RUNS=3
 QUICK=0
 INSTALL=0
-ONLY="ours,wormhole,bare"
+ONLY="ours,ours-jit,wormhole,bare"
 PORTS=4
 OUT=""
 INNER=0
@@ -44,7 +46,7 @@ while [ $# -gt 0 ]; do
     --case) CASE_FILTER="$2"; shift ;;
     --out) OUT="$2"; shift ;;
     --inner) INNER=1 ;;
-    -h|--help) sed -n '2,22p' "$SELF"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$SELF"; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -55,7 +57,8 @@ if [ "$QUICK" = 1 ]; then BIG_MIB=64; NFILES=1000; else BIG_MIB=1024; NFILES=100
 BIG="$DATA/file-${BIG_MIB}M.bin"
 SMALL="$DATA/files-${NFILES}"
 TEN="$DATA/file-10M.bin"
-BIN=${CROC_BENCH_BIN:-"$ROOT/bench/Croc.TransferBench/bin/Release/net10.0/Croc.TransferBench"}
+BIN=${CROC_BENCH_BIN:-"$DATA/aot/Croc.TransferBench"}
+BIN_JIT=${CROC_BENCH_BIN_JIT:-"$ROOT/bench/Croc.TransferBench/bin/Release/net10.0/Croc.TransferBench"}
 [ -n "$OUT" ] || { if [ "$QUICK" = 1 ]; then OUT="$ROOT/bench/results/quick.md"; else OUT="$ROOT/bench/results/latest.md"; fi; }
 has() { case ",$ONLY," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -84,14 +87,25 @@ if [ "$INNER" = 0 ]; then
     exit 1
   fi
 
-  if [ "$R2R" = 1 ]; then
-    log "publishing Release, ReadyToRun"
-    dotnet publish "$ROOT/bench/Croc.TransferBench/Croc.TransferBench.csproj" -c Release -r linux-x64 --self-contained false \
-      -p:PublishReadyToRun=true -o "$DATA/r2r" -nologo -v q >/dev/null
-    export CROC_BENCH_BIN="$DATA/r2r/Croc.TransferBench" CROC_BENCH_BUILD="Release, ReadyToRun (dotnet publish -p:PublishReadyToRun=true)"
-  else
-    log "building Release"
-    dotnet build "$ROOT/bench/Croc.TransferBench/Croc.TransferBench.csproj" -c Release -nologo -v q >/dev/null
+  mkdir -p "$DATA"
+  if [ -z "${CROC_BENCH_BIN:-}" ]; then
+    log "publishing Release, native AOT"
+    rm -rf "$DATA/aot"
+    dotnet publish "$ROOT/bench/Croc.TransferBench/Croc.TransferBench.csproj" -c Release -r linux-x64 \
+      -p:PublishAot=true -o "$DATA/aot" -nologo -v q >/dev/null
+    export CROC_BENCH_BUILD="Release, native AOT (dotnet publish -r linux-x64 -p:PublishAot=true)"
+  fi
+  if has ours-jit && [ -z "${CROC_BENCH_BIN_JIT:-}" ]; then
+    if [ "$R2R" = 1 ]; then
+      log "publishing Release, ReadyToRun (the JIT row)"
+      dotnet publish "$ROOT/bench/Croc.TransferBench/Croc.TransferBench.csproj" -c Release -r linux-x64 --self-contained false \
+        -p:PublishReadyToRun=true -o "$DATA/r2r" -nologo -v q >/dev/null
+      export CROC_BENCH_BIN_JIT="$DATA/r2r/Croc.TransferBench" CROC_BENCH_BUILD_JIT="Release, ReadyToRun (dotnet publish -p:PublishReadyToRun=true), JIT runtime"
+    else
+      log "building Release (the JIT row)"
+      dotnet build "$ROOT/bench/Croc.TransferBench/Croc.TransferBench.csproj" -c Release -nologo -v q >/dev/null
+      export CROC_BENCH_BUILD_JIT="Release (dotnet build -c Release), JIT runtime"
+    fi
   fi
 
   mkdir -p "$DATA"
@@ -181,17 +195,17 @@ start_ours() {
   OURS_URL=$(cat "$WORK/relay.url")
 }
 stop_ours() { kill "$OURS_RELAY"; wait "$OURS_RELAY" 2>/dev/null || true; }
-run_ours() { # case src run
-  local c0 t0 t1 sp rp code="cb${RANDOM}r$3-apple-river-stone"
+run_ours() { # case src run [tool binary]
+  local c0 t0 t1 sp rp code="cb${RANDOM}r$3-apple-river-stone" tool="${4:-ours}" bin="${5:-$BIN}"
   fresh_out
   c0=$(proc_cpu "$OURS_RELAY")
   t0=$(now)
-  timed "$WORK/s.time" "$BIN" send --relay "$OURS_URL" --code "$code" "$2" > "$WORK/s.log" 2>&1 & sp=$!
-  timed "$WORK/r.time" "$BIN" receive --relay "$OURS_URL" --code "$code" --out "$OUTDIR" > "$WORK/r.log" 2>&1 & rp=$!
+  timed "$WORK/s.time" "$bin" send --relay "$OURS_URL" --code "$code" "$2" > "$WORK/s.log" 2>&1 & sp=$!
+  timed "$WORK/r.time" "$bin" receive --relay "$OURS_URL" --code "$code" --out "$OUTDIR" > "$WORK/r.log" 2>&1 & rp=$!
   if ! wait "$sp" || ! wait "$rp"; then kill "$sp" "$rp" 2>/dev/null; cat "$WORK/s.log" "$WORK/r.log" >&2; exit 1; fi
   t1=$(now)
   verify "$2" "$OUTDIR/$(basename "$2")"
-  record "$1" ours "$3" "$(echo "$t1 - $t0" | bc)" "$WORK/s.time" "$WORK/r.time" \
+  record "$1" "$tool" "$3" "$(echo "$t1 - $t0" | bc)" "$WORK/s.time" "$WORK/r.time" \
     "$(echo "$(proc_cpu "$OURS_RELAY") - $c0" | bc)" "$(proc_hwm "$OURS_RELAY")" "$(size_of "$2")" "$(count_of "$2")"
 }
 
@@ -257,15 +271,16 @@ for entry in "${CASES[@]}"; do
   case "$name" in *"$CASE_FILTER"*) ;; *) continue ;; esac
   log "case $name"
   if [ -d "$src" ]; then KEEP_OUT=1; WARM_MIB=0; else KEEP_OUT=0; WARM_MIB=$(( $(stat -c %s "$src") / 1048576 + 16 )); fi
-  has ours && start_ours
+  { has ours || has ours-jit; } && start_ours
   has wormhole && start_wormhole
   for run in $(seq 1 "$RUNS"); do
     # The 1-minute load average just before each run, recorded with it: other work on this machine shows up there.
     has ours && { RUN_LOAD=$(cut -d' ' -f1 /proc/loadavg); run_ours "$name" "$src" "$run"; }
+    has ours-jit && { RUN_LOAD=$(cut -d' ' -f1 /proc/loadavg); run_ours "$name" "$src" "$run" ours-jit "$BIN_JIT"; }
     has wormhole && { RUN_LOAD=$(cut -d' ' -f1 /proc/loadavg); run_wormhole "$name" "$src" "$run"; }
     has bare && { RUN_LOAD=$(cut -d' ' -f1 /proc/loadavg); run_bare "$name" "$src" "$run"; }
   done
-  has ours && stop_ours
+  { has ours || has ours-jit; } && stop_ours
   has wormhole && stop_wormhole
   rm -rf "$WORK"/out-*; OUTDIR=""; sync
   sleep 6  # let ext4 forget the freed inodes before the next case creates files
@@ -281,7 +296,8 @@ MACHINE="$WORK/machine.txt"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
   echo "memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
   echo "kernel: $(uname -r)"
-  echo "our build: ${CROC_BENCH_BUILD:-Release (dotnet build -c Release; JIT at run time)}"
+  echo "our build (ours, and our relay): ${CROC_BENCH_BUILD:-$BIN}"
+  has ours-jit && echo "our build (ours-jit): ${CROC_BENCH_BUILD_JIT:-$BIN_JIT}"
   echo "dotnet: $(dotnet --version 2>/dev/null || echo '?') (runtime $(dotnet --list-runtimes 2>/dev/null | awk '/NETCore.App/ { v = $2 } END { print v }'))"
   echo "wormhole: $(wormhole --version 2>/dev/null || echo 'not installed'); transit relay $(dpkg-query -W -f '${Version}' magic-wormhole-transit-relay 2>/dev/null || echo '?'); python $(python3 -c 'import sys; print(sys.version.split()[0])')"
   echo "socat: $(socat -V 2>/dev/null | awk '/socat version/ { print $3 }')"
