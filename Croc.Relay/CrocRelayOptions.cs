@@ -35,7 +35,11 @@ public sealed class CrocRelayOptions
     /// <value>Default <see langword="null"/>: the state has no <c>host</c>, clients use the relay URL's host.</value>
     public string? AdvertisedHost { get; set; }
 
-    /// <summary>How long a channel may live; one not closed by then expires, and its connections are cut.</summary>
+    /// <summary>
+    /// How long a channel may live; one not closed by then expires, and its connections are cut. A transfer in flight
+    /// is never cut by this clock: while one of the channel's pairs is piped and still running, expiry waits until
+    /// its TCP session ends (<see cref="PipeIdleTimeout"/> ends a stalled one).
+    /// </summary>
     /// <value>Default 3 hours.</value>
     public TimeSpan ChannelExpiry { get; set; } = TimeSpan.FromHours(3);
 
@@ -104,6 +108,13 @@ public sealed class CrocRelayOptions
     /// <summary>The longest long-poll a <c>wait</c> may ask for; a larger <c>wait</c> gets <c>400 bad_request</c>.</summary>
     /// <value>Default 30 seconds.</value>
     public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long a piped pair may carry no byte in either direction; then the channel's connections are cut (reset).
+    /// This, not <see cref="ChannelExpiry"/>, bounds a stapled transfer: a long transfer that keeps moving is never cut.
+    /// </summary>
+    /// <value>Default 30 minutes.</value>
+    public TimeSpan PipeIdleTimeout { get; set; } = TimeSpan.FromMinutes(30);
 
     /// <summary>The size of each buffer that copies stapled data, in bytes (two per piped pair).</summary>
     /// <value>Default 128 KiB (131,072 bytes).</value>

@@ -31,6 +31,7 @@ internal sealed class CrocRelayOptionsValidator : IValidateOptions<CrocRelayOpti
         CheckRange(failures, nameof(CrocRelayOptions.HelloTimeout), options.HelloTimeout, TimeSpan.FromMilliseconds(10), TimeSpan.FromMinutes(10));
         CheckRange(failures, nameof(CrocRelayOptions.WaitingTimeout), options.WaitingTimeout, TimeSpan.FromMilliseconds(10), TimeSpan.FromDays(1));
         CheckRange(failures, nameof(CrocRelayOptions.MaxWait), options.MaxWait, TimeSpan.Zero, TimeSpan.FromMinutes(5));
+        CheckRange(failures, nameof(CrocRelayOptions.PipeIdleTimeout), options.PipeIdleTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromDays(1));
 
         if (options.Ports is { } ports)
         {

@@ -172,7 +172,8 @@ public sealed class Croc
         try
         {
             tracker.SetStage(TransferStage.WaitingForPeer);
-            using var handshake = await Handshake.RunSenderAsync(relay, joined, code, suite, password, _options.PeerTimeout, _logger, cancellationToken).ConfigureAwait(false);
+            using var handshake = await Handshake.RunSenderAsync(
+                relay, joined, code, suite, password, _options.PeerTimeout, _logger, () => tracker.SetStage(TransferStage.Authenticating), cancellationToken).ConfigureAwait(false);
             tracker.SetStage(TransferStage.Connecting);
             streams = await ConnectAsync(relay, handshake.State, cancellationToken).ConfigureAwait(false);
             var state = await relay.WaitForAsync(handshake.State, s => s.Stapled, _options.PeerTimeout, cancellationToken).ConfigureAwait(false);

@@ -12,6 +12,13 @@
 #                    (the library as it runs inside a .NET app); wormhole; bare
 #   --ports N        TCP ports (= stapled connections) our relay offers (default 4; an experiment knob)
 #   --r2r            the ours-jit row uses a ReadyToRun publish instead of the plain build
+#   --memory MODE    how the VM's memory is treated (docs/benchmarks.md, "The VM's memory"); every tool alike:
+#                    hold (default): free memory stays with the guest for the run (page_reporting min_free_ms
+#                      raised to 60 s, restored at exit; needs root) and a scratch file of the case's size is
+#                      written and deleted before each single-file run, so every tool writes into warm memory;
+#                      falls back to warm where the knob is missing
+#                    warm: only the scratch file (tools that start slowly may still meet returned memory)
+#                    cold: wait until freed memory has gone back to the host, so every tool faults its pages in
 #   --case TEXT      run only the cases whose name contains TEXT (file-10M, file-1024M, files-10000)
 #   --out FILE       where the markdown goes (default bench/results/latest.md; quick.md with --quick)
 #
@@ -34,6 +41,7 @@ PORTS=4
 OUT=""
 INNER=0
 R2R=0
+MEMORY=hold
 CASE_FILTER=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -41,12 +49,14 @@ while [ $# -gt 0 ]; do
     --runs) RUNS="$2"; shift ;;
     --quick) QUICK=1 ;;
     --r2r) R2R=1 ;;
+    --memory) MEMORY="$2"; shift
+      case "$MEMORY" in hold|warm|cold) ;; *) echo "--memory: hold, warm or cold" >&2; exit 2 ;; esac ;;
     --only) ONLY="$2"; shift ;;
     --ports) PORTS="$2"; shift ;;
     --case) CASE_FILTER="$2"; shift ;;
     --out) OUT="$2"; shift ;;
     --inner) INNER=1 ;;
-    -h|--help) sed -n '2,25p' "$SELF"; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$SELF"; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -124,7 +134,7 @@ if [ "$INNER" = 0 ]; then
   cat "$BIG" "$TEN" > /dev/null; find "$SMALL" -type f -exec cat {} + > /dev/null
 
   log "entering a private network namespace (only lo)"
-  args=(--inner --runs "$RUNS" --only "$ONLY" --ports "$PORTS" --out "$OUT" --case "$CASE_FILTER")
+  args=(--inner --runs "$RUNS" --only "$ONLY" --ports "$PORTS" --out "$OUT" --case "$CASE_FILTER" --memory "$MEMORY")
   [ "$QUICK" = 1 ] && args+=(--quick)
   exec unshare --net bash "$SELF" "${args[@]}"
 fi
@@ -141,6 +151,19 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
+REPORTING=/sys/module/page_reporting/parameters
+if [ "$MEMORY" = hold ]; then
+  if [ -w "$REPORTING/min_free_ms" ]; then
+    MIN_FREE_BEFORE=$(cat "$REPORTING/min_free_ms")
+    echo 60000 > "$REPORTING/min_free_ms"
+    trap 'echo "$MIN_FREE_BEFORE" > "$REPORTING/min_free_ms"; cleanup' EXIT
+    log "memory: freed pages stay with the guest for 60 s during the run (min_free_ms was $MIN_FREE_BEFORE)"
+  else
+    log "memory: no writable $REPORTING/min_free_ms; using --memory warm"
+    MEMORY=warm
+  fi
+fi
 printf 'case\ttool\trun\twall\ts_cpu\ts_rss\tr_cpu\tr_rss\trelay_cpu\trelay_rss\tbytes\tfiles\tload\n' > "$RESULTS"
 
 now() { date +%s.%N; }
@@ -162,8 +185,22 @@ OUT_SEQ=0
 # scratch file of the same size (untimed), so that every tool starts from the same, recently used memory.
 warm_pages() {
   [ "${KEEP_OUT:-0}" = 0 ] || return 0
+  if [ "$MEMORY" = cold ]; then settle_pages; return 0; fi
   dd if=/dev/zero of="$WORK/warm.bin" bs=1M count="$1" status=none 2>/dev/null || true
   rm -f "$WORK/warm.bin"; sync
+}
+# --memory cold: instead, wait until the guest has handed the freed pages back to the host (the page_reporting
+# counter stops moving), so that every tool writes into memory it must fault in again: the VM's steady state.
+settle_pages() {
+  local counter="$REPORTING/reported_kib" last now
+  sync
+  if [ ! -r "$counter" ]; then sleep 3; return 0; fi
+  last=$(cat "$counter")
+  for _ in $(seq 1 30); do
+    sleep 1; now=$(cat "$counter")
+    [ "$now" = "$last" ] && return 0
+    last=$now
+  done
 }
 fresh_out() {
   if [ -d "${OUTDIR:-}" ] && [ "${KEEP_OUT:-0}" = 0 ]; then rm -rf "$OUTDIR"; fi
@@ -301,7 +338,7 @@ MACHINE="$WORK/machine.txt"
   echo "dotnet: $(dotnet --version 2>/dev/null || echo '?') (runtime $(dotnet --list-runtimes 2>/dev/null | awk '/NETCore.App/ { v = $2 } END { print v }'))"
   echo "wormhole: $(wormhole --version 2>/dev/null || echo 'not installed'); transit relay $(dpkg-query -W -f '${Version}' magic-wormhole-transit-relay 2>/dev/null || echo '?'); python $(python3 -c 'import sys; print(sys.version.split()[0])')"
   echo "socat: $(socat -V 2>/dev/null | awk '/socat version/ { print $3 }')"
-  echo "runs: $RUNS per case and tool (interleaved); relay ports: $PORTS; data: $DATA; total bench time ${ELAPSED} s"
+  echo "runs: $RUNS per case and tool (interleaved); relay ports: $PORTS; memory: $MEMORY; data: $DATA; total bench time ${ELAPSED} s"
   echo "load average (1/5/15 min) at start: $LOAD_START; at end: $LOAD_END (the machine is shared: see the per-run load column)"
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
 } > "$MACHINE"

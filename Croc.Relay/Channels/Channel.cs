@@ -30,6 +30,7 @@ internal sealed class Channel
     private string? _hhK;
     private string? _hK;
     private bool _stapled;
+    private bool _expiryDeferred;
     private bool _closed;
     private bool _tcpEnded;
 
@@ -405,7 +406,10 @@ internal sealed class Channel
 
             slot.Finished = true;
             _slots[port] = slot;
-            if (!_stapled || !_registry.Ports.All(p => _slots.TryGetValue(p, out var s) && s.Finished))
+            var everyPairFinished = _stapled && _registry.Ports.All(p => _slots.TryGetValue(p, out var s) && s.Finished);
+
+            // An expiry that waited for the transfer ends the session once nothing is piping, stapled or not.
+            if (!everyPairFinished && !(_expiryDeferred && !PipingLocked()))
             {
                 return;
             }
@@ -416,6 +420,7 @@ internal sealed class Channel
 
         _registry.Log.ConnectionsEnded(Name, "every pair finished");
         Abort(cut);
+        ExpireIfDeferred();
     }
 
     /// <summary>Cuts every TCP connection of the channel; later hellos get <c>closed</c>. The channel itself stays open.</summary>
@@ -435,6 +440,7 @@ internal sealed class Channel
 
         _registry.Log.ConnectionsEnded(Name, reason);
         Abort(cut);
+        ExpireIfDeferred();
     }
 
     /// <summary>Closes the channel (relay shutdown), cutting its connections.</summary>
@@ -472,6 +478,14 @@ internal sealed class Channel
                     return;
                 }
 
+                if (PipingLocked())
+                {
+                    // A transfer in flight is not cut by the clock: expire when its TCP session ends
+                    // (PipeIdleTimeout ends a stalled one).
+                    _expiryDeferred = true;
+                    return;
+                }
+
                 cut = CloseLocked();
             }
         }
@@ -486,6 +500,45 @@ internal sealed class Channel
 
         _registry.Metrics.ChannelExpired();
         AfterClose(cut, "expired");
+    }
+
+    /// <summary>Whether a pair is piped and still running (the TCP session has not ended).</summary>
+    private bool PipingLocked()
+    {
+        if (_tcpEnded)
+        {
+            return false;
+        }
+
+        foreach (var slot in _slots.Values)
+        {
+            if (slot.Piped && !slot.Finished)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>After the TCP session ended: an expiry that waited for it closes the channel now.</summary>
+    private void ExpireIfDeferred()
+    {
+        lock (_lock)
+        {
+            if (!_expiryDeferred || _closed)
+            {
+                return;
+            }
+
+            _closed = true;
+            _registry.ReleaseAddress(Creator);
+            Bump();
+        }
+
+        _registry.Metrics.ChannelExpired();
+        _registry.Log.ChannelClosed(Name, "expired");
+        _timer?.Change(_registry.Options.ClosedRetention, Timeout.InfiniteTimeSpan);
     }
 
     private void AfterClose(List<IStapleLink> cut, string reason)

@@ -79,7 +79,7 @@ public sealed class CrocRelayServer : IAsyncDisposable
         var bound = new Uri(app.Urls.First());
         var host = bound.Host is "0.0.0.0" or "[::]" or "+" or "*" ? "127.0.0.1" : bound.Host;
         var baseAddress = new UriBuilder(bound.Scheme, host, bound.Port, options.PathBase.TrimEnd('/') + "/").Uri;
-        var ports = app.Services.GetRequiredService<ChannelRegistry>().Ports;
+        var ports = app.Services.GetRequiredService<CrocRelayListeners>().Ports;
         return new CrocRelayServer(app, baseAddress, ports);
     }
 
@@ -107,6 +107,7 @@ public sealed class CrocRelayServer : IAsyncDisposable
         }
     }
 
+    // Every setting, one by one (reflection would not survive trimming); a test fails when a new one is missing here.
     private static void Copy(CrocRelayOptions from, CrocRelayOptions to)
     {
         to.Ports = [.. from.Ports];
@@ -125,5 +126,6 @@ public sealed class CrocRelayServer : IAsyncDisposable
         to.MaxPendingHellos = from.MaxPendingHellos;
         to.MaxPendingHellosPerAddress = from.MaxPendingHellosPerAddress;
         to.WaitingTimeout = from.WaitingTimeout;
+        to.PipeIdleTimeout = from.PipeIdleTimeout;
     }
 }

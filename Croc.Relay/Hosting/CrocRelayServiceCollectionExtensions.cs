@@ -75,6 +75,7 @@ public static class CrocRelayServiceCollectionExtensions
         services.TryAddSingleton(sp => new RelayClock(sp.GetService<TimeProvider>() ?? TimeProvider.System));
         services.TryAddSingleton(sp => new RelayMetrics(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
         services.TryAddSingleton<ChannelRegistry>();
+        services.TryAddSingleton(sp => new CrocRelayListeners(sp.GetRequiredService<ChannelRegistry>()));
         services.TryAddSingleton<RelayHttpHandler>();
         services.TryAddSingleton<StapleListenerService>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, StapleListenerService>(sp => sp.GetRequiredService<StapleListenerService>()));

@@ -7,26 +7,41 @@ namespace CrocNet.Relay.Staple;
 /// <summary>
 /// Copies bytes between two sockets in both directions with large pooled buffers and no per-byte work; a direction
 /// holds its buffer only while data flows (it waits for readability with a zero-byte receive first). When one
-/// direction reaches end of stream it half-closes the other socket and keeps copying the other direction.
+/// direction reaches end of stream it half-closes the other socket and keeps copying the other direction. A pair that
+/// carries no byte in either direction for the idle timeout is cut.
 /// </summary>
 internal static class SocketPipe
 {
     /// <summary>
     /// Runs both directions to the end. Returns the bytes each way and whether both ended cleanly; on any failure
-    /// <paramref name="onFault"/> runs at once (it cuts the sockets, so the other direction ends too).
+    /// <paramref name="onFault"/> runs at once (it cuts the sockets, so the other direction ends too), and when neither
+    /// direction moves a byte for <paramref name="idleTimeout"/> (on <paramref name="timeProvider"/>'s clock),
+    /// <paramref name="onIdle"/> runs (it cuts them too).
     /// </summary>
     public static async Task<(long AToB, long BToA, bool Clean)> RunAsync(
-        Socket a, Socket b, int bufferSize, RelayMetrics metrics, Action onFault, CancellationToken cancellationToken)
+        Socket a,
+        Socket b,
+        int bufferSize,
+        RelayMetrics metrics,
+        TimeSpan idleTimeout,
+        TimeProvider timeProvider,
+        Action onIdle,
+        Action onFault,
+        CancellationToken cancellationToken)
     {
-        var aToB = CopyAsync(a, b, bufferSize, metrics, onFault, cancellationToken);
-        var bToA = CopyAsync(b, a, bufferSize, metrics, onFault, cancellationToken);
-        var (sentAB, cleanAB) = await aToB.ConfigureAwait(false);
-        var (sentBA, cleanBA) = await bToA.ConfigureAwait(false);
-        return (sentAB, sentBA, cleanAB && cleanBA);
+        var activity = new Activity(timeProvider, idleTimeout, onIdle);
+        await using (activity.ConfigureAwait(false))
+        {
+            var aToB = CopyAsync(a, b, bufferSize, metrics, activity, onFault, cancellationToken);
+            var bToA = CopyAsync(b, a, bufferSize, metrics, activity, onFault, cancellationToken);
+            var (sentAB, cleanAB) = await aToB.ConfigureAwait(false);
+            var (sentBA, cleanBA) = await bToA.ConfigureAwait(false);
+            return (sentAB, sentBA, cleanAB && cleanBA && !activity.TimedOut);
+        }
     }
 
     private static async Task<(long Bytes, bool Clean)> CopyAsync(
-        Socket from, Socket to, int bufferSize, RelayMetrics metrics, Action onFault, CancellationToken cancellationToken)
+        Socket from, Socket to, int bufferSize, RelayMetrics metrics, Activity activity, Action onFault, CancellationToken cancellationToken)
     {
         long total = 0;
         try
@@ -43,6 +58,7 @@ internal static class SocketPipe
                     do
                     {
                         read = await from.ReceiveAsync(buffer.AsMemory(), SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                        activity.Touch();
                         if (read == 0)
                         {
                             to.Shutdown(SocketShutdown.Send);
@@ -72,5 +88,49 @@ internal static class SocketPipe
             onFault();
             return (total, false);
         }
+    }
+
+    /// <summary>
+    /// The pair's last activity and the one timer that watches it. Reads stamp the time (one volatile write each); the
+    /// timer sleeps until the stamp could be <c>idleTimeout</c> old, and re-arms for the rest when it is not.
+    /// </summary>
+    private sealed class Activity : IAsyncDisposable
+    {
+        private readonly TimeProvider _timeProvider;
+        private readonly TimeSpan _idleTimeout;
+        private readonly Action _onIdle;
+        private readonly ITimer _timer;
+        private long _last;
+        private int _timedOut;
+
+        public Activity(TimeProvider timeProvider, TimeSpan idleTimeout, Action onIdle)
+        {
+            _timeProvider = timeProvider;
+            _idleTimeout = idleTimeout;
+            _onIdle = onIdle;
+            _last = timeProvider.GetTimestamp();
+            _timer = timeProvider.CreateTimer(static state => ((Activity)state!).Check(), this, idleTimeout, Timeout.InfiniteTimeSpan);
+        }
+
+        public bool TimedOut => Volatile.Read(ref _timedOut) != 0;
+
+        public void Touch() => Volatile.Write(ref _last, _timeProvider.GetTimestamp());
+
+        private void Check()
+        {
+            var left = _idleTimeout - _timeProvider.GetElapsedTime(Volatile.Read(ref _last));
+            if (left > TimeSpan.Zero)
+            {
+                _timer.Change(left, Timeout.InfiniteTimeSpan);
+                return;
+            }
+
+            if (Interlocked.Exchange(ref _timedOut, 1) == 0)
+            {
+                _onIdle();
+            }
+        }
+
+        public ValueTask DisposeAsync() => _timer.DisposeAsync();
     }
 }

@@ -241,6 +241,9 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
                 recipient.Socket,
                 _options.PipeBufferSize,
                 _metrics,
+                _options.PipeIdleTimeout,
+                _timeProvider,
+                () => channel.EndConnections("no data either way within PipeIdleTimeout"),
                 () => channel.EndConnections("a piped connection failed"),
                 _stopping.Token).ConfigureAwait(false);
             _log.PairFinished(channel.Name, port, fromSender, fromRecipient, clean);

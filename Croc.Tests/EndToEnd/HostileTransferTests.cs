@@ -301,7 +301,7 @@ public class HostileTransferTests : TransferTestBase
         public async Task ConnectAsync(CancellationToken cancellationToken)
         {
             using var password = new PasswordScalar(Code, Spake2Suite.P256);
-            _handshake = await Handshake.RunSenderAsync(_relay, _joined, Code, Spake2Suite.P256, password, TimeSpan.FromSeconds(30), NullLogger.Instance, cancellationToken);
+            _handshake = await Handshake.RunSenderAsync(_relay, _joined, Code, Spake2Suite.P256, password, TimeSpan.FromSeconds(30), NullLogger.Instance, static () => { }, cancellationToken);
             _streams = await StapleConnector.ConnectAllAsync(_relay.Relay.IdnHost, _handshake.State.Ports, Code.Channel, _relay.Uuid!, ResiliencePipeline.Empty, null, cancellationToken);
             await _relay.WaitForAsync(_handshake.State, s => s.Stapled, TimeSpan.FromSeconds(30), cancellationToken);
             var key = _handshake.Keys.SessionKey.ToArray();

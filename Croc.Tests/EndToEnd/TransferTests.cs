@@ -141,6 +141,9 @@ public class TransferTests : TransferTestBase
             Assert.That(reports[^1].BytesTransferred, Is.EqualTo(data.Length));
             Assert.That(reports.Select(r => r.BytesTransferred), Is.Ordered, "progress never goes backwards");
             Assert.That(reports.Any(r => r.Stage == TransferStage.Transferring && r.BytesTransferred > 0 && r.BytesTransferred < data.Length), Is.True, "reports arrive during the transfer");
+            var stages = reports.Select(r => r.Stage).Distinct().ToList();
+            Assert.That(stages.Take(4), Is.EqualTo(new[] { TransferStage.WaitingForPeer, TransferStage.Authenticating, TransferStage.Connecting, TransferStage.Transferring }), "both sides report every stage, in order");
+            Assert.That(stages, Is.Ordered);
         }
     }
 

@@ -64,7 +64,7 @@ internal sealed class HandshakeResult : IDisposable
 internal static class Handshake
 {
     public static async Task<HandshakeResult> RunSenderAsync(
-        RelayChannelClient relay, RelayState joined, CodePhrase code, Spake2Suite suite, PasswordScalar password, TimeSpan peerTimeout, ILogger logger, CancellationToken cancellationToken)
+        RelayChannelClient relay, RelayState joined, CodePhrase code, Spake2Suite suite, PasswordScalar password, TimeSpan peerTimeout, ILogger logger, Action onPeerAnswered, CancellationToken cancellationToken)
     {
         using var spake = await StartAsync(password, suite, Spake2Role.Sender, code.Channel, cancellationToken).ConfigureAwait(false);
         var message = spake.Message.ToArray();
@@ -77,6 +77,7 @@ internal static class Handshake
             throw new CrocRelayException(CrocErrorCode.RelayRefused, "The channel was closed before a recipient answered.", "closed", 410);
         }
 
+        onPeerAnswered();
         var keys = spake.Finish(state.Y);
         try
         {

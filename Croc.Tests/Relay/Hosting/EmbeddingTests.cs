@@ -46,6 +46,7 @@ public class EmbeddingTests
             ["CrocRelay:ListenAddress"] = "127.0.0.1",
             ["CrocRelay:AdvertisedHost"] = "relay.example.org",
         });
+        Assert.That(app.Services.GetRequiredService<CrocRelayListeners>().Ports, Is.Empty, "nothing is bound before the host starts");
         await app.StartAsync(cancellationToken);
         try
         {
@@ -58,6 +59,7 @@ public class EmbeddingTests
             var ports = joined.Body["ports"]!.AsArray().Select(p => (int)p!).ToList();
             Assert.That(ports, Has.Count.EqualTo(2), "configured ports replace the defaults instead of adding to them");
             Assert.That(ports, Has.All.GreaterThan(0));
+            Assert.That(app.Services.GetRequiredService<CrocRelayListeners>().Ports, Is.EqualTo(ports), "the host app can read the bound ports");
             Assert.That(joined.Str("host"), Is.EqualTo("relay.example.org"));
 
             using var unmapped = await client.PostAsync("join", new StringContent("{}"), cancellationToken);
@@ -215,6 +217,48 @@ public class EmbeddingTests
 /// <summary>The options' validation rules.</summary>
 public class CrocRelayOptionsTests
 {
+    [Test]
+    [CancelAfter(20_000)]
+    public async Task StartAsync_EverySettingChanged_ServerRunsWithEveryOne(CancellationToken cancellationToken)
+    {
+        var wanted = new CrocRelayOptions
+        {
+            Ports = [0, 0],
+            ListenAddress = "127.0.0.1",
+            AdvertisedHost = "relay.example",
+            ChannelExpiry = TimeSpan.FromHours(2),
+            HandshakeExpiry = TimeSpan.FromMinutes(9),
+            ClosedRetention = TimeSpan.FromSeconds(50),
+            HelloTimeout = TimeSpan.FromSeconds(4),
+            MaxPendingHellos = 900,
+            MaxPendingHellosPerAddress = 30,
+            WaitingTimeout = TimeSpan.FromMinutes(4),
+            MaxChannels = 9_000,
+            MaxChannelsPerAddress = 15,
+            MaxBodySize = 15_000,
+            MaxWaitingConnections = 800,
+            MaxWait = TimeSpan.FromSeconds(25),
+            PipeBufferSize = 100_000,
+            PipeIdleTimeout = TimeSpan.FromMinutes(20),
+        };
+        var properties = typeof(CrocRelayOptions).GetProperties().Where(p => p.CanWrite).ToList();
+        var defaults = new CrocRelayOptions();
+        foreach (var property in properties)
+        {
+            Assert.That(Render(property.GetValue(wanted)), Is.Not.EqualTo(Render(property.GetValue(defaults))), $"the test must change {property.Name}");
+        }
+
+        await using var relay = await CrocRelayServer.StartAsync(o => { o.Url = "http://127.0.0.1:0"; o.Relay = wanted; }, cancellationToken);
+        var running = relay.Services.GetRequiredService<IOptions<CrocRelayOptions>>().Value;
+
+        foreach (var property in properties)
+        {
+            Assert.That(Render(property.GetValue(running)), Is.EqualTo(Render(property.GetValue(wanted))), property.Name);
+        }
+
+        static string Render(object? value) => value is IEnumerable<int> list ? string.Join(",", list) : Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) ?? "";
+    }
+
     [Test]
     public void Validate_Defaults_Valid()
     {
