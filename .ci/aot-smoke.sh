@@ -7,18 +7,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-artifacts/aot}
-dotnet publish samples/Croc.Cli/Croc.Cli.csproj -c Release -r linux-x64 -p:PublishAot=true -o "$OUT" -nologo -v q >/dev/null
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+fail() { echo "native AOT smoke: $1"; for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "--- $(basename "$f")"; cat "$f"; }; done; exit 1; }
+
+dotnet publish samples/Croc.Cli/Croc.Cli.csproj -c Release -r linux-x64 -p:PublishAot=true -o "$OUT" -nologo \
+  > "$WORK/publish.log" 2>&1 || fail "publish failed"
 CROC=$(cd "$OUT" && pwd)/Croc.Cli
 
-WORK=$(mktemp -d)
-RELAY_PID=""
-cleanup() { [ -z "$RELAY_PID" ] || kill "$RELAY_PID" 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
 # A random base below the kernel's ephemeral range (32768+); if it is taken the relay fails and so does the check.
-BASE=$((20000 + RANDOM % 20000))
+BASE=$((20000 + RANDOM % 12000))
 "$CROC" relay --listen "http://127.0.0.1:$BASE" --ports "$((BASE + 1))-$((BASE + 2))" > "$WORK/relay.log" 2>&1 &
-RELAY_PID=$!
+PIDS+=($!)
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$BASE") 2>/dev/null && break; sleep 0.1; done
 export CROC_RELAY="http://127.0.0.1:$BASE"
 
@@ -27,15 +29,15 @@ head -c 3000000 /dev/urandom > "$WORK/src/folder/big.bin"
 for i in $(seq 1 50); do head -c $((i * 100)) /dev/urandom > "$WORK/src/folder/sub/f$i"; done
 
 CODE="ab12cd34-apple-river-stone"
-(cd "$WORK/src" && timeout 60 "$CROC" send --no-progress --code "$CODE" folder > "$WORK/send.log" 2>&1) & SEND_PID=$!
-(cd "$WORK/in" && CROC_SECRET="$CODE" timeout 60 "$CROC" receive --yes --no-progress > "$WORK/recv.log" 2>&1) \
-  || { cat "$WORK/send.log" "$WORK/recv.log" "$WORK/relay.log"; exit 1; }
-wait "$SEND_PID" || { cat "$WORK/send.log"; exit 1; }
-diff -r "$WORK/src/folder" "$WORK/in/folder"
+(cd "$WORK/src" && timeout 60 "$CROC" send --no-progress --code "$CODE" folder > "$WORK/send.log" 2>&1) & SEND=$!; PIDS+=("$SEND")
+(cd "$WORK/in" && CROC_SECRET="$CODE" timeout 60 "$CROC" receive --yes --no-progress > "$WORK/receive.log" 2>&1) \
+  || fail "receiving the folder failed"
+wait "$SEND" || fail "sending the folder failed"
+diff -r "$WORK/src/folder" "$WORK/in/folder" > "$WORK/diff.log" 2>&1 || fail "the received folder differs"
 
 CODE="ab12cd35-lemon-tiger-cloud"
-timeout 60 "$CROC" send --no-progress --code "$CODE" --text "hello from native AOT" > "$WORK/send.log" 2>&1 & SEND_PID=$!
-TEXT=$(CROC_SECRET="$CODE" timeout 60 "$CROC" receive --yes --quiet)
-wait "$SEND_PID"
-[ "$TEXT" = "hello from native AOT" ] || { echo "text differs: '$TEXT'"; exit 1; }
+timeout 60 "$CROC" send --no-progress --code "$CODE" --text "hello from native AOT" > "$WORK/send.log" 2>&1 & SEND=$!; PIDS+=("$SEND")
+TEXT=$(CROC_SECRET="$CODE" timeout 60 "$CROC" receive --yes --quiet 2> "$WORK/receive.log") || fail "receiving the text failed"
+wait "$SEND" || fail "sending the text failed"
+[ "$TEXT" = "hello from native AOT" ] || fail "the text differs: '$TEXT'"
 echo "native AOT smoke: folder and text transferred intact ($(du -h "$CROC" | cut -f1) binary)"

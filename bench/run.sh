@@ -56,7 +56,7 @@ while [ $# -gt 0 ]; do
     --case) CASE_FILTER="$2"; shift ;;
     --out) OUT="$2"; shift ;;
     --inner) INNER=1 ;;
-    -h|--help) sed -n '2,32p' "$SELF"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$SELF"; exit 0 ;;
     *) echo "unknown argument: $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -98,27 +98,28 @@ if [ "$INNER" = 0 ]; then
   fi
 
   mkdir -p "$DATA"
-  if [ -z "${CROC_BENCH_BIN:-}" ]; then
+  # Build output goes to a log, shown when the build fails (dotnet writes compiler errors to stdout).
+  build() { local what="$1"; shift; "$@" > "$DATA/build.log" 2>&1 || { cat "$DATA/build.log" >&2; echo "$what failed" >&2; exit 1; }; }
+  if { has ours || has ours-jit; } && [ -z "${CROC_BENCH_BIN:-}" ]; then
     log "publishing Release, native AOT"
     rm -rf "$DATA/aot"
-    dotnet publish "$ROOT/bench/Croc.TransferBench/Croc.TransferBench.csproj" -c Release -r linux-x64 \
-      -p:PublishAot=true -o "$DATA/aot" -nologo -v q >/dev/null
+    build "native AOT publish" dotnet publish "$ROOT/bench/Croc.TransferBench/Croc.TransferBench.csproj" -c Release -r linux-x64 \
+      -p:PublishAot=true -o "$DATA/aot" -nologo
     export CROC_BENCH_BUILD="Release, native AOT (dotnet publish -r linux-x64 -p:PublishAot=true)"
   fi
   if has ours-jit && [ -z "${CROC_BENCH_BIN_JIT:-}" ]; then
     if [ "$R2R" = 1 ]; then
       log "publishing Release, ReadyToRun (the JIT row)"
-      dotnet publish "$ROOT/bench/Croc.TransferBench/Croc.TransferBench.csproj" -c Release -r linux-x64 --self-contained false \
-        -p:PublishReadyToRun=true -o "$DATA/r2r" -nologo -v q >/dev/null
+      build "ReadyToRun publish" dotnet publish "$ROOT/bench/Croc.TransferBench/Croc.TransferBench.csproj" -c Release -r linux-x64 \
+        --self-contained false -p:PublishReadyToRun=true -o "$DATA/r2r" -nologo
       export CROC_BENCH_BIN_JIT="$DATA/r2r/Croc.TransferBench" CROC_BENCH_BUILD_JIT="Release, ReadyToRun (dotnet publish -p:PublishReadyToRun=true), JIT runtime"
     else
       log "building Release (the JIT row)"
-      dotnet build "$ROOT/bench/Croc.TransferBench/Croc.TransferBench.csproj" -c Release -nologo -v q >/dev/null
+      build "Release build" dotnet build "$ROOT/bench/Croc.TransferBench/Croc.TransferBench.csproj" -c Release -nologo
       export CROC_BENCH_BUILD_JIT="Release (dotnet build -c Release), JIT runtime"
     fi
   fi
 
-  mkdir -p "$DATA"
   if [ ! -f "$BIG" ] || [ "$(stat -c %s "$BIG")" != $((BIG_MIB * 1048576)) ]; then
     log "making $BIG"
     head -c $((BIG_MIB * 1048576)) /dev/urandom > "$BIG.tmp" && mv "$BIG.tmp" "$BIG"
@@ -156,8 +157,8 @@ REPORTING=/sys/module/page_reporting/parameters
 if [ "$MEMORY" = hold ]; then
   if [ -w "$REPORTING/min_free_ms" ]; then
     MIN_FREE_BEFORE=$(cat "$REPORTING/min_free_ms")
-    echo 60000 > "$REPORTING/min_free_ms"
     trap 'echo "$MIN_FREE_BEFORE" > "$REPORTING/min_free_ms"; cleanup' EXIT
+    echo 60000 > "$REPORTING/min_free_ms"
     log "memory: freed pages stay with the guest for 60 s during the run (min_free_ms was $MIN_FREE_BEFORE)"
   else
     log "memory: no writable $REPORTING/min_free_ms; using --memory warm"
@@ -195,10 +196,12 @@ settle_pages() {
   local counter="$REPORTING/reported_kib" last now
   sync
   if [ ! -r "$counter" ]; then sleep 3; return 0; fi
+  # Settled = the counter did not move for 3 s in a row (reporting runs every couple of seconds); at most 30 s.
+  local quiet=0
   last=$(cat "$counter")
   for _ in $(seq 1 30); do
     sleep 1; now=$(cat "$counter")
-    [ "$now" = "$last" ] && return 0
+    if [ "$now" = "$last" ]; then quiet=$((quiet + 1)); [ "$quiet" -ge 3 ] && return 0; else quiet=0; fi
     last=$now
   done
 }

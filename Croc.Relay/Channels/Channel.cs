@@ -286,7 +286,8 @@ internal sealed class Channel
                 return refusal;
             }
 
-            if (_tcpEnded)
+            // Past its expiry, a channel only lets the transfer in flight finish: no new connections.
+            if (_tcpEnded || _expiryDeferred)
             {
                 return RelayErrors.Closed;
             }
@@ -397,6 +398,7 @@ internal sealed class Channel
     public void PairFinished(int port)
     {
         List<IStapleLink> cut;
+        string reason;
         lock (_lock)
         {
             if (_tcpEnded || !_slots.TryGetValue(port, out var slot))
@@ -414,11 +416,12 @@ internal sealed class Channel
                 return;
             }
 
+            reason = everyPairFinished ? "every pair finished" : "the last piped pair finished after the channel's expiry";
             _tcpEnded = true;
             cut = TakeLinksLocked();
         }
 
-        _registry.Log.ConnectionsEnded(Name, "every pair finished");
+        _registry.Log.ConnectionsEnded(Name, reason);
         Abort(cut);
         ExpireIfDeferred();
     }

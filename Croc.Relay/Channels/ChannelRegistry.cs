@@ -18,7 +18,8 @@ internal sealed class ChannelRegistry : IDisposable
     private readonly Lock _addressLock = new();
     private int _channelCount;
     private int _waiting;
-    private volatile int[] _ports = [];
+    // Read-only: CrocRelayListeners hands this list to host apps, and the relay's checks rely on it.
+    private volatile System.Collections.ObjectModel.ReadOnlyCollection<int> _ports = System.Collections.ObjectModel.ReadOnlyCollection<int>.Empty;
     private bool _disposed;
 
     public ChannelRegistry(IOptions<CrocRelayOptions> options, RelayClock clock, RelayMetrics metrics, ILogger<ChannelRegistry>? logger = null)
@@ -48,7 +49,7 @@ internal sealed class ChannelRegistry : IDisposable
     /// <summary>How many accepted TCP connections are waiting for their peer.</summary>
     public int WaitingConnections => Volatile.Read(ref _waiting);
 
-    internal void SetPorts(IReadOnlyList<int> ports) => _ports = [.. ports];
+    internal void SetPorts(IReadOnlyList<int> ports) => _ports = Array.AsReadOnly(ports.ToArray());
 
     public Channel? Find(string name) => _channels.GetValueOrDefault(name);
 

@@ -109,7 +109,10 @@ internal static class SocketPipe
             _idleTimeout = idleTimeout;
             _onIdle = onIdle;
             _last = timeProvider.GetTimestamp();
-            _timer = timeProvider.CreateTimer(static state => ((Activity)state!).Check(), this, idleTimeout, Timeout.InfiniteTimeSpan);
+
+            // Armed only once _timer is set, so the callback never sees it unassigned.
+            _timer = timeProvider.CreateTimer(static state => ((Activity)state!).Check(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _timer.Change(idleTimeout, Timeout.InfiniteTimeSpan);
         }
 
         public bool TimedOut => Volatile.Read(ref _timedOut) != 0;

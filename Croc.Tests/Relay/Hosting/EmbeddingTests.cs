@@ -269,22 +269,24 @@ public class CrocRelayOptionsTests
         Assert.That(options.ChannelExpiry, Is.EqualTo(TimeSpan.FromHours(3)));
     }
 
-    [TestCase("ports-empty")]
-    [TestCase("ports-too-many")]
-    [TestCase("ports-negative")]
-    [TestCase("ports-duplicate")]
-    [TestCase("listen")]
-    [TestCase("host")]
-    [TestCase("expiry")]
-    [TestCase("hello-vs-expiry")]
-    [TestCase("max-wait")]
-    [TestCase("handshake-expiry")]
-    [TestCase("closed-retention")]
-    [TestCase("hello-timeout")]
-    [TestCase("waiting-timeout")]
-    [TestCase("buffer")]
-    [TestCase("max-channels")]
-    public void Validate_BadSetting_Fails(string which)
+    [TestCase("ports-empty", "Ports must list between 1 and 64")]
+    [TestCase("ports-too-many", "Ports must list between 1 and 64")]
+    [TestCase("ports-negative", "is not a TCP port")]
+    [TestCase("ports-duplicate", "listed more than once")]
+    [TestCase("listen", "ListenAddress")]
+    [TestCase("host", "AdvertisedHost")]
+    [TestCase("expiry", "ChannelExpiry must be between")]
+    [TestCase("hello-vs-expiry", "HelloTimeout must be shorter than ChannelExpiry")]
+    [TestCase("max-wait", "MaxWait must be between")]
+    [TestCase("handshake-expiry", "HandshakeExpiry must be between")]
+    [TestCase("closed-retention", "ClosedRetention must be between")]
+    [TestCase("hello-timeout", "HelloTimeout must be between")]
+    [TestCase("waiting-timeout", "WaitingTimeout must be between")]
+    [TestCase("pipe-idle-short", "PipeIdleTimeout must be between")]
+    [TestCase("pipe-idle-long", "PipeIdleTimeout must be between")]
+    [TestCase("buffer", "PipeBufferSize")]
+    [TestCase("max-channels", "MaxChannels")]
+    public void Validate_BadSetting_FailsNamingIt(string which, string expected)
     {
         var options = new CrocRelayOptions();
         switch (which)
@@ -295,18 +297,23 @@ public class CrocRelayOptionsTests
             case "ports-duplicate": options.Ports = [0, 0, 9100, 9100]; break;
             case "listen": options.ListenAddress = "localhost"; break;
             case "host": options.AdvertisedHost = "bad host/name"; break;
-            case "expiry": options.ChannelExpiry = TimeSpan.Zero; break;
+            case "expiry": options.ChannelExpiry = TimeSpan.FromMilliseconds(999); options.HelloTimeout = TimeSpan.FromMilliseconds(100); break;
             case "hello-vs-expiry": options.ChannelExpiry = TimeSpan.FromSeconds(5); break;
             case "max-wait": options.MaxWait = TimeSpan.FromHours(1); break;
             case "handshake-expiry": options.HandshakeExpiry = TimeSpan.FromDays(31); break;
             case "closed-retention": options.ClosedRetention = TimeSpan.FromSeconds(-1); break;
             case "hello-timeout": options.HelloTimeout = TimeSpan.FromMilliseconds(1); break;
             case "waiting-timeout": options.WaitingTimeout = TimeSpan.FromDays(2); break;
+            case "pipe-idle-short": options.PipeIdleTimeout = TimeSpan.FromMilliseconds(999); break;
+            case "pipe-idle-long": options.PipeIdleTimeout = TimeSpan.FromDays(1.5); break;
             case "buffer": options.PipeBufferSize = 4096; break;
             case "max-channels": options.MaxChannels = 0; break;
         }
 
-        Assert.That(new CrocRelayOptionsValidator().Validate(null, options).Failed, Is.True);
+        var result = new CrocRelayOptionsValidator().Validate(null, options);
+
+        Assert.That(result.Failed, Is.True);
+        Assert.That(result.Failures, Has.Exactly(1).Contains(expected), string.Join(" | ", result.Failures ?? []));
     }
 
     [Test]

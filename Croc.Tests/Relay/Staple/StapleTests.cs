@@ -306,84 +306,125 @@ public class StapleTimeoutTests
     public async Task Expiry_FakeClockPassesChannelExpiryWhileAPairPipes_TransferGoesOnThenChannelExpiresWhenItEnds(CancellationToken cancellationToken)
     {
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
-        await using var relay = await StartRelayAsync(cancellationToken, o =>
+        await using var piped = await PipedOnFakeClockAsync(time, TimeSpan.FromDays(1), cancellationToken);
+        var (a, pair, sender, recipient) = (piped.SenderHttp, piped.Pair, piped.Sender, piped.Recipient);
+        await SendAsync(sender, "before\n", cancellationToken);
+        Assert.That(await ReadLineAsync(recipient, cancellationToken), Is.EqualTo("before"));
+
+        time.Advance(TimeSpan.FromHours(4));
+
+        await SendAsync(sender, "after the expiry\n", cancellationToken);
+        Assert.That(await ReadLineAsync(recipient, cancellationToken), Is.EqualTo("after the expiry"), "a transfer in flight is not cut");
+        await SendAsync(recipient, "and back\n", cancellationToken);
+        Assert.That(await ReadLineAsync(sender, cancellationToken), Is.EqualTo("and back"));
+        await OkAsync(PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken));
+
+        // The pair finishes: now the expiry that waited takes effect.
+        sender.Shutdown(SocketShutdown.Send);
+        recipient.Shutdown(SocketShutdown.Send);
+        Assert.That(await ReadToEndAsync(recipient, cancellationToken), Is.Empty);
+        Assert.That(await ReadToEndAsync(sender, cancellationToken), Is.Empty);
+        RelayReply reply;
+        while ((reply = await PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken)).Status == HttpStatusCode.OK)
         {
-            o.TimeProvider = time;
-            o.Relay.PipeIdleTimeout = TimeSpan.FromDays(1);
-        });
-        using var a = Client(relay.BaseAddress);
-        using var b = Client(relay.BaseAddress, RelayTestKit.Second);
-        var pair = await OpenAsync(a, b, cancellationToken);
-        var (sender, senderAnswer) = await HelloAsync(relay.Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
-        var (recipient, recipientAnswer) = await HelloAsync(relay.Ports[0], pair.Channel, pair.RecipientUuid, cancellationToken, RelayTestKit.Second);
-        using (sender)
-        using (recipient)
-        {
-            Assert.That((senderAnswer, recipientAnswer), Is.EqualTo(("ok", "ok")));
-            await SendAsync(sender, "before\n", cancellationToken);
-            Assert.That(await ReadLineAsync(recipient, cancellationToken), Is.EqualTo("before"));
-
-            time.Advance(TimeSpan.FromHours(4));
-
-            await SendAsync(sender, "after the expiry\n", cancellationToken);
-            Assert.That(await ReadLineAsync(recipient, cancellationToken), Is.EqualTo("after the expiry"), "a transfer in flight is not cut");
-            await SendAsync(recipient, "and back\n", cancellationToken);
-            Assert.That(await ReadLineAsync(sender, cancellationToken), Is.EqualTo("and back"));
-            await OkAsync(PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken));
-
-            // The pair finishes: now the expiry that waited takes effect.
-            sender.Shutdown(SocketShutdown.Send);
-            recipient.Shutdown(SocketShutdown.Send);
-            Assert.That(await ReadToEndAsync(recipient, cancellationToken), Is.Empty);
-            Assert.That(await ReadToEndAsync(sender, cancellationToken), Is.Empty);
-            RelayReply reply;
-            while ((reply = await PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken)).Status == HttpStatusCode.OK)
-            {
-                await Task.Delay(10, cancellationToken);
-            }
-
-            AssertError(reply, HttpStatusCode.Gone, "closed");
-            time.Advance(TimeSpan.FromMinutes(1));
-            AssertError(await PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken), HttpStatusCode.NotFound, "no_channel");
+            await Task.Delay(10, cancellationToken);
         }
+
+        AssertError(reply, HttpStatusCode.Gone, "closed");
+        time.Advance(TimeSpan.FromMinutes(1));
+        AssertError(await PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken), HttpStatusCode.NotFound, "no_channel");
     }
 
     [Test]
     public async Task Pipe_NoByteEitherWayForPipeIdleTimeout_CutButActivityKeepsItOpen(CancellationToken cancellationToken)
     {
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
-        await using var relay = await StartRelayAsync(cancellationToken, o =>
+        await using var piped = await PipedOnFakeClockAsync(time, TimeSpan.FromMinutes(10), cancellationToken);
+        var (relay, pair, sender, recipient) = (piped.Relay, piped.Pair, piped.Sender, piped.Recipient);
+
+        // Activity every 6 minutes, in either direction, keeps the pair: 24 minutes in all.
+        for (var i = 0; i < 4; i++)
+        {
+            time.Advance(TimeSpan.FromMinutes(6));
+            var (from, to) = i % 2 == 0 ? (sender, recipient) : (recipient, sender);
+            await SendAsync(from, $"tick {i}\n", cancellationToken);
+            Assert.That(await ReadLineAsync(to, cancellationToken), Is.EqualTo($"tick {i}"), "an active pair stays piped");
+        }
+
+        time.Advance(TimeSpan.FromMinutes(10));
+
+        Assert.That(await ReadToEndAsync(recipient, cancellationToken), Is.Empty, "the idle pair is cut");
+        Assert.That(await ReadToEndAsync(sender, cancellationToken), Is.Empty);
+        var (late, answer) = await HelloAsync(relay.Ports[1], pair.Channel, pair.SenderUuid, cancellationToken);
+        using (late)
+        {
+            Assert.That(answer, Is.EqualTo("error closed"), "the channel's TCP session has ended");
+        }
+    }
+
+    [Test]
+    public async Task Expiry_DeferredByAPipingPairThenItGoesIdle_NoNewHellosThenCutAndExpired(CancellationToken cancellationToken)
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        await using var piped = await PipedOnFakeClockAsync(time, TimeSpan.FromMinutes(10), cancellationToken, channelExpiry: TimeSpan.FromMinutes(15));
+        var (relay, a, pair, sender, recipient) = (piped.Relay, piped.SenderHttp, piped.Pair, piped.Sender, piped.Recipient);
+
+        // Minutes 6, 12, 18: the expiry (minute 15) passes while the pair is moving data.
+        for (var i = 0; i < 3; i++)
+        {
+            time.Advance(TimeSpan.FromMinutes(6));
+            await SendAsync(sender, $"tick {i}\n", cancellationToken);
+            Assert.That(await ReadLineAsync(recipient, cancellationToken), Is.EqualTo($"tick {i}"));
+        }
+
+        await OkAsync(PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken));
+        var (late, answer) = await HelloAsync(relay.Ports[1], pair.Channel, pair.SenderUuid, cancellationToken);
+        using (late)
+        {
+            Assert.That(answer, Is.EqualTo("error closed"), "past its expiry the channel takes no new connections");
+        }
+
+        time.Advance(TimeSpan.FromMinutes(10));
+
+        Assert.That(await ReadToEndAsync(recipient, cancellationToken), Is.Empty, "the idle pair is cut");
+        RelayReply reply;
+        while ((reply = await PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken)).Status == HttpStatusCode.OK)
+        {
+            await Task.Delay(10, cancellationToken);
+        }
+
+        AssertError(reply, HttpStatusCode.Gone, "closed");
+    }
+
+    /// <summary>A relay on a fake clock with one channel whose first port's pair is piped.</summary>
+    private sealed record PipedChannel(CrocRelayServer Relay, HttpClient SenderHttp, HttpClient RecipientHttp, Pair Pair, Socket Sender, Socket Recipient) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            Sender.Dispose();
+            Recipient.Dispose();
+            SenderHttp.Dispose();
+            RecipientHttp.Dispose();
+            await Relay.DisposeAsync();
+        }
+    }
+
+    private static async Task<PipedChannel> PipedOnFakeClockAsync(
+        TimeProvider time, TimeSpan pipeIdleTimeout, CancellationToken cancellationToken, TimeSpan? channelExpiry = null)
+    {
+        var relay = await StartRelayAsync(cancellationToken, o =>
         {
             o.TimeProvider = time;
-            o.Relay.PipeIdleTimeout = TimeSpan.FromMinutes(10);
+            o.Relay.PipeIdleTimeout = pipeIdleTimeout;
+            o.Relay.ChannelExpiry = channelExpiry ?? o.Relay.ChannelExpiry;
         });
-        using var a = Client(relay.BaseAddress);
-        using var b = Client(relay.BaseAddress, RelayTestKit.Second);
+        var a = Client(relay.BaseAddress);
+        var b = Client(relay.BaseAddress, RelayTestKit.Second);
         var pair = await OpenAsync(a, b, cancellationToken);
-        var (sender, _) = await HelloAsync(relay.Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
-        var (recipient, _) = await HelloAsync(relay.Ports[0], pair.Channel, pair.RecipientUuid, cancellationToken, RelayTestKit.Second);
-        using (sender)
-        using (recipient)
-        {
-            // Activity every 6 minutes, in either direction, keeps the pair: 24 minutes in all.
-            for (var i = 0; i < 4; i++)
-            {
-                time.Advance(TimeSpan.FromMinutes(6));
-                var (from, to) = i % 2 == 0 ? (sender, recipient) : (recipient, sender);
-                await SendAsync(from, $"tick {i}\n", cancellationToken);
-                Assert.That(await ReadLineAsync(to, cancellationToken), Is.EqualTo($"tick {i}"), "an active pair stays piped");
-            }
-
-            time.Advance(TimeSpan.FromMinutes(10));
-
-            Assert.That(await ReadToEndAsync(recipient, cancellationToken), Is.Empty, "the idle pair is cut");
-            Assert.That(await ReadToEndAsync(sender, cancellationToken), Is.Empty);
-            var (late, answer) = await HelloAsync(relay.Ports[1], pair.Channel, pair.SenderUuid, cancellationToken);
-            using (late)
-            {
-                Assert.That(answer, Is.EqualTo("error closed"), "the channel's TCP session has ended");
-            }
-        }
+        var (sender, senderAnswer) = await HelloAsync(relay.Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
+        var (recipient, recipientAnswer) = await HelloAsync(relay.Ports[0], pair.Channel, pair.RecipientUuid, cancellationToken, RelayTestKit.Second);
+        Assert.That((senderAnswer, recipientAnswer), Is.EqualTo(("ok", "ok")));
+        return new PipedChannel(relay, a, b, pair, sender, recipient);
     }
 
     private static ChannelRegistry Registry(CrocRelayServer relay) => relay.Services.GetRequiredService<ChannelRegistry>();
