@@ -3,7 +3,12 @@
 # CPU goes per process (perf record, software cpu-clock: this VM has no hardware counters; JIT frames resolved
 # through DOTNET_PerfMapEnabled=1).
 #
-#   bash bench/profile.sh <file-or-folder> [--ports N] [--no-perf] [--strace]
+#   bash bench/profile.sh <file-or-folder> [--ports N] [--no-perf] [--strace] [--bin PATH]
+#
+#   --bin PATH   profile this Croc.TransferBench binary (e.g. the native AOT one bench/run.sh publishes into
+#                /tmp/croc-bench-data/aot) instead of building the JIT one
+# As in bench/run.sh --memory hold, freed memory stays with the guest during the run (where the VM's
+# page_reporting knob is writable) and a scratch file of the source's size is written and deleted first.
 #
 # Needs: linux-perf (apt-get install linux-perf), strace for --strace. Writes to $CROC_BENCH_PROFILE
 # (default /tmp/croc-bench-profile): *.trace, *.time, *.perf.data, *.report.txt, *.strace.
@@ -11,26 +16,34 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN="$ROOT/bench/Croc.TransferBench/bin/Release/net10.0/Croc.TransferBench"
-SRC=""; PORTS=4; PERF=1; STRACE=0; INNER=0
+SRC=""; PORTS=4; PERF=1; STRACE=0; INNER=0; CUSTOM_BIN=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --ports) PORTS="$2"; shift ;;
     --no-perf) PERF=0 ;;
     --strace) STRACE=1 ;;
     --inner) INNER=1 ;;
+    --bin) CUSTOM_BIN=$(realpath "$2"); shift ;;
     *) SRC=$(realpath "$1") ;;
   esac
   shift
 done
-[ -n "$SRC" ] || { sed -n '2,10p' "$0"; exit 2; }
+[ -n "$SRC" ] || { sed -n '2,14p' "$0"; exit 2; }
+[ -z "$CUSTOM_BIN" ] || BIN=$CUSTOM_BIN
 OUT=${CROC_BENCH_PROFILE:-/tmp/croc-bench-profile}
 if [ "$INNER" = 0 ]; then
-  dotnet build "$ROOT/bench/Croc.TransferBench/Croc.TransferBench.csproj" -c Release -nologo -v q >/dev/null
-  args=("$SRC" --ports "$PORTS" --inner); [ "$PERF" = 0 ] && args+=(--no-perf); [ "$STRACE" = 1 ] && args+=(--strace)
+  [ -n "$CUSTOM_BIN" ] || dotnet build "$ROOT/bench/Croc.TransferBench/Croc.TransferBench.csproj" -c Release -nologo -v q >/dev/null
+  args=("$SRC" --ports "$PORTS" --inner); [ -n "$CUSTOM_BIN" ] && args+=(--bin "$CUSTOM_BIN"); [ "$PERF" = 0 ] && args+=(--no-perf); [ "$STRACE" = 1 ] && args+=(--strace)
   exec unshare --net bash "$0" "${args[@]}"
 fi
 ip link set lo up
 mkdir -p "$OUT"; rm -rf "$OUT/recv"; mkdir -p "$OUT/recv"; rm -f "$OUT"/*.perf.data "$OUT"/*.strace; sync
+KNOB=/sys/module/page_reporting/parameters/min_free_ms
+if [ -w "$KNOB" ]; then
+  KNOB_BEFORE=$(cat "$KNOB"); trap 'echo "$KNOB_BEFORE" > "$KNOB"' EXIT; echo 60000 > "$KNOB"
+fi
+SIZE_MIB=$(( $(du -sb --apparent-size "$SRC" | cut -f1) / 1048576 + 16 ))
+dd if=/dev/zero of="$OUT/warm.bin" bs=1M count="$SIZE_MIB" status=none; rm -f "$OUT/warm.bin"; sync
 export CROC_BENCH_TRACE=1 DOTNET_PerfMapEnabled=1
 wrap() { # role -> command prefix
   local p=(/usr/bin/time -f '%e s wall, %U s user, %S s sys, %M KiB peak RSS' -o "$OUT/$1.time")
