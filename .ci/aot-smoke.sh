@@ -17,11 +17,23 @@ dotnet publish samples/Croc.Cli/Croc.Cli.csproj -c Release -r linux-x64 -p:Publi
   > "$WORK/publish.log" 2>&1 || fail "publish failed"
 CROC=$(cd "$OUT" && pwd)/Croc.Cli
 
-# A random base below the kernel's ephemeral range (32768+); if it is taken the relay fails and so does the check.
-BASE=$((20000 + RANDOM % 12000))
-"$CROC" relay --listen "http://127.0.0.1:$BASE" --ports "$((BASE + 1))-$((BASE + 2))" > "$WORK/relay.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$BASE") 2>/dev/null && break; sleep 0.1; done
+# Ports from a random base below the kernel's ephemeral range (32768+); a base that is taken makes the relay exit,
+# and the next try takes another.
+UP=0
+for _ in 1 2 3; do
+  BASE=$((20000 + RANDOM % 12000))
+  "$CROC" relay --listen "http://127.0.0.1:$BASE" --ports "$((BASE + 1))-$((BASE + 2))" > "$WORK/relay.log" 2>&1 &
+  RELAY=$!; PIDS+=("$RELAY")
+  for _ in $(seq 1 100); do
+    kill -0 "$RELAY" 2>/dev/null || break
+    if (exec 3<>"/dev/tcp/127.0.0.1/$BASE") 2>/dev/null; then UP=1; break; fi
+    sleep 0.1
+  done
+  # Still alive a moment later: the port answering is ours, not another program's.
+  if [ "$UP" = 1 ]; then sleep 0.3; kill -0 "$RELAY" 2>/dev/null && break; UP=0; fi
+  kill "$RELAY" 2>/dev/null || true
+done
+[ "$UP" = 1 ] || fail "the relay did not start"
 export CROC_RELAY="http://127.0.0.1:$BASE"
 
 mkdir -p "$WORK/src/folder/sub" "$WORK/in"
