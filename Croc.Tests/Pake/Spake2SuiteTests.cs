@@ -26,6 +26,47 @@ public sealed class Spake2SuiteTests
             e.GetProperty("N").GetProperty("uncompressed").GetString()).SetArgDisplayNames(suite.Name);
     }
 
+    [Test]
+    public void DecodePeerPoint_SiecCompressedPoints_SameAsBouncyCastlesDecoding()
+    {
+        var suite = Spake2Suite.Siec;
+        var parities = new HashSet<byte>();
+        for (var i = 0; i < 40; i++)
+        {
+            var k = new BigInteger(1, RandomNumberGenerator.GetBytes(32)).Mod(suite.Order);
+            var point = Spake2Suite.MultiplyFixed(suite.G, k).Normalize();
+            var compressed = point.GetEncoded(true);
+            parities.Add(compressed[0]);
+
+            var ours = suite.DecodePeerPoint(compressed);
+
+            Assert.That(ours.Equals(point), Is.True);
+            Assert.That(ours.Equals(suite.Curve.DecodePoint(compressed)), Is.True, "the generic decoder agrees");
+        }
+
+        Assert.That(parities, Is.EquivalentTo(new byte[] { 0x02, 0x03 }), "both y parities were decoded");
+    }
+
+    [Test]
+    public void DecodePeerPoint_SiecXWithoutAPoint_ProtocolError()
+    {
+        var suite = Spake2Suite.Siec;
+        var p = suite.Curve.Field.Characteristic;
+        var halfOrder = p.Subtract(BigInteger.One).ShiftRight(1);
+        var x = BigInteger.One;
+        // The first x for which x³ + 19 is not a square: no curve point has it.
+        while (x.Multiply(x).Multiply(x).Add(BigInteger.ValueOf(19)).Mod(p).ModPow(halfOrder, p).Equals(BigInteger.One))
+        {
+            x = x.Add(BigInteger.One);
+        }
+
+        byte[] encoded = [0x02, .. x.ToByteArrayUnsigned().PadLeftTo(32)];
+        byte[] beyond = [0x03, .. p.ToByteArrayUnsigned()];
+
+        Assert.Throws<CrocProtocolException>(() => suite.DecodePeerPoint(encoded));
+        Assert.Throws<CrocProtocolException>(() => suite.DecodePeerPoint(beyond), "x = p is not a field element");
+    }
+
     [TestCaseSource(nameof(MnCases))]
     public void MAndN_EverySuite_MatchTheVectorFiles(Spake2Suite suite, string mCompressed, string mUncompressed, string nCompressed, string nUncompressed)
     {
@@ -108,5 +149,15 @@ public sealed class Spake2SuiteTests
     public void Names_MatchAllInOrder()
     {
         Assert.That(Spake2Suite.All.Select(s => s.Name), Is.EqualTo(Spake2Suite.Names));
+    }
+}
+
+internal static class ByteArrayPadding
+{
+    public static byte[] PadLeftTo(this byte[] bytes, int length)
+    {
+        var padded = new byte[length];
+        bytes.CopyTo(padded, length - bytes.Length);
+        return padded;
     }
 }

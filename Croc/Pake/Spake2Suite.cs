@@ -37,6 +37,9 @@ public sealed class Spake2Suite
     // cache-safe lookup, so multiples of the fixed bases G, M and N (which involve x and w) do not branch on secret bits.
     private static readonly FixedPointCombMultiplier FixedMultiplier = new();
 
+    // For a field prime p ≡ 1 (mod 4) (SIEC's), where BouncyCastle's own square root is slow; null for p ≡ 3 (mod 4).
+    private readonly TonelliShanks? _sqrt;
+
     private Spake2Suite(
         string name,
         string suiteName,
@@ -55,8 +58,9 @@ public sealed class Spake2Suite
         G = generator.Normalize();
         Hash = hash;
         HashLength = hash == HashAlgorithmName.SHA512 ? 64 : 32;
-        M = curve.DecodePoint(Convert.FromHexString(mHex)).Normalize();
-        N = curve.DecodePoint(Convert.FromHexString(nHex)).Normalize();
+        _sqrt = curve.Field.Characteristic.TestBit(1) ? null : new TonelliShanks(curve.Field.Characteristic);
+        M = Decode(Convert.FromHexString(mHex)).Normalize();
+        N = Decode(Convert.FromHexString(nHex)).Normalize();
         MHex = mHex;
         NHex = nHex;
     }
@@ -177,8 +181,8 @@ public sealed class Spake2Suite
         ECPoint point;
         try
         {
-            // DecodePoint rejects coordinates >= p, x values with no square root and uncompressed points off the curve.
-            point = Curve.DecodePoint(encoded);
+            // Rejects coordinates >= p, x values with no square root and uncompressed points off the curve.
+            point = Decode(encoded);
         }
         catch (ArgumentException ex)
         {
@@ -204,6 +208,39 @@ public sealed class Spake2Suite
         }
 
         return point.Normalize();
+    }
+
+    /// <summary>
+    /// SEC1 decoding: BouncyCastle's, except compressed points on a curve whose field prime is ≡ 1 (mod 4), which are
+    /// decompressed here with Tonelli–Shanks (y² = x³ + a·x + b, then the root whose parity the prefix names).
+    /// </summary>
+    private ECPoint Decode(ReadOnlySpan<byte> encoded)
+    {
+        if (_sqrt is null || encoded.Length != 1 + FieldLength || encoded[0] is not (0x02 or 0x03))
+        {
+            return Curve.DecodePoint(encoded.ToArray());
+        }
+
+        var p = Curve.Field.Characteristic;
+        var x = new BigInteger(1, encoded[1..].ToArray());
+        if (x.CompareTo(p) >= 0)
+        {
+            throw new ArgumentException("x is not a field element.", nameof(encoded));
+        }
+
+        var rhs = x.Multiply(x).Add(Curve.A.ToBigInteger()).Multiply(x).Add(Curve.B.ToBigInteger()).Mod(p);
+        var y = _sqrt.Sqrt(rhs) ?? throw new ArgumentException("x is not the x-coordinate of a curve point.", nameof(encoded));
+        if (y.TestBit(0) != (encoded[0] == 0x03))
+        {
+            if (y.SignValue == 0)
+            {
+                throw new ArgumentException("y = 0 has no odd root.", nameof(encoded));
+            }
+
+            y = p.Subtract(y);
+        }
+
+        return Curve.CreatePoint(x, y);
     }
 
     private static Spake2Suite FromNamedCurve(string name, string curveName, string suiteName, HashAlgorithmName hash, string m, string n)
