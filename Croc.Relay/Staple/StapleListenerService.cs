@@ -19,7 +19,6 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
 
     private readonly ChannelRegistry _registry;
     private readonly CrocRelayOptions _options;
-    private static readonly TimeSpan EarlyPayloadPollInterval = TimeSpan.FromMilliseconds(500);
     private readonly TimeProvider _timeProvider;
     private readonly RelayMetrics _metrics;
     private readonly RelayLog _log;
@@ -276,8 +275,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
     /// <summary>
     /// While a connection waits for its peer: frees its slot (so the participant can reconnect) when its client closes,
     /// or when <c>WaitingTimeout</c> passes unpaired. EOF is seen with a one-byte peek, which never consumes payload
-    /// the client sent early; after such early bytes the socket's TCP state is polled instead (Linux; elsewhere only
-    /// the timeout and pairing are watched).
+    /// the client sent early; after such early bytes only the timeout and pairing are watched.
     /// </summary>
     private async Task WatchWaitingAsync(StapleConnection connection, Channel channel, int port)
     {
@@ -298,27 +296,16 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
         }
         else if (peek.IsCompletedSuccessfully)
         {
-            // Early payload: a peek can no longer see a close behind it. Where the OS reports the TCP state (Linux),
-            // look at it every EarlyPayloadPollInterval; elsewhere only pairing or the timeout end the wait.
-            var canPoll = TcpState.HasPeerClosed(connection.Socket) is not null;
-            while (!connection.Paired.IsCompleted && !linked.IsCancellationRequested)
-            {
-                var tick = Task.Delay(canPoll ? EarlyPayloadPollInterval : Timeout.InfiniteTimeSpan, _timeProvider, linked.Token);
-                await Task.WhenAny(tick, connection.Paired).ConfigureAwait(false);
-                await tick.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
-                if (!connection.Paired.IsCompleted && TcpState.HasPeerClosed(connection.Socket) == true)
-                {
-                    reason = "the waiting client closed its connection after sending early payload";
-                    break;
-                }
-            }
-
-            if (reason is null && !connection.Paired.IsCompleted && timeout.IsCancellationRequested)
+            // Early payload: watch only for pairing or the timeout from here on.
+            var idle = Task.Delay(Timeout.InfiniteTimeSpan, _timeProvider, linked.Token);
+            await Task.WhenAny(idle, connection.Paired).ConfigureAwait(false);
+            if (!connection.Paired.IsCompleted && timeout.IsCancellationRequested)
             {
                 reason = "no peer within WaitingTimeout";
             }
 
             await linked.CancelAsync().ConfigureAwait(false);
+            await idle.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
         }
         else if (timeout.IsCancellationRequested && !connection.Paired.IsCompleted)
         {
