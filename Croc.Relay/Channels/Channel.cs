@@ -527,6 +527,7 @@ internal sealed class Channel
     /// <summary>After the TCP session ended: an expiry that waited for it closes the channel now.</summary>
     private void ExpireIfDeferred()
     {
+        List<IStapleLink> cut;
         lock (_lock)
         {
             if (!_expiryDeferred || _closed)
@@ -534,14 +535,11 @@ internal sealed class Channel
                 return;
             }
 
-            _closed = true;
-            _registry.ReleaseAddress(Creator);
-            Bump();
+            cut = CloseLocked();
         }
 
         _registry.Metrics.ChannelExpired();
-        _registry.Log.ChannelClosed(Name, "expired");
-        _timer?.Change(_registry.Options.ClosedRetention, Timeout.InfiniteTimeSpan);
+        AfterClose(cut, "expired");
     }
 
     private void AfterClose(List<IStapleLink> cut, string reason)

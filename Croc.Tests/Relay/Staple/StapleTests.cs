@@ -324,13 +324,7 @@ public class StapleTimeoutTests
         recipient.Shutdown(SocketShutdown.Send);
         Assert.That(await ReadToEndAsync(recipient, cancellationToken), Is.Empty);
         Assert.That(await ReadToEndAsync(sender, cancellationToken), Is.Empty);
-        RelayReply reply;
-        while ((reply = await PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken)).Status == HttpStatusCode.OK)
-        {
-            await Task.Delay(10, cancellationToken);
-        }
-
-        AssertError(reply, HttpStatusCode.Gone, "closed");
+        AssertError(await piped.PollUntilNotOpenAsync(cancellationToken), HttpStatusCode.Gone, "closed");
         time.Advance(TimeSpan.FromMinutes(1));
         AssertError(await PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken), HttpStatusCode.NotFound, "no_channel");
     }
@@ -387,18 +381,24 @@ public class StapleTimeoutTests
         time.Advance(TimeSpan.FromMinutes(10));
 
         Assert.That(await ReadToEndAsync(recipient, cancellationToken), Is.Empty, "the idle pair is cut");
-        RelayReply reply;
-        while ((reply = await PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken)).Status == HttpStatusCode.OK)
-        {
-            await Task.Delay(10, cancellationToken);
-        }
-
-        AssertError(reply, HttpStatusCode.Gone, "closed");
+        AssertError(await piped.PollUntilNotOpenAsync(cancellationToken), HttpStatusCode.Gone, "closed");
     }
 
     /// <summary>A relay on a fake clock with one channel whose first port's pair is piped.</summary>
     private sealed record PipedChannel(CrocRelayServer Relay, HttpClient SenderHttp, HttpClient RecipientHttp, Pair Pair, Socket Sender, Socket Recipient) : IAsyncDisposable
     {
+        /// <summary>Asks for the channel's state until the relay stops answering 200 (it closes asynchronously); returns that answer.</summary>
+        public async Task<RelayReply> PollUntilNotOpenAsync(CancellationToken cancellationToken)
+        {
+            RelayReply reply;
+            while ((reply = await PostAsync(SenderHttp, "channel", new { channel = Pair.Channel, uuid = Pair.SenderUuid }, cancellationToken)).Status == HttpStatusCode.OK)
+            {
+                await Task.Delay(10, cancellationToken);
+            }
+
+            return reply;
+        }
+
         public async ValueTask DisposeAsync()
         {
             Sender.Dispose();
