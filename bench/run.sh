@@ -181,9 +181,10 @@ wait_for_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>
 # ends: ext4 skips inodes freed in the last few seconds when it allocates new ones (recently_deleted() in the
 # profile), so deleting 10,000 files right before a run made that run's file creation several times slower.
 OUT_SEQ=0
-# This VM charges up to ~2 s to write 1 GiB into page cache backed by guest memory it has not touched lately, and
-# which tool gets such memory depended on the order of the runs. Before each single-file run, write and delete a
-# scratch file of the same size (untimed), so that every tool starts from the same, recently used memory.
+# This VM hands freed memory back to its host and charges ~2 s per GiB to fault it into page cache again, and which
+# tool met such memory depended on the order of the runs and on how fast each started. hold/warm: before each
+# single-file run write and delete a scratch file of the same size (untimed; with hold the freed pages also stay with
+# the guest), so every tool starts from recently used memory. cold: wait for the memory to go back instead.
 warm_pages() {
   [ "${KEEP_OUT:-0}" = 0 ] || return 0
   if [ "$MEMORY" = cold ]; then settle_pages; return 0; fi
