@@ -61,10 +61,22 @@ public sealed class Spake2SuiteTests
         }
 
         byte[] encoded = [0x02, .. x.ToByteArrayUnsigned().PadLeftTo(32)];
-        byte[] beyond = [0x03, .. p.ToByteArrayUnsigned()];
 
         Assert.Throws<CrocProtocolException>(() => suite.DecodePeerPoint(encoded));
-        Assert.Throws<CrocProtocolException>(() => suite.DecodePeerPoint(beyond), "x = p is not a field element");
+    }
+
+    [TestCase(0x02)]
+    [TestCase(0x03)]
+    public void DecodePeerPoint_SiecXAtOrAboveP_RefusedAsNoFieldElement(byte prefix)
+    {
+        // x = 5 + p: reduced mod p it would be the generator's x, so only the range check can refuse it.
+        var suite = Spake2Suite.Siec;
+        var p = suite.Curve.Field.Characteristic;
+        byte[] encoded = [prefix, .. p.Add(BigInteger.ValueOf(5)).ToByteArrayUnsigned().PadLeftTo(32)];
+
+        var ex = Assert.Throws<CrocProtocolException>(() => suite.DecodePeerPoint(encoded));
+
+        Assert.That(ex!.InnerException?.Message, Does.Contain("not a field element"));
     }
 
     [TestCaseSource(nameof(MnCases))]

@@ -64,6 +64,8 @@ public sealed class TonelliShanksTests
     [TestCase(7)]
     [TestCase(11)]
     [TestCase(4)]
-    public void Constructor_ModulusNotOneModFour_Throws(int modulus)
+    [TestCase(1)]
+    [TestCase(9)]
+    public void Constructor_ModulusNotAPrimeOneModFour_Throws(int modulus)
         => Assert.Throws<ArgumentException>(() => _ = new TonelliShanks(BigInteger.ValueOf(modulus)));
 }

@@ -18,7 +18,7 @@ internal sealed class TonelliShanks
 
     public TonelliShanks(BigInteger p)
     {
-        if (!p.TestBit(0) || p.TestBit(1))
+        if (!p.TestBit(0) || p.TestBit(1) || p.CompareTo(BigInteger.ValueOf(5)) < 0)
         {
             throw new ArgumentException("The modulus must be a prime congruent to 1 mod 4.", nameof(p));
         }
@@ -34,7 +34,13 @@ internal sealed class TonelliShanks
         var z = BigInteger.Two;
         while (!z.ModPow(halfPMinusOne, p).Equals(pMinusOne))
         {
+            // Half of all residues mod a prime are non-residues, so a prime finds one within a few steps; a composite
+            // modulus may have none of this form.
             z = z.Add(BigInteger.One);
+            if (z.BitLength > 16)
+            {
+                throw new ArgumentException("The modulus must be a prime congruent to 1 mod 4.", nameof(p));
+            }
         }
 
         _nonResidueRoot = z.ModPow(_q, p);
