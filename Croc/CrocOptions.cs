@@ -1,5 +1,4 @@
 using System.ComponentModel.DataAnnotations;
-using Microsoft.Extensions.Logging;
 
 namespace CrocNet;
 
@@ -25,8 +24,11 @@ public enum CrocHashAlgorithm
 }
 
 /// <summary>
-/// Settings of a <see cref="Croc"/> instance. Bindable from configuration; every value is validated
-/// when the instance is built (<see cref="Croc.New(Action{CrocOptionsBuilder})"/>, <c>AddCroc</c> or the constructor).
+/// Lifetime-wide settings of a <see cref="Croc"/> instance: plain data, bindable from configuration. Every
+/// value is validated when the instance is built (<see cref="Croc.New(Action{CrocOptionsBuilder})"/>, <c>AddCroc</c>
+/// or the constructor), and every path reports problems the same way: one <see cref="Microsoft.Extensions.Options.OptionsValidationException"/>
+/// listing them all. What differs per call lives in <see cref="SendOptions"/> and <see cref="ReceiveOptions"/>;
+/// services (logging, clock, HTTP handler) come from the builder or from DI.
 /// </summary>
 public sealed class CrocOptions
 {
@@ -43,23 +45,24 @@ public sealed class CrocOptions
     [Required]
     public string Curve { get; set; } = "p256";
 
-    /// <summary>A code for the sender to use instead of a generated one (<c>&lt;channel&gt;-&lt;secret&gt;</c>).</summary>
-    /// <value>Default <see langword="null"/>: a fresh code is generated for every send.</value>
-    public string? Code { get; set; }
-
-    /// <summary>Where received files go.</summary>
+        /// <summary>Where received files go unless a call says otherwise (<see cref="ReceiveOptions.OutputDirectory"/>).</summary>
     /// <value>Default <see langword="null"/>: the current directory at the time of the call.</value>
     public string? OutputDirectory { get; set; }
 
-    /// <summary>What to do when a received file already exists.</summary>
+    /// <summary>What to do when a received file already exists, unless a call says otherwise (<see cref="ReceiveOptions.Overwrite"/>).</summary>
     /// <value>Default <see cref="CrocOverwritePolicy.Fail"/>.</value>
     public CrocOverwritePolicy Overwrite { get; set; } = CrocOverwritePolicy.Fail;
 
-    /// <summary>The per-file hash a sender computes and its recipient verifies (the recipient follows the sender's choice).</summary>
+    /// <summary>The per-file digest a sender computes and its recipient verifies (the recipient follows the sender's choice),
+    /// unless a call says otherwise (<see cref="SendOptions.FileHash"/>).</summary>
     /// <value>Default <see cref="CrocHashAlgorithm.XxHash128"/>.</value>
     public CrocHashAlgorithm FileHash { get; set; } = CrocHashAlgorithm.XxHash128;
 
-    /// <summary>How long a sender waits for a recipient to join and confirm the key.</summary>
+    /// <summary>
+    /// How long one side waits for the other person's side: a sender for a recipient to join and confirm the key,
+    /// a recipient for the sender's key message, either side for the data connections to be joined, and a sender
+    /// for the recipient to accept or decline the offer.
+    /// </summary>
     /// <value>Default 10 minutes.</value>
     public TimeSpan PeerTimeout { get; set; } = TimeSpan.FromMinutes(10);
 
@@ -80,31 +83,8 @@ public sealed class CrocOptions
     /// <value>Default 200 milliseconds.</value>
     public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromMilliseconds(200);
 
-    /// <summary>Receives progress reports of every transfer this instance runs.</summary>
-    /// <value>Default <see langword="null"/>.</value>
-    public IProgress<TransferProgress>? Progress { get; set; }
-
-    /// <summary>
-    /// Asked by a recipient, once the sender's list of files is known and before anything is written,
-    /// whether to accept it. Returning <see langword="false"/> rejects the transfer.
-    /// </summary>
-    /// <value>Default <see langword="null"/>: every offer is accepted.</value>
-    public Func<TransferOffer, CancellationToken, ValueTask<bool>>? ConfirmOffer { get; set; }
-
-    /// <summary>Logs go here. Secrets (code, keys, relay tokens) are never logged.</summary>
-    /// <value>Default <see langword="null"/>: no logging.</value>
-    public ILoggerFactory? LoggerFactory { get; set; }
-
-    /// <summary>The clock used for timeouts and durations.</summary>
-    /// <value>Default <see cref="TimeProvider.System"/>.</value>
-    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
-
-    /// <summary>The HTTP handler used to talk to the relay (for proxies or custom certificates).</summary>
-    /// <value>Default <see langword="null"/>: a <see cref="SocketsHttpHandler"/> owned by the instance.</value>
-    public HttpMessageHandler? HttpHandler { get; set; }
-
-    /// <summary>Test seam: wraps each data connection (index given) before the hello, e.g. in a hostile middlebox.</summary>
-    internal Func<Stream, int, Stream>? TransportInterceptor { get; set; }
+    /// <summary>A relay address given as text that is not an absolute URL; reported by validation with the other problems.</summary>
+    internal string? UnparsedRelay { get; set; }
 
     internal CrocOptions Clone() => (CrocOptions)MemberwiseClone();
 }

@@ -2,29 +2,46 @@ using Microsoft.Extensions.Logging;
 
 namespace CrocNet;
 
-/// <summary>A fluent way to fill in <see cref="CrocOptions"/>; used by <see cref="Croc.New(Action{CrocOptionsBuilder})"/> and <c>AddCroc</c>.</summary>
+/// <summary>
+/// A fluent way to configure a <see cref="Croc"/>: <c>With…</c> methods fill in the bindable <see cref="CrocOptions"/>,
+/// <c>Use…</c> methods supply services. Used by <see cref="Croc.New(Action{CrocOptionsBuilder})"/> and <c>AddCroc</c>.
+/// Nothing is checked here: every problem is reported together when the instance is built.
+/// </summary>
 public sealed class CrocOptionsBuilder
 {
-    /// <summary>Wraps options to fill in.</summary>
-    public CrocOptionsBuilder(CrocOptions options) => Options = options ?? throw new ArgumentNullException(nameof(options));
+    internal CrocOptionsBuilder(CrocOptions options, CrocServices services)
+    {
+        Options = options;
+        Services = services;
+    }
 
     /// <summary>The options being built.</summary>
     public CrocOptions Options { get; }
 
+    internal CrocServices Services { get; }
+
     /// <summary>Uses the relay at <paramref name="relay"/> (for example <c>http://relay.example:9009</c>).</summary>
     public CrocOptionsBuilder WithRelay(string relay)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(relay);
-        Options.Relay = Uri.TryCreate(relay, UriKind.Absolute, out var uri)
-            ? uri
-            : throw new CrocException(CrocErrorCode.InvalidOptions, $"The relay address '{relay}' is not an absolute URL such as http://127.0.0.1:9009.");
+        if (Uri.TryCreate(relay, UriKind.Absolute, out var uri))
+        {
+            Options.Relay = uri;
+            Options.UnparsedRelay = null;
+        }
+        else
+        {
+            // Reported by validation together with any other problem, rather than thrown from the middle of a chain.
+            Options.UnparsedRelay = relay ?? "";
+        }
+
         return this;
     }
 
     /// <summary>Uses the relay at <paramref name="relay"/>.</summary>
     public CrocOptionsBuilder WithRelay(Uri relay)
     {
-        Options.Relay = relay ?? throw new ArgumentNullException(nameof(relay));
+        Options.Relay = relay;
+        Options.UnparsedRelay = null;
         return this;
     }
 
@@ -35,28 +52,21 @@ public sealed class CrocOptionsBuilder
         return this;
     }
 
-    /// <summary>Sends with this code instead of a generated one.</summary>
-    public CrocOptionsBuilder WithCode(string code)
-    {
-        Options.Code = code;
-        return this;
-    }
-
-    /// <summary>Writes received files into <paramref name="path"/>.</summary>
+    /// <summary>Writes received files into <paramref name="path"/> unless a call says otherwise.</summary>
     public CrocOptionsBuilder WithOutputDirectory(string path)
     {
         Options.OutputDirectory = path;
         return this;
     }
 
-    /// <summary>Chooses what happens when a received file already exists.</summary>
+    /// <summary>Chooses what happens when a received file already exists, unless a call says otherwise.</summary>
     public CrocOptionsBuilder WithOverwrite(CrocOverwritePolicy policy)
     {
         Options.Overwrite = policy;
         return this;
     }
 
-    /// <summary>Chooses the per-file hash this side computes when sending.</summary>
+    /// <summary>Chooses the per-file digest this side computes when sending, unless a call says otherwise.</summary>
     public CrocOptionsBuilder WithFileHash(CrocHashAlgorithm algorithm)
     {
         Options.FileHash = algorithm;
@@ -92,38 +102,34 @@ public sealed class CrocOptionsBuilder
         return this;
     }
 
-    /// <summary>Reports progress of every transfer to <paramref name="progress"/>.</summary>
-    public CrocOptionsBuilder WithProgress(IProgress<TransferProgress> progress)
+    /// <summary>Logs through <paramref name="loggerFactory"/>. Secrets (codes, keys, relay tokens) are never logged.</summary>
+    /// <remarks>With <c>AddCroc</c> the container's <see cref="ILoggerFactory"/> is used unless this is called.</remarks>
+    public CrocOptionsBuilder UseLoggerFactory(ILoggerFactory loggerFactory)
     {
-        Options.Progress = progress;
+        Services.LoggerFactory = loggerFactory ?? throw new ArgumentNullException(nameof(loggerFactory));
         return this;
     }
 
-    /// <summary>Asks <paramref name="confirm"/> before accepting what a sender offers.</summary>
-    public CrocOptionsBuilder WithOfferConfirmation(Func<TransferOffer, CancellationToken, ValueTask<bool>> confirm)
+    /// <summary>Uses <paramref name="timeProvider"/> for every timeout and duration.</summary>
+    /// <remarks>With <c>AddCroc</c> a <see cref="TimeProvider"/> registered in the container is used unless this is called.</remarks>
+    public CrocOptionsBuilder UseTimeProvider(TimeProvider timeProvider)
     {
-        Options.ConfirmOffer = confirm;
+        Services.TimeProvider = timeProvider ?? throw new ArgumentNullException(nameof(timeProvider));
         return this;
     }
 
-    /// <summary>Logs through <paramref name="loggerFactory"/>.</summary>
-    public CrocOptionsBuilder WithLogging(ILoggerFactory loggerFactory)
+    /// <summary>Talks HTTP to the relay through <paramref name="handler"/> (a proxy, custom certificate checks).
+    /// The instance does not dispose it.</summary>
+    public CrocOptionsBuilder UseHttpMessageHandler(HttpMessageHandler handler)
     {
-        Options.LoggerFactory = loggerFactory;
+        Services.HttpHandler = handler ?? throw new ArgumentNullException(nameof(handler));
         return this;
     }
 
-    /// <summary>Uses <paramref name="timeProvider"/> for timeouts and durations.</summary>
-    public CrocOptionsBuilder WithTimeProvider(TimeProvider timeProvider)
+    /// <summary>Test seam: opens data connections through <paramref name="transport"/>.</summary>
+    internal CrocOptionsBuilder UseTransport(Transport.IStapleTransport transport)
     {
-        Options.TimeProvider = timeProvider;
-        return this;
-    }
-
-    /// <summary>Talks HTTP to the relay through <paramref name="handler"/>.</summary>
-    public CrocOptionsBuilder WithHttpHandler(HttpMessageHandler handler)
-    {
-        Options.HttpHandler = handler;
+        Services.Transport = transport;
         return this;
     }
 }

@@ -6,7 +6,7 @@ namespace CrocNet;
 [OptionsValidator]
 internal sealed partial class CrocOptionsAnnotationsValidator : IValidateOptions<CrocOptions>;
 
-/// <summary>The rules attributes cannot say: known curve, usable relay URL, well-formed code.</summary>
+/// <summary>The rules attributes cannot say: known curve, usable relay URL, duration bounds, known enum values.</summary>
 internal sealed class CrocOptionsValidator : IValidateOptions<CrocOptions>
 {
     private static readonly CrocOptionsAnnotationsValidator Annotations = new();
@@ -28,7 +28,11 @@ internal sealed class CrocOptionsValidator : IValidateOptions<CrocOptions>
         CheckRange(failures, nameof(CrocOptions.IdleTimeout), options.IdleTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromDays(1));
         CheckRange(failures, nameof(CrocOptions.RetryBaseDelay), options.RetryBaseDelay, TimeSpan.Zero, TimeSpan.FromMinutes(1));
 
-        if (options.Relay is { } relay && (!relay.IsAbsoluteUri || (relay.Scheme != Uri.UriSchemeHttp && relay.Scheme != Uri.UriSchemeHttps)))
+        if (options.UnparsedRelay is { } text)
+        {
+            failures.Add($"Relay '{text}' is not an absolute URL such as http://127.0.0.1:9009.");
+        }
+        else if (options.Relay is { } relay && (!relay.IsAbsoluteUri || (relay.Scheme != Uri.UriSchemeHttp && relay.Scheme != Uri.UriSchemeHttps)))
         {
             failures.Add($"Relay must be an absolute http:// or https:// URL; '{relay}' is not.");
         }
@@ -36,11 +40,6 @@ internal sealed class CrocOptionsValidator : IValidateOptions<CrocOptions>
         if (!Pake.Spake2Suite.TryGet(options.Curve, out _))
         {
             failures.Add($"Curve '{options.Curve}' is not supported; use one of: {string.Join(", ", Pake.Spake2Suite.Names)}.");
-        }
-
-        if (options.Code is { } code && !Codes.CodePhrase.TryParse(code, out _, out var codeError))
-        {
-            failures.Add($"Code is malformed: {codeError}");
         }
 
         if (options.OutputDirectory is { } output && (output.Length == 0 || output.AsSpan().IndexOfAny(Path.GetInvalidPathChars()) >= 0))
@@ -58,11 +57,6 @@ internal sealed class CrocOptionsValidator : IValidateOptions<CrocOptions>
             failures.Add($"FileHash '{options.FileHash}' is not a known algorithm.");
         }
 
-        if (options.TimeProvider is null)
-        {
-            failures.Add("TimeProvider must not be null.");
-        }
-
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 
@@ -74,15 +68,13 @@ internal sealed class CrocOptionsValidator : IValidateOptions<CrocOptions>
         }
     }
 
-    /// <summary>Validates and throws one aggregated, readable <see cref="CrocException"/>.</summary>
+    /// <summary>Validates and throws the one error every path throws: an <see cref="OptionsValidationException"/> listing every problem.</summary>
     public static void ThrowIfInvalid(CrocOptions options)
     {
         var result = new CrocOptionsValidator().Validate(Microsoft.Extensions.Options.Options.DefaultName, options);
         if (result.Failed)
         {
-            throw new CrocException(
-                CrocErrorCode.InvalidOptions,
-                "The Croc options are invalid:" + Environment.NewLine + string.Join(Environment.NewLine, result.Failures.Select(f => "  - " + f)));
+            throw new OptionsValidationException(Microsoft.Extensions.Options.Options.DefaultName, typeof(CrocOptions), result.Failures);
         }
     }
 }

@@ -52,26 +52,48 @@ public readonly record struct TransferProgress(TransferStage Stage, long BytesTr
 public sealed record TransferEntry(string RelativePath, bool IsDirectory, long Length);
 
 /// <summary>What a sender offers, shown to a recipient before anything is written.</summary>
-/// <param name="Entries">Every file and folder.</param>
-/// <param name="TotalBytes">The sum of known file lengths.</param>
-public sealed record TransferOffer(IReadOnlyList<TransferEntry> Entries, long TotalBytes)
+public sealed class TransferOffer
 {
+    /// <summary>Creates an offer.</summary>
+    /// <param name="entries">Every file and folder.</param>
+    /// <param name="totalBytes">The sum of known file lengths.</param>
+    public TransferOffer(IReadOnlyList<TransferEntry> entries, long totalBytes)
+    {
+        Entries = entries ?? throw new ArgumentNullException(nameof(entries));
+        TotalBytes = totalBytes;
+    }
+
+    /// <summary>Every file and folder.</summary>
+    public IReadOnlyList<TransferEntry> Entries { get; }
+
+    /// <summary>The sum of known file lengths.</summary>
+    public long TotalBytes { get; }
+
     /// <summary>How many files (not folders) are offered.</summary>
     public int FileCount => Entries.Count(e => !e.IsDirectory);
 
-    /// <summary>Text sent with <c>SendTextAsync</c>, when the offer is a text message; otherwise <see langword="null"/>.</summary>
+    /// <summary>The text, when the offer is a text message (<see cref="SendContent.FromText"/>); otherwise <see langword="null"/>.</summary>
     public string? Text { get; init; }
 }
 
 /// <summary>A file that was sent or received and verified.</summary>
 /// <param name="RelativePath">The path relative to the transfer's root.</param>
 /// <param name="Length">Its length in bytes.</param>
-/// <param name="Hash">Its end-to-end hash, lowercase hex (see <c>docs/protocol.md</c>).</param>
+/// <param name="Digest">
+/// The transfer's end-to-end digest of the file, lowercase hex: a hash over the list of per-chunk hashes
+/// (XXH3-128 or SHA-256 per chunk, as chosen by the sender; see <c>docs/protocol.md</c>). Both sides compute the
+/// same value, but it is not the file's plain hash: no standard tool reproduces it. For a digest that
+/// <c>sha256sum</c> prints, ask for <see cref="ReceiveOptions.ComputeSha256"/>.
+/// </param>
 /// <param name="FullPath">Where it was written (receiving to a folder) or read from (sending a path); otherwise <see langword="null"/>.</param>
-public sealed record TransferredFile(string RelativePath, long Length, string Hash, string? FullPath);
+public sealed record TransferredFile(string RelativePath, long Length, string Digest, string? FullPath)
+{
+    /// <summary>The file's plain SHA-256, lowercase hex, when the receive asked for it (<see cref="ReceiveOptions.ComputeSha256"/>); otherwise <see langword="null"/>.</summary>
+    public string? Sha256 { get; init; }
+}
 
 /// <summary>The outcome of a completed, verified transfer.</summary>
-public sealed record TransferResult
+public sealed class TransferResult
 {
     /// <summary>Which way the data went.</summary>
     public required TransferDirection Direction { get; init; }

@@ -28,7 +28,7 @@ public class TransferTests : TransferTestBase
         await Task.WhenAll(send, receive);
 
         Assert.That(File.ReadAllBytes(Path.Join(output, "hello.bin")), Is.EqualTo(data));
-        Assert.That((await send).Files.Single().Hash, Is.EqualTo((await receive).Files.Single().Hash));
+        Assert.That((await send).Files.Single().Digest, Is.EqualTo((await receive).Files.Single().Digest));
         Assert.That(croc, Is.Not.Null);
     }
 
@@ -86,7 +86,7 @@ public class TransferTests : TransferTestBase
 
         Assert.That(received.Directories, Does.Contain("project/empty-folder/nested-empty"));
         Assert.That(received.Files.Single(f => f.RelativePath == "project/src/empty.txt").Length, Is.Zero);
-        Assert.That(sent.Files.Select(f => f.Hash), Is.EquivalentTo(received.Files.Select(f => f.Hash)));
+        Assert.That(sent.Files.Select(f => f.Digest), Is.EquivalentTo(received.Files.Select(f => f.Digest)));
     }
 
     [Test]
@@ -163,7 +163,7 @@ public class TransferTests : TransferTestBase
         Assert.That(destination.ToArray().AsSpan().SequenceEqual(data), Is.True);
         Assert.That(received.Files.Single().RelativePath, Is.EqualTo("piped.bin"));
         Assert.That(received.Files.Single().Length, Is.EqualTo(data.Length));
-        Assert.That(sent.Files.Single().Hash, Is.EqualTo(received.Files.Single().Hash));
+        Assert.That(sent.Files.Single().Digest, Is.EqualTo(received.Files.Single().Digest));
     }
 
     [Test]

@@ -80,9 +80,9 @@ public sealed class CodePhrase
 
     /// <summary>Parses a code or throws.</summary>
     /// <param name="code">The code as typed, e.g. <c>k7f2q9xm-autumn-rocket-violin</c>.</param>
-    /// <exception cref="CrocException">With <see cref="CrocErrorCode.InvalidCode"/> and a message saying what is wrong.</exception>
+    /// <exception cref="CrocInvalidCodeException">The code is malformed; the message says what is wrong.</exception>
     public static CodePhrase Parse(string code) =>
-        TryParse(code, out var phrase, out var error) ? phrase : throw new CrocException(CrocErrorCode.InvalidCode, error);
+        TryParse(code, out var phrase, out var error) ? phrase : throw new CrocInvalidCodeException(error);
 
     /// <summary>Parses a code.</summary>
     /// <param name="code">The code as typed.</param>

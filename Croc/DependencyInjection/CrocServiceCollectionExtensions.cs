@@ -10,64 +10,61 @@ namespace Microsoft.Extensions.DependencyInjection;
 public static class CrocServiceCollectionExtensions
 {
     /// <summary>
-    /// Registers <see cref="Croc"/> (a thread-safe singleton) configured with the fluent builder. Options are
-    /// validated on first use and at host start, with the same aggregated error as <see cref="Croc.New(Action{CrocOptionsBuilder})"/>.
+    /// Registers <see cref="Croc"/> (a thread-safe singleton) configured with the fluent builder. The container's
+    /// <see cref="ILoggerFactory"/> and <see cref="TimeProvider"/> are used unless the builder supplies its own.
+    /// Options are validated at host start and on first use, and invalid ones throw the same
+    /// <see cref="OptionsValidationException"/> as <see cref="Croc.New(Action{CrocOptionsBuilder})"/>.
     /// </summary>
-    public static IServiceCollection AddCroc(this IServiceCollection services, Action<CrocOptionsBuilder>? configure = null)
+    public static IServiceCollection AddCroc(this IServiceCollection services, Action<CrocOptionsBuilder> configure)
     {
         ArgumentNullException.ThrowIfNull(services);
-        var builder = services.AddOptions<CrocOptions>();
-        if (configure is not null)
-        {
-            builder.Configure(options => configure(new CrocOptionsBuilder(options)));
-        }
-
-        return AddCore(services, builder);
+        ArgumentNullException.ThrowIfNull(configure);
+        return AddCore(services, services.AddOptions<CrocOptions>(), configure);
     }
 
-    /// <summary>Registers <see cref="Croc"/> with options bound from a configuration section (e.g. <c>"Croc"</c>), then adjusted by <paramref name="configure"/>.</summary>
-    public static IServiceCollection AddCroc(this IServiceCollection services, IConfiguration configuration, Action<CrocOptionsBuilder>? configure = null)
+    /// <summary>Registers <see cref="Croc"/> with the default options (a relay on this machine).</summary>
+    public static IServiceCollection AddCroc(this IServiceCollection services)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        return AddCore(services, services.AddOptions<CrocOptions>(), null);
+    }
+
+    /// <summary>Registers <see cref="Croc"/> with options bound from a configuration section (e.g. <c>"Croc"</c>).</summary>
+    public static IServiceCollection AddCroc(this IServiceCollection services, IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configuration);
-        var builder = services.AddOptions<CrocOptions>().Bind(configuration);
-        if (configure is not null)
-        {
-            builder.Configure(options => configure(new CrocOptionsBuilder(options)));
-        }
-
-        return AddCore(services, builder);
+        return AddCore(services, services.AddOptions<CrocOptions>().Bind(configuration), null);
     }
 
-    private static IServiceCollection AddCore(IServiceCollection services, OptionsBuilder<CrocOptions> builder)
+    /// <summary>Registers <see cref="Croc"/> with options bound from a configuration section (e.g. <c>"Croc"</c>), then adjusted by <paramref name="configure"/>.</summary>
+    public static IServiceCollection AddCroc(this IServiceCollection services, IConfiguration configuration, Action<CrocOptionsBuilder> configure)
     {
+        ArgumentNullException.ThrowIfNull(configure);
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configuration);
+        return AddCore(services, services.AddOptions<CrocOptions>().Bind(configuration), configure);
+    }
+
+    private static IServiceCollection AddCore(IServiceCollection services, OptionsBuilder<CrocOptions> builder, Action<CrocOptionsBuilder>? configure)
+    {
+        // Services the builder supplies are kept here, never in the options: the options stay plain, bindable data.
+        var chosen = new CrocServices();
+        if (configure is not null)
+        {
+            builder.Configure(options => configure(new CrocOptionsBuilder(options, chosen)));
+        }
+
         builder.ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CrocOptions>, CrocOptionsValidator>());
         services.TryAddSingleton(provider =>
         {
-            var options = provider.GetRequiredService<IOptions<CrocOptions>>();
-            CrocOptions value;
-            try
-            {
-                value = options.Value;
-            }
-            catch (OptionsValidationException ex)
-            {
-                // Same error, same shape as Croc.New: one CrocException listing every problem.
-                throw new CrocException(
-                    CrocErrorCode.InvalidOptions,
-                    "The Croc options are invalid:" + Environment.NewLine + string.Join(Environment.NewLine, ex.Failures.Select(f => "  - " + f)),
-                    ex);
-            }
-
-            value.LoggerFactory ??= provider.GetService<ILoggerFactory>();
-            if (provider.GetService<TimeProvider>() is { } time && ReferenceEquals(value.TimeProvider, TimeProvider.System))
-            {
-                value.TimeProvider = time;
-            }
-
-            var logger = value.LoggerFactory?.CreateLogger<Croc>() ?? Logging.Abstractions.NullLogger<Croc>.Instance;
-            return new Croc(options, logger);
+            // Reading the value runs the builder (and validation, which throws the one error type).
+            var options = provider.GetRequiredService<IOptions<CrocOptions>>().Value.Clone();
+            var resolved = chosen.Clone();
+            resolved.LoggerFactory ??= provider.GetService<ILoggerFactory>();
+            resolved.TimeProvider ??= provider.GetService<TimeProvider>();
+            return new Croc(options, resolved);
         });
         return services;
     }

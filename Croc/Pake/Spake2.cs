@@ -16,7 +16,7 @@ namespace CrocNet.Pake;
 /// when the peer's message is rejected, so a bad message cannot be followed by a second try on the same x.
 /// Not thread-safe.
 /// </remarks>
-public sealed class Spake2 : IDisposable
+internal sealed class Spake2 : IDisposable
 {
     private static readonly byte[] ConfirmationKeysLabel = "ConfirmationKeys"u8.ToArray();
 

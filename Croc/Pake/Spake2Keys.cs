@@ -6,7 +6,7 @@ namespace CrocNet.Pake;
 /// <remarks>
 /// Ke must not be used until <see cref="VerifyPeerConfirmation"/> has succeeded. Dispose clears every key.
 /// </remarks>
-public sealed class Spake2Keys : IDisposable
+internal sealed class Spake2Keys : IDisposable
 {
     private readonly byte[] _sessionKey;
     private readonly byte[] _confirmation;

@@ -12,7 +12,7 @@ namespace CrocNet.Pake;
 /// <see cref="Parallelism"/> lane: one of OWASP's equivalent Argon2id settings (m = 7 MiB, t = 5), chosen over
 /// m = 19 MiB, t = 2 for the same work in a third of the memory, which keeps a peer's peak footprint small; see <c>docs/pake.md</c>.
 /// </remarks>
-public static class Spake2Password
+internal static class Spake2Password
 {
     /// <summary>Argon2id memory in KiB for protocol version 1 (7 MiB).</summary>
     public const int MemoryKiB = 7 * 1024;

@@ -1,7 +1,7 @@
 namespace CrocNet.Pake;
 
 /// <summary>Which side of SPAKE2 this party plays.</summary>
-public enum Spake2Role
+internal enum Spake2Role
 {
     /// <summary>Party A, the sender; blinds with M.</summary>
     Sender,

@@ -14,7 +14,7 @@ namespace CrocNet.Pake;
 /// Every suite uses HKDF and HMAC with the suite's hash. All four curves have cofactor 1, so
 /// RFC 9382's <c>h</c> is 1 and every valid curve point other than the identity is in the prime-order group.
 /// </remarks>
-public sealed class Spake2Suite
+internal sealed class Spake2Suite
 {
     // RFC 9382 section 6, SEC1 compressed. The same values are in Croc.Tests/TestVectors/spake2-rfc9382.json.
     private const string P256M = "02886e2f97ace46e55ba9dd7242579f2993b64e16ef3dcab95afd497333d8fa12f";

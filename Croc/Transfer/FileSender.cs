@@ -92,7 +92,7 @@ internal sealed class FileSender
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
-                throw new CrocException(CrocErrorCode.Timeout, $"The recipient did not accept or decline within {_context.DecisionTimeout}.");
+                throw new CrocTimeoutException($"The recipient did not accept or decline within {_context.DecisionTimeout}.");
             }
         }
 

@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace CrocNet.Channel;
+namespace CrocNet.Rendezvous;
 
 internal sealed class JoinRequest
 {

@@ -1,48 +1,10 @@
 using CrocNet.Codes;
 using CrocNet.Diagnostics;
 using CrocNet.Pake;
+using CrocNet.Protocol;
 using Microsoft.Extensions.Logging;
 
-namespace CrocNet.Channel;
-
-/// <summary>
-/// The password scalar w, derived in the background from the moment the code is known: Argon2id is the
-/// slowest step of the handshake, and it needs only the secret, the channel and the curve.
-/// </summary>
-internal sealed class PasswordScalar : IDisposable
-{
-    private readonly CodePhrase _code;
-    private readonly Spake2Suite _guess;
-    private readonly Task<byte[]> _derived;
-
-    public PasswordScalar(CodePhrase code, Spake2Suite likelySuite)
-    {
-        _code = code;
-        _guess = likelySuite;
-        _derived = Task.Run(() => CrocPake.DeriveW(likelySuite, code.Secret, code.Channel));
-    }
-
-    /// <summary>w for <paramref name="suite"/>: the background result when the guess was right, else derived now.</summary>
-    public async Task<byte[]> GetAsync(Spake2Suite suite, CancellationToken cancellationToken)
-    {
-        if (suite.Name == _guess.Name)
-        {
-            return (byte[])(await _derived.WaitAsync(cancellationToken).ConfigureAwait(false)).Clone();
-        }
-
-        return await Task.Run(() => CrocPake.DeriveW(suite, _code.Secret, _code.Channel), cancellationToken).ConfigureAwait(false);
-    }
-
-    public void Dispose()
-    {
-        // The background derivation may still be running; wipe its result whenever it lands.
-        _derived.ContinueWith(
-            t => System.Security.Cryptography.CryptographicOperations.ZeroMemory(t.Result),
-            CancellationToken.None,
-            TaskContinuationOptions.OnlyOnRanToCompletion | TaskContinuationOptions.ExecuteSynchronously,
-            TaskScheduler.Default);
-    }
-}
+namespace CrocNet.Rendezvous;
 
 /// <summary>The outcome of the HTTP part of a session: a confirmed key and where to connect.</summary>
 internal sealed class HandshakeResult : IDisposable
@@ -64,7 +26,7 @@ internal sealed class HandshakeResult : IDisposable
 internal static class Handshake
 {
     public static async Task<HandshakeResult> RunSenderAsync(
-        RelayChannelClient relay, RelayState joined, CodePhrase code, Spake2Suite suite, PasswordScalar password, TimeSpan peerTimeout, ILogger logger, Action onPeerAnswered, CancellationToken cancellationToken)
+        IRelaySession relay, CodePhrase code, Spake2Suite suite, PasswordScalar password, TimeSpan peerTimeout, ILogger logger, Action onPeerAnswered, CancellationToken cancellationToken)
     {
         using var spake = await StartAsync(password, suite, Spake2Role.Sender, code.Channel, cancellationToken).ConfigureAwait(false);
         var message = spake.Message.ToArray();
@@ -74,7 +36,7 @@ internal static class Handshake
         state = await relay.WaitForAsync(state, s => s.Y is not null && s.HhK is not null, peerTimeout, cancellationToken).ConfigureAwait(false);
         if (state.Closed)
         {
-            throw new CrocRelayException(CrocErrorCode.RelayRefused, "The channel was closed before a recipient answered.", "closed", 410);
+            throw new CrocRelayException(CrocErrorCode.ConnectionLost, "The channel was closed before a recipient answered.", CrocWire.Errors.Closed);
         }
 
         onPeerAnswered();
@@ -95,12 +57,12 @@ internal static class Handshake
     }
 
     public static async Task<HandshakeResult> RunRecipientAsync(
-        RelayChannelClient relay, RelayState joined, CodePhrase code, PasswordScalar password, TimeSpan peerTimeout, ILogger logger, CancellationToken cancellationToken)
+        IRelaySession relay, RelayState joined, CodePhrase code, PasswordScalar password, TimeSpan peerTimeout, ILogger logger, CancellationToken cancellationToken)
     {
         var state = await relay.WaitForAsync(joined, s => s.X is not null, peerTimeout, cancellationToken).ConfigureAwait(false);
         if (state.Closed)
         {
-            throw new CrocRelayException(CrocErrorCode.RelayRefused, "The sender closed the channel before the key exchange.", "closed", 410);
+            throw new CrocRelayException(CrocErrorCode.ConnectionLost, "The sender closed the channel before the key exchange.", CrocWire.Errors.Closed);
         }
 
         // The sender chooses the curve; the AAD binds it, so a relay that lies about it fails confirmation.
@@ -122,7 +84,7 @@ internal static class Handshake
                 state = await relay.WaitForAsync(state, s => s.HK is not null, peerTimeout, cancellationToken).ConfigureAwait(false);
                 senderConfirmation = state.HK;
             }
-            catch (CrocRelayException ex) when (ex.RelayCode == "closed")
+            catch (CrocRelayException ex) when (ex.RelayCode == CrocWire.Errors.Closed)
             {
                 // The sender may close the channel before our long-poll arrives: the relay then answers 410, not a closed state.
                 senderConfirmation = null;
@@ -178,13 +140,13 @@ internal static class Handshake
     /// accept that only when the stored value is exactly ours.
     /// </summary>
     private static async Task<RelayState> PostOnceAsync(
-        RelayChannelClient relay, Action<ChannelRequest> action, Func<RelayState, byte[]?> stored, byte[] ours, CancellationToken cancellationToken)
+        IRelaySession relay, Action<ChannelRequest> action, Func<RelayState, byte[]?> stored, byte[] ours, CancellationToken cancellationToken)
     {
         try
         {
             return await relay.PostAsync(action, cancellationToken).ConfigureAwait(false);
         }
-        catch (CrocRelayException ex) when (ex.RelayCode == "already_set")
+        catch (CrocRelayException ex) when (ex.RelayCode == CrocWire.Errors.AlreadySet)
         {
             var state = await relay.PostAsync(null, cancellationToken).ConfigureAwait(false);
             if (stored(state) is { } value && value.AsSpan().SequenceEqual(ours))

@@ -4,25 +4,27 @@ using Microsoft.Extensions.Logging;
 using Polly;
 using Polly.Retry;
 
-namespace CrocNet.Channel;
+namespace CrocNet.Rendezvous;
 
 /// <summary>Builds the retry pipeline for relay requests and data connections.</summary>
 internal static class RelayResilience
 {
-    public static ResiliencePipeline Create(CrocOptions options, ILogger logger)
+    public static ResiliencePipeline Create(CrocOptions options, TimeProvider time, ILogger logger)
     {
         if (options.MaxRetries == 0)
         {
             return ResiliencePipeline.Empty;
         }
 
-        return new ResiliencePipelineBuilder { TimeProvider = options.TimeProvider }
+        return new ResiliencePipelineBuilder { TimeProvider = time }
             .AddRetry(new RetryStrategyOptions
             {
                 // Only faults that say "try again": never a 4xx, which is the relay saying "no".
                 ShouldHandle = new PredicateBuilder()
                     .Handle<HttpRequestException>(ex => ex.StatusCode is null || (int)ex.StatusCode >= 500)
                     .Handle<SocketException>(IsTransient)
+                    // A data connection reset during its hello (before the relay's "ok") is worth another try.
+                    .Handle<IOException>(ex => ex.InnerException is not SocketException inner || IsTransient(inner))
                     .Handle<TimeoutException>()
                     .Handle<CrocRelayException>(ex => ex.StatusCode >= 500),
                 MaxRetryAttempts = options.MaxRetries,

@@ -1,0 +1,68 @@
+namespace CrocNet.Protocol;
+
+/// <summary>
+/// The client's half of the wire contract between client and relay (docs/protocol.md), in one place: routes,
+/// roles, error codes and the data-connection hello. The relay states the same names on its side; a contract test
+/// holds the two together.
+/// </summary>
+internal static class CrocWire
+{
+    /// <summary>The relative route that joins a channel.</summary>
+    public const string JoinRoute = "join";
+
+    /// <summary>The relative route that reads or changes a channel.</summary>
+    public const string ChannelRoute = "channel";
+
+    /// <summary>The longest long-poll (<c>wait</c>) the protocol allows, in seconds.</summary>
+    public const int MaxWaitSeconds = 30;
+
+    /// <summary>The most data connections (lanes) a relay may ask a client to open.</summary>
+    public const int MaxLanes = 16;
+
+    /// <summary>The longest hello reply line a client reads.</summary>
+    public const int MaxHelloReplyLength = 128;
+
+    /// <summary>The hello's JSON field names.</summary>
+    public const string HelloChannel = "channel";
+
+    /// <inheritdoc cref="HelloChannel"/>
+    public const string HelloUuid = "uuid";
+
+    /// <summary>The relay's answer that accepts a data connection.</summary>
+    public const string HelloOk = "ok";
+
+    /// <summary>The prefix of the relay's answer that refuses a data connection.</summary>
+    public const string HelloErrorPrefix = "error ";
+
+    /// <summary>The relay's error codes the client acts on (the full list is in docs/protocol.md).</summary>
+    public static class Errors
+    {
+        public const string BadRequest = "bad_request";
+        public const string IpLimit = "ip_limit";
+        public const string BadUuid = "bad_uuid";
+        public const string NoChannel = "no_channel";
+        public const string Occupied = "occupied";
+        public const string AlreadySet = "already_set";
+        public const string NotReady = "not_ready";
+        public const string Closed = "closed";
+
+        /// <summary>Every code PROTOCOL 1.0 defines for the HTTP routes.</summary>
+        public static readonly string[] All = [BadRequest, IpLimit, BadUuid, NoChannel, Occupied, AlreadySet, NotReady, Closed];
+    }
+
+    /// <summary>A relay error code as the protocol shapes them (snake_case, short), or null for anything else.</summary>
+    public static string? SafeCode(string? code) =>
+        code is { Length: > 0 and <= 32 } && code.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '_') ? code : null;
+}
+
+/// <summary>Which side of a channel a participant is.</summary>
+internal enum ParticipantRole
+{
+    Sender,
+    Recipient,
+}
+
+internal static class ParticipantRoles
+{
+    public static string ToWire(this ParticipantRole role) => role == ParticipantRole.Sender ? "sender" : "recipient";
+}
