@@ -56,7 +56,7 @@ public sealed class Croc
     /// <param name="content">What to send: <see cref="SendContent.FromPath"/>, <see cref="SendContent.FromStream"/>, <see cref="SendContent.FromText"/>…</param>
     /// <param name="options">This send's settings; <see cref="SendOptions.Code"/> is required here.</param>
     /// <param name="cancellationToken">Cancels the send; the channel is closed.</param>
-    /// <exception cref="ArgumentException">No code was given: nobody could learn a generated one. Use <see cref="StartSendAsync"/> for that.</exception>
+    /// <exception cref="ArgumentException">No code was given: nobody could learn a generated one. Use <see cref="StartSendAsync(SendContent, SendOptions?, CancellationToken)"/> for that.</exception>
     /// <exception cref="CrocException">The send failed; the subclass and <see cref="CrocException.Code"/> say how.</exception>
     public async Task<TransferResult> SendAsync(SendContent content, SendOptions? options = null, CancellationToken cancellationToken = default)
     {
@@ -88,6 +88,25 @@ public sealed class Croc
         ArgumentNullException.ThrowIfNull(content);
         return SendSession.StartAsync(_runtime, content, options, cancellationToken);
     }
+
+    /// <summary>Starts a send with a generated code and this instance's defaults; see <see cref="StartSendAsync(SendContent, SendOptions?, CancellationToken)"/>.</summary>
+    /// <param name="content">What to send.</param>
+    /// <param name="cancellationToken">Cancels the start and, afterwards, the transfer itself.</param>
+    public Task<CrocSendOperation> StartSendAsync(SendContent content, CancellationToken cancellationToken) =>
+        StartSendAsync(content, null, cancellationToken);
+
+    /// <summary>Receives into this instance's output folder; see <see cref="ReceiveAsync(string, ReceiveOptions?, CancellationToken)"/>.</summary>
+    /// <param name="code">The code the sender's side showed.</param>
+    /// <param name="cancellationToken">Cancels the receive; nothing is left under a final name.</param>
+    public Task<TransferResult> ReceiveAsync(string code, CancellationToken cancellationToken) =>
+        ReceiveAsync(code, null, cancellationToken);
+
+    /// <summary>Receives one file or text into a stream; see <see cref="ReceiveToStreamAsync(string, Stream, ReceiveOptions?, CancellationToken)"/>.</summary>
+    /// <param name="code">The code the sender's side showed.</param>
+    /// <param name="destination">A writable stream; not disposed.</param>
+    /// <param name="cancellationToken">Cancels the receive.</param>
+    public Task<TransferResult> ReceiveToStreamAsync(string code, Stream destination, CancellationToken cancellationToken) =>
+        ReceiveToStreamAsync(code, destination, null, cancellationToken);
 
     /// <summary>
     /// Receives into a folder (<see cref="ReceiveOptions.OutputDirectory"/>, else <see cref="CrocOptions.OutputDirectory"/>,

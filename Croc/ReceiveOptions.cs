@@ -6,7 +6,7 @@ namespace CrocNet;
 /// </summary>
 public sealed class ReceiveOptions
 {
-    /// <summary>Where received files go. Ignored by <see cref="Croc.ReceiveToStreamAsync"/>.</summary>
+    /// <summary>Where received files go. Ignored by <see cref="Croc.ReceiveToStreamAsync(string, Stream, ReceiveOptions?, CancellationToken)"/>.</summary>
     /// <value>Default <see langword="null"/>: <see cref="CrocOptions.OutputDirectory"/>, else the current directory at the time of the call.</value>
     public string? OutputDirectory { get; init; }
 

@@ -8,8 +8,8 @@ public sealed class SendOptions
 {
     /// <summary>The code to use (<c>&lt;channel&gt;-&lt;secret&gt;</c>), for example from <see cref="Croc.GenerateCode"/>
     /// or agreed with the recipient beforehand. It is a secret: never log it.</summary>
-    /// <value>Default <see langword="null"/>: <see cref="Croc.StartSendAsync"/> generates one and returns it in
-    /// <see cref="CrocSendOperation.Code"/>. <see cref="Croc.SendAsync"/> requires a code, since nobody could
+    /// <value>Default <see langword="null"/>: <see cref="Croc.StartSendAsync(SendContent, SendOptions?, CancellationToken)"/> generates one and returns it in
+    /// <see cref="CrocSendOperation.Code"/>. <see cref="Croc.SendAsync(SendContent, SendOptions?, CancellationToken)"/> requires a code, since nobody could
     /// learn a generated one before it completes.</value>
     public string? Code { get; init; }
 

@@ -67,8 +67,17 @@ public class NamespaceTests
                 public static async System.Threading.Tasks.Task Main()
                 {
                     var croc = Croc.New(o => o.WithCurve("p256").WithRelay("http://127.0.0.1:9009"));
-                    TransferResult sent = await croc.SendAsync("file.txt");
+                    TransferResult sent = await croc.SendAsync(SendContent.FromPath("file.txt"), new SendOptions { Code = Croc.GenerateCode() });
                     TransferResult received = await Croc.New(o => o.WithRelay(new System.Uri("http://127.0.0.1:9009"))).ReceiveAsync("abc-def-ghi-jkl");
+                    // Every entry point, with and without its optional arguments, and a null for the options: no ambiguity.
+                    await croc.ReceiveAsync("abc-def-ghi-jkl", null);
+                    await croc.ReceiveAsync("abc-def-ghi-jkl", null, default);
+                    await croc.ReceiveAsync("abc-def-ghi-jkl", System.Threading.CancellationToken.None);
+                    await croc.ReceiveToStreamAsync("abc-def-ghi-jkl", new System.IO.MemoryStream(), null);
+                    await croc.ReceiveToStreamAsync("abc-def-ghi-jkl", new System.IO.MemoryStream());
+                    await using var op = await croc.StartSendAsync(SendContent.FromText("hi"), null);
+                    await using var op2 = await croc.StartSendAsync(SendContent.FromText("hi"));
+                    await croc.SendAsync(SendContent.FromText("hi"), null);
                 }
             }
             """;

@@ -138,7 +138,7 @@ public sealed class CodePhraseTests
     [TestCaseSource(nameof(InvalidCodes))]
     public void Parse_InvalidCode_ThrowsCrocExceptionWithInvalidCode(string? code, string expectedMessagePart)
     {
-        Assert.That(() => CodePhrase.Parse(code!), Throws.TypeOf<CrocException>()
+        Assert.That(() => CodePhrase.Parse(code!), Throws.TypeOf<CrocInvalidCodeException>()
             .With.Property(nameof(CrocException.Code)).EqualTo(CrocErrorCode.InvalidCode)
             .And.Message.Contains(expectedMessagePart));
     }

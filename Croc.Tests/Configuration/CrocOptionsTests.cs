@@ -1,21 +1,91 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace CrocNet.Tests.Configuration;
 
 public class CrocOptionsTests
 {
+    /// <summary>The whole message every path reports for the same three problems.</summary>
+    private const string ThreeProblems =
+        "PeerTimeout must be between 00:00:01 and 7.00:00:00; 00:00:00 is not.; " +
+        "Relay 'not a url' is not an absolute URL such as http://127.0.0.1:9009.; " +
+        "Curve 'p999' is not supported; use one of: p256, p384, p521, siec.";
+
+    private static void Misconfigure(CrocOptionsBuilder o) => o.WithCurve("p999").WithRelay("not a url").WithPeerTimeout(TimeSpan.Zero);
+
     [Test]
     public void New_SeveralInvalidOptions_ThrowsOneAggregatedError()
     {
-        var ex = Assert.Throws<CrocException>(() => Croc.New(o => o
-            .WithCurve("p999")
-            .WithRelay(new Uri("ftp://relay.example"))
-            .WithPeerTimeout(TimeSpan.Zero)
-            .WithCode("has space-in it")));
+        var ex = Assert.Throws<OptionsValidationException>(() => Croc.New(Misconfigure));
 
-        Assert.That(ex!.Code, Is.EqualTo(CrocErrorCode.InvalidOptions));
-        Assert.That(ex.Message, Does.Contain("p999").And.Contain("ftp://").And.Contain("PeerTimeout").And.Contain("Code"));
+        Assert.That(ex!.Message, Is.EqualTo(ThreeProblems));
+        Assert.That(ex.Failures.Count(), Is.EqualTo(3));
+    }
+
+    [Test]
+    public void Constructor_SeveralInvalidOptions_ThrowsTheSameError()
+    {
+        var options = new CrocOptions { Curve = "p999", PeerTimeout = TimeSpan.Zero, Relay = new Uri("ftp://relay.example") };
+
+        var ex = Assert.Throws<OptionsValidationException>(() => _ = new Croc(Options.Create(options)));
+
+        Assert.That(ex!.Message, Is.EqualTo(
+            "PeerTimeout must be between 00:00:01 and 7.00:00:00; 00:00:00 is not.; " +
+            "Relay must be an absolute http:// or https:// URL; 'ftp://relay.example/' is not.; " +
+            "Curve 'p999' is not supported; use one of: p256, p384, p521, siec."));
+    }
+
+    [Test]
+    public void AddCroc_SeveralInvalidOptions_ResolvingThrowsTheSameError()
+    {
+        using var provider = new ServiceCollection().AddCroc(Misconfigure).BuildServiceProvider();
+
+        var ex = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<Croc>());
+
+        Assert.That(ex!.Message, Is.EqualTo(ThreeProblems));
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public void AddCroc_SeveralInvalidOptions_HostStartThrowsTheSameError(CancellationToken cancellationToken)
+    {
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Services.AddCroc(Misconfigure);
+        using var host = builder.Build();
+
+        var ex = Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync(cancellationToken));
+
+        Assert.That(ex!.Message, Is.EqualTo(ThreeProblems));
+    }
+
+    [Test]
+    public void CrocOptions_EveryPublicProperty_IsBindableData()
+    {
+        // Services and callbacks live on the builder or in ReceiveOptions/SendOptions, never in the bindable POCO.
+        Type[] bindable = [typeof(string), typeof(Uri), typeof(TimeSpan), typeof(int), typeof(CrocOverwritePolicy), typeof(CrocHashAlgorithm)];
+        var properties = typeof(CrocOptions).GetProperties();
+
+        Assert.That(properties.Select(p => p.Name), Is.EquivalentTo(new[]
+        {
+            "Relay", "Curve", "OutputDirectory", "Overwrite", "FileHash", "PeerTimeout", "ChannelWaitTimeout", "IdleTimeout", "MaxRetries", "RetryBaseDelay",
+        }));
+        Assert.That(properties.Where(p => !bindable.Contains(p.PropertyType)).Select(p => p.Name), Is.Empty);
+    }
+
+    [Test]
+    public void AddCroc_BuilderSuppliesServices_OptionsInstanceIsNotTouched()
+    {
+        var services = new ServiceCollection().AddLogging();
+        using var provider = services.AddCroc(o => o.WithRelay("http://127.0.0.1:9").UseTimeProvider(TimeProvider.System)).BuildServiceProvider();
+        var before = provider.GetRequiredService<IOptions<CrocOptions>>().Value;
+        var snapshot = Clone(before);
+
+        _ = provider.GetRequiredService<Croc>();
+
+        Assert.That(Clone(before), Is.EqualTo(snapshot), "resolving Croc changes nothing in the shared options");
+        static string Clone(CrocOptions o) => string.Join("|", typeof(CrocOptions).GetProperties().Select(p => p.GetValue(o)?.ToString()));
     }
 
     [TestCase("PeerTimeout", 0.5)]
@@ -48,9 +118,14 @@ public class CrocOptionsTests
     public void Validate_Defaults_Succeed() => Assert.That(new CrocOptionsValidator().Validate(null, new CrocOptions()).Succeeded, Is.True);
 
     [Test]
-    public void WithRelay_NotAUrl_ThrowsInvalidOptions()
+    public void WithRelay_NotAUrl_ReportedByValidationNotByTheBuilder()
     {
-        Assert.That(Assert.Throws<CrocException>(() => Croc.New(o => o.WithRelay("not a url")))!.Code, Is.EqualTo(CrocErrorCode.InvalidOptions));
+        var builderReturned = false;
+
+        var ex = Assert.Throws<OptionsValidationException>(() => Croc.New(o => builderReturned = o.WithRelay("not a url") is not null));
+
+        Assert.That(builderReturned, Is.True, "the chain is not interrupted");
+        Assert.That(ex!.Message, Is.EqualTo("Relay 'not a url' is not an absolute URL such as http://127.0.0.1:9009."));
     }
 
     [Test]
@@ -70,10 +145,10 @@ public class CrocOptionsTests
             .Build();
         using var provider = new ServiceCollection().AddCroc(configuration.GetSection("Croc")).BuildServiceProvider();
 
-        var ex = Assert.Throws<CrocException>(() => provider.GetRequiredService<Croc>());
+        var ex = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<Croc>());
 
-        Assert.That(ex!.Code, Is.EqualTo(CrocErrorCode.InvalidOptions));
-        Assert.That(ex.Message, Does.Contain("p999").And.Contain("MaxRetries"));
+        Assert.That(ex!.Message, Is.EqualTo(
+            "MaxRetries: The field CrocOptions.MaxRetries must be between 0 and 20.; Curve 'p999' is not supported; use one of: p256, p384, p521, siec."));
     }
 
     [Test]

@@ -29,14 +29,16 @@ public class SecretLoggingTests
             var code = Croc.GenerateCode();
             var phrase = CrocNet.Codes.CodePhrase.Parse(code);
 
-            var send = Croc.New(o => o.WithRelay(relay.BaseAddress).WithCode(code).WithLogging(factory)).SendAsync(Path.Join(source, "private-name.txt"), cancellationToken);
-            var receive = Croc.New(o => o.WithRelay(relay.BaseAddress).WithOutputDirectory(output).WithLogging(factory)).ReceiveAsync(code, cancellationToken);
+            var send = Croc.New(o => o.WithRelay(relay.BaseAddress).UseLoggerFactory(factory))
+                .SendAsync(SendContent.FromPath(Path.Join(source, "private-name.txt")), new SendOptions { Code = code }, cancellationToken);
+            var receive = Croc.New(o => o.WithRelay(relay.BaseAddress).WithOutputDirectory(output).UseLoggerFactory(factory)).ReceiveAsync(code, cancellationToken);
             await Task.WhenAll(send, receive);
 
             // And a failing one: the wrong code is logged as a failure, never as text.
             var wrong = phrase.Channel + "x-wrong-secret-words";
-            var badSend = Croc.New(o => o.WithRelay(relay.BaseAddress).WithCode(Croc.GenerateCode()).WithLogging(factory)).StartSendAsync(SendContent.FromText("hi"), cancellationToken: cancellationToken);
-            Assert.CatchAsync<CrocException>(() => Croc.New(o => o.WithRelay(relay.BaseAddress).WithChannelWaitTimeout(TimeSpan.Zero).WithLogging(factory)).ReceiveAsync(wrong, cancellationToken));
+            var badSend = Croc.New(o => o.WithRelay(relay.BaseAddress).UseLoggerFactory(factory))
+                .StartSendAsync(SendContent.FromText("hi"), new SendOptions { Code = Croc.GenerateCode() }, cancellationToken);
+            Assert.CatchAsync<CrocException>(() => Croc.New(o => o.WithRelay(relay.BaseAddress).WithChannelWaitTimeout(TimeSpan.Zero).UseLoggerFactory(factory)).ReceiveAsync(wrong, cancellationToken));
             await (await badSend).DisposeAsync();
 
             var lines = sink.Lines.ToArray();

@@ -1,7 +1,8 @@
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
-using CrocNet.Channel;
+using CrocNet.Rendezvous;
+using CrocNet.Tests.Transport;
 using CrocNet.Codes;
 using CrocNet.Crypto;
 using CrocNet.Files;
@@ -30,7 +31,7 @@ public class HostileTransferTests : TransferTestBase
         {
             o.WithOutputDirectory(output);
             // Every connection misbehaves once it has carried 300 kB: whichever ones the chunks went to.
-            o.Options.TransportInterceptor = (stream, index) => new TamperingStream(stream, mode, at: 300_000 + index);
+            o.UseTransport(new InterceptingTransport((stream, index) => new TamperingStream(stream, mode, at: 300_000 + index)));
         });
 
         await using var operation = await NewCroc().StartSendAsync(SendContent.FromPath(Path.Join(source, "payload.bin")), cancellationToken: cancellationToken);
@@ -50,7 +51,7 @@ public class HostileTransferTests : TransferTestBase
         var source = NewFolder();
         var output = NewFolder();
         WriteRandomFile(Path.Join(source, "payload.bin"), FileSize);
-        var sender = NewCroc(o => o.Options.TransportInterceptor = (stream, index) => new CuttingWriteStream(stream, 500_000 + index));
+        var sender = NewCroc(o => o.UseTransport(new InterceptingTransport((stream, index) => new CuttingWriteStream(stream, 500_000 + index))));
 
         await using var operation = await sender.StartSendAsync(SendContent.FromPath(Path.Join(source, "payload.bin")), cancellationToken: cancellationToken);
         var receive = NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(operation.Code, cancellationToken);
@@ -70,15 +71,16 @@ public class HostileTransferTests : TransferTestBase
         WriteRandomFile(Path.Join(source, "payload.bin"), 32 * 1024 * 1024);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var progress = new CancelAfterBytes(cancel, 4 * 1024 * 1024);
-        var sender = NewCroc(o => o.WithProgress(cancelRecipient ? new CancelAfterBytes(null, 0) : progress));
+        var sender = NewCroc();
         var receiver = NewCroc(o =>
         {
             o.WithOutputDirectory(output);
-            o.Options.TransportInterceptor = (stream, _) => new TamperingStream(stream, TamperingStream.Mode.Slow, 0, span: 64 * 1024);
+            o.UseTransport(new InterceptingTransport((stream, _) => new TamperingStream(stream, TamperingStream.Mode.Slow, 0, span: 64 * 1024)));
         });
 
-        var operation = await sender.StartSendAsync(SendContent.FromPath(Path.Join(source, "payload.bin")), cancellationToken: cancelRecipient ? cancellationToken : cancel.Token);
-        var receive = receiver.ReceiveAsync(operation.Code, cancelRecipient ? progress : null, cancelRecipient ? cancel.Token : cancellationToken);
+        var operation = await sender.StartSendAsync(
+            SendContent.FromPath(Path.Join(source, "payload.bin")), new SendOptions { Progress = cancelRecipient ? null : progress }, cancelRecipient ? cancellationToken : cancel.Token);
+        var receive = receiver.ReceiveAsync(operation.Code, new ReceiveOptions { Progress = cancelRecipient ? progress : null }, cancelRecipient ? cancel.Token : cancellationToken);
 
         var canceller = cancelRecipient ? receive : operation.Completion;
         var peer = cancelRecipient ? operation.Completion : receive;
@@ -100,9 +102,9 @@ public class HostileTransferTests : TransferTestBase
         WriteRandomFile(Path.Join(source, "f.bin"), 10);
         var attempts = 0;
         var croc = Croc.New(o => o.WithRelay($"http://127.0.0.1:{port}").WithRetries(3, TimeSpan.FromMilliseconds(10))
-            .WithHttpHandler(new CountingHandler(() => Interlocked.Increment(ref attempts))));
+            .UseHttpMessageHandler(new CountingHandler(() => Interlocked.Increment(ref attempts))));
 
-        var ex = Assert.ThrowsAsync<CrocRelayException>(() => croc.SendAsync(Path.Join(source, "f.bin"), cancellationToken));
+        var ex = Assert.ThrowsAsync<CrocRelayException>(() => croc.SendAsync(SendContent.FromPath(Path.Join(source, "f.bin")), new SendOptions { Code = Croc.GenerateCode() }, cancellationToken));
 
         Assert.That(ex!.Code, Is.EqualTo(CrocErrorCode.RelayUnreachable));
         Assert.That(ex.Message, Does.Contain($"127.0.0.1:{port}"));
@@ -209,11 +211,17 @@ public class HostileTransferTests : TransferTestBase
         TransferOffer? offered = null;
 
         await using var rogue = await RogueSender.StartAsync(Relay.BaseAddress, cancellationToken);
-        var receive = NewCroc(o => o.WithOutputDirectory(output).WithOfferConfirmation((offer, _) =>
-        {
-            offered = offer;
-            return ValueTask.FromResult(false);
-        })).ReceiveAsync(rogue.Code.Code, cancellationToken);
+        var receive = NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(
+            rogue.Code.Code,
+            new ReceiveOptions
+            {
+                ConfirmOffer = (offer, _) =>
+                {
+                    offered = offer;
+                    return ValueTask.FromResult(false);
+                },
+            },
+            cancellationToken);
         await rogue.ConnectAsync(cancellationToken);
         var before = GC.GetTotalAllocatedBytes(precise: true);
         await rogue.SendManifestAsync(manifest, cancellationToken);
@@ -254,11 +262,18 @@ public class HostileTransferTests : TransferTestBase
         var offered = false;
 
         await using var rogue = await RogueSender.StartAsync(Relay.BaseAddress, cancellationToken);
-        var receive = NewCroc(o => o.WithOfferConfirmation((_, _) =>
-        {
-            offered = true;
-            return ValueTask.FromResult(true);
-        })).ReceiveAsync(rogue.Code.Code, new MemoryStream(), cancellationToken: cancellationToken);
+        var receive = NewCroc().ReceiveToStreamAsync(
+            rogue.Code.Code,
+            new MemoryStream(),
+            new ReceiveOptions
+            {
+                ConfirmOffer = (_, _) =>
+                {
+                    offered = true;
+                    return ValueTask.FromResult(true);
+                },
+            },
+            cancellationToken);
         await rogue.ConnectAsync(cancellationToken);
         await rogue.SendManifestAsync(manifest, cancellationToken);
 
@@ -281,8 +296,7 @@ public class HostileTransferTests : TransferTestBase
     private sealed class RogueSender : IAsyncDisposable
     {
         private readonly HttpClient _http = new();
-        private RelayChannelClient _relay = null!;
-        private RelayState _joined = null!;
+        private RelaySession _relay = null!;
         private HandshakeResult? _handshake;
         private Stream[] _streams = [];
         private FrameWriter[] _writers = [];
@@ -293,16 +307,18 @@ public class HostileTransferTests : TransferTestBase
         public static async Task<RogueSender> StartAsync(Uri relay, CancellationToken cancellationToken)
         {
             var rogue = new RogueSender();
-            rogue._relay = new RelayChannelClient(rogue._http, relay, ResiliencePipeline.Empty, TimeProvider.System, NullLogger.Instance);
-            rogue._joined = await rogue._relay.JoinAsync(rogue.Code.Channel, "p256", "sender", cancellationToken);
+            var client = new RelayClient(rogue._http, relay, ResiliencePipeline.Empty, TimeProvider.System, NullLogger.Instance);
+            rogue._relay = await client.JoinAsync(rogue.Code.Channel, "p256", CrocNet.Protocol.ParticipantRole.Sender, cancellationToken);
             return rogue;
         }
 
         public async Task ConnectAsync(CancellationToken cancellationToken)
         {
             using var password = new PasswordScalar(Code, Spake2Suite.P256);
-            _handshake = await Handshake.RunSenderAsync(_relay, _joined, Code, Spake2Suite.P256, password, TimeSpan.FromSeconds(30), NullLogger.Instance, static () => { }, cancellationToken);
-            _streams = await StapleConnector.ConnectAllAsync(_relay.Relay.IdnHost, _handshake.State.Ports, Code.Channel, _relay.Uuid!, ResiliencePipeline.Empty, null, cancellationToken);
+            _handshake = await Handshake.RunSenderAsync(_relay, Code, Spake2Suite.P256, password, TimeSpan.FromSeconds(30), NullLogger.Instance, static () => { }, cancellationToken);
+            var target = new StapleTarget(_relay.BaseAddress, _relay.BaseAddress.IdnHost, _handshake.State.Ports);
+            _streams = await StapleConnector.ConnectAllAsync(
+                TcpStapleTransport.Instance, target, new StapleTicket(_relay.Channel, _relay.Uuid), ResiliencePipeline.Empty, TimeProvider.System, cancellationToken);
             await _relay.WaitForAsync(_handshake.State, s => s.Stapled, TimeSpan.FromSeconds(30), cancellationToken);
             var key = _handshake.Keys.SessionKey.ToArray();
             _writers = _streams.Select((s, i) => new FrameWriter(s, FrameKeys.Derive(key, StreamDirection.SenderToRecipient, i))).ToArray();

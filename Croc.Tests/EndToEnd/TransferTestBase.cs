@@ -64,9 +64,9 @@ public abstract class TransferTestBase
 
     /// <summary>Starts a send, hands its code to a receive, and waits for both.</summary>
     protected static async Task<(TransferResult Sent, TransferResult Received)> TransferAsync(
-        Croc sender, SendContent content, Func<string, Task<TransferResult>> receive, CancellationToken cancellationToken)
+        Croc sender, SendContent content, Func<string, Task<TransferResult>> receive, CancellationToken cancellationToken, SendOptions? options = null)
     {
-        await using var operation = await sender.StartSendAsync(content, cancellationToken: cancellationToken);
+        await using var operation = await sender.StartSendAsync(content, options, cancellationToken);
         var received = receive(operation.Code);
         var sent = operation.Completion;
         await Task.WhenAll(received, sent).WaitAsync(cancellationToken);

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using CrocNet.Tests.Transport;
 
 namespace CrocNet.Tests.EndToEnd;
 
@@ -17,19 +18,18 @@ public class TransferTests : TransferTestBase
         var data = WriteRandomFile(Path.Join(source, "hello.bin"), 123_457);
         var code = Croc.GenerateCode();
 
-        // The design card's three calls, as a host app and a service would write them.
+        // The design card's calls, as a host app and a service would write them: one instance from the builder,
+        // one from DI-style options, each call with its own settings.
         var croc = Croc.New(o => o.WithCurve("p256").WithRelay(url));
-        var receiver = Croc.New(o => o.WithCurve("p256").WithRelay(url).WithOutputDirectory(output));
-        var options = Microsoft.Extensions.Options.Options.Create(new CrocOptions { Relay = new Uri(url), Curve = "p256", Code = code });
+        var service = new Croc(Microsoft.Extensions.Options.Options.Create(new CrocOptions { Relay = new Uri(url), Curve = "p256" }), NullLoggerFactory.Instance);
         var path = Path.Join(source, "hello.bin");
 
-        var send = new Croc(options, NullLogger<Croc>.Instance).SendAsync(path, cancellationToken);
-        var receive = receiver.ReceiveAsync(code, cancellationToken);
+        var send = croc.SendAsync(SendContent.FromPath(path), new SendOptions { Code = code }, cancellationToken);
+        var receive = service.ReceiveAsync(code, new ReceiveOptions { OutputDirectory = output }, cancellationToken);
         await Task.WhenAll(send, receive);
 
         Assert.That(File.ReadAllBytes(Path.Join(output, "hello.bin")), Is.EqualTo(data));
         Assert.That((await send).Files.Single().Digest, Is.EqualTo((await receive).Files.Single().Digest));
-        Assert.That(croc, Is.Not.Null);
     }
 
     [TestCase("p256", CrocHashAlgorithm.XxHash128)]
@@ -126,10 +126,11 @@ public class TransferTests : TransferTestBase
         var receiveReports = new List<TransferProgress>();
 
         var (sent, _) = await TransferAsync(
-            NewCroc(o => o.WithProgress(new SyncProgress(sendReports))),
+            NewCroc(),
             SendContent.FromPath(path),
-            code => NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(code, new SyncProgress(receiveReports), cancellationToken),
-            cancellationToken);
+            code => NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(code, new ReceiveOptions { Progress = new SyncProgress(receiveReports) }, cancellationToken),
+            cancellationToken,
+            new SendOptions { Progress = new SyncProgress(sendReports) });
 
         Assert.That(File.ReadAllBytes(Path.Join(output, "big.bin")).AsSpan().SequenceEqual(data), Is.True);
         Assert.That(sent.TotalBytes, Is.EqualTo(data.Length));
@@ -157,7 +158,7 @@ public class TransferTests : TransferTestBase
         var (sent, received) = await TransferAsync(
             NewCroc(),
             SendContent.FromStream(new NonSeekableStream(new MemoryStream(data)), "piped.bin"),
-            code => NewCroc().ReceiveAsync(code, destination, cancellationToken: cancellationToken),
+            code => NewCroc().ReceiveToStreamAsync(code, destination, cancellationToken),
             cancellationToken);
 
         Assert.That(destination.ToArray().AsSpan().SequenceEqual(data), Is.True);
@@ -227,7 +228,7 @@ public class TransferTests : TransferTestBase
 
         var receive = NewCroc(o => o.WithOutputDirectory(output).WithChannelWaitTimeout(TimeSpan.FromSeconds(20))).ReceiveAsync(code, cancellationToken);
         await Task.Delay(300, cancellationToken); // let the recipient find no channel at least once
-        var send = NewCroc(o => o.WithCode(code)).SendAsync(Path.Join(source, "late.bin"), cancellationToken);
+        var send = NewCroc().SendAsync(SendContent.FromPath(Path.Join(source, "late.bin")), new SendOptions { Code = code }, cancellationToken);
         await Task.WhenAll(receive, send);
 
         Assert.That(File.ReadAllBytes(Path.Join(output, "late.bin")), Is.EqualTo(data));
@@ -305,11 +306,17 @@ public class TransferTests : TransferTestBase
         TransferOffer? seen = null;
 
         await using var operation = await NewCroc().StartSendAsync(SendContent.FromPath(Path.Join(source, "offer.bin")), cancellationToken: cancellationToken);
-        var receive = NewCroc(o => o.WithOutputDirectory(output).WithOfferConfirmation((offer, _) =>
-        {
-            seen = offer;
-            return ValueTask.FromResult(false);
-        })).ReceiveAsync(operation.Code, cancellationToken);
+        var receive = NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(
+            operation.Code,
+            new ReceiveOptions
+            {
+                ConfirmOffer = (offer, _) =>
+                {
+                    seen = offer;
+                    return ValueTask.FromResult(false);
+                },
+            },
+            cancellationToken);
 
         Assert.That(Assert.ThrowsAsync<CrocTransferException>(async () => await receive)!.Code, Is.EqualTo(CrocErrorCode.TransferRejected));
         Assert.That(Assert.ThrowsAsync<CrocTransferException>(async () => await operation.Completion)!.Code, Is.EqualTo(CrocErrorCode.TransferRejected));
@@ -332,7 +339,7 @@ public class TransferTests : TransferTestBase
             await TransferAsync(
                 shared,
                 SendContent.FromPath(Path.Join(source, $"c{i}.bin")),
-                code => receiver.ReceiveAsync(code, new MemoryStream(), cancellationToken: cancellationToken),
+                code => receiver.ReceiveToStreamAsync(code, new MemoryStream(), cancellationToken),
                 cancellationToken);
             return data.Length;
         });
@@ -398,7 +405,7 @@ public class TransferTests : TransferTestBase
         var receiver = NewCroc(o =>
         {
             o.WithOutputDirectory(output);
-            o.Options.TransportInterceptor = (stream, _) => new TamperingStream(stream, TamperingStream.Mode.Slow, 0, span: 8 * 1024);
+            o.UseTransport(new InterceptingTransport((stream, _) => new TamperingStream(stream, TamperingStream.Mode.Slow, 0, span: 8 * 1024)));
         });
 
         // The sender finishes writing while megabytes still sit in socket buffers; the recipient's progress
@@ -423,15 +430,19 @@ public class TransferTests : TransferTestBase
 
         // The offer is shown after the checks; a file that appears at a target afterwards must not be replaced,
         // and the files renamed into place before it was found must be taken back.
-        var receiver = NewCroc(o => o.WithOutputDirectory(output).WithOfferConfirmation((_, _) =>
+        var receiver = NewCroc(o => o.WithOutputDirectory(output));
+        var confirm = new ReceiveOptions
         {
-            Directory.CreateDirectory(Path.Join(output, "pack"));
-            File.WriteAllText(Path.Join(output, "pack", "b.txt"), "someone else's");
-            return ValueTask.FromResult(true);
-        }));
+            ConfirmOffer = (_, _) =>
+            {
+                Directory.CreateDirectory(Path.Join(output, "pack"));
+                File.WriteAllText(Path.Join(output, "pack", "b.txt"), "someone else's");
+                return ValueTask.FromResult(true);
+            },
+        };
         await using var operation = await NewCroc().StartSendAsync(SendContent.FromPath(Path.Join(source, "pack")), cancellationToken: cancellationToken);
 
-        Assert.That(Assert.CatchAsync<CrocException>(() => receiver.ReceiveAsync(operation.Code, cancellationToken))!.Code, Is.EqualTo(CrocErrorCode.WriteFailed));
+        Assert.That(Assert.CatchAsync<CrocException>(() => receiver.ReceiveAsync(operation.Code, confirm, cancellationToken))!.Code, Is.EqualTo(CrocErrorCode.WriteFailed));
         Assert.That(Snapshot(output).Files.Keys, Is.EqualTo(new[] { "pack/b.txt" }));
         Assert.That(File.ReadAllText(Path.Join(output, "pack", "b.txt")), Is.EqualTo("someone else's"));
     }

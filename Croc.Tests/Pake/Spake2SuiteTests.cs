@@ -6,7 +6,7 @@ using BigInteger = Org.BouncyCastle.Math.BigInteger;
 namespace CrocNet.Tests.Pake;
 
 [TestFixture]
-public sealed class Spake2SuiteTests
+internal sealed class Spake2SuiteTests
 {
     private static IEnumerable<TestCaseData> MnCases()
     {

@@ -4,7 +4,7 @@ using BigInteger = Org.BouncyCastle.Math.BigInteger;
 namespace CrocNet.Tests.Pake;
 
 [TestFixture]
-public sealed class Spake2Tests
+internal sealed class Spake2Tests
 {
     private static IEnumerable<Spake2Suite> Suites => PakeTestData.Suites;
 

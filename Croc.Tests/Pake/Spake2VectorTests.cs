@@ -6,7 +6,7 @@ namespace CrocNet.Tests.Pake;
 
 /// <summary>Replays RFC 9382 appendix B and the project's derived vectors with fixed w, x and y.</summary>
 [TestFixture]
-public sealed class Spake2VectorTests
+internal sealed class Spake2VectorTests
 {
     private static IEnumerable<TestCaseData> Vectors() => Spake2Vectors.Cases();
 

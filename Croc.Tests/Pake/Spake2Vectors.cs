@@ -5,7 +5,7 @@ using CrocNet.Pake;
 namespace CrocNet.Tests.Pake;
 
 /// <summary>One SPAKE2 vector from TestVectors/*.json, every field as bytes.</summary>
-public sealed record Spake2Vector(string File, int Index, string SuiteName, string Curve, string Hash, JsonElement Json)
+internal sealed record Spake2Vector(string File, int Index, string SuiteName, string Curve, string Hash, JsonElement Json)
 {
     public byte[] Bytes(string field) => Convert.FromHexString(Json.GetProperty(field).GetString()!);
 

@@ -130,15 +130,8 @@ Progress<TransferProgress> StageTracer()
 
 async Task<int> SendAsync(string relay, string code, string path, CancellationToken cancellationToken)
 {
-    var croc = Croc.New(o =>
-    {
-        o.WithRelay(relay).WithCode(code);
-        if (trace)
-        {
-            o.WithProgress(StageTracer());
-        }
-    });
-    var result = await croc.SendAsync(path, cancellationToken);
+    var croc = Croc.New(o => o.WithRelay(relay));
+    var result = await croc.SendAsync(SendContent.FromPath(path), new SendOptions { Code = code, Progress = trace ? StageTracer() : null }, cancellationToken);
     Trace($"sent {result.Files.Count} files, {result.TotalBytes} bytes in {result.Duration.TotalMilliseconds:F0} ms");
     return 0;
 }
@@ -146,15 +139,9 @@ async Task<int> SendAsync(string relay, string code, string path, CancellationTo
 async Task<int> ReceiveAsync(string relay, string code, string output, CancellationToken cancellationToken)
 {
     Directory.CreateDirectory(output);
-    var croc = Croc.New(o =>
-    {
-        o.WithRelay(relay).WithCode(code).WithOutputDirectory(output).WithOverwrite(CrocOverwritePolicy.Overwrite);
-        if (trace)
-        {
-            o.WithProgress(StageTracer());
-        }
-    });
-    var result = await croc.ReceiveAsync(code, cancellationToken);
+    var croc = Croc.New(o => o.WithRelay(relay));
+    var receive = new ReceiveOptions { OutputDirectory = output, Overwrite = CrocOverwritePolicy.Overwrite, Progress = trace ? StageTracer() : null };
+    var result = await croc.ReceiveAsync(code, receive, cancellationToken);
     Trace($"received {result.Files.Count} files, {result.TotalBytes} bytes in {result.Duration.TotalMilliseconds:F0} ms");
     return 0;
 }

@@ -54,18 +54,18 @@ internal static class ReceiveCommand
         var croc = Croc.New(o =>
         {
             o.WithRelay(relay).WithCurve(parse.GetValue(CrocCli.CurveOption)!);
-            o.WithOverwrite(settings.Overwrite ? CrocOverwritePolicy.Overwrite : CrocOverwritePolicy.Fail);
-            o.WithOfferConfirmation((offer, ct) => ConfirmAsync(console, display, settings, outputDirectory, offer, ct));
-            if (outputDirectory is not null)
-            {
-                o.WithOutputDirectory(outputDirectory);
-            }
-
             if (loggerFactory is not null)
             {
-                o.WithLogging(loggerFactory);
+                o.UseLoggerFactory(loggerFactory);
             }
         });
+        var receive = new ReceiveOptions
+        {
+            OutputDirectory = outputDirectory,
+            Overwrite = settings.Overwrite ? CrocOverwritePolicy.Overwrite : CrocOverwritePolicy.Fail,
+            ConfirmOffer = (offer, ct) => ConfirmAsync(console, display, settings, outputDirectory, offer, ct),
+            Progress = display,
+        };
 
         if (outputDirectory is not null && !Directory.Exists(outputDirectory))
         {
@@ -73,8 +73,8 @@ internal static class ReceiveCommand
         }
 
         var transfer = settings.Stdout
-            ? croc.ReceiveAsync(code, console.Output, display, cancellationToken)
-            : croc.ReceiveAsync(code, display, cancellationToken);
+            ? croc.ReceiveToStreamAsync(code, console.Output, receive, cancellationToken)
+            : croc.ReceiveAsync(code, receive, cancellationToken);
         await display.ShowUntilDoneAsync(transfer, "receiving");
         var result = await transfer;
         await console.Output.FlushAsync(CancellationToken.None);

@@ -67,18 +67,13 @@ internal static class SendCommand
         var croc = Croc.New(o =>
         {
             o.WithRelay(relay.Relay).WithCurve(parse.GetValue(CrocCli.CurveOption)!);
-            if (code is not null)
-            {
-                o.WithCode(code);
-            }
-
             if (loggerFactory is not null)
             {
-                o.WithLogging(loggerFactory);
+                o.UseLoggerFactory(loggerFactory);
             }
         });
 
-        await using var operation = await croc.StartSendAsync(content, display, cancellationToken);
+        await using var operation = await croc.StartSendAsync(content, new SendOptions { Code = code, Progress = display }, cancellationToken);
         // Started before the code is shown, so it is already answering when the recipient types it.
         await using var responder = embedded ? StartResponder(display, parse, relay, operation.Channel) : null;
         // The code is printed even with --quiet: without it the send is useless. It goes to the person, never to a log.

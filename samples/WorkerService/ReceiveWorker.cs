@@ -48,7 +48,7 @@ internal sealed partial class ReceiveWorker(
     {
         try
         {
-            var result = await croc.ReceiveAsync(code, stoppingToken);
+            var result = await croc.ReceiveAsync(code, cancellationToken: stoppingToken);
             LogReceived(result.Channel, result.Files.Count, result.TotalBytes, result.Duration);
         }
         catch (CrocException ex)

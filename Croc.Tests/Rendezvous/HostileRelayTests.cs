@@ -6,7 +6,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 
-namespace CrocNet.Tests.Channel;
+namespace CrocNet.Tests.Rendezvous;
 
 /// <summary>A scripted relay that answers with whatever a test wants, to drive the client's error paths.</summary>
 public class HostileRelayTests
@@ -36,7 +36,7 @@ public class HostileRelayTests
         var source = Directory.CreateTempSubdirectory("croc-hostile-relay-").FullName;
         File.WriteAllText(Path.Join(source, "f.txt"), "x");
 
-        var ex = Assert.ThrowsAsync<CrocRelayException>(() => Croc.New(o => o.WithRelay(address)).SendAsync(Path.Join(source, "f.txt"), cancellationToken));
+        var ex = Assert.ThrowsAsync<CrocRelayException>(() => Croc.New(o => o.WithRelay(address)).SendAsync(SendContent.FromPath(Path.Join(source, "f.txt")), new SendOptions { Code = Croc.GenerateCode() }, cancellationToken));
 
         Assert.That(ex!.Code, Is.EqualTo(CrocErrorCode.RelayRefused));
         Assert.That(ex.Message.Any(char.IsControl), Is.False, ex.Message);
@@ -58,7 +58,7 @@ public class HostileRelayTests
         var source = Directory.CreateTempSubdirectory("croc-hostile-relay-").FullName;
         File.WriteAllText(Path.Join(source, "f.txt"), "x");
 
-        Assert.ThrowsAsync<CrocProtocolException>(() => Croc.New(o => o.WithRelay(address)).SendAsync(Path.Join(source, "f.txt"), cancellationToken));
+        Assert.ThrowsAsync<CrocProtocolException>(() => Croc.New(o => o.WithRelay(address)).SendAsync(SendContent.FromPath(Path.Join(source, "f.txt")), new SendOptions { Code = Croc.GenerateCode() }, cancellationToken));
         Directory.Delete(source, true);
     }
 
@@ -68,6 +68,6 @@ public class HostileRelayTests
     [TestCase("x\u001b", null)]
     public void SafeCode_OnlySnakeCase(string code, string? expected)
     {
-        Assert.That(CrocNet.Channel.RelayChannelClient.SafeCode(code), Is.EqualTo(expected));
+        Assert.That(CrocNet.Protocol.CrocWire.SafeCode(code), Is.EqualTo(expected));
     }
 }
