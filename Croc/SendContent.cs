@@ -77,15 +77,15 @@ public sealed class SendContent
     internal const int MaxTextBytes = 1024 * 1024;
 
     /// <summary>Reads the file system (or the stream's length) and produces the manifest and its sources.</summary>
-    /// <exception cref="FileNotFoundException">A path names nothing.</exception>
-    /// <exception cref="CrocTransferException">A folder or file cannot be read (<see cref="CrocErrorCode.SourceChanged"/>).</exception>
+    /// <exception cref="CrocTransferException">A path names nothing (<see cref="CrocErrorCode.SourceNotFound"/>), or a folder
+    /// or file cannot be read (<see cref="CrocErrorCode.SourceChanged"/>).</exception>
     internal SendPlan Build(int chunkSize, CrocHashAlgorithm hash)
     {
         try
         {
             return BuildCore(chunkSize, hash);
         }
-        catch (Exception ex) when (ex is UnauthorizedAccessException || (ex is IOException && ex is not FileNotFoundException and not DirectoryNotFoundException))
+        catch (Exception ex) when (ex is UnauthorizedAccessException or IOException)
         {
             throw new CrocTransferException(CrocErrorCode.SourceChanged, $"Could not read what is to be sent: {ex.Message}", ex);
         }
@@ -136,7 +136,7 @@ public sealed class SendContent
         var directory = new DirectoryInfo(full);
         if (!directory.Exists)
         {
-            throw new FileNotFoundException($"There is no file or folder at '{path}'.", path);
+            throw new CrocTransferException(CrocErrorCode.SourceNotFound, $"There is no file or folder at '{path}' to send.");
         }
 
         Add(manifest, sources, CheckName(name), dir: true, 0, directory.LastWriteTimeUtc, new SendSource(null, null));

@@ -18,7 +18,13 @@ public abstract class TransferTestBase
             o.Url = "http://127.0.0.1:0";
             o.Relay.Ports = [0, 0, 0, 0];
             o.Relay.ListenAddress = "127.0.0.1";
+            ConfigureRelay(o.Relay);
         });
+    }
+
+    /// <summary>Adjusts the fixture's relay (every test client comes from 127.0.0.1, so busy fixtures raise per-address limits).</summary>
+    protected virtual void ConfigureRelay(CrocRelayOptions relay)
+    {
     }
 
     [OneTimeTearDown]

@@ -81,9 +81,12 @@ internal sealed class RelayClient
                             using var response = await PostRawAsync(route, content, attempt.Token).ConfigureAwait(false);
                             return await ReadStateAsync(response, attempt.Token).ConfigureAwait(false);
                         }
-                        catch (OperationCanceledException ex) when (attempt.Expired && !token.IsCancellationRequested)
+                        catch (OperationCanceledException ex) when (!token.IsCancellationRequested)
                         {
-                            throw new TimeoutException($"The relay did not answer within {timeout}.", ex);
+                            // Not our caller's cancellation: our deadline for this attempt, or the HTTP handler's own
+                            // connect timeout (which it reports as a cancellation). Either way a fault worth retrying.
+                            throw new TimeoutException(
+                                attempt.Expired ? $"The relay did not answer within {timeout}." : ex.InnerException?.Message ?? "The request to the relay timed out.", ex);
                         }
                     },
                     cancellationToken).ConfigureAwait(false);

@@ -48,7 +48,7 @@ public static class ExitCodes
         CrocException { Code: CrocErrorCode.AuthenticationFailed } => AuthenticationFailed,
         CrocException { Code: CrocErrorCode.RelayRefused or CrocErrorCode.RelayUnreachable } => Relay,
         CrocException { Code: CrocErrorCode.UnsafePath or CrocErrorCode.FileExists or CrocErrorCode.TransferRejected } => Refused,
-        CrocException { Code: CrocErrorCode.InvalidCode } => Usage,
+        CrocException { Code: CrocErrorCode.InvalidCode or CrocErrorCode.SourceNotFound } => Usage,
         Microsoft.Extensions.Options.OptionsValidationException => Usage,
         CrocException => TransferFailed,
         HttpRequestException => Relay,

@@ -1,0 +1,89 @@
+using System.Net;
+using System.Text;
+using CrocNet.Protocol;
+using CrocNet.Rendezvous;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace CrocNet.Tests.Rendezvous;
+
+/// <summary>The HTTP channel client against scripted relays (an in-process handler, no sockets).</summary>
+public class RelayClientTests
+{
+    private const string JoinReply = """{"channel":"abcdefgh","uuid":"u-1","role":"sender","curve":"p256","rev":1,"ports":[1]}""";
+
+    [Test]
+    [CancelAfter(10_000)]
+    public async Task Join_HandlerConnectTimeout_IsRetriedNotACancellation(CancellationToken cancellationToken)
+    {
+        var calls = 0;
+        var handler = new ScriptedHandler(_ => ++calls == 1
+            ? throw new TaskCanceledException("The operation was canceled.", new TimeoutException("A connection could not be established within the configured ConnectTimeout."))
+            : Json(HttpStatusCode.OK, JoinReply));
+
+        var session = await NewClient(handler, retries: 2).JoinAsync("abcdefgh", "p256", ParticipantRole.Sender, cancellationToken);
+
+        Assert.That(session.Channel, Is.EqualTo("abcdefgh"));
+        Assert.That(calls, Is.EqualTo(2));
+    }
+
+    [Test]
+    [CancelAfter(10_000)]
+    public void Join_HandlerConnectTimeoutEveryTime_RelayUnreachable(CancellationToken cancellationToken)
+    {
+        var handler = new ScriptedHandler(_ => throw new TaskCanceledException("canceled", new TimeoutException("A connection could not be established within the configured ConnectTimeout.")));
+
+        var ex = Assert.ThrowsAsync<CrocRelayException>(() => NewClient(handler, retries: 1).JoinAsync("abcdefgh", "p256", ParticipantRole.Sender, cancellationToken));
+
+        Assert.That(ex!.Code, Is.EqualTo(CrocErrorCode.RelayUnreachable));
+        Assert.That(ex.Message, Does.Contain("ConnectTimeout"));
+    }
+
+    [Test]
+    [CancelAfter(10_000)]
+    public void Join_CallerCancels_StaysOperationCanceled(CancellationToken cancellationToken)
+    {
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var handler = new ScriptedHandler(_ =>
+        {
+            cancel.Cancel();
+            cancel.Token.ThrowIfCancellationRequested();
+            return Json(HttpStatusCode.OK, JoinReply);
+        });
+
+        Assert.CatchAsync<OperationCanceledException>(() => NewClient(handler, retries: 3).JoinAsync("abcdefgh", "p256", ParticipantRole.Sender, cancel.Token));
+    }
+
+    [Test]
+    [CancelAfter(20_000)]
+    public async Task WaitFor_RelayAnswersLongPollsAtOnce_NeverBusyPolls(CancellationToken cancellationToken)
+    {
+        var polls = 0;
+        var handler = new ScriptedHandler(request => request.RequestUri!.AbsolutePath.EndsWith("/join", StringComparison.Ordinal)
+            ? Json(HttpStatusCode.OK, JoinReply)
+            : Json(HttpStatusCode.OK, $$"""{"channel":"abcdefgh","rev":1,"ports":[1],"n":{{Interlocked.Increment(ref polls)}}}"""));
+        var session = await NewClient(handler, retries: 0).JoinAsync("abcdefgh", "p256", ParticipantRole.Sender, cancellationToken);
+
+        var wait = TimeSpan.FromSeconds(2);
+        Assert.ThrowsAsync<CrocTimeoutException>(() => session.WaitForAsync(session.Joined, s => s.Y is not null, wait, cancellationToken));
+
+        // A relay that ignores "wait" gets at most one poll per MinPollInterval, not thousands.
+        var most = (int)(wait / ProtocolTimings.MinPollInterval) + 1;
+        Assert.That(polls, Is.InRange(2, most));
+    }
+
+    private static RelayClient NewClient(HttpMessageHandler handler, int retries)
+    {
+        var options = new CrocOptions { MaxRetries = retries, RetryBaseDelay = TimeSpan.FromMilliseconds(1) };
+        var pipeline = RelayResilience.Create(options, TimeProvider.System, NullLogger.Instance);
+        return new RelayClient(new HttpMessageInvoker(handler), new Uri("http://relay.test/"), pipeline, TimeProvider.System, NullLogger.Instance);
+    }
+
+    private static HttpResponseMessage Json(HttpStatusCode status, string body) =>
+        new(status) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+
+    private sealed class ScriptedHandler(Func<HttpRequestMessage, HttpResponseMessage> answer) : HttpMessageHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            Task.FromResult(answer(request));
+    }
+}
