@@ -85,3 +85,46 @@ public class ChunkHashBenchmarks
     [Benchmark]
     public bool HashOneMiB() => new FileDigest(Algorithm).AddChunk(0, _chunk);
 }
+
+/// <summary>
+/// What <see cref="ReceiveOptions.ComputeSha256"/> costs a recipient: reading a just-written 64 MiB file back and
+/// hashing it with SHA-256, beside the transfer's own digest of the same bytes (computed while writing, no extra read).
+/// </summary>
+[MemoryDiagnoser]
+public class PlainSha256Benchmarks
+{
+    private const int Size = 64 * 1024 * 1024;
+    private string _path = "";
+    private byte[] _data = [];
+    private TransferredFile[] _files = [];
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _data = RandomNumberGenerator.GetBytes(Size);
+        _path = Path.Join(Path.GetTempPath(), "croc-bench-sha256.bin");
+        File.WriteAllBytes(_path, _data);
+        _files = [new TransferredFile("f.bin", Size, "", _path)];
+    }
+
+    [GlobalCleanup]
+    public void Cleanup() => File.Delete(_path);
+
+    /// <summary>The transfer's default digest of the same 64 MiB (XXH3-128 per 1 MiB chunk), for scale.</summary>
+    [Benchmark(Baseline = true)]
+    public bool TransferDigest()
+    {
+        var digest = new FileDigest(CrocHashAlgorithm.XxHash128);
+        var ok = true;
+        for (var i = 0; i < Size / (1024 * 1024); i++)
+        {
+            ok &= digest.AddChunk(i, _data.AsSpan(i * 1024 * 1024, 1024 * 1024));
+        }
+
+        return ok;
+    }
+
+    /// <summary>The opt-in plain SHA-256: re-read the file from the page cache and hash it.</summary>
+    [Benchmark]
+    public async Task<string?> PlainSha256ReRead() => (await CrocNet.Session.PlainSha256.AddAsync(_files, null, CancellationToken.None).ConfigureAwait(false))[0].Sha256;
+}
