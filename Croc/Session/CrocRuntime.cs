@@ -44,11 +44,13 @@ internal sealed class CrocRuntime
     public RelayClient NewRelayClient() => new(Http, Options.Relay!, Pipeline, Time, Logger);
 
     /// <summary>Opens every lane for a confirmed session.</summary>
-    public Task<Stream[]> ConnectAsync(RelaySession relay, RelayState state, CancellationToken cancellationToken)
+    public async Task<Stream[]> ConnectAsync(RelaySession relay, RelayState state, CancellationToken cancellationToken)
     {
         var host = string.IsNullOrWhiteSpace(state.Host) ? relay.BaseAddress.IdnHost : state.Host;
         var target = new StapleTarget(relay.BaseAddress, host, state.Ports);
-        return StapleConnector.ConnectAllAsync(Transport, target, new StapleTicket(relay.Channel, relay.Uuid), Pipeline, Time, cancellationToken);
+        var streams = await StapleConnector.ConnectAllAsync(Transport, target, new StapleTicket(relay.Channel, relay.Uuid), Pipeline, Time, cancellationToken).ConfigureAwait(false);
+        Diagnostics.Log.Connected(Logger, streams.Length, host, relay.Channel);
+        return streams;
     }
 
     public CrocTimeoutException IdleTimeout(Exception inner) => new(
