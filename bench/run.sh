@@ -13,11 +13,11 @@
 #   --ports N        TCP ports (= stapled connections) our relay offers (default 4; an experiment knob)
 #   --r2r            the ours-jit row uses a ReadyToRun publish instead of the plain build
 #   --memory MODE    how the VM's memory is treated (docs/benchmarks.md, "The VM's memory"); every tool alike:
-#                    hold (default): free memory stays with the guest for the run (page_reporting min_free_ms
+#                    hold: free memory stays with the guest for the run (page_reporting min_free_ms
 #                      raised to 60 s, restored at exit; needs root) and a scratch file of the case's size is
 #                      written and deleted before each single-file run, so every tool writes into warm memory;
 #                      falls back to warm where the knob is missing
-#                    warm: only the scratch file (tools that start slowly may still meet returned memory)
+#                    warm (default): only the scratch file; changes no kernel or VM setting (tools that start slowly may still meet returned memory)
 #                    cold: wait until freed memory has gone back to the host, so every tool faults its pages in
 #   --case TEXT      run only the cases whose name contains TEXT (file-10M, file-1024M, files-10000)
 #   --out FILE       where the markdown goes (default bench/results/latest.md; quick.md with --quick)
@@ -41,7 +41,7 @@ PORTS=4
 OUT=""
 INNER=0
 R2R=0
-MEMORY=hold
+MEMORY=warm
 CASE_FILTER=""
 while [ $# -gt 0 ]; do
   case "$1" in
