@@ -33,6 +33,11 @@ internal sealed class CrocRelayOptionsValidator : IValidateOptions<CrocRelayOpti
         CheckRange(failures, nameof(CrocRelayOptions.MaxWait), options.MaxWait, TimeSpan.Zero, TimeSpan.FromMinutes(5));
         CheckRange(failures, nameof(CrocRelayOptions.PipeIdleTimeout), options.PipeIdleTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromDays(1));
 
+        if (options.MaxConnections is < 1 or > 1_000_000)
+        {
+            failures.Add(FormattableString.Invariant($"MaxConnections must be between 1 and 1000000, or unset; {options.MaxConnections} is not."));
+        }
+
         if (options.Ports is { } ports)
         {
             if (ports.Count is < 1 or > MaxPorts)

@@ -34,18 +34,18 @@ internal sealed class Channel
     private bool _closed;
     private bool _tcpEnded;
 
-    public Channel(ChannelRegistry registry, string name, string curve, string senderUuid, IPAddress creator)
+    public Channel(ChannelRegistry registry, string name, string curve, string senderUuid, IPAddress creator, IPAddress creatorKey)
     {
+        CreatorKey = creatorKey;
         _registry = registry;
         Name = name;
         _curve = curve;
         SenderUuid = senderUuid;
         _addresses.Add(creator);
-        Creator = creator;
     }
 
-    /// <summary>The address that created the channel; its per-address count is released when the channel closes.</summary>
-    private IPAddress Creator { get; }
+    /// <summary>The per-address key of the address that created the channel; its count is released when the channel is forgotten.</summary>
+    internal IPAddress CreatorKey { get; }
 
     public string Name { get; }
 
@@ -129,14 +129,15 @@ internal sealed class Channel
         ChannelSnapshot state;
         lock (_lock)
         {
-            if (Refuse(address) is { } refusal)
-            {
-                return refusal;
-            }
-
+            // The uuid first: a caller without one learns nothing (not the IP rule, not whether it is closed).
             if (RoleOf(command.Uuid) is not { } role)
             {
                 return RelayErrors.BadUuid;
+            }
+
+            if (Refuse(address) is { } refusal)
+            {
+                return refusal;
             }
 
             switch (command.Action)
@@ -274,13 +275,19 @@ internal sealed class Channel
     }
 
     /// <summary>Validates a TCP hello and attaches the connection: it waits, or it completes a pair to be piped.</summary>
-    public Outcome<StapleAttachment> Attach(string uuid, IPAddress address, int port, IStapleLink link)
+    /// <remarks><paramref name="key"/> is <paramref name="address"/>'s per-address key, charged while the connection waits.</remarks>
+    public Outcome<StapleAttachment> Attach(string uuid, IPAddress address, IPAddress key, int port, IStapleLink link)
     {
         ParticipantRole role;
         IStapleLink? peer;
         var nowStapled = false;
         lock (_lock)
         {
+            if (RoleOf(uuid) is not { } r)
+            {
+                return RelayErrors.BadUuid;
+            }
+
             if (Refuse(address) is { } refusal)
             {
                 return refusal;
@@ -290,11 +297,6 @@ internal sealed class Channel
             if (_tcpEnded || _expiryDeferred)
             {
                 return RelayErrors.Closed;
-            }
-
-            if (RoleOf(uuid) is not { } r)
-            {
-                return RelayErrors.BadUuid;
             }
 
             role = r;
@@ -315,7 +317,7 @@ internal sealed class Channel
             }
 
             peer = role == ParticipantRole.Sender ? slot.Recipient : slot.Sender;
-            if (peer is null && !_registry.TryReserveWaiting())
+            if (peer is null && !_registry.TryReserveWaiting(key))
             {
                 return RelayErrors.Capacity;
             }
@@ -330,9 +332,14 @@ internal sealed class Channel
             }
 
             Record(address);
-            if (peer is not null)
+            if (peer is null)
             {
-                _registry.ReleaseWaiting();
+                slot.WaitingKey = key;
+            }
+            else
+            {
+                _registry.ReleaseWaiting(slot.WaitingKey!);
+                slot.WaitingKey = null;
                 slot.Piped = true;
                 if (!_stapled && _registry.Ports.All(p => _slots.TryGetValue(p, out var s) && s.Piped))
                 {
@@ -385,7 +392,7 @@ internal sealed class Channel
             }
 
             _slots.Remove(port);
-            _registry.ReleaseWaiting();
+            _registry.ReleaseWaiting(slot.WaitingKey!);
             return true;
         }
     }
@@ -552,7 +559,6 @@ internal sealed class Channel
     private List<IStapleLink> CloseLocked()
     {
         _closed = true;
-        _registry.ReleaseAddress(Creator);
         _tcpEnded = true;
         Bump();
         return TakeLinksLocked();
@@ -563,9 +569,9 @@ internal sealed class Channel
         var links = new List<IStapleLink>();
         foreach (var slot in _slots.Values)
         {
-            if (!slot.Piped && (slot.Sender ?? slot.Recipient) is not null)
+            if (!slot.Piped && slot.WaitingKey is { } waiting)
             {
-                _registry.ReleaseWaiting();
+                _registry.ReleaseWaiting(waiting);
             }
 
             if (slot.Sender is { } s)
@@ -639,6 +645,7 @@ internal sealed class Channel
     {
         public IStapleLink? Sender;
         public IStapleLink? Recipient;
+        public IPAddress? WaitingKey;
         public bool Piped;
         public bool Finished;
     }

@@ -52,10 +52,12 @@ internal static class RelayErrors
     public static RelayError BadRequest(string message) => new(RelayErrorCode.BadRequest, message);
 
     public static readonly RelayError IpLimit = new(RelayErrorCode.IpLimit, "This channel is already used from two other IP addresses.");
-    public static readonly RelayError BadUuid = new(RelayErrorCode.BadUuid, "The uuid does not belong to a participant of this channel.");
+    public static readonly RelayError BadUuid = new(RelayErrorCode.BadUuid, "No channel has a participant with this uuid; check the channel and uuid, or start a new transfer.");
     public static readonly RelayError NoChannel = new(RelayErrorCode.NoChannel, "There is no such channel; check the code, or let the sender start first.");
     public static readonly RelayError Closed = new(RelayErrorCode.Closed, "The channel is closed or expired; start a new transfer.");
     public static readonly RelayError Capacity = new(RelayErrorCode.Capacity, "The relay is at capacity; try again later.");
+    public static readonly RelayError JoinRate = new(RelayErrorCode.Capacity, "This address joined too often in the last minute; try again later.");
+    public static readonly RelayError Occupied = new(RelayErrorCode.Occupied, "This channel already has a sender; choose another channel name.");
 }
 
 /// <summary>Either a value or a refusal.</summary>

@@ -60,4 +60,7 @@ internal sealed partial class RelayLog
 
     [LoggerMessage(EventId = 29, EventName = "PendingHelloLimit", Level = LogLevel.Debug, Message = "TCP port {Port}: connection closed at once, too many connections without a hello ({Scope}).")]
     public partial void PendingHelloLimit(int port, string scope);
+
+    [LoggerMessage(EventId = 30, EventName = "ConnectionLimit", Level = LogLevel.Debug, Message = "TCP port {Port}: connection closed at once, too many open connections (relay-wide or from its address).")]
+    public partial void ConnectionLimit(int port);
 }

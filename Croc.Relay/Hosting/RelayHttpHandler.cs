@@ -4,7 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using CrocNet.Relay.Channels;
 using CrocNet.Relay.Diagnostics;
-using CrocNet.Relay.Staple;
+using CrocNet.Relay.Net;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Net.Http.Headers;
@@ -73,8 +73,7 @@ internal sealed class RelayHttpHandler
         }
 
         // Act on one channel instance and wait on that same one: a name can be forgotten and taken again in between.
-        var channel = _registry.Find(command.Channel);
-        Outcome<ChannelSnapshot> outcome = channel is null ? RelayErrors.NoChannel : channel.Execute(command, RemoteAddress(context));
+        var outcome = _registry.Execute(command, RemoteAddress(context), out var channel);
         if (outcome.Value is not { } state)
         {
             await WriteErrorAsync(context, "channel", outcome.Error, command.Channel).ConfigureAwait(false);
@@ -151,12 +150,13 @@ internal sealed class RelayHttpHandler
         var wait = TimeSpan.Zero;
         if (dto.Wait is { } seconds)
         {
-            if (!double.IsFinite(seconds) || seconds < 0 || seconds > _options.MaxWait.TotalSeconds)
+            if (!double.IsFinite(seconds) || seconds < 0)
             {
-                return Fail($"wait must be between 0 and {_options.MaxWait.TotalSeconds:0.###} seconds.");
+                return Fail("wait must be a number of seconds, 0 or more.");
             }
 
-            wait = TimeSpan.FromSeconds(seconds);
+            // A longer wait than this relay holds is cut to its maximum: a client may ask up to 30 s on any relay.
+            wait = seconds >= _options.MaxWait.TotalSeconds ? _options.MaxWait : TimeSpan.FromSeconds(seconds);
         }
 
         if (dto.Since is < 0)
@@ -334,5 +334,5 @@ internal sealed class RelayHttpHandler
     }
 
     private static IPAddress RemoteAddress(HttpContext context)
-        => context.Connection.RemoteIpAddress is { } address ? StapleListenerService.Normalize(address) : IPAddress.None;
+        => context.Connection.RemoteIpAddress is { } address ? RelayAddress.Normalize(address) : IPAddress.None;
 }

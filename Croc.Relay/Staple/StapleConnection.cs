@@ -8,9 +8,16 @@ internal sealed class StapleConnection : IStapleLink
 {
     private readonly TaskCompletionSource<bool> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _paired = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Action? _onClosed;
     private int _aborted;
 
-    public StapleConnection(Socket socket) => Socket = socket;
+    /// <param name="socket">The accepted socket, owned from now on.</param>
+    /// <param name="onClosed">Runs once when the socket is closed, however that happens (frees its connection slot).</param>
+    public StapleConnection(Socket socket, Action? onClosed = null)
+    {
+        Socket = socket;
+        _onClosed = onClosed;
+    }
 
     public Socket Socket { get; }
 
@@ -34,6 +41,7 @@ internal sealed class StapleConnection : IStapleLink
         {
             _ready.TrySetResult(false);
             Socket.Dispose();
+            _onClosed?.Invoke();
         }
     }
 
@@ -56,5 +64,6 @@ internal sealed class StapleConnection : IStapleLink
         }
 
         Socket.Dispose();
+        _onClosed?.Invoke();
     }
 }

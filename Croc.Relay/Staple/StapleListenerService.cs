@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using CrocNet.Relay.Channels;
 using CrocNet.Relay.Diagnostics;
+using CrocNet.Relay.Net;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
@@ -26,8 +27,10 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
     private readonly List<Socket> _listeners = [];
     private readonly List<Task> _acceptLoops = [];
     private readonly ConcurrentDictionary<Task, byte> _connections = new();
-    private readonly Dictionary<IPAddress, int> _pendingByAddress = [];
+    private readonly Dictionary<IPAddress, LinkedList<PendingHello>> _pendingByAddress = [];
     private readonly Lock _pendingLock = new();
+    private readonly AddressCounter _open = new();
+    private readonly int _maxConnections;
     private int _pending;
     private int _stopped;
 
@@ -38,6 +41,28 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
         _timeProvider = registry.TimeProvider;
         _metrics = registry.Metrics;
         _log = registry.Log;
+        _maxConnections = _options.MaxConnections ?? FileDescriptorBudget.DefaultConnections(FileDescriptorBudget.Limit, MaxDefaultConnections);
+    }
+
+    /// <summary>The cap on the derived default of <see cref="CrocRelayOptions.MaxConnections"/>.</summary>
+    internal const int MaxDefaultConnections = 20_000;
+
+    /// <summary>The relay-wide limit on open stapling connections in force (configured or derived).</summary>
+    internal int MaxConnections => _maxConnections;
+
+    /// <summary>How many stapling connections are open now.</summary>
+    internal int OpenConnections => _open.Total;
+
+    /// <summary>How many accepted connections have not sent their hello yet.</summary>
+    internal int PendingHellos
+    {
+        get
+        {
+            lock (_pendingLock)
+            {
+                return _pending;
+            }
+        }
     }
 
     public Task StartAsync(CancellationToken cancellationToken)
@@ -145,7 +170,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
             IPAddress address;
             try
             {
-                address = Normalize(((IPEndPoint)socket.RemoteEndPoint!).Address);
+                address = RelayAddress.Normalize(((IPEndPoint)socket.RemoteEndPoint!).Address);
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException)
             {
@@ -153,25 +178,38 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
                 continue;
             }
 
-            if (TryReservePending(address) is { } scope)
+            var key = _registry.LimitKey(address);
+            if (!_open.TryAcquire(key, _options.MaxConnectionsPerAddress, _maxConnections))
             {
-                // Too many connections without a hello: close at once (reset), no answer, no task.
-                _log.PendingHelloLimit(port, scope);
+                // Every connection holds a file descriptor: past the limits, close at once (reset), no answer, no task.
+                _log.ConnectionLimit(port);
                 _metrics.Refused("capacity", "tcp");
                 AbortNow(socket);
                 continue;
             }
 
-            var connection = HandleConnectionAsync(socket, port, address);
-            _connections.TryAdd(connection, 0);
-            _ = connection.ContinueWith(static (t, state) => ((ConcurrentDictionary<Task, byte>)state!).TryRemove(t, out _), _connections, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            var connection = new StapleConnection(socket, () => _open.Release(key));
+            var pending = TryReservePending(key, out var scope, out var evicted);
+            evicted?.Evict();
+            if (pending is null)
+            {
+                // Too many connections without a hello: close at once (reset), no answer, no task.
+                _log.PendingHelloLimit(port, scope!);
+                _metrics.Refused("capacity", "tcp");
+                connection.Abort();
+                continue;
+            }
+
+            var handler = HandleConnectionAsync(connection, port, address, pending);
+            _connections.TryAdd(handler, 0);
+            _ = handler.ContinueWith(static (t, state) => ((ConcurrentDictionary<Task, byte>)state!).TryRemove(t, out _), _connections, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
     }
 
-    private async Task HandleConnectionAsync(Socket socket, int port, IPAddress address)
+    private async Task HandleConnectionAsync(StapleConnection connection, int port, IPAddress address, PendingHello pending)
     {
         await Task.Yield();
-        var connection = new StapleConnection(socket);
+        var socket = connection.Socket;
         Channel? channel = null;
         try
         {
@@ -181,10 +219,18 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
             {
                 socket.NoDelay = true;
                 using var timeout = new CancellationTokenSource(_options.HelloTimeout, _timeProvider);
-                using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _stopping.Token);
+                using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _stopping.Token, pending.Evicted);
                 try
                 {
                     (hello, error) = await HelloReader.ReadAsync(socket, linked.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (pending.Evicted.IsCancellationRequested && !_stopping.IsCancellationRequested)
+                {
+                    // Its slot went to an address holding fewer: close at once, like a connection over the limit.
+                    _log.PendingHelloLimit(port, "gave its slot to another address");
+                    _metrics.Refused("capacity", "tcp");
+                    connection.Abort();
+                    return;
                 }
                 catch (OperationCanceledException) when (timeout.IsCancellationRequested)
                 {
@@ -193,19 +239,20 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
             }
             finally
             {
-                ReleasePending(address);
+                ReleasePending(pending);
+                pending.Dispose();
             }
 
             if (hello is null)
             {
-                await RefuseAsync(socket, port, error, null).ConfigureAwait(false);
+                await RefuseAsync(connection, port, error, null).ConfigureAwait(false);
                 return;
             }
 
             var outcome = _registry.Attach(hello.Channel, hello.Uuid, address, port, connection);
             if (outcome.Value is not { } attachment)
             {
-                await RefuseAsync(socket, port, outcome.Error, hello.Channel).ConfigureAwait(false);
+                await RefuseAsync(connection, port, outcome.Error, hello.Channel).ConfigureAwait(false);
                 return;
             }
 
@@ -261,14 +308,10 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
         catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException or IOException)
         {
             _log.ConnectionFailed(port, e);
-            if (channel is not null)
-            {
-                channel.EndConnections("a connection failed");
-            }
-            else
-            {
-                connection.Abort();
-            }
+            channel?.EndConnections("a connection failed");
+
+            // Also when the channel no longer held it (its session had ended, or it was detached): never leak a socket.
+            connection.Abort();
         }
     }
 
@@ -321,12 +364,13 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
         }
     }
 
-    private async Task RefuseAsync(Socket socket, int port, RelayError error, string? channel)
+    private async Task RefuseAsync(StapleConnection connection, int port, RelayError error, string? channel)
     {
         var code = error.Code.ToWire();
         _metrics.Refused(code, "tcp");
         _log.ConnectionRefused(port, code, channel);
-        using (socket)
+        var socket = connection.Socket;
+        try
         {
             using var linger = new CancellationTokenSource(TimeSpan.FromSeconds(1));
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(linger.Token, _stopping.Token);
@@ -353,44 +397,86 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
                 // The client went away or would not stop talking; it has had its answer.
             }
         }
-    }
-
-    /// <summary>Reserves a pre-hello slot; returns which limit refused it, or <see langword="null"/> when reserved.</summary>
-    private string? TryReservePending(IPAddress address)
-    {
-        lock (_pendingLock)
+        finally
         {
-            if (_pending >= _options.MaxPendingHellos)
-            {
-                return "relay-wide";
-            }
-
-            var count = _pendingByAddress.GetValueOrDefault(address);
-            if (count >= _options.MaxPendingHellosPerAddress)
-            {
-                return "per address";
-            }
-
-            _pending++;
-            _pendingByAddress[address] = count + 1;
-            return null;
+            connection.CloseGracefully();
         }
     }
 
-    private void ReleasePending(IPAddress address)
+    /// <summary>
+    /// Reserves a pre-hello slot for <paramref name="key"/>; returns <see langword="null"/> and which limit refused it
+    /// when none is free. When the relay-wide slots are all taken, an address that holds fewer than the address holding
+    /// the most (by more than one) takes that address's oldest slot: <paramref name="evicted"/> is the connection to close.
+    /// </summary>
+    private PendingHello? TryReservePending(IPAddress key, out string? scope, out PendingHello? evicted)
+    {
+        evicted = null;
+        lock (_pendingLock)
+        {
+            _pendingByAddress.TryGetValue(key, out var mine);
+            var count = mine?.Count ?? 0;
+            if (count >= _options.MaxPendingHellosPerAddress)
+            {
+                scope = "per address";
+                return null;
+            }
+
+            if (_pending >= _options.MaxPendingHellos)
+            {
+                LinkedList<PendingHello>? heaviest = null;
+                foreach (var list in _pendingByAddress.Values)
+                {
+                    if (heaviest is null || list.Count > heaviest.Count)
+                    {
+                        heaviest = list;
+                    }
+                }
+
+                if (heaviest is null || heaviest.Count <= count + 1)
+                {
+                    scope = "relay-wide";
+                    return null;
+                }
+
+                evicted = heaviest.First!.Value;
+                RemoveLocked(evicted);
+            }
+
+            if (mine is null)
+            {
+                mine = new LinkedList<PendingHello>();
+                _pendingByAddress[key] = mine;
+            }
+
+            var entry = new PendingHello(key);
+            entry.Node = mine.AddLast(entry);
+            _pending++;
+            scope = null;
+            return entry;
+        }
+    }
+
+    private void ReleasePending(PendingHello entry)
     {
         lock (_pendingLock)
         {
-            _pending--;
-            var count = _pendingByAddress.GetValueOrDefault(address);
-            if (count <= 1)
-            {
-                _pendingByAddress.Remove(address);
-            }
-            else
-            {
-                _pendingByAddress[address] = count - 1;
-            }
+            RemoveLocked(entry);
+        }
+    }
+
+    private void RemoveLocked(PendingHello entry)
+    {
+        if (entry.Node is not { List: { } list } node)
+        {
+            return;
+        }
+
+        list.Remove(node);
+        entry.Node = null;
+        _pending--;
+        if (list.Count == 0)
+        {
+            _pendingByAddress.Remove(entry.Key);
         }
     }
 
@@ -408,5 +494,30 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
         socket.Dispose();
     }
 
-    internal static IPAddress Normalize(IPAddress address) => address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
+    /// <summary>A connection's pre-hello slot; cancelled when another address takes the slot over.</summary>
+    private sealed class PendingHello(IPAddress key) : IDisposable
+    {
+        private readonly CancellationTokenSource _evicted = new();
+
+        public IPAddress Key { get; } = key;
+
+        /// <summary>Where the entry sits in its address's list (oldest first); <see langword="null"/> once released.</summary>
+        public LinkedListNode<PendingHello>? Node { get; set; }
+
+        public CancellationToken Evicted => _evicted.Token;
+
+        public void Evict()
+        {
+            try
+            {
+                _evicted.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // Its connection already finished its hello.
+            }
+        }
+
+        public void Dispose() => _evicted.Dispose();
+    }
 }

@@ -46,9 +46,9 @@ public class ChannelRegistryTests
         var recipient = _registry.Join(new JoinCommand(channel, null, ParticipantRole.Recipient), B).Value!;
         if (confirm)
         {
-            Assert.That(_registry.Execute(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetX, null, "eA=="), A).IsSuccess);
-            Assert.That(_registry.Execute(new ChannelCommand(channel, recipient.Uuid, ChannelAction.SetY, null, "eQ==", "aA=="), B).IsSuccess);
-            Assert.That(_registry.Execute(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetHK, null, "aw=="), A).IsSuccess);
+            Assert.That(_registry.Execute(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetX, null, "eA=="), A, out _).IsSuccess);
+            Assert.That(_registry.Execute(new ChannelCommand(channel, recipient.Uuid, ChannelAction.SetY, null, "eQ==", "aA=="), B, out _).IsSuccess);
+            Assert.That(_registry.Execute(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetHK, null, "aw=="), A, out _).IsSuccess);
         }
 
         return (channel, sender.Uuid, recipient.Uuid);
@@ -59,7 +59,7 @@ public class ChannelRegistryTests
     private RelayErrorCode Refusal(ChannelCommand command, IPAddress address)
     {
         var before = Rev(command.Channel);
-        var outcome = _registry.Execute(command, address);
+        var outcome = _registry.Execute(command, address, out _);
         Assert.That(outcome.IsSuccess, Is.False);
         Assert.That(Rev(command.Channel), Is.EqualTo(before), "a refused request must change nothing");
         return outcome.Error.Code;
@@ -121,17 +121,17 @@ public class ChannelRegistryTests
         Assert.That(Refusal(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A), Is.EqualTo(RelayErrorCode.NotReady));
         Assert.That(Refusal(new ChannelCommand(channel, recipient, ChannelAction.SetX, null, "eA=="), B), Is.EqualTo(RelayErrorCode.BadRequest));
 
-        var x = _registry.Execute(new ChannelCommand(channel, sender, ChannelAction.SetX, "p521", "eA=="), A).Value!;
+        var x = _registry.Execute(new ChannelCommand(channel, sender, ChannelAction.SetX, "p521", "eA=="), A, out _).Value!;
         Assert.That(x.X, Is.EqualTo("eA=="));
         Assert.That(x.Curve, Is.EqualTo("p521"));
         Assert.That(Refusal(new ChannelCommand(channel, sender, ChannelAction.SetX, null, "eB=="), A), Is.EqualTo(RelayErrorCode.AlreadySet));
         Assert.That(Refusal(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A), Is.EqualTo(RelayErrorCode.NotReady));
 
-        var y = _registry.Execute(new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eQ==", "aA=="), B).Value!;
+        var y = _registry.Execute(new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eQ==", "aA=="), B, out _).Value!;
         Assert.That((y.Y, y.HhK), Is.EqualTo(("eQ==", "aA==")));
         Assert.That(Refusal(new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eQ==", "aA=="), B), Is.EqualTo(RelayErrorCode.AlreadySet));
 
-        var hk = _registry.Execute(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A).Value!;
+        var hk = _registry.Execute(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A, out _).Value!;
         Assert.That(hk.HK, Is.EqualTo("aw=="));
         Assert.That(hk.Rev, Is.EqualTo(5), "sender join, recipient join, x, y, h_k");
         Assert.That(Refusal(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A), Is.EqualTo(RelayErrorCode.AlreadySet));
@@ -146,15 +146,15 @@ public class ChannelRegistryTests
     }
 
     [Test]
-    public void Execute_UnknownChannel_NoChannel()
-        => Assert.That(_registry.Execute(new ChannelCommand("nosuch", "u", ChannelAction.Read), A).Error.Code, Is.EqualTo(RelayErrorCode.NoChannel));
+    public void Execute_UnknownChannel_AnsweredLikeABadUuid()
+        => Assert.That(_registry.Execute(new ChannelCommand("nosuch", "u", ChannelAction.Read), A, out _).Error.Code, Is.EqualTo(RelayErrorCode.BadUuid));
 
     [Test]
     public void Execute_CloseThenAnything_Closed()
     {
         var (channel, sender, recipient) = Open();
 
-        var closed = _registry.Execute(new ChannelCommand(channel, recipient, ChannelAction.Close), B).Value!;
+        var closed = _registry.Execute(new ChannelCommand(channel, recipient, ChannelAction.Close), B, out _).Value!;
         Assert.That(closed.Closed, Is.True);
 
         Assert.That(Refusal(new ChannelCommand(channel, sender, ChannelAction.Read), A), Is.EqualTo(RelayErrorCode.Closed));
@@ -174,7 +174,7 @@ public class ChannelRegistryTests
         // ... so C can still join as the second address, and then B is the third.
         var recipient = _registry.Join(new JoinCommand(channel, null, ParticipantRole.Recipient), C).Value!;
         Assert.That(Refusal(new ChannelCommand(channel, recipient.Uuid, ChannelAction.Read), B), Is.EqualTo(RelayErrorCode.IpLimit));
-        Assert.That(_registry.Execute(new ChannelCommand(channel, recipient.Uuid, ChannelAction.Read), A).IsSuccess, Is.True, "either known address may act");
+        Assert.That(_registry.Execute(new ChannelCommand(channel, recipient.Uuid, ChannelAction.Read), A, out _).IsSuccess, Is.True, "either known address may act");
     }
 
     [Test]
@@ -185,7 +185,7 @@ public class ChannelRegistryTests
         var wait = _registry.Find(channel)!.WaitAsync(since, TimeSpan.FromSeconds(30), _time, CancellationToken.None).AsTask();
         Assert.That(wait.IsCompleted, Is.False);
 
-        _registry.Execute(new ChannelCommand(channel, sender, ChannelAction.SetX, null, "eA=="), A);
+        _registry.Execute(new ChannelCommand(channel, sender, ChannelAction.SetX, null, "eA=="), A, out _);
 
         var state = await wait;
         Assert.That(state.Rev, Is.EqualTo(since + 1));
@@ -230,10 +230,10 @@ public class ChannelRegistryTests
 
         Assert.That(link.Aborted, Is.True);
         Assert.That(_registry.WaitingConnections, Is.Zero);
-        Assert.That(_registry.Execute(new ChannelCommand(channel, sender, ChannelAction.Read), A).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+        Assert.That(_registry.Execute(new ChannelCommand(channel, sender, ChannelAction.Read), A, out _).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
 
         _time.Advance(TimeSpan.FromMinutes(1));
-        Assert.That(_registry.Execute(new ChannelCommand(channel, sender, ChannelAction.Read), A).Error.Code, Is.EqualTo(RelayErrorCode.NoChannel));
+        Assert.That(_registry.Execute(new ChannelCommand(channel, sender, ChannelAction.Read), A, out _).Error.Code, Is.EqualTo(RelayErrorCode.BadUuid), "forgotten: like any unknown channel");
         Assert.That(_registry.Count, Is.Zero);
     }
 
@@ -318,9 +318,9 @@ public class ChannelRegistryTests
         var sender = registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).Value!;
         var channel = sender.State.Channel;
         var recipient = registry.Join(new JoinCommand(channel, null, ParticipantRole.Recipient), B).Value!;
-        registry.Execute(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetX, null, "eA=="), A);
-        registry.Execute(new ChannelCommand(channel, recipient.Uuid, ChannelAction.SetY, null, "eQ==", "aA=="), B);
-        registry.Execute(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetHK, null, "aw=="), A);
+        registry.Execute(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetX, null, "eA=="), A, out _);
+        registry.Execute(new ChannelCommand(channel, recipient.Uuid, ChannelAction.SetY, null, "eQ==", "aA=="), B, out _);
+        registry.Execute(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetHK, null, "aw=="), A, out _);
 
         Assert.That(registry.Attach(channel, sender.Uuid, A, 7001, new FakeLink()).IsSuccess);
         Assert.That(registry.Attach(channel, sender.Uuid, A, 7002, new FakeLink()).Error.Code, Is.EqualTo(RelayErrorCode.Capacity));
@@ -328,7 +328,7 @@ public class ChannelRegistryTests
     }
 
     [Test]
-    public void Join_BeyondMaxChannelsPerAddress_CapacityUntilOneOfThemCloses()
+    public void Join_BeyondMaxChannelsPerAddress_CapacityUntilAClosedOneIsForgotten()
     {
         using var registry = NewRegistry(new CrocRelayOptions { MaxChannelsPerAddress = 2 });
         var first = registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).Value!;
@@ -339,8 +339,12 @@ public class ChannelRegistryTests
         Assert.That(registry.Count, Is.EqualTo(2), "a refused join stores nothing");
         Assert.That(registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), B).IsSuccess, "other addresses are not affected");
 
-        Assert.That(registry.Execute(new ChannelCommand(first.State.Channel, first.Uuid, ChannelAction.Close), A).IsSuccess);
-        Assert.That(registry.OpenChannelsOf(A), Is.EqualTo(1), "a closed channel no longer counts, even while it is remembered");
+        Assert.That(registry.Execute(new ChannelCommand(first.State.Channel, first.Uuid, ChannelAction.Close), A, out _).IsSuccess);
+        Assert.That(registry.ChannelsOf(A), Is.EqualTo(2), "a closed channel counts while it is remembered");
+        Assert.That(registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).Error.Code, Is.EqualTo(RelayErrorCode.Capacity), "join + close churn cannot fill MaxChannels");
+
+        _time.Advance(new CrocRelayOptions().ClosedRetention);
+        Assert.That(registry.ChannelsOf(A), Is.EqualTo(1), "forgotten: it no longer counts");
         Assert.That(registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).IsSuccess);
     }
 
@@ -351,23 +355,25 @@ public class ChannelRegistryTests
         Assert.That(registry.Join(new JoinCommand("taken", null, ParticipantRole.Sender), B).IsSuccess);
         Assert.That(registry.Join(new JoinCommand("taken", null, ParticipantRole.Sender), A).Error.Code, Is.EqualTo(RelayErrorCode.Occupied));
 
-        Assert.That(registry.OpenChannelsOf(A), Is.Zero);
+        Assert.That(registry.ChannelsOf(A), Is.Zero);
         Assert.That(registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).IsSuccess);
     }
 
     [Test]
-    public void Expiry_KeyConfirmationIncomplete_ExpiresAfterHandshakeExpiryAndFreesTheAddress()
+    public void Expiry_KeyConfirmationIncomplete_ExpiresAfterHandshakeExpiryAndFreesTheAddressOnceForgotten()
     {
         var (channel, sender, _) = Open();
-        Assert.That(_registry.OpenChannelsOf(A), Is.EqualTo(1));
+        Assert.That(_registry.ChannelsOf(A), Is.EqualTo(1));
 
         _time.Advance(TimeSpan.FromMinutes(10) - TimeSpan.FromSeconds(1));
         Assert.That(_registry.Find(channel)!.IsClosed, Is.False);
         _time.Advance(TimeSpan.FromSeconds(1));
 
         Assert.That(_registry.Find(channel)!.IsClosed, Is.True);
-        Assert.That(_registry.Execute(new ChannelCommand(channel, sender, ChannelAction.Read), A).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
-        Assert.That(_registry.OpenChannelsOf(A), Is.Zero);
+        Assert.That(_registry.Execute(new ChannelCommand(channel, sender, ChannelAction.Read), A, out _).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+        Assert.That(_registry.ChannelsOf(A), Is.EqualTo(1), "expired but remembered: still counts");
+        _time.Advance(TimeSpan.FromMinutes(1));
+        Assert.That(_registry.ChannelsOf(A), Is.Zero);
     }
 
     [Test]
@@ -375,9 +381,9 @@ public class ChannelRegistryTests
     {
         var (channel, sender, recipient) = Open();
         _time.Advance(TimeSpan.FromMinutes(9));
-        Assert.That(_registry.Execute(new ChannelCommand(channel, sender, ChannelAction.SetX, null, "eA=="), A).IsSuccess);
-        Assert.That(_registry.Execute(new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eQ==", "aA=="), B).IsSuccess);
-        Assert.That(_registry.Execute(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A).IsSuccess);
+        Assert.That(_registry.Execute(new ChannelCommand(channel, sender, ChannelAction.SetX, null, "eA=="), A, out _).IsSuccess);
+        Assert.That(_registry.Execute(new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eQ==", "aA=="), B, out _).IsSuccess);
+        Assert.That(_registry.Execute(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A, out _).IsSuccess);
 
         _time.Advance(TimeSpan.FromHours(3) - TimeSpan.FromMinutes(9) - TimeSpan.FromSeconds(1));
         Assert.That(_registry.Find(channel)!.IsClosed, Is.False, "h_k lifts the handshake expiry");

@@ -240,6 +240,12 @@ public class CrocRelayOptionsTests
             MaxWait = TimeSpan.FromSeconds(25),
             PipeBufferSize = 100_000,
             PipeIdleTimeout = TimeSpan.FromMinutes(20),
+            MaxWaitingConnectionsPerAddress = 12,
+            MaxConnections = 3_000,
+            MaxConnectionsPerAddress = 200,
+            IPv6PrefixLength = 56,
+            MaxJoinsPerMinute = 100,
+            MaxFailedLookupsPerMinute = 90,
         };
         var properties = typeof(CrocRelayOptions).GetProperties().Where(p => p.CanWrite).ToList();
         var defaults = new CrocRelayOptions();
