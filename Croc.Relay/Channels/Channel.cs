@@ -135,6 +135,13 @@ internal sealed class Channel
                 return RelayErrors.BadUuid;
             }
 
+            // Closing twice is not a refusal: both participants close when they are done, and the second one's
+            // close (after the first) is a normal end, not a failed request.
+            if (_closed && command.Action == ChannelAction.Close && (_addresses.Contains(address) || _addresses.Count < MaxAddresses))
+            {
+                return SnapshotLocked();
+            }
+
             if (Refuse(address) is { } refusal)
             {
                 return refusal;

@@ -293,15 +293,17 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
                 () => channel.EndConnections("no data either way within PipeIdleTimeout"),
                 () => channel.EndConnections("a piped connection failed"),
                 _stopping.Token).ConfigureAwait(false);
-            _log.PairFinished(channel.Name, port, fromSender, fromRecipient, clean);
             if (clean)
             {
+                _log.PairFinished(channel.Name, port, fromSender, fromRecipient);
                 sender.CloseGracefully();
                 recipient.CloseGracefully();
                 channel.PairFinished(port);
             }
             else
             {
+                // Whoever cut the pair (a close, an expiry, a failure on another port) logged why, once per channel.
+                _log.PairCut(channel.Name, port, fromSender, fromRecipient);
                 channel.EndConnections("a piped connection failed");
             }
         }

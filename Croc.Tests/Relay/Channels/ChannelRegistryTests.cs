@@ -158,8 +158,144 @@ public class ChannelRegistryTests
         Assert.That(closed.Closed, Is.True);
 
         Assert.That(Refusal(new ChannelCommand(channel, sender, ChannelAction.Read), A), Is.EqualTo(RelayErrorCode.Closed));
-        Assert.That(Refusal(new ChannelCommand(channel, sender, ChannelAction.Close), A), Is.EqualTo(RelayErrorCode.Closed));
         Assert.That(_registry.Join(new JoinCommand(channel, null, ParticipantRole.Sender), A).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+        Assert.That(Refusal(new ChannelCommand(channel, sender, ChannelAction.SetX, null, "eA=="), A), Is.EqualTo(RelayErrorCode.Closed));
+    }
+
+    [Test]
+    public void Execute_SecondParticipantClosesAClosedChannel_SucceedsAndChangesNothing()
+    {
+        var (channel, sender, recipient) = Open();
+        var closed = _registry.Execute(new ChannelCommand(channel, recipient, ChannelAction.Close), B, out _).Value!;
+
+        var again = _registry.Execute(new ChannelCommand(channel, sender, ChannelAction.Close), A, out _);
+
+        Assert.That(again.IsSuccess, Is.True, "both participants close when done: the second close is not a refusal");
+        Assert.That(again.Value!, Is.EqualTo(closed));
+        Assert.That(Refusal(new ChannelCommand(channel, "0123", ChannelAction.Close), A), Is.EqualTo(RelayErrorCode.BadUuid));
+    }
+
+    [Test]
+    public void Join_JoinAndCloseChurnFromOneAddress_CannotFillMaxChannels()
+    {
+        using var registry = NewRegistry(new CrocRelayOptions { MaxChannels = 64, MaxChannelsPerAddress = 16, MaxJoinsPerMinute = 100_000 });
+        var refusals = 0;
+        for (var i = 0; i < 200; i++)
+        {
+            var joined = registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A);
+            if (joined.Value is not { } result)
+            {
+                Assert.That(joined.Error.Code, Is.EqualTo(RelayErrorCode.Capacity));
+                refusals++;
+                continue;
+            }
+
+            Assert.That(registry.Execute(new ChannelCommand(result.State.Channel, result.Uuid, ChannelAction.Close), A, out _).IsSuccess);
+        }
+
+        Assert.That(refusals, Is.EqualTo(200 - 16));
+        Assert.That(registry.Count, Is.EqualTo(16));
+        Assert.That(registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), B).IsSuccess, "another sender is served");
+    }
+
+    [TestCase(64, 16)]
+    [TestCase(128, 40)]
+    public void Join_ManyAddressesOfOneIPv6Prefix_ShareOnePerAddressLimit(int prefixLength, int expectedOpened)
+    {
+        using var registry = NewRegistry(new CrocRelayOptions { MaxChannelsPerAddress = 16, IPv6PrefixLength = prefixLength });
+        var opened = 0;
+        for (var i = 1; i <= 40; i++)
+        {
+            opened += registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), IPAddress.Parse($"2001:db8:0:1::{i:x}")).IsSuccess ? 1 : 0;
+        }
+
+        Assert.That(opened, Is.EqualTo(expectedOpened));
+        Assert.That(registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), IPAddress.Parse("2001:db8:0:2::1")).IsSuccess, "another /64 is another client");
+    }
+
+    [Test]
+    public void Join_BeyondMaxJoinsPerMinute_CapacityUntilTheBucketRefills()
+    {
+        using var registry = NewRegistry(new CrocRelayOptions { MaxJoinsPerMinute = 6 });
+        for (var i = 0; i < 6; i++)
+        {
+            Assert.That(registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).IsSuccess, $"join {i}");
+        }
+
+        var count = registry.Count;
+        Assert.That(registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).Error.Code, Is.EqualTo(RelayErrorCode.Capacity));
+        Assert.That(registry.Count, Is.EqualTo(count), "a refused join stores nothing");
+        Assert.That(registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), B).IsSuccess, "other addresses are not affected");
+
+        _time.Advance(TimeSpan.FromSeconds(10)); // 6 per minute: one token every 10 s
+        Assert.That(registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).IsSuccess);
+        Assert.That(registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).IsSuccess, Is.False);
+    }
+
+    [Test]
+    public void Execute_UnknownChannelOrWrongUuid_SameAnswerWhateverTheChannelsState()
+    {
+        var (channel, sender, _) = Open();
+        var unknown = _registry.Execute(new ChannelCommand("nosuch", "0123", ChannelAction.Read), C, out _).Error;
+
+        // Existing, a third address (the IP rule would refuse), then closed: a caller without a valid uuid sees the same.
+        Assert.That(Refusal(new ChannelCommand(channel, "0123", ChannelAction.Read), C), Is.EqualTo(RelayErrorCode.BadUuid));
+        Assert.That(_registry.Execute(new ChannelCommand(channel, "0123", ChannelAction.Read), C, out _).Error, Is.EqualTo(unknown));
+        Assert.That(_registry.Execute(new ChannelCommand(channel, sender, ChannelAction.Close), A, out _).IsSuccess);
+        Assert.That(_registry.Execute(new ChannelCommand(channel, "0123", ChannelAction.Read), C, out _).Error, Is.EqualTo(unknown));
+        Assert.That(_registry.Attach(channel, "0123", C, 7001, new FakeLink()).Error, Is.EqualTo(unknown));
+        Assert.That(_registry.Attach("nosuch", "0123", C, 7001, new FakeLink()).Error, Is.EqualTo(unknown));
+    }
+
+    [Test]
+    public void Lookups_BeyondMaxFailedLookupsPerMinute_AnsweredAsFailuresWithoutLookingUntilTheBucketRefills()
+    {
+        using var registry = NewRegistry(new CrocRelayOptions { MaxFailedLookupsPerMinute = 3 });
+        var sender = registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), B).Value!;
+        var channel = sender.State.Channel;
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.That(registry.Join(new JoinCommand($"probe{i}", null, ParticipantRole.Recipient), A).Error.Code, Is.EqualTo(RelayErrorCode.NoChannel));
+        }
+
+        // Out of budget: even the live channel is "no channel", and /channel and hellos answer bad_uuid unseen.
+        Assert.That(registry.Join(new JoinCommand(channel, null, ParticipantRole.Recipient), A).Error.Code, Is.EqualTo(RelayErrorCode.NoChannel));
+        Assert.That(registry.Execute(new ChannelCommand(channel, sender.Uuid, ChannelAction.Read), A, out _).Error.Code, Is.EqualTo(RelayErrorCode.BadUuid));
+        Assert.That(registry.Join(new JoinCommand(channel, null, ParticipantRole.Sender), A).Error.Code, Is.EqualTo(RelayErrorCode.Occupied));
+        Assert.That(registry.Find(channel)!.Snapshot().Rev, Is.EqualTo(1), "nothing changed");
+        Assert.That(registry.Execute(new ChannelCommand(channel, sender.Uuid, ChannelAction.Read), B, out _).IsSuccess, "other addresses are not affected");
+
+        _time.Advance(TimeSpan.FromSeconds(20)); // 3 per minute: one token every 20 s
+        Assert.That(registry.Join(new JoinCommand(channel, null, ParticipantRole.Recipient), A).IsSuccess);
+    }
+
+    [Test]
+    public void Attach_BeyondMaxWaitingConnectionsPerAddress_CapacityForThatAddressOnly()
+    {
+        using var registry = NewRegistry(new CrocRelayOptions { MaxWaitingConnectionsPerAddress = 2 });
+        registry.SetPorts([7001, 7002, 7003]);
+        var first = Confirmed(registry, A, B);
+        var second = Confirmed(registry, C, B);
+
+        Assert.That(registry.Attach(first.Channel, first.Sender, A, 7001, new FakeLink()).IsSuccess);
+        Assert.That(registry.Attach(first.Channel, first.Sender, A, 7002, new FakeLink()).IsSuccess);
+        Assert.That(registry.Attach(first.Channel, first.Sender, A, 7003, new FakeLink()).Error.Code, Is.EqualTo(RelayErrorCode.Capacity));
+        Assert.That(registry.WaitingOf(A), Is.EqualTo(2));
+        Assert.That(registry.Attach(second.Channel, second.Sender, C, 7003, new FakeLink()).IsSuccess, "another address may still wait");
+        Assert.That(registry.Attach(first.Channel, first.Recipient, B, 7001, new FakeLink()).Value!.Peer, Is.Not.Null, "pairing frees A's waiting slot");
+        Assert.That(registry.WaitingOf(A), Is.EqualTo(1));
+        Assert.That(registry.Attach(first.Channel, first.Sender, A, 7003, new FakeLink()).IsSuccess);
+    }
+
+    private static (string Channel, string Sender, string Recipient) Confirmed(ChannelRegistry registry, IPAddress sender, IPAddress recipient)
+    {
+        var s = registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), sender).Value!;
+        var channel = s.State.Channel;
+        var r = registry.Join(new JoinCommand(channel, null, ParticipantRole.Recipient), recipient).Value!;
+        Assert.That(registry.Execute(new ChannelCommand(channel, s.Uuid, ChannelAction.SetX, null, "eA=="), sender, out _).IsSuccess);
+        Assert.That(registry.Execute(new ChannelCommand(channel, r.Uuid, ChannelAction.SetY, null, "eQ==", "aA=="), recipient, out _).IsSuccess);
+        Assert.That(registry.Execute(new ChannelCommand(channel, s.Uuid, ChannelAction.SetHK, null, "aw=="), sender, out _).IsSuccess);
+        return (channel, s.Uuid, r.Uuid);
     }
 
     [Test]

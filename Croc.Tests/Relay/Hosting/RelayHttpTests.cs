@@ -271,4 +271,41 @@ public class RelayHttpTests : RelayFixture
         using var response = await A.PostAsync("join", content, cancellationToken);
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
     }
+
+    [TestCase(0)]
+    [TestCase(200)]
+    [CancelAfter(20_000)]
+    public async Task Channel_WaitAboveMaxWait_ClampedNotRefused(int maxWaitMs, CancellationToken cancellationToken)
+    {
+        await using var relay = await StartRelayAsync(cancellationToken, o => o.Relay.MaxWait = TimeSpan.FromMilliseconds(maxWaitMs));
+        using var a = Client(relay.BaseAddress);
+        using var b = Client(relay.BaseAddress, Second);
+        var pair = await OpenAsync(a, b, cancellationToken, confirm: false);
+        var rev = (await OkAsync(PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken))).Rev;
+
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var state = await OkAsync(PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid, wait = 30, since = rev }, cancellationToken));
+
+        Assert.That(state.Rev, Is.EqualTo(rev), "nothing changed: the long-poll ran out");
+        Assert.That(started.Elapsed, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(maxWaitMs * 0.9)).And.LessThan(TimeSpan.FromSeconds(10)));
+    }
+
+    [Test]
+    public async Task Channel_NoValidUuid_SameAnswerForUnknownLiveThirdAddressAndClosedChannels(CancellationToken cancellationToken)
+    {
+        using var third = Client(RelayServer.BaseAddress, Third);
+        var pair = await OpenAsync(A, B, cancellationToken, confirm: false);
+        var answers = new List<string>
+        {
+            (await PostAsync(third, "channel", new { channel = "nosuchchannel", uuid = "0123" }, cancellationToken)).Body.ToJsonString(),
+            (await PostAsync(third, "channel", new { channel = pair.Channel, uuid = "0123" }, cancellationToken)).Body.ToJsonString(),
+            (await PostAsync(A, "channel", new { channel = pair.Channel, uuid = "0123" }, cancellationToken)).Body.ToJsonString(),
+        };
+        await OkAsync(PostAsync(A, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid, close = true }, cancellationToken));
+        answers.Add((await PostAsync(third, "channel", new { channel = pair.Channel, uuid = "0123" }, cancellationToken)).Body.ToJsonString());
+
+        Assert.That(answers.Distinct().ToList(), Has.Count.EqualTo(1), string.Join("\n", answers));
+        AssertError(await PostAsync(third, "channel", new { channel = pair.Channel, uuid = "0123" }, cancellationToken), HttpStatusCode.Forbidden, "bad_uuid");
+        await OkAsync(PostAsync(B, "channel", new { channel = pair.Channel, uuid = pair.RecipientUuid, close = true }, cancellationToken));
+    }
 }

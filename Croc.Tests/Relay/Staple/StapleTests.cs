@@ -561,4 +561,41 @@ public class StapleTimeoutTests
         await SendAsync(silent, HelloLine("nosuch", "u"), cancellationToken);
         Assert.That(await ReadLineAsync(silent, cancellationToken), Is.EqualTo("error bad_uuid"));
     }
+
+    [Test]
+    public async Task PendingHellos_AllSlotsHeldBySilentAddresses_ANewAddressTakesTheOldestSlotOfTheHeaviest(CancellationToken cancellationToken)
+    {
+        await using var relay = await StartRelayAsync(cancellationToken, o =>
+        {
+            o.Relay.MaxPendingHellos = 4;
+            o.Relay.MaxPendingHellosPerAddress = 2;
+            o.Relay.HelloTimeout = TimeSpan.FromMinutes(1);
+        });
+        var port = relay.Ports[0];
+        var listener = relay.Services.GetRequiredService<CrocNet.Relay.Staple.StapleListenerService>();
+        var silent = new List<Socket>();
+        try
+        {
+            foreach (var source in new[] { RelayTestKit.Second, RelayTestKit.Second, RelayTestKit.Third, RelayTestKit.Third })
+            {
+                silent.Add(await ConnectAsync(port, cancellationToken, source));
+            }
+
+            Assert.That(await EventuallyAsync(() => listener.PendingHellos == 4, TimeSpan.FromSeconds(10), cancellationToken), Is.True);
+
+            var (probe, answer) = await HelloAsync(port, "nosuch", "u", cancellationToken);
+            probe.Dispose();
+
+            Assert.That(answer, Is.EqualTo("error bad_uuid"), "a new address is served, not shut out by silent ones");
+            Assert.That(await EventuallyAsync(() => silent.Count(s => s.Poll(0, SelectMode.SelectRead)) == 1, TimeSpan.FromSeconds(10), cancellationToken), Is.True, "exactly one silent connection gave up its slot");
+            Assert.That(silent[0].Poll(0, SelectMode.SelectRead) || silent[2].Poll(0, SelectMode.SelectRead), Is.True, "the oldest of its address");
+        }
+        finally
+        {
+            foreach (var socket in silent)
+            {
+                socket.Dispose();
+            }
+        }
+    }
 }
