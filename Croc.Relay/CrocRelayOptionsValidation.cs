@@ -70,6 +70,19 @@ internal sealed class CrocRelayOptionsValidator : IValidateOptions<CrocRelayOpti
             failures.Add($"AdvertisedHost '{host}' is not a valid host name or address.");
         }
 
+        // One transfer waits on every port at once, and both participants may connect from one address: limits below
+        // that would refuse every transfer.
+        var portCount = options.Ports?.Count ?? 0;
+        if (options.MaxWaitingConnections < portCount || options.MaxWaitingConnectionsPerAddress < portCount)
+        {
+            failures.Add(FormattableString.Invariant($"MaxWaitingConnections and MaxWaitingConnectionsPerAddress must be at least the number of ports ({portCount}): one transfer waits on every port."));
+        }
+
+        if (options.MaxConnections < 2 * portCount || options.MaxConnectionsPerAddress < 2 * portCount)
+        {
+            failures.Add(FormattableString.Invariant($"MaxConnections and MaxConnectionsPerAddress must be at least twice the number of ports ({2 * portCount}): both participants may connect from one address."));
+        }
+
         if (options.HelloTimeout >= options.ChannelExpiry)
         {
             failures.Add("HelloTimeout must be shorter than ChannelExpiry.");

@@ -72,6 +72,23 @@ public class ConnectionLimitTests
     }
 
     [Test]
+    public void StartAsync_BadConnectionSettings_OneAggregatedError()
+    {
+        var error = Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => CrocNet.Relay.CrocRelayServer.StartAsync(o =>
+        {
+            o.Url = "http://127.0.0.1:0";
+            o.MaxConnections = 0;
+            o.MaxConnectionsPerAddress = 0;
+            o.KeepAliveTimeout = TimeSpan.Zero;
+        }));
+
+        Assert.That(error!.Failures, Has.Exactly(3).Items);
+        Assert.That(error.Message, Does.Contain("MaxConnections must be between 1 and 1000000, or unset; 0 is not.")
+            .And.Contain("MaxConnectionsPerAddress must be between 1 and 1000000; 0 is not.")
+            .And.Contain("KeepAliveTimeout must be between 00:00:01 and 00:10:00; 00:00:00 is not."));
+    }
+
+    [Test]
     public void Budget_DerivedDefaults_StayBelowTheDescriptorLimitWithAReserve()
     {
         foreach (var limit in new[] { 256, 1_024, 2_000, 20_000, 1_048_576 })
