@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using CrocNet.Relay.Protocol;
 
 namespace CrocNet.Relay.Channels;
 
@@ -49,9 +50,9 @@ internal static class ChannelNames
     public const int MaxLength = 64;
     public const int GeneratedLength = 10;
 
-    public static readonly IReadOnlyList<string> Curves = ["p256", "p384", "p521", "siec"];
+    public static readonly IReadOnlyList<string> Curves = RelayWire.Curves.All;
 
-    public const string DefaultCurve = "p256";
+    public const string DefaultCurve = RelayWire.Curves.Default;
 
     public static bool IsValid(string? name)
     {

@@ -1,6 +1,8 @@
+using CrocNet.Relay.Protocol;
+
 namespace CrocNet.Relay.Channels;
 
-/// <summary>Why the relay refused a request or a connection; the wire form is <see cref="RelayErrors.ToWire"/>.</summary>
+/// <summary>Why the relay refused a request or a connection; the wire form is <see cref="RelayErrors.ToWire"/> (the HTTP status is the hosting layer's choice).</summary>
 internal enum RelayErrorCode
 {
     BadRequest,
@@ -23,30 +25,18 @@ internal static class RelayErrors
 {
     public static string ToWire(this RelayErrorCode code) => code switch
     {
-        RelayErrorCode.BadRequest => "bad_request",
-        RelayErrorCode.IpLimit => "ip_limit",
-        RelayErrorCode.BadUuid => "bad_uuid",
-        RelayErrorCode.NoChannel => "no_channel",
-        RelayErrorCode.Occupied => "occupied",
-        RelayErrorCode.AlreadySet => "already_set",
-        RelayErrorCode.NotReady => "not_ready",
-        RelayErrorCode.Closed => "closed",
-        RelayErrorCode.Capacity => "capacity",
-        RelayErrorCode.Duplicate => "duplicate",
-        RelayErrorCode.Timeout => "timeout",
+        RelayErrorCode.BadRequest => RelayWire.Codes.BadRequest,
+        RelayErrorCode.IpLimit => RelayWire.Codes.IpLimit,
+        RelayErrorCode.BadUuid => RelayWire.Codes.BadUuid,
+        RelayErrorCode.NoChannel => RelayWire.Codes.NoChannel,
+        RelayErrorCode.Occupied => RelayWire.Codes.Occupied,
+        RelayErrorCode.AlreadySet => RelayWire.Codes.AlreadySet,
+        RelayErrorCode.NotReady => RelayWire.Codes.NotReady,
+        RelayErrorCode.Closed => RelayWire.Codes.Closed,
+        RelayErrorCode.Capacity => RelayWire.Codes.Capacity,
+        RelayErrorCode.Duplicate => RelayWire.Codes.Duplicate,
+        RelayErrorCode.Timeout => RelayWire.Codes.Timeout,
         _ => throw new ArgumentOutOfRangeException(nameof(code)),
-    };
-
-    public static int ToHttpStatus(this RelayErrorCode code) => code switch
-    {
-        RelayErrorCode.BadRequest => 400,
-        RelayErrorCode.IpLimit or RelayErrorCode.BadUuid => 403,
-        RelayErrorCode.NoChannel => 404,
-        RelayErrorCode.Occupied or RelayErrorCode.AlreadySet or RelayErrorCode.NotReady or RelayErrorCode.Duplicate => 409,
-        RelayErrorCode.Closed => 410,
-        RelayErrorCode.Capacity => 503,
-        RelayErrorCode.Timeout => 408,
-        _ => 500,
     };
 
     public static RelayError BadRequest(string message) => new(RelayErrorCode.BadRequest, message);

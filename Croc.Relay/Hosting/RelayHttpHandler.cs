@@ -8,6 +8,7 @@ using CrocNet.Relay.Net;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Net.Http.Headers;
+using CrocNet.Relay.Protocol;
 
 namespace CrocNet.Relay.Hosting;
 
@@ -98,8 +99,8 @@ internal sealed class RelayHttpHandler
     {
         ParticipantRole? role = dto.Role switch
         {
-            "sender" => ParticipantRole.Sender,
-            "recipient" => ParticipantRole.Recipient,
+            RelayWire.Roles.Sender => ParticipantRole.Sender,
+            RelayWire.Roles.Recipient => ParticipantRole.Recipient,
             _ => null,
         };
         if (role is null || (dto.Channel is not null && !ChannelNames.IsValid(dto.Channel)) || (dto.Curve is not null && !ChannelNames.IsCurve(dto.Curve)))
@@ -112,7 +113,7 @@ internal sealed class RelayHttpHandler
 
     private static RelayError ParseJoinError(JoinRequestDto dto)
     {
-        if (dto.Role is not ("sender" or "recipient"))
+        if (dto.Role is not (RelayWire.Roles.Sender or RelayWire.Roles.Recipient))
         {
             return RelayErrors.BadRequest("role must be \"sender\" or \"recipient\".");
         }
@@ -221,8 +222,6 @@ internal sealed class RelayHttpHandler
             : null;
     }
 
-    private static readonly TimeSpan BodyReadTimeout = TimeSpan.FromSeconds(10);
-
     private async Task<(T? Value, RelayError Error)> ReadAsync<T>(HttpContext context, JsonTypeInfo<T> typeInfo)
         where T : class
     {
@@ -248,8 +247,8 @@ internal sealed class RelayHttpHandler
 
             // A body that trickles in (or breaks off) is a malformed request, answered in the contract's shape,
             // on every host: not all servers enforce a minimum data rate as Kestrel does.
-            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-            deadline.CancelAfter(BodyReadTimeout);
+            using var timeout = new CancellationTokenSource(RelayTimings.BodyReadTimeout, _registry.TimeProvider);
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, timeout.Token);
             try
             {
                 while (length <= limit)
@@ -297,7 +296,7 @@ internal sealed class RelayHttpHandler
         {
             Channel = state.Channel,
             Uuid = uuid,
-            Role = role switch { ParticipantRole.Sender => "sender", ParticipantRole.Recipient => "recipient", _ => null },
+            Role = role switch { ParticipantRole.Sender => RelayWire.Roles.Sender, ParticipantRole.Recipient => RelayWire.Roles.Recipient, _ => null },
             Curve = state.Curve,
             Rev = state.Rev,
             X = state.X,

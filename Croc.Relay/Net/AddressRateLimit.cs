@@ -1,4 +1,5 @@
 using System.Net;
+using CrocNet.Relay.Protocol;
 
 namespace CrocNet.Relay.Net;
 
@@ -91,7 +92,7 @@ internal sealed class AddressRateLimit
             return;
         }
 
-        if (_buckets.Count >= PruneAbove && !_buckets.ContainsKey(key) && _time.GetElapsedTime(_lastPrune, now) >= TimeSpan.FromSeconds(1))
+        if (_buckets.Count >= PruneAbove && !_buckets.ContainsKey(key) && _time.GetElapsedTime(_lastPrune, now) >= RelayTimings.PruneInterval)
         {
             // At most once a second, so a flood of new addresses costs linear work, not quadratic.
             _lastPrune = now;

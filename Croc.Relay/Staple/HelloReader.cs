@@ -1,7 +1,7 @@
 using System.Net.Sockets;
 using System.Text.Json;
 using CrocNet.Relay.Channels;
-using CrocNet.Relay.Hosting;
+using CrocNet.Relay.Protocol;
 
 namespace CrocNet.Relay.Staple;
 
@@ -15,7 +15,7 @@ internal sealed record Hello(string Channel, string Uuid);
 internal static class HelloReader
 {
     /// <summary>The longest hello line, newline included.</summary>
-    public const int MaxLength = 1024;
+    public const int MaxLength = RelayWire.Hello.MaxLength;
 
     /// <summary>Reads the hello; the caller times it out through <paramref name="cancellationToken"/>.</summary>
     public static async ValueTask<(Hello? Hello, RelayError Error)> ReadAsync(Socket socket, CancellationToken cancellationToken)
@@ -57,7 +57,7 @@ internal static class HelloReader
         HelloDto? dto;
         try
         {
-            dto = JsonSerializer.Deserialize(line, RelayJsonContext.Default.HelloDto);
+            dto = JsonSerializer.Deserialize(line, StapleJsonContext.Default.HelloDto);
         }
         catch (JsonException)
         {

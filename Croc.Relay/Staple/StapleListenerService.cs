@@ -7,6 +7,7 @@ using CrocNet.Relay.Diagnostics;
 using CrocNet.Relay.Net;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using CrocNet.Relay.Protocol;
 
 namespace CrocNet.Relay.Staple;
 
@@ -16,7 +17,7 @@ namespace CrocNet.Relay.Staple;
 /// </summary>
 internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
 {
-    private static readonly byte[] OkLine = "ok\n"u8.ToArray();
+    private static readonly byte[] OkLine = Encoding.ASCII.GetBytes(RelayWire.Hello.Ok);
 
     private readonly ChannelRegistry _registry;
     private readonly CrocRelayOptions _options;
@@ -157,7 +158,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
                 _log.AcceptFailed(port, e);
                 try
                 {
-                    await Task.Delay(TimeSpan.FromMilliseconds(100), TimeProvider.System, stopping).ConfigureAwait(false);
+                    await Task.Delay(RelayTimings.AcceptBackoff, _timeProvider, stopping).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException)
                 {
@@ -374,11 +375,11 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
         var socket = connection.Socket;
         try
         {
-            using var linger = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            using var linger = new CancellationTokenSource(RelayTimings.RefusalLinger, _timeProvider);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(linger.Token, _stopping.Token);
             try
             {
-                await socket.SendAsync(Encoding.ASCII.GetBytes($"error {code}\n"), SocketFlags.None, linked.Token).ConfigureAwait(false);
+                await socket.SendAsync(Encoding.ASCII.GetBytes(RelayWire.Hello.ErrorPrefix + code + "\n"), SocketFlags.None, linked.Token).ConfigureAwait(false);
                 socket.Shutdown(SocketShutdown.Send);
 
                 // Closing with unread input would send a reset that can overtake the error line: drain a little first.
