@@ -30,7 +30,11 @@ internal sealed record ChannelSnapshot(
     string? HhK,
     string? HK,
     bool Stapled,
-    bool Closed);
+    bool Closed)
+{
+    /// <summary>Which channel of that name this is (see <see cref="ChannelState.Id"/>); never on the wire.</summary>
+    public long Id { get; init; }
+}
 
 /// <summary>A validated <c>POST /join</c>.</summary>
 internal sealed record JoinCommand(string? Channel, string? Curve, ParticipantRole Role);

@@ -47,7 +47,7 @@ internal sealed class RelayHttpHandler
             return;
         }
 
-        var outcome = _registry.Join(command, RemoteAddress(context));
+        var outcome = await _registry.JoinAsync(command, RemoteAddress(context), context.RequestAborted).ConfigureAwait(false);
         if (outcome.Value is not { } joined)
         {
             await WriteErrorAsync(context, "join", outcome.Error, dto.Channel).ConfigureAwait(false);
@@ -73,8 +73,8 @@ internal sealed class RelayHttpHandler
             return;
         }
 
-        // Act on one channel instance and wait on that same one: a name can be forgotten and taken again in between.
-        var outcome = _registry.Execute(command, RemoteAddress(context), out var channel);
+        // Act on one channel and wait on that same one (the state's Id): a name can be forgotten and taken again in between.
+        var outcome = await _registry.ExecuteAsync(command, RemoteAddress(context), context.RequestAborted).ConfigureAwait(false);
         if (outcome.Value is not { } state)
         {
             await WriteErrorAsync(context, "channel", outcome.Error, command.Channel).ConfigureAwait(false);
@@ -85,7 +85,7 @@ internal sealed class RelayHttpHandler
         {
             // Without "since", wait for the next change after this request.
             using var abort = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, _stopping);
-            state = await channel!.WaitAsync(since ?? state.Rev, wait, _registry.TimeProvider, abort.Token).ConfigureAwait(false);
+            state = await _registry.WaitAsync(state, since ?? state.Rev, wait, abort.Token).ConfigureAwait(false);
             if (context.RequestAborted.IsCancellationRequested)
             {
                 return;

@@ -102,7 +102,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
         _registry.SetPorts(ports);
         for (var i = 0; i < _listeners.Count; i++)
         {
-            _acceptLoops.Add(AcceptLoopAsync(_listeners[i], ports[i]));
+            _acceptLoops.Add(AcceptLoopAsync(_listeners[i], ports[i], lane: i));
         }
 
         return Task.CompletedTask;
@@ -121,7 +121,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
             listener.Dispose();
         }
 
-        _registry.CloseAll();
+        await _registry.CloseAllAsync(cancellationToken).ConfigureAwait(false);
         await Task.WhenAll(_acceptLoops).WaitAsync(cancellationToken).ConfigureAwait(false);
         await Task.WhenAll(_connections.Keys).WaitAsync(cancellationToken).ConfigureAwait(false);
         _log.ListenersStopped();
@@ -133,7 +133,8 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
         _stopping.Dispose();
     }
 
-    private async Task AcceptLoopAsync(Socket listener, int port)
+    /// <summary>Accepts on one port; its connections are legs of lane <paramref name="lane"/> (the port's index).</summary>
+    private async Task AcceptLoopAsync(Socket listener, int port, int lane)
     {
         await Task.Yield();
         var stopping = _stopping.Token;
@@ -201,17 +202,17 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
                 continue;
             }
 
-            var handler = HandleConnectionAsync(connection, port, address, pending);
+            var handler = HandleConnectionAsync(connection, port, lane, address, pending);
             _connections.TryAdd(handler, 0);
             _ = handler.ContinueWith(static (t, state) => ((ConcurrentDictionary<Task, byte>)state!).TryRemove(t, out _), _connections, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
     }
 
-    private async Task HandleConnectionAsync(StapleConnection connection, int port, IPAddress address, PendingHello pending)
+    private async Task HandleConnectionAsync(StapleConnection connection, int port, int lane, IPAddress address, PendingHello pending)
     {
         await Task.Yield();
         var socket = connection.Socket;
-        Channel? channel = null;
+        StapleAttachment? attachment = null;
         try
         {
             Hello? hello;
@@ -250,14 +251,15 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
                 return;
             }
 
-            var outcome = _registry.Attach(hello.Channel, hello.Uuid, address, port, connection);
-            if (outcome.Value is not { } attachment)
+            var outcome = await _registry.AttachAsync(hello.Channel, hello.Uuid, address, lane, connection, _stopping.Token).ConfigureAwait(false);
+            if (outcome.Value is not { } attached)
             {
                 await RefuseAsync(connection, port, outcome.Error, hello.Channel).ConfigureAwait(false);
                 return;
             }
 
-            channel = attachment.Channel;
+            attachment = attached;
+            var channel = attached.Channel;
             try
             {
                 await socket.SendAsync(OkLine, SocketFlags.None, _stopping.Token).ConfigureAwait(false);
@@ -272,14 +274,14 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
             if (attachment.Peer is not StapleConnection peer)
             {
                 // The first of the pair waits, owned by the channel; the second one runs the pipe.
-                await WatchWaitingAsync(connection, channel, port).ConfigureAwait(false);
+                await WatchWaitingAsync(connection, attached, port).ConfigureAwait(false);
                 return;
             }
 
             peer.MarkPaired();
             if (!await peer.Ready.ConfigureAwait(false))
             {
-                channel.EndConnections("a connection failed before it was piped");
+                await _registry.EndConnectionsAsync(channel, "a connection failed before it was piped").ConfigureAwait(false);
                 return;
             }
 
@@ -291,27 +293,30 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
                 _metrics,
                 _options.PipeIdleTimeout,
                 _timeProvider,
-                () => channel.EndConnections("no data either way within PipeIdleTimeout"),
-                () => channel.EndConnections("a piped connection failed"),
+                () => _registry.EndConnections(channel, "no data either way within PipeIdleTimeout"),
+                () => _registry.EndConnections(channel, "a piped connection failed"),
                 _stopping.Token).ConfigureAwait(false);
             if (clean)
             {
                 _log.PairFinished(channel.Name, port, fromSender, fromRecipient);
                 sender.CloseGracefully();
                 recipient.CloseGracefully();
-                channel.PairFinished(port);
+                await _registry.PairFinishedAsync(attached).ConfigureAwait(false);
             }
             else
             {
                 // Whoever cut the pair (a close, an expiry, a failure on another port) logged why, once per channel.
                 _log.PairCut(channel.Name, port, fromSender, fromRecipient);
-                channel.EndConnections("a piped connection failed");
+                await _registry.EndConnectionsAsync(channel, "a piped connection failed").ConfigureAwait(false);
             }
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException or IOException)
         {
             _log.ConnectionFailed(port, e);
-            channel?.EndConnections("a connection failed");
+            if (attachment is not null)
+            {
+                await _registry.EndConnectionsAsync(attachment.Channel, "a connection failed").ConfigureAwait(false);
+            }
 
             // Also when the channel no longer held it (its session had ended, or it was detached): never leak a socket.
             connection.Abort();
@@ -323,7 +328,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
     /// or when <c>WaitingTimeout</c> passes unpaired. EOF is seen with a one-byte peek, which never consumes payload
     /// the client sent early; after such early bytes only the timeout and pairing are watched.
     /// </summary>
-    private async Task WatchWaitingAsync(StapleConnection connection, Channel channel, int port)
+    private async Task WatchWaitingAsync(StapleConnection connection, StapleAttachment attachment, int port)
     {
         using var timeout = new CancellationTokenSource(_options.WaitingTimeout, _timeProvider);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _stopping.Token);
@@ -360,9 +365,9 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
 
         // Observe the peek's end (cancelled, failed, or done) so nothing is left unobserved.
         await peek.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
-        if (reason is not null && channel.Detach(port, connection))
+        if (reason is not null && _registry.Detach(attachment, connection))
         {
-            _log.WaitingDropped(channel.Name, port, reason);
+            _log.WaitingDropped(attachment.Channel.Name, port, reason);
             connection.Abort();
         }
     }
