@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Text.Json;
 using CrocNet.Relay.Channels;
@@ -42,6 +44,38 @@ internal static class HelloReader
             if (length == MaxLength)
             {
                 return (null, RelayErrors.BadRequest($"The hello line is longer than {MaxLength} bytes."));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Reads the hello from a pipe, taking only the line: what follows stays in the pipe for the leg's payload. The
+    /// caller times it out through <paramref name="cancellationToken"/>.
+    /// </summary>
+    public static async ValueTask<(Hello? Hello, RelayError Error)> ReadAsync(PipeReader reader, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var result = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var buffer = result.Buffer;
+            var window = buffer.Slice(0, Math.Min(buffer.Length, MaxLength));
+            if (window.PositionOf((byte)'\n') is { } newline)
+            {
+                var line = window.Slice(0, newline);
+                var parsed = line.IsSingleSegment ? Parse(line.FirstSpan) : Parse(line.ToArray());
+                reader.AdvanceTo(buffer.GetPosition(1, newline));
+                return parsed;
+            }
+
+            reader.AdvanceTo(buffer.Start, buffer.End);
+            if (buffer.Length >= MaxLength)
+            {
+                return (null, RelayErrors.BadRequest($"The hello line is longer than {MaxLength} bytes."));
+            }
+
+            if (result.IsCompleted || result.IsCanceled)
+            {
+                return (null, RelayErrors.BadRequest("The connection ended before the hello line."));
             }
         }
     }

@@ -1,25 +1,23 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 using CrocNet.Relay.Channels;
 using CrocNet.Relay.Diagnostics;
 using CrocNet.Relay.Net;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Options;
 using CrocNet.Relay.Protocol;
+using Microsoft.Extensions.Hosting;
 
 namespace CrocNet.Relay.Staple;
 
 /// <summary>
-/// The relay's own TCP listeners (one per configured port): accepts connections, reads and checks each hello,
-/// attaches the connection to its channel and pipes completed pairs. Runs under any host; no Kestrel endpoints.
+/// The relay's own TCP listeners (one per configured port; port <c>i</c> serves lane <c>i</c>): accepts connections,
+/// applies the connection and pre-hello limits, and hands each socket to <see cref="StapleSession"/> as a
+/// <see cref="SocketStapleConnection"/>. Runs under any host; no Kestrel endpoints.
 /// </summary>
 internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
 {
-    private static readonly byte[] OkLine = Encoding.ASCII.GetBytes(RelayWire.Hello.Ok);
-
     private readonly ChannelRegistry _registry;
+    private readonly StapleSession _session;
     private readonly CrocRelayOptions _options;
     private readonly TimeProvider _timeProvider;
     private readonly RelayMetrics _metrics;
@@ -42,6 +40,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
         _timeProvider = registry.TimeProvider;
         _metrics = registry.Metrics;
         _log = registry.Log;
+        _session = new StapleSession(registry);
         _maxConnections = _options.MaxConnections ?? FileDescriptorBudget.DefaultConnections(FileDescriptorBudget.Limit, MaxDefaultConnections);
     }
 
@@ -190,7 +189,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
                 continue;
             }
 
-            var connection = new StapleConnection(socket, () => _open.Release(key));
+            var connection = new SocketStapleConnection(socket, _timeProvider, () => _open.Release(key));
             var pending = TryReservePending(key, out var scope, out var evicted);
             evicted?.Evict();
             if (pending is null)
@@ -202,213 +201,39 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
                 continue;
             }
 
-            var handler = HandleConnectionAsync(connection, port, lane, address, pending);
+            var handler = RunAsync(connection, port, lane, address, pending);
             _connections.TryAdd(handler, 0);
             _ = handler.ContinueWith(static (t, state) => ((ConcurrentDictionary<Task, byte>)state!).TryRemove(t, out _), _connections, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
     }
 
-    private async Task HandleConnectionAsync(StapleConnection connection, int port, int lane, IPAddress address, PendingHello pending)
+    private async Task RunAsync(SocketStapleConnection connection, int port, int lane, IPAddress address, PendingHello pending)
     {
         await Task.Yield();
-        var socket = connection.Socket;
-        StapleAttachment? attachment = null;
         try
         {
-            Hello? hello;
-            RelayError error;
-            try
-            {
-                socket.NoDelay = true;
-                using var timeout = new CancellationTokenSource(_options.HelloTimeout, _timeProvider);
-                using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _stopping.Token, pending.Evicted);
-                try
-                {
-                    (hello, error) = await HelloReader.ReadAsync(socket, linked.Token).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (pending.Evicted.IsCancellationRequested && !_stopping.IsCancellationRequested)
-                {
-                    // Its slot went to an address holding fewer: close at once, like a connection over the limit.
-                    _log.PendingHelloLimit(port, "gave its slot to another address");
-                    _metrics.Refused("capacity", "tcp");
-                    connection.Abort();
-                    return;
-                }
-                catch (OperationCanceledException) when (timeout.IsCancellationRequested)
-                {
-                    (hello, error) = (null, new RelayError(RelayErrorCode.Timeout, "No complete hello line in time."));
-                }
-            }
-            finally
+            connection.Socket.NoDelay = true;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            ReleasePending(pending);
+            pending.Dispose();
+            connection.Abort();
+            return;
+        }
+
+        await _session.RunAsync(
+            connection,
+            lane,
+            port,
+            address,
+            () =>
             {
                 ReleasePending(pending);
                 pending.Dispose();
-            }
-
-            if (hello is null)
-            {
-                await RefuseAsync(connection, port, error, null).ConfigureAwait(false);
-                return;
-            }
-
-            var outcome = await _registry.AttachAsync(hello.Channel, hello.Uuid, address, lane, connection, _stopping.Token).ConfigureAwait(false);
-            if (outcome.Value is not { } attached)
-            {
-                await RefuseAsync(connection, port, outcome.Error, hello.Channel).ConfigureAwait(false);
-                return;
-            }
-
-            attachment = attached;
-            var channel = attached.Channel;
-            try
-            {
-                await socket.SendAsync(OkLine, SocketFlags.None, _stopping.Token).ConfigureAwait(false);
-                connection.SetReady(true);
-            }
-            catch
-            {
-                connection.SetReady(false);
-                throw;
-            }
-
-            if (attachment.Peer is not StapleConnection peer)
-            {
-                // The first of the pair waits, owned by the channel; the second one runs the pipe.
-                await WatchWaitingAsync(connection, attached, port).ConfigureAwait(false);
-                return;
-            }
-
-            peer.MarkPaired();
-            if (!await peer.Ready.ConfigureAwait(false))
-            {
-                await _registry.EndConnectionsAsync(channel, "a connection failed before it was piped").ConfigureAwait(false);
-                return;
-            }
-
-            var (sender, recipient) = attachment.Role == ParticipantRole.Sender ? (connection, peer) : (peer, connection);
-            var (fromSender, fromRecipient, clean) = await SocketPipe.RunAsync(
-                sender.Socket,
-                recipient.Socket,
-                _options.PipeBufferSize,
-                _metrics,
-                _options.PipeIdleTimeout,
-                _timeProvider,
-                () => _registry.EndConnections(channel, "no data either way within PipeIdleTimeout"),
-                () => _registry.EndConnections(channel, "a piped connection failed"),
-                _stopping.Token).ConfigureAwait(false);
-            if (clean)
-            {
-                _log.PairFinished(channel.Name, port, fromSender, fromRecipient);
-                sender.CloseGracefully();
-                recipient.CloseGracefully();
-                await _registry.PairFinishedAsync(attached).ConfigureAwait(false);
-            }
-            else
-            {
-                // Whoever cut the pair (a close, an expiry, a failure on another port) logged why, once per channel.
-                _log.PairCut(channel.Name, port, fromSender, fromRecipient);
-                await _registry.EndConnectionsAsync(channel, "a piped connection failed").ConfigureAwait(false);
-            }
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException or IOException)
-        {
-            _log.ConnectionFailed(port, e);
-            if (attachment is not null)
-            {
-                await _registry.EndConnectionsAsync(attachment.Channel, "a connection failed").ConfigureAwait(false);
-            }
-
-            // Also when the channel no longer held it (its session had ended, or it was detached): never leak a socket.
-            connection.Abort();
-        }
-    }
-
-    /// <summary>
-    /// While a connection waits for its peer: frees its slot (so the participant can reconnect) when its client closes,
-    /// or when <c>WaitingTimeout</c> passes unpaired. EOF is seen with a one-byte peek, which never consumes payload
-    /// the client sent early; after such early bytes only the timeout and pairing are watched.
-    /// </summary>
-    private async Task WatchWaitingAsync(StapleConnection connection, StapleAttachment attachment, int port)
-    {
-        using var timeout = new CancellationTokenSource(_options.WaitingTimeout, _timeProvider);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _stopping.Token);
-        var probe = new byte[1];
-        var peek = connection.Socket.ReceiveAsync(probe, SocketFlags.Peek, linked.Token).AsTask();
-        var first = await Task.WhenAny(peek, connection.Paired).ConfigureAwait(false);
-        string? reason = null;
-        if (first == connection.Paired)
-        {
-            // The pipe owns the socket now; stop the peek (it never consumed anything).
-            await linked.CancelAsync().ConfigureAwait(false);
-        }
-        else if (peek.IsCompletedSuccessfully && peek.Result == 0)
-        {
-            reason = "the waiting client closed its connection";
-        }
-        else if (peek.IsCompletedSuccessfully)
-        {
-            // Early payload: watch only for pairing or the timeout from here on.
-            var idle = Task.Delay(Timeout.InfiniteTimeSpan, _timeProvider, linked.Token);
-            await Task.WhenAny(idle, connection.Paired).ConfigureAwait(false);
-            if (!connection.Paired.IsCompleted && timeout.IsCancellationRequested)
-            {
-                reason = "no peer within WaitingTimeout";
-            }
-
-            await linked.CancelAsync().ConfigureAwait(false);
-            await idle.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
-        }
-        else if (timeout.IsCancellationRequested && !connection.Paired.IsCompleted)
-        {
-            reason = "no peer within WaitingTimeout";
-        }
-
-        // Observe the peek's end (cancelled, failed, or done) so nothing is left unobserved.
-        await peek.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
-        if (reason is not null && _registry.Detach(attachment, connection))
-        {
-            _log.WaitingDropped(attachment.Channel.Name, port, reason);
-            connection.Abort();
-        }
-    }
-
-    private async Task RefuseAsync(StapleConnection connection, int port, RelayError error, string? channel)
-    {
-        var code = error.Code.ToWire();
-        _metrics.Refused(code, "tcp");
-        _log.ConnectionRefused(port, code, channel);
-        var socket = connection.Socket;
-        try
-        {
-            using var linger = new CancellationTokenSource(RelayTimings.RefusalLinger, _timeProvider);
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(linger.Token, _stopping.Token);
-            try
-            {
-                await socket.SendAsync(Encoding.ASCII.GetBytes(RelayWire.Hello.ErrorPrefix + code + "\n"), SocketFlags.None, linked.Token).ConfigureAwait(false);
-                socket.Shutdown(SocketShutdown.Send);
-
-                // Closing with unread input would send a reset that can overtake the error line: drain a little first.
-                var sink = new byte[4096];
-                for (var drained = 0; drained < 64 * 1024;)
-                {
-                    var read = await socket.ReceiveAsync(sink, SocketFlags.None, linked.Token).ConfigureAwait(false);
-                    if (read == 0)
-                    {
-                        break;
-                    }
-
-                    drained += read;
-                }
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
-            {
-                // The client went away or would not stop talking; it has had its answer.
-            }
-        }
-        finally
-        {
-            connection.CloseGracefully();
-        }
+            },
+            pending.Evicted,
+            _stopping.Token).ConfigureAwait(false);
     }
 
     /// <summary>
