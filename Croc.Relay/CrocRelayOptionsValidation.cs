@@ -25,8 +25,10 @@ internal sealed class CrocRelayOptionsValidator : IValidateOptions<CrocRelayOpti
 
         // Duration ranges and the list length are checked here rather than by [Range(typeof(TimeSpan), ...)] and
         // [MinLength]/[MaxLength]: those attributes work by reflection, which trimming and native AOT cannot guarantee.
-        CheckRange(failures, nameof(CrocRelayOptions.ChannelExpiry), options.ChannelExpiry, TimeSpan.FromSeconds(1), TimeSpan.FromDays(30));
-        CheckRange(failures, nameof(CrocRelayOptions.HandshakeExpiry), options.HandshakeExpiry, TimeSpan.FromSeconds(1), TimeSpan.FromDays(30));
+        // At least 10 s: a key exchange can take over a second on a cold, busy machine, and a shorter channel lifetime
+        // would refuse real clients (found by running the client against relays at the edge of every setting).
+        CheckRange(failures, nameof(CrocRelayOptions.ChannelExpiry), options.ChannelExpiry, TimeSpan.FromSeconds(10), TimeSpan.FromDays(30));
+        CheckRange(failures, nameof(CrocRelayOptions.HandshakeExpiry), options.HandshakeExpiry, TimeSpan.FromSeconds(10), TimeSpan.FromDays(30));
         CheckRange(failures, nameof(CrocRelayOptions.ClosedRetention), options.ClosedRetention, TimeSpan.Zero, TimeSpan.FromDays(1));
         CheckRange(failures, nameof(CrocRelayOptions.HelloTimeout), options.HelloTimeout, TimeSpan.FromMilliseconds(10), TimeSpan.FromMinutes(10));
         CheckRange(failures, nameof(CrocRelayOptions.WaitingTimeout), options.WaitingTimeout, TimeSpan.FromMilliseconds(10), TimeSpan.FromDays(1));
