@@ -60,8 +60,10 @@ public sealed class CrocRelayOptions
     public TimeSpan HelloTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
-    /// The most accepted TCP connections that have not sent their complete hello yet, relay-wide; more are closed at
-    /// once, without an answer.
+    /// The most accepted TCP connections that have not sent their complete hello yet, relay-wide. When they are all
+    /// taken, a connection from an address that holds fewer of them than the address holding the most takes the
+    /// oldest slot of that address (whose connection is closed); otherwise the new connection is closed at once,
+    /// without an answer. So addresses that hold slots with connections that never speak cannot shut others out.
     /// </summary>
     /// <value>Default 1,000.</value>
     [Range(1, 1_000_000)]
@@ -88,8 +90,9 @@ public sealed class CrocRelayOptions
     public int MaxChannels { get; set; } = 10_000;
 
     /// <summary>
-    /// The most open (not closed) channels one IP address may have created; more sender joins from that address get
-    /// <c>503 capacity</c>.
+    /// The most channels one IP address (IPv6: one <see cref="IPv6PrefixLength"/> prefix) may have created that are
+    /// still stored: open ones, and closed ones until they are forgotten after <see cref="ClosedRetention"/>. More
+    /// sender joins from that address get <c>503 capacity</c>.
     /// </summary>
     /// <value>Default 16.</value>
     [Range(1, 10_000_000)]
@@ -105,7 +108,61 @@ public sealed class CrocRelayOptions
     [Range(1, 1_000_000)]
     public int MaxWaitingConnections { get; set; } = 1_000;
 
-    /// <summary>The longest long-poll a <c>wait</c> may ask for; a larger <c>wait</c> gets <c>400 bad_request</c>.</summary>
+    /// <summary>
+    /// The most TCP connections waiting for their peer from one IP address (IPv6: one prefix); more get
+    /// <c>error capacity</c>. A real pair waits for a moment, so few are needed.
+    /// </summary>
+    /// <value>Default 16.</value>
+    [Range(1, 1_000_000)]
+    public int MaxWaitingConnectionsPerAddress { get; set; } = 16;
+
+    /// <summary>
+    /// The most TCP stapling connections open at once, relay-wide, in any stage (before the hello, waiting, piped);
+    /// more are closed at once, without an answer. Together with the host's HTTP connection limit this keeps the process
+    /// below its file-descriptor limit, where the runtime could abort it.
+    /// </summary>
+    /// <value>
+    /// Default <see langword="null"/>: derived from the process's soft <c>RLIMIT_NOFILE</c> (65,536 assumed where it
+    /// cannot be read): the limit less a reserve of 128 plus a tenth, halved (the other half is for HTTP), between 8
+    /// and 20,000.
+    /// </value>
+    public int? MaxConnections { get; set; }
+
+    /// <summary>The most TCP stapling connections open at once from one IP address (IPv6: one prefix); more are closed at once.</summary>
+    /// <value>Default 256 (16 channels, 4 ports, both participants behind one address: 128).</value>
+    [Range(1, 1_000_000)]
+    public int MaxConnectionsPerAddress { get; set; } = 256;
+
+    /// <summary>
+    /// How many leading bits of an IPv6 address name one client for every per-address limit (channels, joins,
+    /// failed lookups, connections, hellos, waiting connections); <c>128</c> counts each address alone. The rule of
+    /// at most two addresses per channel always compares whole addresses.
+    /// </summary>
+    /// <value>Default 64 (one /64, usually one customer's network).</value>
+    [Range(1, 128)]
+    public int IPv6PrefixLength { get; set; } = 64;
+
+    /// <summary>
+    /// The most joins one IP address (IPv6: one prefix) may make per minute: sender joins and successful recipient
+    /// joins, as a token bucket (the whole number at once, refilled evenly over the minute); more get
+    /// <c>503 capacity</c>.
+    /// </summary>
+    /// <value>Default 120.</value>
+    [Range(1, 1_000_000)]
+    public int MaxJoinsPerMinute { get; set; } = 120;
+
+    /// <summary>
+    /// The most failed channel lookups one IP address (IPv6: one prefix) may make per minute (a token bucket): a
+    /// recipient join naming no channel, a sender join naming a taken one, a request or hello whose channel and uuid do
+    /// not match. Past it, such requests are answered as failures without looking the channel up (a recipient join gets
+    /// <c>404 no_channel</c>, a request <c>403 bad_uuid</c>, a hello <c>error bad_uuid</c>), so channels cannot be
+    /// enumerated quickly. A recipient waiting for its sender polls about twice a second, within the default.
+    /// </summary>
+    /// <value>Default 120.</value>
+    [Range(1, 1_000_000)]
+    public int MaxFailedLookupsPerMinute { get; set; } = 120;
+
+    /// <summary>The longest long-poll the relay holds; a larger <c>wait</c> is cut to this value (clamped, not refused).</summary>
     /// <value>Default 30 seconds.</value>
     public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(30);
 

@@ -25,13 +25,20 @@ internal sealed class CrocRelayOptionsValidator : IValidateOptions<CrocRelayOpti
 
         // Duration ranges and the list length are checked here rather than by [Range(typeof(TimeSpan), ...)] and
         // [MinLength]/[MaxLength]: those attributes work by reflection, which trimming and native AOT cannot guarantee.
-        CheckRange(failures, nameof(CrocRelayOptions.ChannelExpiry), options.ChannelExpiry, TimeSpan.FromSeconds(1), TimeSpan.FromDays(30));
-        CheckRange(failures, nameof(CrocRelayOptions.HandshakeExpiry), options.HandshakeExpiry, TimeSpan.FromSeconds(1), TimeSpan.FromDays(30));
+        // At least 10 s: a key exchange can take over a second on a cold, busy machine, and a shorter channel lifetime
+        // would refuse real clients (found by running the client against relays at the edge of every setting).
+        CheckRange(failures, nameof(CrocRelayOptions.ChannelExpiry), options.ChannelExpiry, TimeSpan.FromSeconds(10), TimeSpan.FromDays(30));
+        CheckRange(failures, nameof(CrocRelayOptions.HandshakeExpiry), options.HandshakeExpiry, TimeSpan.FromSeconds(10), TimeSpan.FromDays(30));
         CheckRange(failures, nameof(CrocRelayOptions.ClosedRetention), options.ClosedRetention, TimeSpan.Zero, TimeSpan.FromDays(1));
         CheckRange(failures, nameof(CrocRelayOptions.HelloTimeout), options.HelloTimeout, TimeSpan.FromMilliseconds(10), TimeSpan.FromMinutes(10));
         CheckRange(failures, nameof(CrocRelayOptions.WaitingTimeout), options.WaitingTimeout, TimeSpan.FromMilliseconds(10), TimeSpan.FromDays(1));
         CheckRange(failures, nameof(CrocRelayOptions.MaxWait), options.MaxWait, TimeSpan.Zero, TimeSpan.FromMinutes(5));
         CheckRange(failures, nameof(CrocRelayOptions.PipeIdleTimeout), options.PipeIdleTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromDays(1));
+
+        if (options.MaxConnections is < 1 or > 1_000_000)
+        {
+            failures.Add(FormattableString.Invariant($"MaxConnections must be between 1 and 1000000, or unset; {options.MaxConnections} is not."));
+        }
 
         if (options.Ports is { } ports)
         {
@@ -63,6 +70,19 @@ internal sealed class CrocRelayOptionsValidator : IValidateOptions<CrocRelayOpti
         if (options.AdvertisedHost is { } host && Uri.CheckHostName(host) == UriHostNameType.Unknown)
         {
             failures.Add($"AdvertisedHost '{host}' is not a valid host name or address.");
+        }
+
+        // One transfer waits on every port at once, and both participants may connect from one address: limits below
+        // that would refuse every transfer.
+        var portCount = options.Ports?.Count ?? 0;
+        if (options.MaxWaitingConnections < portCount || options.MaxWaitingConnectionsPerAddress < portCount)
+        {
+            failures.Add(FormattableString.Invariant($"MaxWaitingConnections and MaxWaitingConnectionsPerAddress must be at least the number of ports ({portCount}): one transfer waits on every port."));
+        }
+
+        if (options.MaxConnections < 2 * portCount || options.MaxConnectionsPerAddress < 2 * portCount)
+        {
+            failures.Add(FormattableString.Invariant($"MaxConnections and MaxConnectionsPerAddress must be at least twice the number of ports ({2 * portCount}): both participants may connect from one address."));
         }
 
         if (options.HelloTimeout >= options.ChannelExpiry)

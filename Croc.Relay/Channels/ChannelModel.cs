@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using CrocNet.Relay.Protocol;
 
 namespace CrocNet.Relay.Channels;
 
@@ -29,7 +30,11 @@ internal sealed record ChannelSnapshot(
     string? HhK,
     string? HK,
     bool Stapled,
-    bool Closed);
+    bool Closed)
+{
+    /// <summary>Which channel of that name this is (see <see cref="ChannelState.Id"/>); never on the wire.</summary>
+    public long Id { get; init; }
+}
 
 /// <summary>A validated <c>POST /join</c>.</summary>
 internal sealed record JoinCommand(string? Channel, string? Curve, ParticipantRole Role);
@@ -49,9 +54,9 @@ internal static class ChannelNames
     public const int MaxLength = 64;
     public const int GeneratedLength = 10;
 
-    public static readonly IReadOnlyList<string> Curves = ["p256", "p384", "p521", "siec"];
+    public static readonly IReadOnlyList<string> Curves = RelayWire.Curves.All;
 
-    public const string DefaultCurve = "p256";
+    public const string DefaultCurve = RelayWire.Curves.Default;
 
     public static bool IsValid(string? name)
     {

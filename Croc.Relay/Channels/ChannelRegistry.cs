@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using System.Net;
 using CrocNet.Relay.Diagnostics;
+using CrocNet.Relay.Net;
+using CrocNet.Relay.Staple;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -8,21 +10,26 @@ using Microsoft.Extensions.Options;
 namespace CrocNet.Relay.Channels;
 
 /// <summary>
-/// All channels of one relay: creation, lookup, capacity and forgetting. Thread-safe; knows nothing of HTTP or
-/// sockets, so it is tested directly with a fake clock.
+/// The relay's channels: creation, capacity, per-address limits, commands, data connections, expiry and forgetting.
+/// States live in the <see cref="IChannelStore"/> and change only through <see cref="ChannelMachine"/>'s pure
+/// transitions; this node's data connections live in a <see cref="StapleTable"/>; expiry timers run on the relay's
+/// <see cref="TimeProvider"/>. Knows nothing of HTTP or sockets, so it is tested directly with a fake clock.
 /// </summary>
 internal sealed class ChannelRegistry : IDisposable
 {
-    private readonly ConcurrentDictionary<string, Channel> _channels = new(StringComparer.Ordinal);
-    private readonly Dictionary<IPAddress, int> _openByAddress = [];
-    private readonly Lock _addressLock = new();
+    private readonly IChannelStore _store;
+    private readonly StapleTable _staples;
+    private readonly AddressCounter _channelsByAddress = new();
+    private readonly AddressRateLimit _joins;
+    private readonly AddressRateLimit _failures;
+    private readonly ConcurrentDictionary<long, ITimer> _timers = new();
+    private readonly ConcurrentDictionary<Task, byte> _background = new();
     private int _channelCount;
-    private int _waiting;
     // Read-only: CrocRelayListeners hands this list to host apps, and the relay's checks rely on it.
     private volatile System.Collections.ObjectModel.ReadOnlyCollection<int> _ports = System.Collections.ObjectModel.ReadOnlyCollection<int>.Empty;
     private bool _disposed;
 
-    public ChannelRegistry(IOptions<CrocRelayOptions> options, RelayClock clock, RelayMetrics metrics, ILogger<ChannelRegistry>? logger = null)
+    public ChannelRegistry(IOptions<CrocRelayOptions> options, RelayClock clock, RelayMetrics metrics, IChannelStore? store = null, ILogger<ChannelRegistry>? logger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(clock);
@@ -30,6 +37,10 @@ internal sealed class ChannelRegistry : IDisposable
         TimeProvider = clock.TimeProvider;
         Metrics = metrics;
         Log = new RelayLog(logger ?? (ILogger)NullLogger.Instance);
+        _store = store ?? new InMemoryChannelStore();
+        _staples = new StapleTable(Options);
+        _joins = new AddressRateLimit(Options.MaxJoinsPerMinute, TimeProvider);
+        _failures = new AddressRateLimit(Options.MaxFailedLookupsPerMinute, TimeProvider);
     }
 
     public CrocRelayOptions Options { get; }
@@ -40,45 +51,67 @@ internal sealed class ChannelRegistry : IDisposable
 
     internal RelayLog Log { get; }
 
-    /// <summary>The TCP ports actually bound, in the configured order; empty until the listeners start.</summary>
+    /// <summary>The TCP ports actually bound, in the configured order (lane <c>i</c> is <c>Ports[i]</c>); empty until the listeners start.</summary>
     public IReadOnlyList<int> Ports => _ports;
+
+    /// <summary>How many lanes each participant opens: one per port.</summary>
+    public int Lanes => _ports.Count;
 
     /// <summary>How many channels are stored, closed ones still remembered included.</summary>
     public int Count => Volatile.Read(ref _channelCount);
 
-    /// <summary>How many accepted TCP connections are waiting for their peer.</summary>
-    public int WaitingConnections => Volatile.Read(ref _waiting);
+    /// <summary>How many accepted data connections are waiting for their peer.</summary>
+    public int WaitingConnections => _staples.Waiting;
 
     internal void SetPorts(IReadOnlyList<int> ports) => _ports = Array.AsReadOnly(ports.ToArray());
 
-    public Channel? Find(string name) => _channels.GetValueOrDefault(name);
+    /// <summary>The key the per-address limits count <paramref name="address"/> under.</summary>
+    public IPAddress LimitKey(IPAddress address) => RelayAddress.LimitKey(address, Options.IPv6PrefixLength);
 
-    public Outcome<JoinResult> Join(JoinCommand command, IPAddress address)
+    /// <summary>The public state of the channel named <paramref name="name"/> (diagnostics and tests).</summary>
+    public async ValueTask<ChannelSnapshot?> GetAsync(string name, CancellationToken cancellationToken = default)
+        => (await _store.GetAsync(name, cancellationToken).ConfigureAwait(false))?.ToSnapshot();
+
+    public async ValueTask<Outcome<JoinResult>> JoinAsync(JoinCommand command, IPAddress address, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(command);
+        var key = LimitKey(address);
         if (command.Role == ParticipantRole.Recipient)
         {
-            if (command.Channel is null)
+            return await JoinRecipientAsync(command, address, key, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (command.Channel is { } wanted)
+        {
+            // Past its budget of failed lookups, an address is told "occupied" without a look: it cannot enumerate.
+            if (!_failures.HasToken(key))
             {
-                return RelayErrors.BadRequest("A recipient must name the channel to join.");
+                _failures.Take(key);
+                return RelayErrors.Occupied;
             }
 
-            return Find(command.Channel) is { } existing ? existing.JoinRecipient(address) : RelayErrors.NoChannel;
+            if (await _store.GetAsync(wanted, cancellationToken).ConfigureAwait(false) is { } taken)
+            {
+                _failures.Take(key);
+                return ChannelMachine.RefuseSenderJoin(taken, address);
+            }
         }
 
-        if (command.Channel is { } wanted && Find(wanted) is { } taken)
+        if (!_joins.TryTake(key))
         {
-            return taken.RefuseSenderJoin(address);
+            return RelayErrors.JoinRate;
         }
 
-        if (!TryReserveAddress(address))
+        if (!_channelsByAddress.TryAcquire(key, Options.MaxChannelsPerAddress))
         {
-            return new RelayError(RelayErrorCode.Capacity, "This address has too many open channels; close or finish one first.");
+            _joins.Refund(key);
+            return new RelayError(RelayErrorCode.Capacity, "This address has too many channels (closed ones count until forgotten); finish one and try again later.");
         }
 
-        if (!TryReserveChannel())
+        if (!TryIncrementBelow(ref _channelCount, Options.MaxChannels))
         {
-            ReleaseAddress(address);
+            _joins.Refund(key);
+            _channelsByAddress.Release(key);
             return RelayErrors.Capacity;
         }
 
@@ -87,111 +120,344 @@ internal sealed class ChannelRegistry : IDisposable
         for (var attempt = 0; ; attempt++)
         {
             var name = command.Channel ?? ChannelNames.NewChannelName();
-            var channel = new Channel(this, name, curve, uuid, address);
-            if (_channels.TryAdd(name, channel))
+            var state = ChannelMachine.Create(Random.Shared.NextInt64(1, long.MaxValue), name, curve, uuid, address, key, TimeProvider.GetUtcNow());
+            if (await _store.TryAddAsync(state, cancellationToken).ConfigureAwait(false))
             {
-                channel.StartTimer(TimeProvider);
+                ArmExpiry(state);
                 Metrics.ChannelOpened();
                 Log.ChannelOpened(name);
-                return new JoinResult(channel.Snapshot(), uuid, ParticipantRole.Sender);
+                return new JoinResult(state.ToSnapshot(), uuid, ParticipantRole.Sender);
             }
 
             // Lost a race for a requested name, or (astronomically rarely) generated a taken one.
             if (command.Channel is not null || attempt >= 8)
             {
                 Interlocked.Decrement(ref _channelCount);
-                ReleaseAddress(address);
-                return command.Channel is not null && Find(command.Channel) is { } raced
-                    ? raced.RefuseSenderJoin(address)
-                    : new RelayError(RelayErrorCode.Occupied, "This channel already has a sender; choose another channel name.");
+                _channelsByAddress.Release(key);
+                _joins.Refund(key);
+                return command.Channel is not null && await _store.GetAsync(command.Channel, cancellationToken).ConfigureAwait(false) is { } raced
+                    ? ChannelMachine.RefuseSenderJoin(raced, address)
+                    : RelayErrors.Occupied;
             }
         }
     }
 
-    public Outcome<ChannelSnapshot> Execute(ChannelCommand command, IPAddress address)
+    /// <summary>
+    /// Runs a <c>POST /channel</c> command. An unknown channel and a uuid that is not a participant's get the same
+    /// answer (<c>bad_uuid</c>), before any other check, so a caller without a valid uuid learns nothing about the
+    /// channel; such failures are rate-limited per address. The snapshot's <see cref="ChannelSnapshot.Id"/> names the
+    /// channel acted on, for <see cref="WaitAsync"/> (a name can be forgotten and taken again).
+    /// </summary>
+    public async ValueTask<Outcome<ChannelSnapshot>> ExecuteAsync(ChannelCommand command, IPAddress address, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(command);
-        return Find(command.Channel) is { } channel ? channel.Execute(command, address) : RelayErrors.NoChannel;
+        var key = LimitKey(address);
+        var current = _failures.HasToken(key) ? await _store.GetAsync(command.Channel, cancellationToken).ConfigureAwait(false) : null;
+        var result = current is null
+            ? null
+            : await _store.UpdateAsync(command.Channel, current.Id, s => ChannelMachine.Apply(s, command, address), cancellationToken).ConfigureAwait(false);
+        if (result is not { } transition)
+        {
+            _failures.Take(key);
+            return RelayErrors.BadUuid;
+        }
+
+        if (transition.Error is { } error)
+        {
+            if (error.Code == RelayErrorCode.BadUuid)
+            {
+                _failures.Take(key);
+            }
+
+            return error;
+        }
+
+        var state = transition.State;
+        if (transition.NowClosed)
+        {
+            AfterClose(state, "closed by a participant");
+            Metrics.ChannelClosed();
+        }
+        else if (command.Action == ChannelAction.SetHK)
+        {
+            // Key confirmation is complete: the full ChannelExpiry (from creation) applies from now on.
+            ArmExpiry(state);
+        }
+
+        return state.ToSnapshot();
     }
 
-    public Outcome<StapleAttachment> Attach(string channelName, string uuid, IPAddress address, int port, IStapleLink link)
-        => Find(channelName) is { } channel ? channel.Attach(uuid, address, port, link) : RelayErrors.NoChannel;
-
-    /// <summary>Closes every channel and cuts every connection (the relay is stopping).</summary>
-    public void CloseAll()
+    /// <summary>
+    /// Holds until channel <paramref name="observed"/>'s <c>rev &gt; since</c>, it closes, <paramref name="timeout"/>
+    /// passes or <paramref name="cancellationToken"/> fires; then returns its state (the observed one when it is gone).
+    /// </summary>
+    public async ValueTask<ChannelSnapshot> WaitAsync(ChannelSnapshot observed, long since, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        foreach (var channel in _channels.Values)
+        ArgumentNullException.ThrowIfNull(observed);
+        var state = await _store.WaitAsync(observed.Channel, observed.Id, since, timeout, TimeProvider, cancellationToken).ConfigureAwait(false);
+        return state?.ToSnapshot() ?? observed;
+    }
+
+    /// <summary>
+    /// Attaches a data connection after its hello, on <paramref name="lane"/>. Unknown channel and bad uuid answer
+    /// alike, as for <see cref="ExecuteAsync"/>. A refused attach changes nothing.
+    /// </summary>
+    public async ValueTask<Outcome<StapleAttachment>> AttachAsync(string channelName, string uuid, IPAddress address, int lane, IStapleLink link, CancellationToken cancellationToken = default)
+    {
+        var key = LimitKey(address);
+        var state = _failures.HasToken(key) ? await _store.GetAsync(channelName, cancellationToken).ConfigureAwait(false) : null;
+        if (state is null)
         {
-            channel.Shutdown();
+            _failures.Take(key);
+            return RelayErrors.BadUuid;
+        }
+
+        var authorized = ChannelMachine.Authorize(state, uuid, address);
+        if (authorized.Error is { } refusal)
+        {
+            if (refusal.Code == RelayErrorCode.BadUuid)
+            {
+                _failures.Take(key);
+            }
+
+            return refusal;
+        }
+
+        if (lane < 0 || lane >= Lanes)
+        {
+            return RelayErrors.BadRequest("This port is not offered.");
+        }
+
+        var role = authorized.Role;
+        if (_staples.TryAttach(state.Id, lane, Lanes, role, link, key, out var peer, out var nowStapled) is { } taken)
+        {
+            return taken;
+        }
+
+        // Record the address (the store re-checks the rules atomically). A change in between — the channel closed, or
+        // another address took the second place — undoes the attach.
+        var recorded = await _store.UpdateAsync(channelName, state.Id, s => ChannelMachine.Authorize(s, uuid, address), cancellationToken).ConfigureAwait(false);
+        if (recorded is not { Refused: false })
+        {
+            if (peer is null)
+            {
+                _staples.Detach(state.Id, lane, link);
+            }
+            else
+            {
+                StapleTable.Abort(_staples.End(state.Id));
+            }
+
+            return recorded?.Error ?? RelayErrors.Closed;
+        }
+
+        if (peer is not null)
+        {
+            Metrics.ConnectionsStapled();
+            Log.PairPiped(channelName, Ports.Count > lane ? Ports[lane] : lane);
+        }
+
+        if (nowStapled && await _store.UpdateAsync(channelName, state.Id, static s => ChannelMachine.Staple(s), cancellationToken).ConfigureAwait(false) is { Refused: false })
+        {
+            Log.ChannelStapled(channelName);
+        }
+
+        return new StapleAttachment(new ChannelRef(channelName, state.Id), lane, role, peer);
+    }
+
+    /// <summary>Takes a waiting (not yet piped) connection out of its lane; see <see cref="StapleTable.Detach"/>.</summary>
+    public bool Detach(StapleAttachment attachment, IStapleLink link)
+    {
+        ArgumentNullException.ThrowIfNull(attachment);
+        return _staples.Detach(attachment.Channel.Id, attachment.Lane, link);
+    }
+
+    /// <summary>
+    /// Records that the pair on the attachment's lane finished cleanly (the caller closed it). Other pairs may still be
+    /// moving data, so nothing else is cut until the channel is stapled and every lane's pair has finished.
+    /// </summary>
+    public async ValueTask PairFinishedAsync(StapleAttachment attachment, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(attachment);
+        var channel = attachment.Channel;
+        if (_staples.PairFinished(channel.Id, attachment.Lane, Lanes, out var reason) is { } cut)
+        {
+            Log.ConnectionsEnded(channel.Name, reason);
+            StapleTable.Abort(cut);
+            await ExpireIfDeferredAsync(channel, cancellationToken).ConfigureAwait(false);
         }
     }
 
+    /// <summary>Cuts every data connection of the channel; later hellos get <c>closed</c>. The channel itself stays open.</summary>
+    public async ValueTask EndConnectionsAsync(ChannelRef channel, string reason, CancellationToken cancellationToken = default)
+    {
+        if (_staples.End(channel.Id) is { } cut)
+        {
+            Log.ConnectionsEnded(channel.Name, reason);
+            StapleTable.Abort(cut);
+            await ExpireIfDeferredAsync(channel, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The same from a synchronous callback (a pipe's fault or idle timer): the work is tracked, not dropped.</summary>
+    public void EndConnections(ChannelRef channel, string reason) => Track(EndConnectionsAsync(channel, reason));
+
+    /// <summary>Closes every channel and cuts every connection (the relay is stopping).</summary>
+    public async ValueTask CloseAllAsync(CancellationToken cancellationToken = default)
+    {
+        await foreach (var state in _store.AllAsync(cancellationToken).ConfigureAwait(false))
+        {
+            await _store.UpdateAsync(state.Name, state.Id, static s => ChannelMachine.Close(s), cancellationToken).ConfigureAwait(false);
+            StapleTable.Abort(_staples.End(state.Id));
+        }
+
+        DisposeTimers();
+    }
+
+    /// <summary>Cuts this node's connections and stops its timers (the store's states are the store's).</summary>
     public void Dispose()
     {
         if (!_disposed)
         {
             _disposed = true;
-            CloseAll();
+            _staples.EndAll();
+            DisposeTimers();
         }
     }
 
-    internal bool TryReserveWaiting() => TryIncrementBelow(ref _waiting, Options.MaxWaitingConnections);
+    /// <summary>How many stored channels (open, or closed and not yet forgotten) <paramref name="address"/> has created.</summary>
+    internal int ChannelsOf(IPAddress address) => _channelsByAddress.Of(LimitKey(address));
 
-    internal void ReleaseWaiting() => Interlocked.Decrement(ref _waiting);
+    /// <summary>How many connections waiting for their peer come from <paramref name="address"/>'s key.</summary>
+    internal int WaitingOf(IPAddress address) => _staples.WaitingOf(LimitKey(address));
 
-    internal void Forget(Channel channel)
+    /// <summary>Timer work still running (completes synchronously with the in-memory store).</summary>
+    internal Task BackgroundWork => Task.WhenAll(_background.Keys);
+
+    /// <summary>Sets the expiry timer: the channel's lifetime from its creation (re-armed when <c>h_k</c> extends it).</summary>
+    private void ArmExpiry(ChannelState state)
     {
-        if (_channels.TryRemove(new KeyValuePair<string, Channel>(channel.Name, channel)))
+        var left = ChannelMachine.Lifetime(state, Options) - (TimeProvider.GetUtcNow() - state.Created);
+        var due = left > TimeSpan.Zero ? left : TimeSpan.Zero;
+        if (_timers.TryGetValue(state.Id, out var timer))
+        {
+            timer.Change(due, Timeout.InfiniteTimeSpan);
+            return;
+        }
+
+        var channel = new ChannelRef(state.Name, state.Id);
+        timer = TimeProvider.CreateTimer(static s => ((TimerState)s!).Fire(), new TimerState(this, channel), Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        if (_timers.TryAdd(state.Id, timer))
+        {
+            timer.Change(due, Timeout.InfiniteTimeSpan);
+        }
+        else
+        {
+            timer.Dispose();
+        }
+    }
+
+    private void Track(ValueTask work)
+    {
+        if (work.IsCompletedSuccessfully)
+        {
+            return;
+        }
+
+        var task = work.AsTask();
+        _background.TryAdd(task, 0);
+        _ = task.ContinueWith(static (t, s) => ((ConcurrentDictionary<Task, byte>)s!).TryRemove(t, out _), _background, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    private async ValueTask OnTimerAsync(ChannelRef channel)
+    {
+        var state = await _store.GetAsync(channel.Name).ConfigureAwait(false);
+        if (state is null || state.Id != channel.Id)
+        {
+            DisposeTimer(channel.Id);
+            return;
+        }
+
+        if (state.Closed)
+        {
+            // Closed and retained long enough: forget it.
+            await ForgetAsync(state).ConfigureAwait(false);
+            return;
+        }
+
+        // A timer that fired just as h_k extended the deadline: re-arm instead of expiring early.
+        var left = ChannelMachine.Lifetime(state, Options) - (TimeProvider.GetUtcNow() - state.Created);
+        if (left > TimeSpan.Zero)
+        {
+            ArmExpiry(state);
+            return;
+        }
+
+        // A transfer in flight is not cut by the clock: expire when its session ends (PipeIdleTimeout ends a stalled one).
+        if (_staples.TryDeferExpiry(channel.Id))
+        {
+            return;
+        }
+
+        await ExpireAsync(channel).ConfigureAwait(false);
+    }
+
+    private async ValueTask ExpireIfDeferredAsync(ChannelRef channel, CancellationToken cancellationToken)
+    {
+        if (_staples.IsExpiryDeferred(channel.Id))
+        {
+            await ExpireAsync(channel, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask ExpireAsync(ChannelRef channel, CancellationToken cancellationToken = default)
+    {
+        var closed = await _store.UpdateAsync(channel.Name, channel.Id, static s => ChannelMachine.Close(s), cancellationToken).ConfigureAwait(false);
+        if (closed is { NowClosed: true } transition)
+        {
+            Metrics.ChannelExpired();
+            AfterClose(transition.State, "expired");
+        }
+    }
+
+    private void AfterClose(ChannelState state, string reason)
+    {
+        Log.ChannelClosed(state.Name, reason);
+        StapleTable.Abort(_staples.End(state.Id));
+        if (_timers.TryGetValue(state.Id, out var timer))
+        {
+            timer.Change(Options.ClosedRetention, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    /// <summary>Forgets a closed channel after its retention: only now does it stop counting against its creator.</summary>
+    private async ValueTask ForgetAsync(ChannelState state)
+    {
+        DisposeTimer(state.Id);
+        if (await _store.RemoveAsync(state.Name, state.Id).ConfigureAwait(false))
         {
             Interlocked.Decrement(ref _channelCount);
-            Log.ChannelForgotten(channel.Name);
+            _channelsByAddress.Release(state.CreatorKey);
+            _staples.Forget(state.Id);
+            Log.ChannelForgotten(state.Name);
         }
     }
 
-    /// <summary>How many open channels <paramref name="address"/> has created (for tests and diagnostics).</summary>
-    internal int OpenChannelsOf(IPAddress address)
+    private void DisposeTimer(long id)
     {
-        lock (_addressLock)
+        if (_timers.TryRemove(id, out var timer))
         {
-            return _openByAddress.GetValueOrDefault(address);
+            timer.Dispose();
         }
     }
 
-    /// <summary>Called once per channel when it closes (or expires): its creator may open another.</summary>
-    internal void ReleaseAddress(IPAddress address)
+    private void DisposeTimers()
     {
-        lock (_addressLock)
+        foreach (var id in _timers.Keys)
         {
-            if (_openByAddress.TryGetValue(address, out var count))
-            {
-                if (count <= 1)
-                {
-                    _openByAddress.Remove(address);
-                }
-                else
-                {
-                    _openByAddress[address] = count - 1;
-                }
-            }
+            DisposeTimer(id);
         }
     }
-
-    private bool TryReserveAddress(IPAddress address)
-    {
-        lock (_addressLock)
-        {
-            var count = _openByAddress.GetValueOrDefault(address);
-            if (count >= Options.MaxChannelsPerAddress)
-            {
-                return false;
-            }
-
-            _openByAddress[address] = count + 1;
-            return true;
-        }
-    }
-
-    private bool TryReserveChannel() => TryIncrementBelow(ref _channelCount, Options.MaxChannels);
 
     private static bool TryIncrementBelow(ref int counter, int limit)
     {
@@ -208,6 +474,45 @@ internal sealed class ChannelRegistry : IDisposable
         }
 
         return false;
+    }
+
+    private async ValueTask<Outcome<JoinResult>> JoinRecipientAsync(JoinCommand command, IPAddress address, IPAddress key, CancellationToken cancellationToken)
+    {
+        if (command.Channel is null)
+        {
+            return RelayErrors.BadRequest("A recipient must name the channel to join.");
+        }
+
+        // Past its budget of failed lookups, an address is told "no channel" without a look: it cannot enumerate.
+        var existing = _failures.HasToken(key) ? await _store.GetAsync(command.Channel, cancellationToken).ConfigureAwait(false) : null;
+        if (existing is null)
+        {
+            _failures.Take(key);
+            return RelayErrors.NoChannel;
+        }
+
+        if (!_joins.TryTake(key))
+        {
+            return RelayErrors.JoinRate;
+        }
+
+        // One uuid for every try of the transition: it must be pure.
+        var uuid = ChannelNames.NewUuid();
+        var joined = await _store.UpdateAsync(command.Channel, existing.Id, s => ChannelMachine.JoinRecipient(s, address, uuid), cancellationToken).ConfigureAwait(false);
+        if (joined is not { Refused: false } transition)
+        {
+            _joins.Refund(key);
+            _failures.Take(key);
+            return joined?.Error ?? RelayErrors.NoChannel;
+        }
+
+        Log.RecipientJoined(command.Channel);
+        return new JoinResult(transition.State.ToSnapshot(), uuid, ParticipantRole.Recipient);
+    }
+
+    private sealed class TimerState(ChannelRegistry registry, ChannelRef channel)
+    {
+        public void Fire() => registry.Track(registry.OnTimerAsync(channel));
     }
 }
 

@@ -1,14 +1,18 @@
 namespace CrocNet.Relay.Channels;
 
-/// <summary>A participant's TCP connection as the channel sees it: something it can cut.</summary>
+/// <summary>A participant's data connection as the relay core sees it: something it can cut.</summary>
 internal interface IStapleLink
 {
     /// <summary>Ends the connection at once (both directions). Safe to call more than once, from any thread.</summary>
     void Abort();
 }
 
-/// <summary>The result of attaching a TCP connection to a channel.</summary>
+/// <summary>Names one channel: its name and which channel of that name it is.</summary>
+internal readonly record struct ChannelRef(string Name, long Id);
+
+/// <summary>The result of attaching a data connection to a channel's lane.</summary>
 /// <param name="Channel">The channel the connection now belongs to.</param>
+/// <param name="Lane">The lane (TCP: the index of its port in <c>ports</c>).</param>
 /// <param name="Role">Whose connection it is.</param>
-/// <param name="Peer">The other participant's connection on the same port, when it was already waiting: pipe the two.</param>
-internal sealed record StapleAttachment(Channel Channel, ParticipantRole Role, IStapleLink? Peer);
+/// <param name="Peer">The other participant's connection on the same lane, when it was already waiting: pipe the two.</param>
+internal sealed record StapleAttachment(ChannelRef Channel, int Lane, ParticipantRole Role, IStapleLink? Peer);

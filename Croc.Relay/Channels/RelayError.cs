@@ -1,6 +1,8 @@
+using CrocNet.Relay.Protocol;
+
 namespace CrocNet.Relay.Channels;
 
-/// <summary>Why the relay refused a request or a connection; the wire form is <see cref="RelayErrors.ToWire"/>.</summary>
+/// <summary>Why the relay refused a request or a connection; the wire form is <see cref="RelayErrors.ToWire"/> (the HTTP status is the hosting layer's choice).</summary>
 internal enum RelayErrorCode
 {
     BadRequest,
@@ -23,39 +25,29 @@ internal static class RelayErrors
 {
     public static string ToWire(this RelayErrorCode code) => code switch
     {
-        RelayErrorCode.BadRequest => "bad_request",
-        RelayErrorCode.IpLimit => "ip_limit",
-        RelayErrorCode.BadUuid => "bad_uuid",
-        RelayErrorCode.NoChannel => "no_channel",
-        RelayErrorCode.Occupied => "occupied",
-        RelayErrorCode.AlreadySet => "already_set",
-        RelayErrorCode.NotReady => "not_ready",
-        RelayErrorCode.Closed => "closed",
-        RelayErrorCode.Capacity => "capacity",
-        RelayErrorCode.Duplicate => "duplicate",
-        RelayErrorCode.Timeout => "timeout",
+        RelayErrorCode.BadRequest => RelayWire.Codes.BadRequest,
+        RelayErrorCode.IpLimit => RelayWire.Codes.IpLimit,
+        RelayErrorCode.BadUuid => RelayWire.Codes.BadUuid,
+        RelayErrorCode.NoChannel => RelayWire.Codes.NoChannel,
+        RelayErrorCode.Occupied => RelayWire.Codes.Occupied,
+        RelayErrorCode.AlreadySet => RelayWire.Codes.AlreadySet,
+        RelayErrorCode.NotReady => RelayWire.Codes.NotReady,
+        RelayErrorCode.Closed => RelayWire.Codes.Closed,
+        RelayErrorCode.Capacity => RelayWire.Codes.Capacity,
+        RelayErrorCode.Duplicate => RelayWire.Codes.Duplicate,
+        RelayErrorCode.Timeout => RelayWire.Codes.Timeout,
         _ => throw new ArgumentOutOfRangeException(nameof(code)),
-    };
-
-    public static int ToHttpStatus(this RelayErrorCode code) => code switch
-    {
-        RelayErrorCode.BadRequest => 400,
-        RelayErrorCode.IpLimit or RelayErrorCode.BadUuid => 403,
-        RelayErrorCode.NoChannel => 404,
-        RelayErrorCode.Occupied or RelayErrorCode.AlreadySet or RelayErrorCode.NotReady or RelayErrorCode.Duplicate => 409,
-        RelayErrorCode.Closed => 410,
-        RelayErrorCode.Capacity => 503,
-        RelayErrorCode.Timeout => 408,
-        _ => 500,
     };
 
     public static RelayError BadRequest(string message) => new(RelayErrorCode.BadRequest, message);
 
     public static readonly RelayError IpLimit = new(RelayErrorCode.IpLimit, "This channel is already used from two other IP addresses.");
-    public static readonly RelayError BadUuid = new(RelayErrorCode.BadUuid, "The uuid does not belong to a participant of this channel.");
+    public static readonly RelayError BadUuid = new(RelayErrorCode.BadUuid, "No channel has a participant with this uuid; check the channel and uuid, or start a new transfer.");
     public static readonly RelayError NoChannel = new(RelayErrorCode.NoChannel, "There is no such channel; check the code, or let the sender start first.");
     public static readonly RelayError Closed = new(RelayErrorCode.Closed, "The channel is closed or expired; start a new transfer.");
     public static readonly RelayError Capacity = new(RelayErrorCode.Capacity, "The relay is at capacity; try again later.");
+    public static readonly RelayError JoinRate = new(RelayErrorCode.Capacity, "This address joined too often in the last minute; try again later.");
+    public static readonly RelayError Occupied = new(RelayErrorCode.Occupied, "This channel already has a sender; choose another channel name.");
 }
 
 /// <summary>Either a value or a refusal.</summary>

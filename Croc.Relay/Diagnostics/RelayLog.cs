@@ -40,8 +40,11 @@ internal sealed partial class RelayLog
     [LoggerMessage(EventId = 22, EventName = "PairPiped", Level = LogLevel.Information, Message = "Channel {Channel}: port {Port} piped.")]
     public partial void PairPiped(string channel, int port);
 
-    [LoggerMessage(EventId = 23, EventName = "PairFinished", Level = LogLevel.Information, Message = "Channel {Channel}: port {Port} finished ({SenderBytes} bytes from the sender, {RecipientBytes} from the recipient, clean: {Clean}).")]
-    public partial void PairFinished(string channel, int port, long senderBytes, long recipientBytes, bool clean);
+    [LoggerMessage(EventId = 23, EventName = "PairFinished", Level = LogLevel.Information, Message = "Channel {Channel}: port {Port} finished ({SenderBytes} bytes from the sender, {RecipientBytes} from the recipient).")]
+    public partial void PairFinished(string channel, int port, long senderBytes, long recipientBytes);
+
+    [LoggerMessage(EventId = 31, EventName = "PairCut", Level = LogLevel.Debug, Message = "Channel {Channel}: port {Port} cut ({SenderBytes} bytes from the sender, {RecipientBytes} from the recipient).")]
+    public partial void PairCut(string channel, int port, long senderBytes, long recipientBytes);
 
     [LoggerMessage(EventId = 24, EventName = "ConnectionsEnded", Level = LogLevel.Information, Message = "Channel {Channel}: all TCP connections ended ({Reason}).")]
     public partial void ConnectionsEnded(string channel, string reason);
@@ -60,4 +63,7 @@ internal sealed partial class RelayLog
 
     [LoggerMessage(EventId = 29, EventName = "PendingHelloLimit", Level = LogLevel.Debug, Message = "TCP port {Port}: connection closed at once, too many connections without a hello ({Scope}).")]
     public partial void PendingHelloLimit(int port, string scope);
+
+    [LoggerMessage(EventId = 30, EventName = "ConnectionLimit", Level = LogLevel.Debug, Message = "TCP port {Port}: connection closed at once, too many open connections (relay-wide or from its address).")]
+    public partial void ConnectionLimit(int port);
 }

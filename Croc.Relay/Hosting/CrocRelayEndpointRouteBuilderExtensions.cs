@@ -2,6 +2,7 @@ using CrocNet.Relay.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using CrocNet.Relay.Protocol;
 
 namespace Microsoft.AspNetCore.Builder;
 
@@ -28,8 +29,8 @@ public static class CrocRelayEndpointRouteBuilderExtensions
         RelayHttpHandler Handler(HttpContext context) => handler ??= context.RequestServices.GetRequiredService<RelayHttpHandler>();
 
         var group = endpoints.MapGroup(prefix);
-        group.MapPost("/join", context => Handler(context).JoinAsync(context)).WithDisplayName("Croc relay: join");
-        group.MapPost("/channel", context => Handler(context).ChannelAsync(context)).WithDisplayName("Croc relay: channel");
+        group.MapPost(RelayWire.Routes.Join, context => Handler(context).JoinAsync(context)).WithDisplayName("Croc relay: join");
+        group.MapPost(RelayWire.Routes.Channel, context => Handler(context).ChannelAsync(context)).WithDisplayName("Croc relay: channel");
         return group;
     }
 }

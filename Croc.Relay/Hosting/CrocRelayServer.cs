@@ -1,4 +1,6 @@
 using CrocNet.Relay.Channels;
+using CrocNet.Relay.Hosting;
+using CrocNet.Relay.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
@@ -51,10 +53,26 @@ public sealed class CrocRelayServer : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options.Relay, "options.Relay");
         ArgumentException.ThrowIfNullOrWhiteSpace(options.Url, "options.Url");
         CrocRelayOptionsValidator.ThrowIfInvalid(options.Relay);
+        ThrowIfInvalid(options);
 
         // The empty builder reads no environment or files: the server is exactly what the options say.
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
         builder.WebHost.UseKestrelCore();
+        var connections = new HttpConnectionLimit(
+            options.MaxConnections ?? FileDescriptorBudget.DefaultConnections(FileDescriptorBudget.Limit, MaxDefaultConnections),
+            options.MaxConnectionsPerAddress,
+            options.Relay.IPv6PrefixLength);
+        builder.Services.AddSingleton(connections);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            // Every connection holds a file descriptor: bound them relay-wide (Kestrel) and per address (middleware),
+            // and do not keep idle ones for long.
+            kestrel.Limits.MaxConcurrentConnections = connections.Total;
+            kestrel.Limits.MaxConcurrentUpgradedConnections = connections.Total;
+            kestrel.Limits.KeepAliveTimeout = options.KeepAliveTimeout;
+            kestrel.Limits.RequestHeadersTimeout = options.KeepAliveTimeout;
+            kestrel.ConfigureEndpointDefaults(listen => listen.Use(connections.Middleware));
+        });
         builder.WebHost.UseUrls(options.Url);
         builder.Services.AddRoutingCore();
         builder.Services.AddSingleton(options.LoggerFactory ?? NullLoggerFactory.Instance);
@@ -107,6 +125,33 @@ public sealed class CrocRelayServer : IAsyncDisposable
         }
     }
 
+    /// <summary>The cap on the derived default of <see cref="CrocRelayServerOptions.MaxConnections"/>.</summary>
+    internal const int MaxDefaultConnections = 10_000;
+
+    private static void ThrowIfInvalid(CrocRelayServerOptions options)
+    {
+        var failures = new List<string>();
+        if (options.MaxConnections is < 1 or > 1_000_000)
+        {
+            failures.Add(FormattableString.Invariant($"MaxConnections must be between 1 and 1000000, or unset; {options.MaxConnections} is not."));
+        }
+
+        if (options.MaxConnectionsPerAddress is < 1 or > 1_000_000)
+        {
+            failures.Add(FormattableString.Invariant($"MaxConnectionsPerAddress must be between 1 and 1000000; {options.MaxConnectionsPerAddress} is not."));
+        }
+
+        if (options.KeepAliveTimeout < TimeSpan.FromSeconds(1) || options.KeepAliveTimeout > TimeSpan.FromMinutes(10))
+        {
+            failures.Add(FormattableString.Invariant($"KeepAliveTimeout must be between 00:00:01 and 00:10:00; {options.KeepAliveTimeout} is not."));
+        }
+
+        if (failures.Count > 0)
+        {
+            throw new OptionsValidationException(Options.DefaultName, typeof(CrocRelayServerOptions), failures);
+        }
+    }
+
     // Every setting, one by one (reflection would not survive trimming); a test fails when a new one is missing here.
     private static void Copy(CrocRelayOptions from, CrocRelayOptions to)
     {
@@ -127,5 +172,11 @@ public sealed class CrocRelayServer : IAsyncDisposable
         to.MaxPendingHellosPerAddress = from.MaxPendingHellosPerAddress;
         to.WaitingTimeout = from.WaitingTimeout;
         to.PipeIdleTimeout = from.PipeIdleTimeout;
+        to.MaxWaitingConnectionsPerAddress = from.MaxWaitingConnectionsPerAddress;
+        to.MaxConnections = from.MaxConnections;
+        to.MaxConnectionsPerAddress = from.MaxConnectionsPerAddress;
+        to.IPv6PrefixLength = from.IPv6PrefixLength;
+        to.MaxJoinsPerMinute = from.MaxJoinsPerMinute;
+        to.MaxFailedLookupsPerMinute = from.MaxFailedLookupsPerMinute;
     }
 }

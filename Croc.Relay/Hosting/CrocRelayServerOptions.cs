@@ -21,6 +21,27 @@ public sealed class CrocRelayServerOptions
     /// <value>Default <see langword="null"/>: no logging.</value>
     public ILoggerFactory? LoggerFactory { get; set; }
 
+    /// <summary>
+    /// The most HTTP connections the server keeps open at once (Kestrel's <c>MaxConcurrentConnections</c>; upgraded
+    /// connections are limited to the same number); more are closed at once.
+    /// </summary>
+    /// <value>
+    /// Default <see langword="null"/>: derived from the process's soft <c>RLIMIT_NOFILE</c> like
+    /// <see cref="CrocRelayOptions.MaxConnections"/> (half of what is left after the reserve, between 8 and 10,000).
+    /// </value>
+    public int? MaxConnections { get; set; }
+
+    /// <summary>
+    /// The most HTTP connections open at once from one IP address (IPv6: one <see cref="CrocRelayOptions.IPv6PrefixLength"/>
+    /// prefix); more are closed at once. A client uses one or two.
+    /// </summary>
+    /// <value>Default 64.</value>
+    public int MaxConnectionsPerAddress { get; set; } = 64;
+
+    /// <summary>How long an HTTP connection may stay open without a request (Kestrel's <c>KeepAliveTimeout</c>, also its <c>RequestHeadersTimeout</c>).</summary>
+    /// <value>Default 10 seconds.</value>
+    public TimeSpan KeepAliveTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>The relay's clock for channel expiry, hello and long-poll timeouts (not used by Kestrel itself).</summary>
     /// <value>Default <see langword="null"/>: <see cref="TimeProvider.System"/>.</value>
     public TimeProvider? TimeProvider { get; set; }

@@ -74,6 +74,9 @@ public static class CrocRelayServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CrocRelayOptions>, CrocRelayOptionsValidator>());
         services.TryAddSingleton(sp => new RelayClock(sp.GetService<TimeProvider>() ?? TimeProvider.System));
         services.TryAddSingleton(sp => new RelayMetrics(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
+        // The channel store is a seam: a shared store registered before AddCrocRelay (or replacing this one) serves
+        // several nodes; the in-memory one is the default.
+        services.TryAddSingleton<IChannelStore, InMemoryChannelStore>();
         services.TryAddSingleton<ChannelRegistry>();
         services.TryAddSingleton(sp => new CrocRelayListeners(sp.GetRequiredService<ChannelRegistry>()));
         services.TryAddSingleton<RelayHttpHandler>();

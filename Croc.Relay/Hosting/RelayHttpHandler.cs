@@ -4,10 +4,11 @@ using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using CrocNet.Relay.Channels;
 using CrocNet.Relay.Diagnostics;
-using CrocNet.Relay.Staple;
+using CrocNet.Relay.Net;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Net.Http.Headers;
+using CrocNet.Relay.Protocol;
 
 namespace CrocNet.Relay.Hosting;
 
@@ -46,7 +47,7 @@ internal sealed class RelayHttpHandler
             return;
         }
 
-        var outcome = _registry.Join(command, RemoteAddress(context));
+        var outcome = await _registry.JoinAsync(command, RemoteAddress(context), context.RequestAborted).ConfigureAwait(false);
         if (outcome.Value is not { } joined)
         {
             await WriteErrorAsync(context, "join", outcome.Error, dto.Channel).ConfigureAwait(false);
@@ -72,9 +73,8 @@ internal sealed class RelayHttpHandler
             return;
         }
 
-        // Act on one channel instance and wait on that same one: a name can be forgotten and taken again in between.
-        var channel = _registry.Find(command.Channel);
-        Outcome<ChannelSnapshot> outcome = channel is null ? RelayErrors.NoChannel : channel.Execute(command, RemoteAddress(context));
+        // Act on one channel and wait on that same one (the state's Id): a name can be forgotten and taken again in between.
+        var outcome = await _registry.ExecuteAsync(command, RemoteAddress(context), context.RequestAborted).ConfigureAwait(false);
         if (outcome.Value is not { } state)
         {
             await WriteErrorAsync(context, "channel", outcome.Error, command.Channel).ConfigureAwait(false);
@@ -85,7 +85,7 @@ internal sealed class RelayHttpHandler
         {
             // Without "since", wait for the next change after this request.
             using var abort = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, _stopping);
-            state = await channel!.WaitAsync(since ?? state.Rev, wait, _registry.TimeProvider, abort.Token).ConfigureAwait(false);
+            state = await _registry.WaitAsync(state, since ?? state.Rev, wait, abort.Token).ConfigureAwait(false);
             if (context.RequestAborted.IsCancellationRequested)
             {
                 return;
@@ -99,8 +99,8 @@ internal sealed class RelayHttpHandler
     {
         ParticipantRole? role = dto.Role switch
         {
-            "sender" => ParticipantRole.Sender,
-            "recipient" => ParticipantRole.Recipient,
+            RelayWire.Roles.Sender => ParticipantRole.Sender,
+            RelayWire.Roles.Recipient => ParticipantRole.Recipient,
             _ => null,
         };
         if (role is null || (dto.Channel is not null && !ChannelNames.IsValid(dto.Channel)) || (dto.Curve is not null && !ChannelNames.IsCurve(dto.Curve)))
@@ -113,7 +113,7 @@ internal sealed class RelayHttpHandler
 
     private static RelayError ParseJoinError(JoinRequestDto dto)
     {
-        if (dto.Role is not ("sender" or "recipient"))
+        if (dto.Role is not (RelayWire.Roles.Sender or RelayWire.Roles.Recipient))
         {
             return RelayErrors.BadRequest("role must be \"sender\" or \"recipient\".");
         }
@@ -151,12 +151,13 @@ internal sealed class RelayHttpHandler
         var wait = TimeSpan.Zero;
         if (dto.Wait is { } seconds)
         {
-            if (!double.IsFinite(seconds) || seconds < 0 || seconds > _options.MaxWait.TotalSeconds)
+            if (!double.IsFinite(seconds) || seconds < 0)
             {
-                return Fail($"wait must be between 0 and {_options.MaxWait.TotalSeconds:0.###} seconds.");
+                return Fail("wait must be a number of seconds, 0 or more.");
             }
 
-            wait = TimeSpan.FromSeconds(seconds);
+            // A longer wait than this relay holds is cut to its maximum: a client may ask up to 30 s on any relay.
+            wait = seconds >= _options.MaxWait.TotalSeconds ? _options.MaxWait : TimeSpan.FromSeconds(seconds);
         }
 
         if (dto.Since is < 0)
@@ -221,8 +222,6 @@ internal sealed class RelayHttpHandler
             : null;
     }
 
-    private static readonly TimeSpan BodyReadTimeout = TimeSpan.FromSeconds(10);
-
     private async Task<(T? Value, RelayError Error)> ReadAsync<T>(HttpContext context, JsonTypeInfo<T> typeInfo)
         where T : class
     {
@@ -248,8 +247,8 @@ internal sealed class RelayHttpHandler
 
             // A body that trickles in (or breaks off) is a malformed request, answered in the contract's shape,
             // on every host: not all servers enforce a minimum data rate as Kestrel does.
-            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-            deadline.CancelAfter(BodyReadTimeout);
+            using var timeout = new CancellationTokenSource(RelayTimings.BodyReadTimeout, _registry.TimeProvider);
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, timeout.Token);
             try
             {
                 while (length <= limit)
@@ -297,7 +296,7 @@ internal sealed class RelayHttpHandler
         {
             Channel = state.Channel,
             Uuid = uuid,
-            Role = role switch { ParticipantRole.Sender => "sender", ParticipantRole.Recipient => "recipient", _ => null },
+            Role = role switch { ParticipantRole.Sender => RelayWire.Roles.Sender, ParticipantRole.Recipient => RelayWire.Roles.Recipient, _ => null },
             Curve = state.Curve,
             Rev = state.Rev,
             X = state.X,
@@ -334,5 +333,5 @@ internal sealed class RelayHttpHandler
     }
 
     private static IPAddress RemoteAddress(HttpContext context)
-        => context.Connection.RemoteIpAddress is { } address ? StapleListenerService.Normalize(address) : IPAddress.None;
+        => context.Connection.RemoteIpAddress is { } address ? RelayAddress.Normalize(address) : IPAddress.None;
 }

@@ -1,96 +1,97 @@
 using System.Text.Json.Serialization;
+using CrocNet.Relay.Protocol;
 
 namespace CrocNet.Relay.Hosting;
 
 /// <summary>The body of <c>POST /join</c>.</summary>
 internal sealed class JoinRequestDto
 {
-    [JsonPropertyName("channel")]
+    [JsonPropertyName(RelayWire.Fields.Channel)]
     public string? Channel { get; set; }
 
-    [JsonPropertyName("curve")]
+    [JsonPropertyName(RelayWire.Fields.Curve)]
     public string? Curve { get; set; }
 
-    [JsonPropertyName("role")]
+    [JsonPropertyName(RelayWire.Fields.Role)]
     public string? Role { get; set; }
 }
 
 /// <summary>The body of <c>POST /channel</c>.</summary>
 internal sealed class ChannelRequestDto
 {
-    [JsonPropertyName("channel")]
+    [JsonPropertyName(RelayWire.Fields.Channel)]
     public string? Channel { get; set; }
 
-    [JsonPropertyName("uuid")]
+    [JsonPropertyName(RelayWire.Fields.Uuid)]
     public string? Uuid { get; set; }
 
-    [JsonPropertyName("curve")]
+    [JsonPropertyName(RelayWire.Fields.Curve)]
     public string? Curve { get; set; }
 
-    [JsonPropertyName("x")]
+    [JsonPropertyName(RelayWire.Fields.X)]
     public string? X { get; set; }
 
-    [JsonPropertyName("y")]
+    [JsonPropertyName(RelayWire.Fields.Y)]
     public string? Y { get; set; }
 
-    [JsonPropertyName("hh_k")]
+    [JsonPropertyName(RelayWire.Fields.HhK)]
     public string? HhK { get; set; }
 
-    [JsonPropertyName("h_k")]
+    [JsonPropertyName(RelayWire.Fields.HK)]
     public string? HK { get; set; }
 
-    [JsonPropertyName("close")]
+    [JsonPropertyName(RelayWire.Fields.Close)]
     public bool? Close { get; set; }
 
-    [JsonPropertyName("wait")]
+    [JsonPropertyName(RelayWire.Fields.Wait)]
     public double? Wait { get; set; }
 
-    [JsonPropertyName("since")]
+    [JsonPropertyName(RelayWire.Fields.Since)]
     public long? Since { get; set; }
 }
 
 /// <summary>The state object (plus <c>uuid</c> and <c>role</c> in a join reply). Absent values are written as <c>null</c>.</summary>
 internal sealed class StateDto
 {
-    [JsonPropertyName("channel")]
+    [JsonPropertyName(RelayWire.Fields.Channel)]
     public required string Channel { get; init; }
 
-    [JsonPropertyName("uuid")]
+    [JsonPropertyName(RelayWire.Fields.Uuid)]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Uuid { get; init; }
 
-    [JsonPropertyName("role")]
+    [JsonPropertyName(RelayWire.Fields.Role)]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Role { get; init; }
 
-    [JsonPropertyName("curve")]
+    [JsonPropertyName(RelayWire.Fields.Curve)]
     public required string Curve { get; init; }
 
-    [JsonPropertyName("rev")]
+    [JsonPropertyName(RelayWire.Fields.Rev)]
     public long Rev { get; init; }
 
-    [JsonPropertyName("x")]
+    [JsonPropertyName(RelayWire.Fields.X)]
     public string? X { get; init; }
 
-    [JsonPropertyName("y")]
+    [JsonPropertyName(RelayWire.Fields.Y)]
     public string? Y { get; init; }
 
-    [JsonPropertyName("hh_k")]
+    [JsonPropertyName(RelayWire.Fields.HhK)]
     public string? HhK { get; init; }
 
-    [JsonPropertyName("h_k")]
+    [JsonPropertyName(RelayWire.Fields.HK)]
     public string? HK { get; init; }
 
-    [JsonPropertyName("stapled")]
+    [JsonPropertyName(RelayWire.Fields.Stapled)]
     public bool Stapled { get; init; }
 
-    [JsonPropertyName("closed")]
+    [JsonPropertyName(RelayWire.Fields.Closed)]
     public bool Closed { get; init; }
 
-    [JsonPropertyName("ports")]
+    [JsonPropertyName(RelayWire.Fields.Ports)]
     public required IReadOnlyList<int> Ports { get; init; }
 
-    [JsonPropertyName("host")]
+    [JsonPropertyName(RelayWire.Fields.Host)]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Host { get; init; }
 }
@@ -98,21 +99,11 @@ internal sealed class StateDto
 /// <summary>Every error body: <c>{ "error": "&lt;sentence&gt;", "code": "&lt;snake_case&gt;" }</c>.</summary>
 internal sealed class ErrorDto
 {
-    [JsonPropertyName("error")]
+    [JsonPropertyName(RelayWire.Fields.Error)]
     public required string Error { get; init; }
 
-    [JsonPropertyName("code")]
+    [JsonPropertyName(RelayWire.Fields.Code)]
     public required string Code { get; init; }
-}
-
-/// <summary>The TCP hello line.</summary>
-internal sealed class HelloDto
-{
-    [JsonPropertyName("channel")]
-    public string? Channel { get; set; }
-
-    [JsonPropertyName("uuid")]
-    public string? Uuid { get; set; }
 }
 
 /// <summary>Source-generated (reflection-free, trimming-safe) JSON for the wire types.</summary>
@@ -125,5 +116,4 @@ internal sealed class HelloDto
 [JsonSerializable(typeof(ChannelRequestDto))]
 [JsonSerializable(typeof(StateDto))]
 [JsonSerializable(typeof(ErrorDto))]
-[JsonSerializable(typeof(HelloDto))]
 internal sealed partial class RelayJsonContext : JsonSerializerContext;

@@ -1,7 +1,9 @@
+using System.Buffers;
+using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Text.Json;
 using CrocNet.Relay.Channels;
-using CrocNet.Relay.Hosting;
+using CrocNet.Relay.Protocol;
 
 namespace CrocNet.Relay.Staple;
 
@@ -15,7 +17,7 @@ internal sealed record Hello(string Channel, string Uuid);
 internal static class HelloReader
 {
     /// <summary>The longest hello line, newline included.</summary>
-    public const int MaxLength = 1024;
+    public const int MaxLength = RelayWire.Hello.MaxLength;
 
     /// <summary>Reads the hello; the caller times it out through <paramref name="cancellationToken"/>.</summary>
     public static async ValueTask<(Hello? Hello, RelayError Error)> ReadAsync(Socket socket, CancellationToken cancellationToken)
@@ -46,6 +48,38 @@ internal static class HelloReader
         }
     }
 
+    /// <summary>
+    /// Reads the hello from a pipe, taking only the line: what follows stays in the pipe for the leg's payload. The
+    /// caller times it out through <paramref name="cancellationToken"/>.
+    /// </summary>
+    public static async ValueTask<(Hello? Hello, RelayError Error)> ReadAsync(PipeReader reader, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var result = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var buffer = result.Buffer;
+            var window = buffer.Slice(0, Math.Min(buffer.Length, MaxLength));
+            if (window.PositionOf((byte)'\n') is { } newline)
+            {
+                var line = window.Slice(0, newline);
+                var parsed = line.IsSingleSegment ? Parse(line.FirstSpan) : Parse(line.ToArray());
+                reader.AdvanceTo(buffer.GetPosition(1, newline));
+                return parsed;
+            }
+
+            reader.AdvanceTo(buffer.Start, buffer.End);
+            if (buffer.Length >= MaxLength)
+            {
+                return (null, RelayErrors.BadRequest($"The hello line is longer than {MaxLength} bytes."));
+            }
+
+            if (result.IsCompleted || result.IsCanceled)
+            {
+                return (null, RelayErrors.BadRequest("The connection ended before the hello line."));
+            }
+        }
+    }
+
     /// <summary>Parses <c>{"channel":"…","uuid":"…"}</c> (a trailing carriage return is tolerated).</summary>
     public static (Hello? Hello, RelayError Error) Parse(ReadOnlySpan<byte> line)
     {
@@ -57,7 +91,7 @@ internal static class HelloReader
         HelloDto? dto;
         try
         {
-            dto = JsonSerializer.Deserialize(line, RelayJsonContext.Default.HelloDto);
+            dto = JsonSerializer.Deserialize(line, StapleJsonContext.Default.HelloDto);
         }
         catch (JsonException)
         {

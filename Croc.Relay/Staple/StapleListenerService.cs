@@ -1,23 +1,23 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 using CrocNet.Relay.Channels;
 using CrocNet.Relay.Diagnostics;
+using CrocNet.Relay.Net;
+using CrocNet.Relay.Protocol;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Options;
 
 namespace CrocNet.Relay.Staple;
 
 /// <summary>
-/// The relay's own TCP listeners (one per configured port): accepts connections, reads and checks each hello,
-/// attaches the connection to its channel and pipes completed pairs. Runs under any host; no Kestrel endpoints.
+/// The relay's own TCP listeners (one per configured port; port <c>i</c> serves lane <c>i</c>): accepts connections,
+/// applies the connection and pre-hello limits, and hands each socket to <see cref="StapleSession"/> as a
+/// <see cref="SocketStapleConnection"/>. Runs under any host; no Kestrel endpoints.
 /// </summary>
 internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
 {
-    private static readonly byte[] OkLine = "ok\n"u8.ToArray();
-
     private readonly ChannelRegistry _registry;
+    private readonly StapleSession _session;
     private readonly CrocRelayOptions _options;
     private readonly TimeProvider _timeProvider;
     private readonly RelayMetrics _metrics;
@@ -26,8 +26,10 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
     private readonly List<Socket> _listeners = [];
     private readonly List<Task> _acceptLoops = [];
     private readonly ConcurrentDictionary<Task, byte> _connections = new();
-    private readonly Dictionary<IPAddress, int> _pendingByAddress = [];
+    private readonly Dictionary<IPAddress, LinkedList<PendingHello>> _pendingByAddress = [];
     private readonly Lock _pendingLock = new();
+    private readonly AddressCounter _open = new();
+    private readonly int _maxConnections;
     private int _pending;
     private int _stopped;
 
@@ -38,6 +40,29 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
         _timeProvider = registry.TimeProvider;
         _metrics = registry.Metrics;
         _log = registry.Log;
+        _session = new StapleSession(registry);
+        _maxConnections = _options.MaxConnections ?? FileDescriptorBudget.DefaultConnections(FileDescriptorBudget.Limit, MaxDefaultConnections);
+    }
+
+    /// <summary>The cap on the derived default of <see cref="CrocRelayOptions.MaxConnections"/>.</summary>
+    internal const int MaxDefaultConnections = 20_000;
+
+    /// <summary>The relay-wide limit on open stapling connections in force (configured or derived).</summary>
+    internal int MaxConnections => _maxConnections;
+
+    /// <summary>How many stapling connections are open now.</summary>
+    internal int OpenConnections => _open.Total;
+
+    /// <summary>How many accepted connections have not sent their hello yet.</summary>
+    internal int PendingHellos
+    {
+        get
+        {
+            lock (_pendingLock)
+            {
+                return _pending;
+            }
+        }
     }
 
     public Task StartAsync(CancellationToken cancellationToken)
@@ -76,7 +101,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
         _registry.SetPorts(ports);
         for (var i = 0; i < _listeners.Count; i++)
         {
-            _acceptLoops.Add(AcceptLoopAsync(_listeners[i], ports[i]));
+            _acceptLoops.Add(AcceptLoopAsync(_listeners[i], ports[i], lane: i));
         }
 
         return Task.CompletedTask;
@@ -95,7 +120,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
             listener.Dispose();
         }
 
-        _registry.CloseAll();
+        await _registry.CloseAllAsync(cancellationToken).ConfigureAwait(false);
         await Task.WhenAll(_acceptLoops).WaitAsync(cancellationToken).ConfigureAwait(false);
         await Task.WhenAll(_connections.Keys).WaitAsync(cancellationToken).ConfigureAwait(false);
         _log.ListenersStopped();
@@ -107,7 +132,8 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
         _stopping.Dispose();
     }
 
-    private async Task AcceptLoopAsync(Socket listener, int port)
+    /// <summary>Accepts on one port; its connections are legs of lane <paramref name="lane"/> (the port's index).</summary>
+    private async Task AcceptLoopAsync(Socket listener, int port, int lane)
     {
         await Task.Yield();
         var stopping = _stopping.Token;
@@ -132,7 +158,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
                 _log.AcceptFailed(port, e);
                 try
                 {
-                    await Task.Delay(TimeSpan.FromMilliseconds(100), TimeProvider.System, stopping).ConfigureAwait(false);
+                    await Task.Delay(RelayTimings.AcceptBackoff, _timeProvider, stopping).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException)
                 {
@@ -145,7 +171,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
             IPAddress address;
             try
             {
-                address = Normalize(((IPEndPoint)socket.RemoteEndPoint!).Address);
+                address = RelayAddress.Normalize(((IPEndPoint)socket.RemoteEndPoint!).Address);
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException)
             {
@@ -153,244 +179,137 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
                 continue;
             }
 
-            if (TryReservePending(address) is { } scope)
+            var key = _registry.LimitKey(address);
+            if (!_open.TryAcquire(key, _options.MaxConnectionsPerAddress, _maxConnections))
             {
-                // Too many connections without a hello: close at once (reset), no answer, no task.
-                _log.PendingHelloLimit(port, scope);
+                // Every connection holds a file descriptor: past the limits, close at once (reset), no answer, no task.
+                _log.ConnectionLimit(port);
                 _metrics.Refused("capacity", "tcp");
                 AbortNow(socket);
                 continue;
             }
 
-            var connection = HandleConnectionAsync(socket, port, address);
-            _connections.TryAdd(connection, 0);
-            _ = connection.ContinueWith(static (t, state) => ((ConcurrentDictionary<Task, byte>)state!).TryRemove(t, out _), _connections, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            var connection = new SocketStapleConnection(socket, _timeProvider, () => _open.Release(key));
+            var pending = TryReservePending(key, out var scope, out var evicted);
+            evicted?.Evict();
+            if (pending is null)
+            {
+                // Too many connections without a hello: close at once (reset), no answer, no task.
+                _log.PendingHelloLimit(port, scope!);
+                _metrics.Refused("capacity", "tcp");
+                connection.Abort();
+                continue;
+            }
+
+            var handler = RunAsync(connection, port, lane, address, pending);
+            _connections.TryAdd(handler, 0);
+            _ = handler.ContinueWith(static (t, state) => ((ConcurrentDictionary<Task, byte>)state!).TryRemove(t, out _), _connections, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
     }
 
-    private async Task HandleConnectionAsync(Socket socket, int port, IPAddress address)
+    private async Task RunAsync(SocketStapleConnection connection, int port, int lane, IPAddress address, PendingHello pending)
     {
         await Task.Yield();
-        var connection = new StapleConnection(socket);
-        Channel? channel = null;
         try
         {
-            Hello? hello;
-            RelayError error;
-            try
-            {
-                socket.NoDelay = true;
-                using var timeout = new CancellationTokenSource(_options.HelloTimeout, _timeProvider);
-                using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _stopping.Token);
-                try
-                {
-                    (hello, error) = await HelloReader.ReadAsync(socket, linked.Token).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (timeout.IsCancellationRequested)
-                {
-                    (hello, error) = (null, new RelayError(RelayErrorCode.Timeout, "No complete hello line in time."));
-                }
-            }
-            finally
-            {
-                ReleasePending(address);
-            }
-
-            if (hello is null)
-            {
-                await RefuseAsync(socket, port, error, null).ConfigureAwait(false);
-                return;
-            }
-
-            var outcome = _registry.Attach(hello.Channel, hello.Uuid, address, port, connection);
-            if (outcome.Value is not { } attachment)
-            {
-                await RefuseAsync(socket, port, outcome.Error, hello.Channel).ConfigureAwait(false);
-                return;
-            }
-
-            channel = attachment.Channel;
-            try
-            {
-                await socket.SendAsync(OkLine, SocketFlags.None, _stopping.Token).ConfigureAwait(false);
-                connection.SetReady(true);
-            }
-            catch
-            {
-                connection.SetReady(false);
-                throw;
-            }
-
-            if (attachment.Peer is not StapleConnection peer)
-            {
-                // The first of the pair waits, owned by the channel; the second one runs the pipe.
-                await WatchWaitingAsync(connection, channel, port).ConfigureAwait(false);
-                return;
-            }
-
-            peer.MarkPaired();
-            if (!await peer.Ready.ConfigureAwait(false))
-            {
-                channel.EndConnections("a connection failed before it was piped");
-                return;
-            }
-
-            var (sender, recipient) = attachment.Role == ParticipantRole.Sender ? (connection, peer) : (peer, connection);
-            var (fromSender, fromRecipient, clean) = await SocketPipe.RunAsync(
-                sender.Socket,
-                recipient.Socket,
-                _options.PipeBufferSize,
-                _metrics,
-                _options.PipeIdleTimeout,
-                _timeProvider,
-                () => channel.EndConnections("no data either way within PipeIdleTimeout"),
-                () => channel.EndConnections("a piped connection failed"),
-                _stopping.Token).ConfigureAwait(false);
-            _log.PairFinished(channel.Name, port, fromSender, fromRecipient, clean);
-            if (clean)
-            {
-                sender.CloseGracefully();
-                recipient.CloseGracefully();
-                channel.PairFinished(port);
-            }
-            else
-            {
-                channel.EndConnections("a piped connection failed");
-            }
+            connection.Socket.NoDelay = true;
         }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException or IOException)
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
-            _log.ConnectionFailed(port, e);
-            if (channel is not null)
-            {
-                channel.EndConnections("a connection failed");
-            }
-            else
-            {
-                connection.Abort();
-            }
+            ReleasePending(pending);
+            pending.Dispose();
+            connection.Abort();
+            return;
         }
+
+        await _session.RunAsync(
+            connection,
+            lane,
+            port,
+            address,
+            () =>
+            {
+                ReleasePending(pending);
+                pending.Dispose();
+            },
+            pending.Evicted,
+            _stopping.Token).ConfigureAwait(false);
     }
 
     /// <summary>
-    /// While a connection waits for its peer: frees its slot (so the participant can reconnect) when its client closes,
-    /// or when <c>WaitingTimeout</c> passes unpaired. EOF is seen with a one-byte peek, which never consumes payload
-    /// the client sent early; after such early bytes only the timeout and pairing are watched.
+    /// Reserves a pre-hello slot for <paramref name="key"/>; returns <see langword="null"/> and which limit refused it
+    /// when none is free. When the relay-wide slots are all taken, an address that holds fewer than the address holding
+    /// the most (by more than one) takes that address's oldest slot: <paramref name="evicted"/> is the connection to close.
     /// </summary>
-    private async Task WatchWaitingAsync(StapleConnection connection, Channel channel, int port)
+    private PendingHello? TryReservePending(IPAddress key, out string? scope, out PendingHello? evicted)
     {
-        using var timeout = new CancellationTokenSource(_options.WaitingTimeout, _timeProvider);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, _stopping.Token);
-        var probe = new byte[1];
-        var peek = connection.Socket.ReceiveAsync(probe, SocketFlags.Peek, linked.Token).AsTask();
-        var first = await Task.WhenAny(peek, connection.Paired).ConfigureAwait(false);
-        string? reason = null;
-        if (first == connection.Paired)
-        {
-            // The pipe owns the socket now; stop the peek (it never consumed anything).
-            await linked.CancelAsync().ConfigureAwait(false);
-        }
-        else if (peek.IsCompletedSuccessfully && peek.Result == 0)
-        {
-            reason = "the waiting client closed its connection";
-        }
-        else if (peek.IsCompletedSuccessfully)
-        {
-            // Early payload: watch only for pairing or the timeout from here on.
-            var idle = Task.Delay(Timeout.InfiniteTimeSpan, _timeProvider, linked.Token);
-            await Task.WhenAny(idle, connection.Paired).ConfigureAwait(false);
-            if (!connection.Paired.IsCompleted && timeout.IsCancellationRequested)
-            {
-                reason = "no peer within WaitingTimeout";
-            }
-
-            await linked.CancelAsync().ConfigureAwait(false);
-            await idle.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
-        }
-        else if (timeout.IsCancellationRequested && !connection.Paired.IsCompleted)
-        {
-            reason = "no peer within WaitingTimeout";
-        }
-
-        // Observe the peek's end (cancelled, failed, or done) so nothing is left unobserved.
-        await peek.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
-        if (reason is not null && channel.Detach(port, connection))
-        {
-            _log.WaitingDropped(channel.Name, port, reason);
-            connection.Abort();
-        }
-    }
-
-    private async Task RefuseAsync(Socket socket, int port, RelayError error, string? channel)
-    {
-        var code = error.Code.ToWire();
-        _metrics.Refused(code, "tcp");
-        _log.ConnectionRefused(port, code, channel);
-        using (socket)
-        {
-            using var linger = new CancellationTokenSource(TimeSpan.FromSeconds(1));
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(linger.Token, _stopping.Token);
-            try
-            {
-                await socket.SendAsync(Encoding.ASCII.GetBytes($"error {code}\n"), SocketFlags.None, linked.Token).ConfigureAwait(false);
-                socket.Shutdown(SocketShutdown.Send);
-
-                // Closing with unread input would send a reset that can overtake the error line: drain a little first.
-                var sink = new byte[4096];
-                for (var drained = 0; drained < 64 * 1024;)
-                {
-                    var read = await socket.ReceiveAsync(sink, SocketFlags.None, linked.Token).ConfigureAwait(false);
-                    if (read == 0)
-                    {
-                        break;
-                    }
-
-                    drained += read;
-                }
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
-            {
-                // The client went away or would not stop talking; it has had its answer.
-            }
-        }
-    }
-
-    /// <summary>Reserves a pre-hello slot; returns which limit refused it, or <see langword="null"/> when reserved.</summary>
-    private string? TryReservePending(IPAddress address)
-    {
+        evicted = null;
         lock (_pendingLock)
         {
-            if (_pending >= _options.MaxPendingHellos)
-            {
-                return "relay-wide";
-            }
-
-            var count = _pendingByAddress.GetValueOrDefault(address);
+            _pendingByAddress.TryGetValue(key, out var mine);
+            var count = mine?.Count ?? 0;
             if (count >= _options.MaxPendingHellosPerAddress)
             {
-                return "per address";
+                scope = "per address";
+                return null;
             }
 
+            if (_pending >= _options.MaxPendingHellos)
+            {
+                LinkedList<PendingHello>? heaviest = null;
+                foreach (var list in _pendingByAddress.Values)
+                {
+                    if (heaviest is null || list.Count > heaviest.Count)
+                    {
+                        heaviest = list;
+                    }
+                }
+
+                if (heaviest is null || heaviest.Count <= count + 1)
+                {
+                    scope = "relay-wide";
+                    return null;
+                }
+
+                evicted = heaviest.First!.Value;
+                RemoveLocked(evicted);
+            }
+
+            if (mine is null)
+            {
+                mine = new LinkedList<PendingHello>();
+                _pendingByAddress[key] = mine;
+            }
+
+            var entry = new PendingHello(key);
+            entry.Node = mine.AddLast(entry);
             _pending++;
-            _pendingByAddress[address] = count + 1;
-            return null;
+            scope = null;
+            return entry;
         }
     }
 
-    private void ReleasePending(IPAddress address)
+    private void ReleasePending(PendingHello entry)
     {
         lock (_pendingLock)
         {
-            _pending--;
-            var count = _pendingByAddress.GetValueOrDefault(address);
-            if (count <= 1)
-            {
-                _pendingByAddress.Remove(address);
-            }
-            else
-            {
-                _pendingByAddress[address] = count - 1;
-            }
+            RemoveLocked(entry);
+        }
+    }
+
+    private void RemoveLocked(PendingHello entry)
+    {
+        if (entry.Node is not { List: { } list } node)
+        {
+            return;
+        }
+
+        list.Remove(node);
+        entry.Node = null;
+        _pending--;
+        if (list.Count == 0)
+        {
+            _pendingByAddress.Remove(entry.Key);
         }
     }
 
@@ -408,5 +327,30 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
         socket.Dispose();
     }
 
-    internal static IPAddress Normalize(IPAddress address) => address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
+    /// <summary>A connection's pre-hello slot; cancelled when another address takes the slot over.</summary>
+    private sealed class PendingHello(IPAddress key) : IDisposable
+    {
+        private readonly CancellationTokenSource _evicted = new();
+
+        public IPAddress Key { get; } = key;
+
+        /// <summary>Where the entry sits in its address's list (oldest first); <see langword="null"/> once released.</summary>
+        public LinkedListNode<PendingHello>? Node { get; set; }
+
+        public CancellationToken Evicted => _evicted.Token;
+
+        public void Evict()
+        {
+            try
+            {
+                _evicted.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // Its connection already finished its hello.
+            }
+        }
+
+        public void Dispose() => _evicted.Dispose();
+    }
 }

@@ -93,6 +93,37 @@ internal static class RelayTestKit
         return Convert.ToBase64String(bytes);
     }
 
+    /// <summary>
+    /// A real transfer with the library's client through <paramref name="relay"/>: sends a short text and returns what
+    /// the recipient got. The one place relay tests call the client library.
+    /// </summary>
+    public static async Task<string?> TransferTextAsync(Uri relay, string text, CancellationToken cancellationToken)
+    {
+        var sender = Croc.New(o => o.WithRelay(relay).WithIdleTimeout(TimeSpan.FromSeconds(20)).WithRetries(2, TimeSpan.FromMilliseconds(20)));
+        var recipient = Croc.New(o => o.WithRelay(relay).WithIdleTimeout(TimeSpan.FromSeconds(20)).WithRetries(2, TimeSpan.FromMilliseconds(20)));
+        await using var operation = await sender.StartSendAsync(SendContent.FromText(text), cancellationToken: cancellationToken);
+        var received = recipient.ReceiveAsync(operation.Code, cancellationToken);
+        await Task.WhenAll(received, operation.Completion).WaitAsync(cancellationToken);
+        return (await received).Text;
+    }
+
+    /// <summary>Polls <paramref name="condition"/> every 20 ms until it holds or <paramref name="within"/> passes; returns whether it held.</summary>
+    public static async Task<bool> EventuallyAsync(Func<bool> condition, TimeSpan within, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                return false;
+            }
+
+            await Task.Delay(20, cancellationToken);
+        }
+
+        return true;
+    }
+
     /// <summary>Two participants of one channel.</summary>
     internal sealed record Pair(string Channel, string SenderUuid, string RecipientUuid);
 

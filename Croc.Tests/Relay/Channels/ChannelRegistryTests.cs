@@ -39,36 +39,36 @@ public class ChannelRegistryTests
         return registry;
     }
 
-    private (string Channel, string Sender, string Recipient) Open(bool confirm = false)
+    private async Task<(string Channel, string Sender, string Recipient)> OpenAsync(bool confirm = false)
     {
-        var sender = _registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).Value!;
+        var sender = (await _registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A)).Value!;
         var channel = sender.State.Channel;
-        var recipient = _registry.Join(new JoinCommand(channel, null, ParticipantRole.Recipient), B).Value!;
+        var recipient = (await _registry.JoinAsync(new JoinCommand(channel, null, ParticipantRole.Recipient), B)).Value!;
         if (confirm)
         {
-            Assert.That(_registry.Execute(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetX, null, "eA=="), A).IsSuccess);
-            Assert.That(_registry.Execute(new ChannelCommand(channel, recipient.Uuid, ChannelAction.SetY, null, "eQ==", "aA=="), B).IsSuccess);
-            Assert.That(_registry.Execute(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetHK, null, "aw=="), A).IsSuccess);
+            Assert.That((await _registry.ExecuteAsync(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetX, null, "eA=="), A)).IsSuccess);
+            Assert.That((await _registry.ExecuteAsync(new ChannelCommand(channel, recipient.Uuid, ChannelAction.SetY, null, "eQ==", "aA=="), B)).IsSuccess);
+            Assert.That((await _registry.ExecuteAsync(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetHK, null, "aw=="), A)).IsSuccess);
         }
 
         return (channel, sender.Uuid, recipient.Uuid);
     }
 
-    private long Rev(string channel) => _registry.Find(channel)!.Snapshot().Rev;
+    private async Task<long> RevAsync(string channel) => (await _registry.GetAsync(channel))!.Rev;
 
-    private RelayErrorCode Refusal(ChannelCommand command, IPAddress address)
+    private async Task<RelayErrorCode> RefusalAsync(ChannelCommand command, IPAddress address)
     {
-        var before = Rev(command.Channel);
-        var outcome = _registry.Execute(command, address);
+        var before = await RevAsync(command.Channel);
+        var outcome = (await _registry.ExecuteAsync(command, address));
         Assert.That(outcome.IsSuccess, Is.False);
-        Assert.That(Rev(command.Channel), Is.EqualTo(before), "a refused request must change nothing");
+        Assert.That(await RevAsync(command.Channel), Is.EqualTo(before), "a refused request must change nothing");
         return outcome.Error.Code;
     }
 
     [Test]
-    public void Join_SenderWithoutChannel_GetsTenCharCrockfordNameAndHexUuid()
+    public async Task Join_SenderWithoutChannel_GetsTenCharCrockfordNameAndHexUuid()
     {
-        var joined = _registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).Value!;
+        var joined = (await _registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A)).Value!;
 
         Assert.That(joined.State.Channel, Does.Match("^[0-9abcdefghjkmnpqrstvwxyz]{10}$"));
         Assert.That(joined.Uuid, Does.Match("^[0-9a-f]{32}$"));
@@ -78,114 +78,250 @@ public class ChannelRegistryTests
     }
 
     [Test]
-    public void Join_SenderNamesTakenChannel_OccupiedAndRevUnchanged()
+    public async Task Join_SenderNamesTakenChannel_OccupiedAndRevUnchanged()
     {
-        var (channel, _, _) = Open();
-        var rev = Rev(channel);
+        var (channel, _, _) = await OpenAsync();
+        var rev = await RevAsync(channel);
 
-        var outcome = _registry.Join(new JoinCommand(channel, null, ParticipantRole.Sender), A);
+        var outcome = (await _registry.JoinAsync(new JoinCommand(channel, null, ParticipantRole.Sender), A));
 
         Assert.That(outcome.Error.Code, Is.EqualTo(RelayErrorCode.Occupied));
-        Assert.That(Rev(channel), Is.EqualTo(rev));
+        Assert.That(await RevAsync(channel), Is.EqualTo(rev));
     }
 
     [Test]
-    public void Join_SecondRecipient_Occupied()
+    public async Task Join_SecondRecipient_Occupied()
     {
-        var (channel, _, _) = Open();
+        var (channel, _, _) = await OpenAsync();
 
-        Assert.That(_registry.Join(new JoinCommand(channel, null, ParticipantRole.Recipient), B).Error.Code, Is.EqualTo(RelayErrorCode.Occupied));
+        Assert.That((await _registry.JoinAsync(new JoinCommand(channel, null, ParticipantRole.Recipient), B)).Error.Code, Is.EqualTo(RelayErrorCode.Occupied));
     }
 
     [Test]
-    public void Join_RecipientUnknownChannel_NoChannel()
-        => Assert.That(_registry.Join(new JoinCommand("nosuch", null, ParticipantRole.Recipient), B).Error.Code, Is.EqualTo(RelayErrorCode.NoChannel));
+    public async Task Join_RecipientUnknownChannel_NoChannel()
+        => Assert.That((await _registry.JoinAsync(new JoinCommand("nosuch", null, ParticipantRole.Recipient), B)).Error.Code, Is.EqualTo(RelayErrorCode.NoChannel));
 
     [Test]
-    public void Join_BeyondMaxChannels_Capacity()
+    public async Task Join_BeyondMaxChannels_Capacity()
     {
         using var registry = NewRegistry(new CrocRelayOptions { MaxChannels = 2 });
-        Assert.That(registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).IsSuccess);
-        Assert.That(registry.Join(new JoinCommand("named", "p384", ParticipantRole.Sender), A).IsSuccess);
+        Assert.That((await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A)).IsSuccess);
+        Assert.That((await registry.JoinAsync(new JoinCommand("named", "p384", ParticipantRole.Sender), A)).IsSuccess);
 
-        Assert.That(registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).Error.Code, Is.EqualTo(RelayErrorCode.Capacity));
+        Assert.That((await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A)).Error.Code, Is.EqualTo(RelayErrorCode.Capacity));
         Assert.That(registry.Count, Is.EqualTo(2));
     }
 
     [Test]
-    public void Execute_OrderRules_EnforcedAndRefusalsChangeNothing()
+    public async Task Execute_OrderRules_EnforcedAndRefusalsChangeNothing()
     {
-        var (channel, sender, recipient) = Open();
+        var (channel, sender, recipient) = await OpenAsync();
 
-        Assert.That(Refusal(new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eQ==", "aA=="), B), Is.EqualTo(RelayErrorCode.NotReady));
-        Assert.That(Refusal(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A), Is.EqualTo(RelayErrorCode.NotReady));
-        Assert.That(Refusal(new ChannelCommand(channel, recipient, ChannelAction.SetX, null, "eA=="), B), Is.EqualTo(RelayErrorCode.BadRequest));
+        Assert.That(await RefusalAsync(new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eQ==", "aA=="), B), Is.EqualTo(RelayErrorCode.NotReady));
+        Assert.That(await RefusalAsync(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A), Is.EqualTo(RelayErrorCode.NotReady));
+        Assert.That(await RefusalAsync(new ChannelCommand(channel, recipient, ChannelAction.SetX, null, "eA=="), B), Is.EqualTo(RelayErrorCode.BadRequest));
 
-        var x = _registry.Execute(new ChannelCommand(channel, sender, ChannelAction.SetX, "p521", "eA=="), A).Value!;
+        var x = (await _registry.ExecuteAsync(new ChannelCommand(channel, sender, ChannelAction.SetX, "p521", "eA=="), A)).Value!;
         Assert.That(x.X, Is.EqualTo("eA=="));
         Assert.That(x.Curve, Is.EqualTo("p521"));
-        Assert.That(Refusal(new ChannelCommand(channel, sender, ChannelAction.SetX, null, "eB=="), A), Is.EqualTo(RelayErrorCode.AlreadySet));
-        Assert.That(Refusal(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A), Is.EqualTo(RelayErrorCode.NotReady));
+        Assert.That(await RefusalAsync(new ChannelCommand(channel, sender, ChannelAction.SetX, null, "eB=="), A), Is.EqualTo(RelayErrorCode.AlreadySet));
+        Assert.That(await RefusalAsync(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A), Is.EqualTo(RelayErrorCode.NotReady));
 
-        var y = _registry.Execute(new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eQ==", "aA=="), B).Value!;
+        var y = (await _registry.ExecuteAsync(new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eQ==", "aA=="), B)).Value!;
         Assert.That((y.Y, y.HhK), Is.EqualTo(("eQ==", "aA==")));
-        Assert.That(Refusal(new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eQ==", "aA=="), B), Is.EqualTo(RelayErrorCode.AlreadySet));
+        Assert.That(await RefusalAsync(new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eQ==", "aA=="), B), Is.EqualTo(RelayErrorCode.AlreadySet));
 
-        var hk = _registry.Execute(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A).Value!;
+        var hk = (await _registry.ExecuteAsync(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A)).Value!;
         Assert.That(hk.HK, Is.EqualTo("aw=="));
         Assert.That(hk.Rev, Is.EqualTo(5), "sender join, recipient join, x, y, h_k");
-        Assert.That(Refusal(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A), Is.EqualTo(RelayErrorCode.AlreadySet));
+        Assert.That(await RefusalAsync(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A), Is.EqualTo(RelayErrorCode.AlreadySet));
     }
 
     [Test]
-    public void Execute_WrongUuid_BadUuid()
+    public async Task Execute_WrongUuid_BadUuid()
     {
-        var (channel, _, _) = Open();
+        var (channel, _, _) = await OpenAsync();
 
-        Assert.That(Refusal(new ChannelCommand(channel, new string('0', 32), ChannelAction.Read), A), Is.EqualTo(RelayErrorCode.BadUuid));
+        Assert.That(await RefusalAsync(new ChannelCommand(channel, new string('0', 32), ChannelAction.Read), A), Is.EqualTo(RelayErrorCode.BadUuid));
     }
 
     [Test]
-    public void Execute_UnknownChannel_NoChannel()
-        => Assert.That(_registry.Execute(new ChannelCommand("nosuch", "u", ChannelAction.Read), A).Error.Code, Is.EqualTo(RelayErrorCode.NoChannel));
+    public async Task Execute_UnknownChannel_AnsweredLikeABadUuid()
+        => Assert.That((await _registry.ExecuteAsync(new ChannelCommand("nosuch", "u", ChannelAction.Read), A)).Error.Code, Is.EqualTo(RelayErrorCode.BadUuid));
 
     [Test]
-    public void Execute_CloseThenAnything_Closed()
+    public async Task Execute_CloseThenAnything_Closed()
     {
-        var (channel, sender, recipient) = Open();
+        var (channel, sender, recipient) = await OpenAsync();
 
-        var closed = _registry.Execute(new ChannelCommand(channel, recipient, ChannelAction.Close), B).Value!;
+        var closed = (await _registry.ExecuteAsync(new ChannelCommand(channel, recipient, ChannelAction.Close), B)).Value!;
         Assert.That(closed.Closed, Is.True);
 
-        Assert.That(Refusal(new ChannelCommand(channel, sender, ChannelAction.Read), A), Is.EqualTo(RelayErrorCode.Closed));
-        Assert.That(Refusal(new ChannelCommand(channel, sender, ChannelAction.Close), A), Is.EqualTo(RelayErrorCode.Closed));
-        Assert.That(_registry.Join(new JoinCommand(channel, null, ParticipantRole.Sender), A).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+        Assert.That(await RefusalAsync(new ChannelCommand(channel, sender, ChannelAction.Read), A), Is.EqualTo(RelayErrorCode.Closed));
+        Assert.That((await _registry.JoinAsync(new JoinCommand(channel, null, ParticipantRole.Sender), A)).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+        Assert.That(await RefusalAsync(new ChannelCommand(channel, sender, ChannelAction.SetX, null, "eA=="), A), Is.EqualTo(RelayErrorCode.Closed));
     }
 
     [Test]
-    public void Execute_ThirdAddress_IpLimitAndRefusalsRecordNoAddress()
+    public async Task Execute_SecondParticipantClosesAClosedChannel_SucceedsAndChangesNothing()
     {
-        var sender = _registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).Value!;
+        var (channel, sender, recipient) = await OpenAsync();
+        var closed = (await _registry.ExecuteAsync(new ChannelCommand(channel, recipient, ChannelAction.Close), B)).Value!;
+
+        var again = (await _registry.ExecuteAsync(new ChannelCommand(channel, sender, ChannelAction.Close), A));
+
+        Assert.That(again.IsSuccess, Is.True, "both participants close when done: the second close is not a refusal");
+        Assert.That(again.Value!, Is.EqualTo(closed));
+        Assert.That(await RefusalAsync(new ChannelCommand(channel, "0123", ChannelAction.Close), A), Is.EqualTo(RelayErrorCode.BadUuid));
+    }
+
+    [Test]
+    public async Task Join_JoinAndCloseChurnFromOneAddress_CannotFillMaxChannels()
+    {
+        using var registry = NewRegistry(new CrocRelayOptions { MaxChannels = 64, MaxChannelsPerAddress = 16, MaxJoinsPerMinute = 100_000 });
+        var refusals = 0;
+        for (var i = 0; i < 200; i++)
+        {
+            var joined = (await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A));
+            if (joined.Value is not { } result)
+            {
+                Assert.That(joined.Error.Code, Is.EqualTo(RelayErrorCode.Capacity));
+                refusals++;
+                continue;
+            }
+
+            Assert.That((await registry.ExecuteAsync(new ChannelCommand(result.State.Channel, result.Uuid, ChannelAction.Close), A)).IsSuccess);
+        }
+
+        Assert.That(refusals, Is.EqualTo(200 - 16));
+        Assert.That(registry.Count, Is.EqualTo(16));
+        Assert.That((await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), B)).IsSuccess, "another sender is served");
+    }
+
+    [TestCase(64, 16)]
+    [TestCase(128, 40)]
+    public async Task Join_ManyAddressesOfOneIPv6Prefix_ShareOnePerAddressLimit(int prefixLength, int expectedOpened)
+    {
+        using var registry = NewRegistry(new CrocRelayOptions { MaxChannelsPerAddress = 16, IPv6PrefixLength = prefixLength });
+        var opened = 0;
+        for (var i = 1; i <= 40; i++)
+        {
+            opened += (await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), IPAddress.Parse($"2001:db8:0:1::{i:x}"))).IsSuccess ? 1 : 0;
+        }
+
+        Assert.That(opened, Is.EqualTo(expectedOpened));
+        Assert.That((await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), IPAddress.Parse("2001:db8:0:2::1"))).IsSuccess, "another /64 is another client");
+    }
+
+    [Test]
+    public async Task Join_BeyondMaxJoinsPerMinute_CapacityUntilTheBucketRefills()
+    {
+        using var registry = NewRegistry(new CrocRelayOptions { MaxJoinsPerMinute = 6 });
+        for (var i = 0; i < 6; i++)
+        {
+            Assert.That((await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A)).IsSuccess, $"join {i}");
+        }
+
+        var count = registry.Count;
+        Assert.That((await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A)).Error.Code, Is.EqualTo(RelayErrorCode.Capacity));
+        Assert.That(registry.Count, Is.EqualTo(count), "a refused join stores nothing");
+        Assert.That((await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), B)).IsSuccess, "other addresses are not affected");
+
+        _time.Advance(TimeSpan.FromSeconds(10)); // 6 per minute: one token every 10 s
+        Assert.That((await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A)).IsSuccess);
+        Assert.That((await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A)).IsSuccess, Is.False);
+    }
+
+    [Test]
+    public async Task Execute_UnknownChannelOrWrongUuid_SameAnswerWhateverTheChannelsState()
+    {
+        var (channel, sender, _) = await OpenAsync();
+        var unknown = (await _registry.ExecuteAsync(new ChannelCommand("nosuch", "0123", ChannelAction.Read), C)).Error;
+
+        // Existing, a third address (the IP rule would refuse), then closed: a caller without a valid uuid sees the same.
+        Assert.That(await RefusalAsync(new ChannelCommand(channel, "0123", ChannelAction.Read), C), Is.EqualTo(RelayErrorCode.BadUuid));
+        Assert.That((await _registry.ExecuteAsync(new ChannelCommand(channel, "0123", ChannelAction.Read), C)).Error, Is.EqualTo(unknown));
+        Assert.That((await _registry.ExecuteAsync(new ChannelCommand(channel, sender, ChannelAction.Close), A)).IsSuccess);
+        Assert.That((await _registry.ExecuteAsync(new ChannelCommand(channel, "0123", ChannelAction.Read), C)).Error, Is.EqualTo(unknown));
+        Assert.That((await _registry.AttachAsync(channel, "0123", C, 0, new FakeLink())).Error, Is.EqualTo(unknown));
+        Assert.That((await _registry.AttachAsync("nosuch", "0123", C, 0, new FakeLink())).Error, Is.EqualTo(unknown));
+    }
+
+    [Test]
+    public async Task Lookups_BeyondMaxFailedLookupsPerMinute_AnsweredAsFailuresWithoutLookingUntilTheBucketRefills()
+    {
+        using var registry = NewRegistry(new CrocRelayOptions { MaxFailedLookupsPerMinute = 3 });
+        var sender = (await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), B)).Value!;
+        var channel = sender.State.Channel;
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.That((await registry.JoinAsync(new JoinCommand($"probe{i}", null, ParticipantRole.Recipient), A)).Error.Code, Is.EqualTo(RelayErrorCode.NoChannel));
+        }
+
+        // Out of budget: even the live channel is "no channel", and /channel and hellos answer bad_uuid unseen.
+        Assert.That((await registry.JoinAsync(new JoinCommand(channel, null, ParticipantRole.Recipient), A)).Error.Code, Is.EqualTo(RelayErrorCode.NoChannel));
+        Assert.That((await registry.ExecuteAsync(new ChannelCommand(channel, sender.Uuid, ChannelAction.Read), A)).Error.Code, Is.EqualTo(RelayErrorCode.BadUuid));
+        Assert.That((await registry.JoinAsync(new JoinCommand(channel, null, ParticipantRole.Sender), A)).Error.Code, Is.EqualTo(RelayErrorCode.Occupied));
+        Assert.That((await registry.GetAsync(channel))!.Rev, Is.EqualTo(1), "nothing changed");
+        Assert.That((await registry.ExecuteAsync(new ChannelCommand(channel, sender.Uuid, ChannelAction.Read), B)).IsSuccess, "other addresses are not affected");
+
+        _time.Advance(TimeSpan.FromSeconds(20)); // 3 per minute: one token every 20 s
+        Assert.That((await registry.JoinAsync(new JoinCommand(channel, null, ParticipantRole.Recipient), A)).IsSuccess);
+    }
+
+    [Test]
+    public async Task Attach_BeyondMaxWaitingConnectionsPerAddress_CapacityForThatAddressOnly()
+    {
+        using var registry = NewRegistry(new CrocRelayOptions { MaxWaitingConnectionsPerAddress = 2 });
+        registry.SetPorts([7001, 7002, 7003]);
+        var first = await ConfirmedAsync(registry, A, B);
+        var second = await ConfirmedAsync(registry, C, B);
+
+        Assert.That((await registry.AttachAsync(first.Channel, first.Sender, A, 0, new FakeLink())).IsSuccess);
+        Assert.That((await registry.AttachAsync(first.Channel, first.Sender, A, 1, new FakeLink())).IsSuccess);
+        Assert.That((await registry.AttachAsync(first.Channel, first.Sender, A, 2, new FakeLink())).Error.Code, Is.EqualTo(RelayErrorCode.Capacity));
+        Assert.That(registry.WaitingOf(A), Is.EqualTo(2));
+        Assert.That((await registry.AttachAsync(second.Channel, second.Sender, C, 2, new FakeLink())).IsSuccess, "another address may still wait");
+        Assert.That((await registry.AttachAsync(first.Channel, first.Recipient, B, 0, new FakeLink())).Value!.Peer, Is.Not.Null, "pairing frees A's waiting slot");
+        Assert.That(registry.WaitingOf(A), Is.EqualTo(1));
+        Assert.That((await registry.AttachAsync(first.Channel, first.Sender, A, 2, new FakeLink())).IsSuccess);
+    }
+
+    private static async Task<(string Channel, string Sender, string Recipient)> ConfirmedAsync(ChannelRegistry registry, IPAddress sender, IPAddress recipient)
+    {
+        var s = (await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), sender)).Value!;
+        var channel = s.State.Channel;
+        var r = (await registry.JoinAsync(new JoinCommand(channel, null, ParticipantRole.Recipient), recipient)).Value!;
+        Assert.That((await registry.ExecuteAsync(new ChannelCommand(channel, s.Uuid, ChannelAction.SetX, null, "eA=="), sender)).IsSuccess);
+        Assert.That((await registry.ExecuteAsync(new ChannelCommand(channel, r.Uuid, ChannelAction.SetY, null, "eQ==", "aA=="), recipient)).IsSuccess);
+        Assert.That((await registry.ExecuteAsync(new ChannelCommand(channel, s.Uuid, ChannelAction.SetHK, null, "aw=="), sender)).IsSuccess);
+        return (channel, s.Uuid, r.Uuid);
+    }
+
+    [Test]
+    public async Task Execute_ThirdAddress_IpLimitAndRefusalsRecordNoAddress()
+    {
+        var sender = (await _registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A)).Value!;
         var channel = sender.State.Channel;
 
         // A refused request from B must not take B's place in the address list ...
-        Assert.That(Refusal(new ChannelCommand(channel, "wrong", ChannelAction.Read), B), Is.EqualTo(RelayErrorCode.BadUuid));
+        Assert.That(await RefusalAsync(new ChannelCommand(channel, "wrong", ChannelAction.Read), B), Is.EqualTo(RelayErrorCode.BadUuid));
 
         // ... so C can still join as the second address, and then B is the third.
-        var recipient = _registry.Join(new JoinCommand(channel, null, ParticipantRole.Recipient), C).Value!;
-        Assert.That(Refusal(new ChannelCommand(channel, recipient.Uuid, ChannelAction.Read), B), Is.EqualTo(RelayErrorCode.IpLimit));
-        Assert.That(_registry.Execute(new ChannelCommand(channel, recipient.Uuid, ChannelAction.Read), A).IsSuccess, Is.True, "either known address may act");
+        var recipient = (await _registry.JoinAsync(new JoinCommand(channel, null, ParticipantRole.Recipient), C)).Value!;
+        Assert.That(await RefusalAsync(new ChannelCommand(channel, recipient.Uuid, ChannelAction.Read), B), Is.EqualTo(RelayErrorCode.IpLimit));
+        Assert.That((await _registry.ExecuteAsync(new ChannelCommand(channel, recipient.Uuid, ChannelAction.Read), A)).IsSuccess, Is.True, "either known address may act");
     }
 
     [Test]
     public async Task WaitAsync_ChangeArrives_ReturnsNewState()
     {
-        var (channel, sender, _) = Open();
-        var since = Rev(channel);
-        var wait = _registry.Find(channel)!.WaitAsync(since, TimeSpan.FromSeconds(30), _time, CancellationToken.None).AsTask();
+        var (channel, sender, _) = await OpenAsync();
+        var since = await RevAsync(channel);
+        var wait = _registry.WaitAsync((await _registry.GetAsync(channel))!, since, TimeSpan.FromSeconds(30), CancellationToken.None).AsTask();
         Assert.That(wait.IsCompleted, Is.False);
 
-        _registry.Execute(new ChannelCommand(channel, sender, ChannelAction.SetX, null, "eA=="), A);
+        await _registry.ExecuteAsync(new ChannelCommand(channel, sender, ChannelAction.SetX, null, "eA=="), A);
 
         var state = await wait;
         Assert.That(state.Rev, Is.EqualTo(since + 1));
@@ -195,9 +331,9 @@ public class ChannelRegistryTests
     [Test]
     public async Task WaitAsync_NoChange_ReturnsCurrentStateWhenTimeRunsOut()
     {
-        var (channel, _, _) = Open();
-        var since = Rev(channel);
-        var wait = _registry.Find(channel)!.WaitAsync(since, TimeSpan.FromSeconds(30), _time, CancellationToken.None).AsTask();
+        var (channel, _, _) = await OpenAsync();
+        var since = await RevAsync(channel);
+        var wait = _registry.WaitAsync((await _registry.GetAsync(channel))!, since, TimeSpan.FromSeconds(30), CancellationToken.None).AsTask();
 
         _time.Advance(TimeSpan.FromSeconds(29));
         Assert.That(wait.IsCompleted, Is.False);
@@ -209,199 +345,204 @@ public class ChannelRegistryTests
     [Test]
     public async Task WaitAsync_AlreadyNewer_ReturnsAtOnce()
     {
-        var (channel, _, _) = Open();
+        var (channel, _, _) = await OpenAsync();
 
-        var state = await _registry.Find(channel)!.WaitAsync(0, TimeSpan.FromSeconds(30), _time, CancellationToken.None);
+        var state = await _registry.WaitAsync((await _registry.GetAsync(channel))!, 0, TimeSpan.FromSeconds(30), CancellationToken.None);
 
         Assert.That(state.Rev, Is.EqualTo(2));
     }
 
     [Test]
-    public void Expiry_ChannelNotClosedInTime_ClosedThenForgotten()
+    public async Task Expiry_ChannelNotClosedInTime_ClosedThenForgotten()
     {
-        var (channel, sender, _) = Open(confirm: true);
+        var (channel, sender, _) = await OpenAsync(confirm: true);
         var link = new FakeLink();
-        Assert.That(_registry.Attach(channel, sender, A, 7001, link).IsSuccess);
+        Assert.That((await _registry.AttachAsync(channel, sender, A, 0, link)).IsSuccess);
         Assert.That(_registry.WaitingConnections, Is.EqualTo(1));
 
         _time.Advance(TimeSpan.FromHours(3) - TimeSpan.FromSeconds(1));
-        Assert.That(_registry.Find(channel)!.IsClosed, Is.False);
+        Assert.That((await _registry.GetAsync(channel))!.Closed, Is.False);
         _time.Advance(TimeSpan.FromSeconds(1));
 
         Assert.That(link.Aborted, Is.True);
         Assert.That(_registry.WaitingConnections, Is.Zero);
-        Assert.That(_registry.Execute(new ChannelCommand(channel, sender, ChannelAction.Read), A).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+        Assert.That((await _registry.ExecuteAsync(new ChannelCommand(channel, sender, ChannelAction.Read), A)).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
 
         _time.Advance(TimeSpan.FromMinutes(1));
-        Assert.That(_registry.Execute(new ChannelCommand(channel, sender, ChannelAction.Read), A).Error.Code, Is.EqualTo(RelayErrorCode.NoChannel));
+        Assert.That((await _registry.ExecuteAsync(new ChannelCommand(channel, sender, ChannelAction.Read), A)).Error.Code, Is.EqualTo(RelayErrorCode.BadUuid), "forgotten: like any unknown channel");
         Assert.That(_registry.Count, Is.Zero);
     }
 
     [Test]
-    public void Attach_BeforeKeyConfirmation_NotReady()
+    public async Task Attach_BeforeKeyConfirmation_NotReady()
     {
-        var (channel, sender, _) = Open(confirm: false);
+        var (channel, sender, _) = await OpenAsync(confirm: false);
 
-        Assert.That(_registry.Attach(channel, sender, A, 7001, new FakeLink()).Error.Code, Is.EqualTo(RelayErrorCode.NotReady));
+        Assert.That((await _registry.AttachAsync(channel, sender, A, 0, new FakeLink())).Error.Code, Is.EqualTo(RelayErrorCode.NotReady));
         Assert.That(_registry.WaitingConnections, Is.Zero);
     }
 
     [Test]
-    public void Attach_BothOnEveryPort_PairsAndStaples()
+    public async Task Attach_BothOnEveryPort_PairsAndStaples()
     {
-        var (channel, sender, recipient) = Open(confirm: true);
-        var rev = Rev(channel);
+        var (channel, sender, recipient) = await OpenAsync(confirm: true);
+        var rev = await RevAsync(channel);
         var s1 = new FakeLink();
 
-        var first = _registry.Attach(channel, sender, A, 7001, s1).Value!;
+        var first = (await _registry.AttachAsync(channel, sender, A, 0, s1)).Value!;
         Assert.That(first.Peer, Is.Null);
-        Assert.That(_registry.Attach(channel, sender, A, 7001, new FakeLink()).Error.Code, Is.EqualTo(RelayErrorCode.Duplicate));
-        Assert.That(_registry.Attach(channel, "nope", A, 7001, new FakeLink()).Error.Code, Is.EqualTo(RelayErrorCode.BadUuid));
-        Assert.That(_registry.Attach(channel, recipient, C, 7001, new FakeLink()).Error.Code, Is.EqualTo(RelayErrorCode.IpLimit));
-        Assert.That(_registry.Attach(channel, recipient, B, 9999, new FakeLink()).Error.Code, Is.EqualTo(RelayErrorCode.BadRequest));
+        Assert.That((await _registry.AttachAsync(channel, sender, A, 0, new FakeLink())).Error.Code, Is.EqualTo(RelayErrorCode.Duplicate));
+        Assert.That((await _registry.AttachAsync(channel, "nope", A, 0, new FakeLink())).Error.Code, Is.EqualTo(RelayErrorCode.BadUuid));
+        Assert.That((await _registry.AttachAsync(channel, recipient, C, 0, new FakeLink())).Error.Code, Is.EqualTo(RelayErrorCode.IpLimit));
+        Assert.That((await _registry.AttachAsync(channel, recipient, B, 5, new FakeLink())).Error.Code, Is.EqualTo(RelayErrorCode.BadRequest));
 
-        var second = _registry.Attach(channel, recipient, B, 7001, new FakeLink()).Value!;
+        var second = (await _registry.AttachAsync(channel, recipient, B, 0, new FakeLink())).Value!;
         Assert.That(second.Peer, Is.SameAs(s1));
         Assert.That(second.Role, Is.EqualTo(ParticipantRole.Recipient));
-        Assert.That(_registry.Find(channel)!.Snapshot().Stapled, Is.False, "one of two ports");
+        Assert.That((await _registry.GetAsync(channel))!.Stapled, Is.False, "one of two ports");
 
-        _registry.Attach(channel, recipient, B, 7002, new FakeLink());
-        _registry.Attach(channel, sender, A, 7002, new FakeLink());
-        var state = _registry.Find(channel)!.Snapshot();
+        await _registry.AttachAsync(channel, recipient, B, 1, new FakeLink());
+        await _registry.AttachAsync(channel, sender, A, 1, new FakeLink());
+        var state = (await _registry.GetAsync(channel))!;
         Assert.That(state.Stapled, Is.True);
         Assert.That(state.Rev, Is.EqualTo(rev + 1));
         Assert.That(_registry.WaitingConnections, Is.Zero);
     }
 
     [Test]
-    public void EndConnections_AbortsAllAndRefusesLaterHellos()
+    public async Task EndConnections_AbortsAllAndRefusesLaterHellos()
     {
-        var (channel, sender, recipient) = Open(confirm: true);
+        var (channel, sender, recipient) = await OpenAsync(confirm: true);
         var links = new[] { new FakeLink(), new FakeLink(), new FakeLink() };
-        _registry.Attach(channel, sender, A, 7001, links[0]);
-        _registry.Attach(channel, recipient, B, 7001, links[1]);
-        _registry.Attach(channel, sender, A, 7002, links[2]);
+        var attached = (await _registry.AttachAsync(channel, sender, A, 0, links[0])).Value!;
+        await _registry.AttachAsync(channel, recipient, B, 0, links[1]);
+        await _registry.AttachAsync(channel, sender, A, 1, links[2]);
 
-        _registry.Find(channel)!.EndConnections("test");
+        await _registry.EndConnectionsAsync(attached.Channel, "test");
 
         Assert.That(links.All(l => l.Aborted), Is.True);
         Assert.That(_registry.WaitingConnections, Is.Zero);
-        Assert.That(_registry.Attach(channel, recipient, B, 7002, new FakeLink()).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
-        Assert.That(_registry.Find(channel)!.IsClosed, Is.False, "ending the connections does not close the channel");
+        Assert.That((await _registry.AttachAsync(channel, recipient, B, 1, new FakeLink())).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+        Assert.That((await _registry.GetAsync(channel))!.Closed, Is.False, "ending the connections does not close the channel");
     }
 
     [Test]
-    public void PairFinished_OnePairOfStapledChannel_OthersKeptUntilEveryPairFinished()
+    public async Task PairFinished_OnePairOfStapledChannel_OthersKeptUntilEveryPairFinished()
     {
-        var (channel, sender, recipient) = Open(confirm: true);
+        var (channel, sender, recipient) = await OpenAsync(confirm: true);
         var links = new[] { new FakeLink(), new FakeLink(), new FakeLink(), new FakeLink() };
-        _registry.Attach(channel, sender, A, 7001, links[0]);
-        _registry.Attach(channel, recipient, B, 7001, links[1]);
-        _registry.Attach(channel, sender, A, 7002, links[2]);
-        var found = _registry.Find(channel)!;
+        await _registry.AttachAsync(channel, sender, A, 0, links[0]);
+        var lane0 = (await _registry.AttachAsync(channel, recipient, B, 0, links[1])).Value!;
+        await _registry.AttachAsync(channel, sender, A, 1, links[2]);
 
-        found.PairFinished(7001);
+        await _registry.PairFinishedAsync(lane0);
         Assert.That(links[2].Aborted, Is.False, "not stapled yet: a finished pair cuts nothing");
 
-        _registry.Attach(channel, recipient, B, 7002, links[3]);
-        Assert.That(found.Snapshot().Stapled, Is.True);
-        found.PairFinished(7002);
+        var lane1 = (await _registry.AttachAsync(channel, recipient, B, 1, links[3])).Value!;
+        Assert.That((await _registry.GetAsync(channel))!.Stapled, Is.True);
+        await _registry.PairFinishedAsync(lane1);
 
         Assert.That(links.All(l => l.Aborted), Is.True, "every pair finished: the TCP session ends");
-        Assert.That(_registry.Attach(channel, recipient, B, 7001, new FakeLink()).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+        Assert.That((await _registry.AttachAsync(channel, recipient, B, 0, new FakeLink())).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
     }
 
     [Test]
-    public void Attach_BeyondMaxWaitingConnections_Capacity()
+    public async Task Attach_BeyondMaxWaitingConnections_Capacity()
     {
         using var registry = NewRegistry(new CrocRelayOptions { MaxWaitingConnections = 1 });
-        var sender = registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).Value!;
+        var sender = (await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A)).Value!;
         var channel = sender.State.Channel;
-        var recipient = registry.Join(new JoinCommand(channel, null, ParticipantRole.Recipient), B).Value!;
-        registry.Execute(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetX, null, "eA=="), A);
-        registry.Execute(new ChannelCommand(channel, recipient.Uuid, ChannelAction.SetY, null, "eQ==", "aA=="), B);
-        registry.Execute(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetHK, null, "aw=="), A);
+        var recipient = (await registry.JoinAsync(new JoinCommand(channel, null, ParticipantRole.Recipient), B)).Value!;
+        await registry.ExecuteAsync(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetX, null, "eA=="), A);
+        await registry.ExecuteAsync(new ChannelCommand(channel, recipient.Uuid, ChannelAction.SetY, null, "eQ==", "aA=="), B);
+        await registry.ExecuteAsync(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetHK, null, "aw=="), A);
 
-        Assert.That(registry.Attach(channel, sender.Uuid, A, 7001, new FakeLink()).IsSuccess);
-        Assert.That(registry.Attach(channel, sender.Uuid, A, 7002, new FakeLink()).Error.Code, Is.EqualTo(RelayErrorCode.Capacity));
-        Assert.That(registry.Attach(channel, recipient.Uuid, B, 7001, new FakeLink()).IsSuccess, Is.True, "completing a pair needs no waiting slot");
+        Assert.That((await registry.AttachAsync(channel, sender.Uuid, A, 0, new FakeLink())).IsSuccess);
+        Assert.That((await registry.AttachAsync(channel, sender.Uuid, A, 1, new FakeLink())).Error.Code, Is.EqualTo(RelayErrorCode.Capacity));
+        Assert.That((await registry.AttachAsync(channel, recipient.Uuid, B, 0, new FakeLink())).IsSuccess, Is.True, "completing a pair needs no waiting slot");
     }
 
     [Test]
-    public void Join_BeyondMaxChannelsPerAddress_CapacityUntilOneOfThemCloses()
+    public async Task Join_BeyondMaxChannelsPerAddress_CapacityUntilAClosedOneIsForgotten()
     {
         using var registry = NewRegistry(new CrocRelayOptions { MaxChannelsPerAddress = 2 });
-        var first = registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).Value!;
-        Assert.That(registry.Join(new JoinCommand("named", null, ParticipantRole.Sender), A).IsSuccess);
+        var first = (await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A)).Value!;
+        Assert.That((await registry.JoinAsync(new JoinCommand("named", null, ParticipantRole.Sender), A)).IsSuccess);
 
-        var refused = registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).Error;
+        var refused = (await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A)).Error;
         Assert.That(refused.Code, Is.EqualTo(RelayErrorCode.Capacity));
         Assert.That(registry.Count, Is.EqualTo(2), "a refused join stores nothing");
-        Assert.That(registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), B).IsSuccess, "other addresses are not affected");
+        Assert.That((await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), B)).IsSuccess, "other addresses are not affected");
 
-        Assert.That(registry.Execute(new ChannelCommand(first.State.Channel, first.Uuid, ChannelAction.Close), A).IsSuccess);
-        Assert.That(registry.OpenChannelsOf(A), Is.EqualTo(1), "a closed channel no longer counts, even while it is remembered");
-        Assert.That(registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).IsSuccess);
+        Assert.That((await registry.ExecuteAsync(new ChannelCommand(first.State.Channel, first.Uuid, ChannelAction.Close), A)).IsSuccess);
+        Assert.That(registry.ChannelsOf(A), Is.EqualTo(2), "a closed channel counts while it is remembered");
+        Assert.That((await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A)).Error.Code, Is.EqualTo(RelayErrorCode.Capacity), "join + close churn cannot fill MaxChannels");
+
+        _time.Advance(new CrocRelayOptions().ClosedRetention);
+        Assert.That(registry.ChannelsOf(A), Is.EqualTo(1), "forgotten: it no longer counts");
+        Assert.That((await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A)).IsSuccess);
     }
 
     [Test]
-    public void Join_TakenName_CountsNothingForTheAddress()
+    public async Task Join_TakenName_CountsNothingForTheAddress()
     {
         using var registry = NewRegistry(new CrocRelayOptions { MaxChannelsPerAddress = 1 });
-        Assert.That(registry.Join(new JoinCommand("taken", null, ParticipantRole.Sender), B).IsSuccess);
-        Assert.That(registry.Join(new JoinCommand("taken", null, ParticipantRole.Sender), A).Error.Code, Is.EqualTo(RelayErrorCode.Occupied));
+        Assert.That((await registry.JoinAsync(new JoinCommand("taken", null, ParticipantRole.Sender), B)).IsSuccess);
+        Assert.That((await registry.JoinAsync(new JoinCommand("taken", null, ParticipantRole.Sender), A)).Error.Code, Is.EqualTo(RelayErrorCode.Occupied));
 
-        Assert.That(registry.OpenChannelsOf(A), Is.Zero);
-        Assert.That(registry.Join(new JoinCommand(null, null, ParticipantRole.Sender), A).IsSuccess);
+        Assert.That(registry.ChannelsOf(A), Is.Zero);
+        Assert.That((await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A)).IsSuccess);
     }
 
     [Test]
-    public void Expiry_KeyConfirmationIncomplete_ExpiresAfterHandshakeExpiryAndFreesTheAddress()
+    public async Task Expiry_KeyConfirmationIncomplete_ExpiresAfterHandshakeExpiryAndFreesTheAddressOnceForgotten()
     {
-        var (channel, sender, _) = Open();
-        Assert.That(_registry.OpenChannelsOf(A), Is.EqualTo(1));
+        var (channel, sender, _) = await OpenAsync();
+        Assert.That(_registry.ChannelsOf(A), Is.EqualTo(1));
 
         _time.Advance(TimeSpan.FromMinutes(10) - TimeSpan.FromSeconds(1));
-        Assert.That(_registry.Find(channel)!.IsClosed, Is.False);
+        Assert.That((await _registry.GetAsync(channel))!.Closed, Is.False);
         _time.Advance(TimeSpan.FromSeconds(1));
 
-        Assert.That(_registry.Find(channel)!.IsClosed, Is.True);
-        Assert.That(_registry.Execute(new ChannelCommand(channel, sender, ChannelAction.Read), A).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
-        Assert.That(_registry.OpenChannelsOf(A), Is.Zero);
+        Assert.That((await _registry.GetAsync(channel))!.Closed, Is.True);
+        Assert.That((await _registry.ExecuteAsync(new ChannelCommand(channel, sender, ChannelAction.Read), A)).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+        Assert.That(_registry.ChannelsOf(A), Is.EqualTo(1), "expired but remembered: still counts");
+        _time.Advance(TimeSpan.FromMinutes(1));
+        Assert.That(_registry.ChannelsOf(A), Is.Zero);
     }
 
     [Test]
-    public void Expiry_KeyConfirmedLate_ChannelExpiryCountedFromCreation()
+    public async Task Expiry_KeyConfirmedLate_ChannelExpiryCountedFromCreation()
     {
-        var (channel, sender, recipient) = Open();
+        var (channel, sender, recipient) = await OpenAsync();
         _time.Advance(TimeSpan.FromMinutes(9));
-        Assert.That(_registry.Execute(new ChannelCommand(channel, sender, ChannelAction.SetX, null, "eA=="), A).IsSuccess);
-        Assert.That(_registry.Execute(new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eQ==", "aA=="), B).IsSuccess);
-        Assert.That(_registry.Execute(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A).IsSuccess);
+        Assert.That((await _registry.ExecuteAsync(new ChannelCommand(channel, sender, ChannelAction.SetX, null, "eA=="), A)).IsSuccess);
+        Assert.That((await _registry.ExecuteAsync(new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eQ==", "aA=="), B)).IsSuccess);
+        Assert.That((await _registry.ExecuteAsync(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A)).IsSuccess);
 
         _time.Advance(TimeSpan.FromHours(3) - TimeSpan.FromMinutes(9) - TimeSpan.FromSeconds(1));
-        Assert.That(_registry.Find(channel)!.IsClosed, Is.False, "h_k lifts the handshake expiry");
+        Assert.That((await _registry.GetAsync(channel))!.Closed, Is.False, "h_k lifts the handshake expiry");
         _time.Advance(TimeSpan.FromSeconds(1));
-        Assert.That(_registry.Find(channel)!.IsClosed, Is.True);
+        Assert.That((await _registry.GetAsync(channel))!.Closed, Is.True);
     }
 
     [Test]
-    public void Detach_WaitingConnection_FreesSlotAndReservationSoTheParticipantCanReconnect()
+    public async Task Detach_WaitingConnection_FreesSlotAndReservationSoTheParticipantCanReconnect()
     {
-        var (channel, sender, recipient) = Open(confirm: true);
+        var (channel, sender, recipient) = await OpenAsync(confirm: true);
         var gone = new FakeLink();
-        Assert.That(_registry.Attach(channel, sender, A, 7001, gone).IsSuccess);
-        Assert.That(_registry.Attach(channel, sender, A, 7001, new FakeLink()).Error.Code, Is.EqualTo(RelayErrorCode.Duplicate));
+        var waiting = (await _registry.AttachAsync(channel, sender, A, 0, gone)).Value!;
+        Assert.That((await _registry.AttachAsync(channel, sender, A, 0, new FakeLink())).Error.Code, Is.EqualTo(RelayErrorCode.Duplicate));
 
-        Assert.That(_registry.Find(channel)!.Detach(7001, gone), Is.True);
+        Assert.That(_registry.Detach(waiting, gone), Is.True);
         Assert.That(_registry.WaitingConnections, Is.Zero);
-        Assert.That(_registry.Find(channel)!.Detach(7001, gone), Is.False, "only once");
+        Assert.That(_registry.Detach(waiting, gone), Is.False, "only once");
 
         var again = new FakeLink();
-        Assert.That(_registry.Attach(channel, sender, A, 7001, again).IsSuccess);
+        var rewaiting = (await _registry.AttachAsync(channel, sender, A, 0, again)).Value!;
         Assert.That(_registry.WaitingConnections, Is.EqualTo(1));
-        Assert.That(_registry.Attach(channel, recipient, B, 7001, new FakeLink()).Value!.Peer, Is.SameAs(again));
-        Assert.That(_registry.Find(channel)!.Detach(7001, again), Is.False, "a piped connection is not detached");
+        Assert.That((await _registry.AttachAsync(channel, recipient, B, 0, new FakeLink())).Value!.Peer, Is.SameAs(again));
+        Assert.That(_registry.Detach(rewaiting, again), Is.False, "a piped connection is not detached");
         Assert.That(_registry.WaitingConnections, Is.Zero);
     }
 

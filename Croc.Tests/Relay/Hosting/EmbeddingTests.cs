@@ -240,6 +240,12 @@ public class CrocRelayOptionsTests
             MaxWait = TimeSpan.FromSeconds(25),
             PipeBufferSize = 100_000,
             PipeIdleTimeout = TimeSpan.FromMinutes(20),
+            MaxWaitingConnectionsPerAddress = 12,
+            MaxConnections = 3_000,
+            MaxConnectionsPerAddress = 200,
+            IPv6PrefixLength = 56,
+            MaxJoinsPerMinute = 100,
+            MaxFailedLookupsPerMinute = 90,
         };
         var properties = typeof(CrocRelayOptions).GetProperties().Where(p => p.CanWrite).ToList();
         var defaults = new CrocRelayOptions();
@@ -286,6 +292,9 @@ public class CrocRelayOptionsTests
     [TestCase("pipe-idle-long", "PipeIdleTimeout must be between")]
     [TestCase("buffer", "PipeBufferSize")]
     [TestCase("max-channels", "MaxChannels")]
+    [TestCase("waiting-below-ports", "MaxWaitingConnections and MaxWaitingConnectionsPerAddress must be at least the number of ports (4)")]
+    [TestCase("connections-below-ports", "MaxConnections and MaxConnectionsPerAddress must be at least twice the number of ports (8)")]
+    [TestCase("connections-range", "MaxConnections must be between 1 and 1000000, or unset")]
     public void Validate_BadSetting_FailsNamingIt(string which, string expected)
     {
         var options = new CrocRelayOptions();
@@ -308,6 +317,9 @@ public class CrocRelayOptionsTests
             case "pipe-idle-long": options.PipeIdleTimeout = TimeSpan.FromDays(1.5); break;
             case "buffer": options.PipeBufferSize = 4096; break;
             case "max-channels": options.MaxChannels = 0; break;
+            case "waiting-below-ports": options.MaxWaitingConnectionsPerAddress = 3; break;
+            case "connections-below-ports": options.MaxConnectionsPerAddress = 7; break;
+            case "connections-range": options.MaxConnections = 2_000_000; break;
         }
 
         var result = new CrocRelayOptionsValidator().Validate(null, options);

@@ -73,7 +73,7 @@ public class RelayHttpTests : RelayFixture
         AssertError(await PostAsync(A, "join", new { role = "sender", channel = c }, cancellationToken), HttpStatusCode.Conflict, "occupied");
         AssertError(await PostAsync(B, "join", new { role = "recipient", channel = c }, cancellationToken), HttpStatusCode.Conflict, "occupied");
         AssertError(await PostAsync(B, "join", new { role = "recipient", channel = "doesnotexist" }, cancellationToken), HttpStatusCode.NotFound, "no_channel");
-        AssertError(await PostAsync(B, "channel", new { channel = "doesnotexist", uuid = pair.RecipientUuid }, cancellationToken), HttpStatusCode.NotFound, "no_channel");
+        AssertError(await PostAsync(B, "channel", new { channel = "doesnotexist", uuid = pair.RecipientUuid }, cancellationToken), HttpStatusCode.Forbidden, "bad_uuid");
         AssertError(await PostAsync(B, "channel", new { channel = c, uuid = pair.SenderUuid + "0" }, cancellationToken), HttpStatusCode.Forbidden, "bad_uuid");
         AssertError(await PostAsync(B, "channel", new { channel = c, uuid = pair.RecipientUuid, y = B64(2), hh_k = B64(3) }, cancellationToken), HttpStatusCode.Conflict, "not_ready");
         AssertError(await PostAsync(A, "channel", new { channel = c, uuid = pair.SenderUuid, h_k = B64(4) }, cancellationToken), HttpStatusCode.Conflict, "not_ready");
@@ -107,7 +107,9 @@ public class RelayHttpTests : RelayFixture
 
         AssertError(await PostAsync(B, "channel", new { channel = c, uuid = "0123" }, cancellationToken), HttpStatusCode.Forbidden, "bad_uuid");
         await OkAsync(PostAsync(third, "join", new { role = "recipient", channel = c }, cancellationToken));
-        AssertError(await PostAsync(B, "channel", new { channel = c, uuid = "0123" }, cancellationToken), HttpStatusCode.Forbidden, "ip_limit");
+
+        // Without a valid uuid B learns nothing about the channel, not even that the IP rule would refuse it.
+        AssertError(await PostAsync(B, "channel", new { channel = c, uuid = "0123" }, cancellationToken), HttpStatusCode.Forbidden, "bad_uuid");
     }
 
     [TestCase("join", "not json")]
@@ -126,7 +128,6 @@ public class RelayHttpTests : RelayFixture
     [TestCase("channel", "{\"channel\":\"abc\"}")]
     [TestCase("channel", "{\"channel\":\"abc\",\"uuid\":7}")]
     [TestCase("channel", "{\"channel\":\"abc\",\"uuid\":\"u\",\"close\":\"yes\"}")]
-    [TestCase("channel", "{\"channel\":\"abc\",\"uuid\":\"u\",\"wait\":31}")]
     [TestCase("channel", "{\"channel\":\"abc\",\"uuid\":\"u\",\"wait\":-1}")]
     [TestCase("channel", "{\"channel\":\"abc\",\"uuid\":\"u\",\"wait\":\"5\"}")]
     [TestCase("channel", "{\"channel\":\"abc\",\"uuid\":\"u\",\"since\":-1}")]
@@ -269,5 +270,42 @@ public class RelayHttpTests : RelayFixture
         Assert.That(content.Headers.ContentType!.CharSet, Is.EqualTo("utf-8"));
         using var response = await A.PostAsync("join", content, cancellationToken);
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+    }
+
+    [TestCase(0)]
+    [TestCase(200)]
+    [CancelAfter(20_000)]
+    public async Task Channel_WaitAboveMaxWait_ClampedNotRefused(int maxWaitMs, CancellationToken cancellationToken)
+    {
+        await using var relay = await StartRelayAsync(cancellationToken, o => o.Relay.MaxWait = TimeSpan.FromMilliseconds(maxWaitMs));
+        using var a = Client(relay.BaseAddress);
+        using var b = Client(relay.BaseAddress, Second);
+        var pair = await OpenAsync(a, b, cancellationToken, confirm: false);
+        var rev = (await OkAsync(PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken))).Rev;
+
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var state = await OkAsync(PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid, wait = 30, since = rev }, cancellationToken));
+
+        Assert.That(state.Rev, Is.EqualTo(rev), "nothing changed: the long-poll ran out");
+        Assert.That(started.Elapsed, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(maxWaitMs * 0.9)).And.LessThan(TimeSpan.FromSeconds(10)));
+    }
+
+    [Test]
+    public async Task Channel_NoValidUuid_SameAnswerForUnknownLiveThirdAddressAndClosedChannels(CancellationToken cancellationToken)
+    {
+        using var third = Client(RelayServer.BaseAddress, Third);
+        var pair = await OpenAsync(A, B, cancellationToken, confirm: false);
+        var answers = new List<string>
+        {
+            (await PostAsync(third, "channel", new { channel = "nosuchchannel", uuid = "0123" }, cancellationToken)).Body.ToJsonString(),
+            (await PostAsync(third, "channel", new { channel = pair.Channel, uuid = "0123" }, cancellationToken)).Body.ToJsonString(),
+            (await PostAsync(A, "channel", new { channel = pair.Channel, uuid = "0123" }, cancellationToken)).Body.ToJsonString(),
+        };
+        await OkAsync(PostAsync(A, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid, close = true }, cancellationToken));
+        answers.Add((await PostAsync(third, "channel", new { channel = pair.Channel, uuid = "0123" }, cancellationToken)).Body.ToJsonString());
+
+        Assert.That(answers.Distinct().ToList(), Has.Count.EqualTo(1), string.Join("\n", answers));
+        AssertError(await PostAsync(third, "channel", new { channel = pair.Channel, uuid = "0123" }, cancellationToken), HttpStatusCode.Forbidden, "bad_uuid");
+        await OkAsync(PostAsync(B, "channel", new { channel = pair.Channel, uuid = pair.RecipientUuid, close = true }, cancellationToken));
     }
 }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using CrocNet.Relay;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using static CrocNet.Tests.Relay.RelayTestKit;
 
@@ -41,6 +42,42 @@ public class RelayLoggingTests
         {
             Assert.That(all, Does.Not.Contain(secret));
         }
+    }
+
+    [Test]
+    public async Task Logs_SuccessfulClientTransfer_NoRefusalAndNoPairCutAtInformation(CancellationToken cancellationToken)
+    {
+        var lines = new ConcurrentQueue<(int EventId, string Text)>();
+        var refusals = new ConcurrentQueue<string?>();
+        using var factory = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Information).AddProvider(new CollectingProvider(lines)));
+        await using var relay = await StartRelayAsync(cancellationToken, o => o.LoggerFactory = factory);
+        var meter = relay.Services.GetRequiredService<CrocNet.Relay.Diagnostics.RelayMetrics>().Meter;
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (ReferenceEquals(instrument.Meter, meter) && instrument.Name == "croc.relay.refusals")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, _, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "code")
+                {
+                    refusals.Enqueue((string?)tag.Value);
+                }
+            }
+        });
+        listener.Start();
+
+        Assert.That(await TransferTextAsync(relay.BaseAddress, "hello", cancellationToken), Is.EqualTo("hello"));
+
+        // Both participants close the channel when done; the second close must not count as a refusal.
+        Assert.That(await EventuallyAsync(() => lines.Any(l => l.EventId == 3), TimeSpan.FromSeconds(10), cancellationToken), Is.True, "the channel was closed");
+        Assert.That(refusals, Is.Empty, "a normal transfer has no refusal");
+        Assert.That(lines.Where(l => l.Text.Contains("clean", StringComparison.OrdinalIgnoreCase)).Select(l => l.Text), Is.Empty);
     }
 
     [Test]

@@ -166,7 +166,7 @@ public class StapleTests : RelayFixture
             Assert.That(await ReadToEndAsync(socket, cancellationToken), Is.Empty, "closed after the error");
         }
 
-        await ExpectRefusalAsync(HelloLine("nosuchchannel", pair.SenderUuid), "no_channel");
+        await ExpectRefusalAsync(HelloLine("nosuchchannel", pair.SenderUuid), "bad_uuid");
         await ExpectRefusalAsync(HelloLine(pair.Channel, pair.SenderUuid + "0"), "bad_uuid");
         await ExpectRefusalAsync(HelloLine(notReady.Channel, notReady.SenderUuid), "not_ready");
         await ExpectRefusalAsync(HelloLine(pair.Channel, pair.RecipientUuid), "ip_limit", Third);
@@ -298,7 +298,7 @@ public class StapleTimeoutTests
             AssertError(await PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken), HttpStatusCode.Gone, "closed");
 
             time.Advance(TimeSpan.FromMinutes(1));
-            AssertError(await PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken), HttpStatusCode.NotFound, "no_channel");
+            AssertError(await PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken), HttpStatusCode.Forbidden, "bad_uuid");
         }
     }
 
@@ -326,7 +326,7 @@ public class StapleTimeoutTests
         Assert.That(await ReadToEndAsync(sender, cancellationToken), Is.Empty);
         AssertError(await piped.PollUntilNotOpenAsync(cancellationToken), HttpStatusCode.Gone, "closed");
         time.Advance(TimeSpan.FromMinutes(1));
-        AssertError(await PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken), HttpStatusCode.NotFound, "no_channel");
+        AssertError(await PostAsync(a, "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken), HttpStatusCode.Forbidden, "bad_uuid");
     }
 
     [Test]
@@ -542,13 +542,13 @@ public class StapleTimeoutTests
 
         var (other, otherAnswer) = await HelloAsync(port, "nosuch", "u", cancellationToken, RelayTestKit.Second);
         other.Dispose();
-        Assert.That(otherAnswer, Is.EqualTo("error no_channel"), "another address is served");
+        Assert.That(otherAnswer, Is.EqualTo("error bad_uuid"), "another address is served");
 
         await SendAsync(silent, HelloLine("nosuch", "u"), cancellationToken);
-        Assert.That(await ReadLineAsync(silent, cancellationToken), Is.EqualTo("error no_channel"), "the first connection is served");
+        Assert.That(await ReadLineAsync(silent, cancellationToken), Is.EqualTo("error bad_uuid"), "the first connection is served");
         var (later, laterAnswer) = await HelloAsync(port, "nosuch", "u", cancellationToken);
         later.Dispose();
-        Assert.That(laterAnswer, Is.EqualTo("error no_channel"), "the slot is free once the hello was read");
+        Assert.That(laterAnswer, Is.EqualTo("error bad_uuid"), "the slot is free once the hello was read");
     }
 
     [Test]
@@ -559,6 +559,43 @@ public class StapleTimeoutTests
         using var silent = await ConnectAsync(port, cancellationToken);
         Assert.That(await ClosedAtOnceAsync(port, RelayTestKit.Second, cancellationToken), Is.Empty);
         await SendAsync(silent, HelloLine("nosuch", "u"), cancellationToken);
-        Assert.That(await ReadLineAsync(silent, cancellationToken), Is.EqualTo("error no_channel"));
+        Assert.That(await ReadLineAsync(silent, cancellationToken), Is.EqualTo("error bad_uuid"));
+    }
+
+    [Test]
+    public async Task PendingHellos_AllSlotsHeldBySilentAddresses_ANewAddressTakesTheOldestSlotOfTheHeaviest(CancellationToken cancellationToken)
+    {
+        await using var relay = await StartRelayAsync(cancellationToken, o =>
+        {
+            o.Relay.MaxPendingHellos = 4;
+            o.Relay.MaxPendingHellosPerAddress = 2;
+            o.Relay.HelloTimeout = TimeSpan.FromMinutes(1);
+        });
+        var port = relay.Ports[0];
+        var listener = relay.Services.GetRequiredService<CrocNet.Relay.Staple.StapleListenerService>();
+        var silent = new List<Socket>();
+        try
+        {
+            foreach (var source in new[] { RelayTestKit.Second, RelayTestKit.Second, RelayTestKit.Third, RelayTestKit.Third })
+            {
+                silent.Add(await ConnectAsync(port, cancellationToken, source));
+            }
+
+            Assert.That(await EventuallyAsync(() => listener.PendingHellos == 4, TimeSpan.FromSeconds(10), cancellationToken), Is.True);
+
+            var (probe, answer) = await HelloAsync(port, "nosuch", "u", cancellationToken);
+            probe.Dispose();
+
+            Assert.That(answer, Is.EqualTo("error bad_uuid"), "a new address is served, not shut out by silent ones");
+            Assert.That(await EventuallyAsync(() => silent.Count(s => s.Poll(0, SelectMode.SelectRead)) == 1, TimeSpan.FromSeconds(10), cancellationToken), Is.True, "exactly one silent connection gave up its slot");
+            Assert.That(silent[0].Poll(0, SelectMode.SelectRead) || silent[2].Poll(0, SelectMode.SelectRead), Is.True, "the oldest of its address");
+        }
+        finally
+        {
+            foreach (var socket in silent)
+            {
+                socket.Dispose();
+            }
+        }
     }
 }

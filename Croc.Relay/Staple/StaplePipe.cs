@@ -1,16 +1,16 @@
 using System.Buffers;
-using System.Net.Sockets;
 using CrocNet.Relay.Diagnostics;
 
 namespace CrocNet.Relay.Staple;
 
 /// <summary>
-/// Copies bytes between two sockets in both directions with large pooled buffers and no per-byte work; a direction
-/// holds its buffer only while data flows (it waits for readability with a zero-byte receive first). When one
-/// direction reaches end of stream it half-closes the other socket and keeps copying the other direction. A pair that
-/// carries no byte in either direction for the idle timeout is cut.
+/// Copies bytes between two legs' transports in both directions with large pooled buffers and no per-byte work; a
+/// direction holds its buffer only while data flows (it waits for readability first: a zero-byte receive on a socket).
+/// When one direction reaches end of stream it half-closes the other leg and keeps copying the other direction. A pair
+/// that carries no byte in either direction for the idle timeout is cut. Two sockets take the same loop (one interface
+/// call per buffer-full), so the socket-to-socket path costs nothing extra.
 /// </summary>
-internal static class SocketPipe
+internal static class StaplePipe
 {
     /// <summary>
     /// Runs both directions to the end. Returns the bytes each way and whether both ended cleanly; on any failure
@@ -19,8 +19,8 @@ internal static class SocketPipe
     /// <paramref name="onIdle"/> runs (it cuts them too).
     /// </summary>
     public static async Task<(long AToB, long BToA, bool Clean)> RunAsync(
-        Socket a,
-        Socket b,
+        IStapleTransport a,
+        IStapleTransport b,
         int bufferSize,
         RelayMetrics metrics,
         TimeSpan idleTimeout,
@@ -41,7 +41,7 @@ internal static class SocketPipe
     }
 
     private static async Task<(long Bytes, bool Clean)> CopyAsync(
-        Socket from, Socket to, int bufferSize, RelayMetrics metrics, Activity activity, Action onFault, CancellationToken cancellationToken)
+        IStapleTransport from, IStapleTransport to, int bufferSize, RelayMetrics metrics, Activity activity, Action onFault, CancellationToken cancellationToken)
     {
         long total = 0;
         try
@@ -49,7 +49,7 @@ internal static class SocketPipe
             while (true)
             {
                 // Idle: wait for data (or end of stream) without holding a buffer, so idle pairs pin no memory.
-                await from.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                await from.WaitReadableAsync(cancellationToken).ConfigureAwait(false);
                 var buffer = ArrayPool<byte>.Shared.Rent(bufferSize);
                 try
                 {
@@ -57,20 +57,15 @@ internal static class SocketPipe
                     int read;
                     do
                     {
-                        read = await from.ReceiveAsync(buffer.AsMemory(), SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                        read = await from.ReadAsync(buffer.AsMemory(), cancellationToken).ConfigureAwait(false);
                         activity.Touch();
                         if (read == 0)
                         {
-                            to.Shutdown(SocketShutdown.Send);
+                            await to.ShutdownSendAsync().ConfigureAwait(false);
                             return (total, true);
                         }
 
-                        var pending = buffer.AsMemory(0, read);
-                        while (!pending.IsEmpty)
-                        {
-                            var sent = await to.SendAsync(pending, SocketFlags.None, cancellationToken).ConfigureAwait(false);
-                            pending = pending[sent..];
-                        }
+                        await to.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
 
                         total += read;
                         metrics.BytesPiped(read);
@@ -83,7 +78,7 @@ internal static class SocketPipe
                 }
             }
         }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException or IOException)
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or ObjectDisposedException or OperationCanceledException or IOException or InvalidOperationException)
         {
             onFault();
             return (total, false);

@@ -1,0 +1,89 @@
+namespace CrocNet.Relay.Protocol;
+
+/// <summary>
+/// Every name the relay puts on the wire or reads from it, in one place: routes, JSON fields, role values, error
+/// codes, the TCP hello and its answers, the curve list. Changing one of these is a protocol change.
+/// </summary>
+internal static class RelayWire
+{
+    /// <summary>The HTTP routes, relative to the mapped prefix.</summary>
+    public static class Routes
+    {
+        public const string Join = "/join";
+        public const string Channel = "/channel";
+    }
+
+    /// <summary>JSON property names of the request bodies, the state and the error body.</summary>
+    public static class Fields
+    {
+        public const string Channel = "channel";
+        public const string Uuid = "uuid";
+        public const string Role = "role";
+        public const string Curve = "curve";
+        public const string Rev = "rev";
+        public const string X = "x";
+        public const string Y = "y";
+        public const string HhK = "hh_k";
+        public const string HK = "h_k";
+        public const string Stapled = "stapled";
+        public const string Closed = "closed";
+        public const string Close = "close";
+        public const string Ports = "ports";
+        public const string Host = "host";
+        public const string Wait = "wait";
+        public const string Since = "since";
+        public const string Error = "error";
+        public const string Code = "code";
+    }
+
+    /// <summary>The values of <see cref="Fields.Role"/>.</summary>
+    public static class Roles
+    {
+        public const string Sender = "sender";
+        public const string Recipient = "recipient";
+    }
+
+    /// <summary>The error codes, in HTTP error bodies and in TCP <c>error &lt;code&gt;</c> lines.</summary>
+    public static class Codes
+    {
+        public const string BadRequest = "bad_request";
+        public const string IpLimit = "ip_limit";
+        public const string BadUuid = "bad_uuid";
+        public const string NoChannel = "no_channel";
+        public const string Occupied = "occupied";
+        public const string AlreadySet = "already_set";
+        public const string NotReady = "not_ready";
+        public const string Closed = "closed";
+        public const string Capacity = "capacity";
+        public const string Duplicate = "duplicate";
+        public const string Timeout = "timeout";
+    }
+
+    /// <summary>The TCP hello line <c>{"channel":"…","uuid":"…"}\n</c> and the relay's answers.</summary>
+    public static class Hello
+    {
+        public const string Channel = Fields.Channel;
+        public const string Uuid = Fields.Uuid;
+
+        /// <summary>The longest hello line, newline included.</summary>
+        public const int MaxLength = 1024;
+
+        /// <summary>The answer to an accepted hello, newline included.</summary>
+        public const string Ok = "ok\n";
+
+        /// <summary>The prefix of a refusal line: <c>error &lt;code&gt;\n</c>.</summary>
+        public const string ErrorPrefix = "error ";
+    }
+
+    /// <summary>The SPAKE2 curves a channel may use, and the default.</summary>
+    public static class Curves
+    {
+        public const string P256 = "p256";
+        public const string P384 = "p384";
+        public const string P521 = "p521";
+        public const string Siec = "siec";
+        public const string Default = P256;
+
+        public static readonly IReadOnlyList<string> All = [P256, P384, P521, Siec];
+    }
+}

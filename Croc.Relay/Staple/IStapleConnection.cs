@@ -1,0 +1,96 @@
+using CrocNet.Relay.Channels;
+
+namespace CrocNet.Relay.Staple;
+
+/// <summary>
+/// One participant's data connection ("leg"), of any transport, as <see cref="StapleSession"/> drives it: read the
+/// hello, answer, wait for the peer, pipe. A TCP socket (<see cref="SocketStapleConnection"/>) is one adapter; a duplex
+/// pipe (<see cref="PipeStapleConnection"/>: a WebSocket, a forwarded link, in-memory in tests) is another.
+/// </summary>
+internal interface IStapleConnection : IStapleLink
+{
+    /// <summary>The bytes after the hello, for the pipe.</summary>
+    IStapleTransport Transport { get; }
+
+    /// <summary>The transport's name in metrics (<c>tcp</c>, …).</summary>
+    string TransportName { get; }
+
+    /// <summary>Completes with <see langword="true"/> once <c>ok</c> was sent, so the pipe never interleaves with it.</summary>
+    Task<bool> Ready { get; }
+
+    void SetReady(bool ready);
+
+    /// <summary>Completes once a peer has attached to this waiting leg (it stops watching for its client leaving).</summary>
+    Task Paired { get; }
+
+    void MarkPaired();
+
+    /// <summary>Reads exactly the hello line and nothing after it; the caller times it out through the token.</summary>
+    ValueTask<(Hello? Hello, RelayError Error)> ReadHelloAsync(CancellationToken cancellationToken);
+
+    /// <summary>Writes an answer line (<c>ok\n</c>).</summary>
+    ValueTask SendLineAsync(string line, CancellationToken cancellationToken);
+
+    /// <summary>Writes a refusal line, ends sending, lets the client read it (draining a little input), then closes.</summary>
+    ValueTask RefuseAsync(string line, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// While the leg waits for its peer: <see langword="true"/> when its client went away, <see langword="false"/> when
+    /// it sent payload early (which stays unread for the pipe). Throws when cancelled.
+    /// </summary>
+    ValueTask<bool> ClientLeftAsync(CancellationToken cancellationToken);
+
+    /// <summary>Closes after a clean finish, letting queued data reach the client (where <see cref="IStapleLink.Abort"/> would discard it).</summary>
+    void CloseGracefully();
+}
+
+/// <summary>What every adapter shares: the ready and paired signals, and closing once.</summary>
+internal abstract class StapleConnectionBase : IStapleConnection
+{
+    private readonly TaskCompletionSource<bool> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _paired = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Action? _onClosed;
+    private int _closed;
+
+    /// <param name="onClosed">Runs once when the connection is closed, however that happens (frees its connection slot).</param>
+    protected StapleConnectionBase(Action? onClosed) => _onClosed = onClosed;
+
+    public abstract IStapleTransport Transport { get; }
+
+    public abstract string TransportName { get; }
+
+    public Task<bool> Ready => _ready.Task;
+
+    public Task Paired => _paired.Task;
+
+    public void SetReady(bool ready) => _ready.TrySetResult(ready);
+
+    public void MarkPaired() => _paired.TrySetResult();
+
+    public abstract ValueTask<(Hello? Hello, RelayError Error)> ReadHelloAsync(CancellationToken cancellationToken);
+
+    public abstract ValueTask SendLineAsync(string line, CancellationToken cancellationToken);
+
+    public abstract ValueTask RefuseAsync(string line, CancellationToken cancellationToken);
+
+    public abstract ValueTask<bool> ClientLeftAsync(CancellationToken cancellationToken);
+
+    public void CloseGracefully() => Close(graceful: true);
+
+    public void Abort() => Close(graceful: false);
+
+    /// <summary>Closes the transport: gracefully, or at once (a reset where the transport has one).</summary>
+    protected abstract void CloseTransport(bool graceful);
+
+    private void Close(bool graceful)
+    {
+        if (Interlocked.Exchange(ref _closed, 1) != 0)
+        {
+            return;
+        }
+
+        _ready.TrySetResult(false);
+        CloseTransport(graceful);
+        _onClosed?.Invoke();
+    }
+}

@@ -1,0 +1,204 @@
+using System.Net;
+using CrocNet.Relay.Channels;
+using CrocNet.Relay.Diagnostics;
+using CrocNet.Relay.Protocol;
+
+namespace CrocNet.Relay.Staple;
+
+/// <summary>
+/// Runs one leg over any <see cref="IStapleConnection"/>: reads its hello within <c>HelloTimeout</c>, attaches it to its
+/// channel's lane, answers <c>ok</c> or <c>error &lt;code&gt;</c>, then either waits for the peer (freeing the lane when
+/// its client leaves or <c>WaitingTimeout</c> passes) or, as the second leg of the lane, pipes the pair to the end.
+/// Transport adapters (the TCP listeners, later WebSockets or forwarded links) only accept connections and call
+/// <see cref="RunAsync"/>.
+/// </summary>
+internal sealed class StapleSession
+{
+    private readonly ChannelRegistry _registry;
+    private readonly CrocRelayOptions _options;
+    private readonly TimeProvider _timeProvider;
+    private readonly RelayMetrics _metrics;
+    private readonly RelayLog _log;
+
+    public StapleSession(ChannelRegistry registry)
+    {
+        _registry = registry;
+        _options = registry.Options;
+        _timeProvider = registry.TimeProvider;
+        _metrics = registry.Metrics;
+        _log = registry.Log;
+    }
+
+    /// <summary>
+    /// Runs the leg to its end. <paramref name="label"/> names the leg's port (or lane) in logs; <paramref name="evicted"/>
+    /// cancels a hello still unread when its pre-hello slot is taken over; <paramref name="helloDone"/> runs once the
+    /// hello is read (or not), so the caller can free that slot. Never throws for a connection's failure.
+    /// </summary>
+    public async Task RunAsync(IStapleConnection connection, int lane, int label, IPAddress address, Action? helloDone, CancellationToken evicted, CancellationToken stopping)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        StapleAttachment? attachment = null;
+        try
+        {
+            Hello? hello;
+            RelayError error;
+            try
+            {
+                using var timeout = new CancellationTokenSource(_options.HelloTimeout, _timeProvider);
+                using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, stopping, evicted);
+                try
+                {
+                    (hello, error) = await connection.ReadHelloAsync(linked.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (evicted.IsCancellationRequested && !stopping.IsCancellationRequested)
+                {
+                    // Its slot went to an address holding fewer: close at once, like a connection over the limit.
+                    _log.PendingHelloLimit(label, "gave its slot to another address");
+                    _metrics.Refused(RelayWire.Codes.Capacity, connection.TransportName);
+                    connection.Abort();
+                    return;
+                }
+                catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+                {
+                    (hello, error) = (null, new RelayError(RelayErrorCode.Timeout, "No complete hello line in time."));
+                }
+            }
+            finally
+            {
+                helloDone?.Invoke();
+            }
+
+            if (hello is null)
+            {
+                await RefuseAsync(connection, label, error, null, stopping).ConfigureAwait(false);
+                return;
+            }
+
+            var outcome = await _registry.AttachAsync(hello.Channel, hello.Uuid, address, lane, connection, stopping).ConfigureAwait(false);
+            if (outcome.Value is not { } attached)
+            {
+                await RefuseAsync(connection, label, outcome.Error, hello.Channel, stopping).ConfigureAwait(false);
+                return;
+            }
+
+            attachment = attached;
+            var channel = attached.Channel;
+            try
+            {
+                await connection.SendLineAsync(RelayWire.Hello.Ok, stopping).ConfigureAwait(false);
+                connection.SetReady(true);
+            }
+            catch
+            {
+                connection.SetReady(false);
+                throw;
+            }
+
+            if (attached.Peer is not IStapleConnection peer)
+            {
+                // The first of the pair waits, owned by the channel; the second one runs the pipe.
+                await WatchWaitingAsync(connection, attached, label, stopping).ConfigureAwait(false);
+                return;
+            }
+
+            peer.MarkPaired();
+            if (!await peer.Ready.ConfigureAwait(false))
+            {
+                await _registry.EndConnectionsAsync(channel, "a connection failed before it was piped").ConfigureAwait(false);
+                return;
+            }
+
+            var (sender, recipient) = attached.Role == ParticipantRole.Sender ? (connection, peer) : (peer, connection);
+            var (fromSender, fromRecipient, clean) = await StaplePipe.RunAsync(
+                sender.Transport,
+                recipient.Transport,
+                _options.PipeBufferSize,
+                _metrics,
+                _options.PipeIdleTimeout,
+                _timeProvider,
+                () => _registry.EndConnections(channel, "no data either way within PipeIdleTimeout"),
+                () => _registry.EndConnections(channel, "a piped connection failed"),
+                stopping).ConfigureAwait(false);
+            if (clean)
+            {
+                _log.PairFinished(channel.Name, label, fromSender, fromRecipient);
+                sender.CloseGracefully();
+                recipient.CloseGracefully();
+                await _registry.PairFinishedAsync(attached).ConfigureAwait(false);
+            }
+            else
+            {
+                // Whoever cut the pair (a close, an expiry, a failure on another lane) logged why, once per channel.
+                _log.PairCut(channel.Name, label, fromSender, fromRecipient);
+                await _registry.EndConnectionsAsync(channel, "a piped connection failed").ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or ObjectDisposedException or OperationCanceledException or IOException or InvalidOperationException)
+        {
+            _log.ConnectionFailed(label, e);
+            if (attachment is not null)
+            {
+                await _registry.EndConnectionsAsync(attachment.Channel, "a connection failed").ConfigureAwait(false);
+            }
+
+            // Also when the channel no longer held it (its session had ended, or it was detached): never leak a connection.
+            connection.Abort();
+        }
+    }
+
+    /// <summary>
+    /// While a leg waits for its peer: frees its lane (so the participant can reconnect) when its client leaves, or when
+    /// <c>WaitingTimeout</c> passes unpaired. Watching never consumes payload the client sent early; after such early
+    /// bytes only the timeout and pairing are watched.
+    /// </summary>
+    private async Task WatchWaitingAsync(IStapleConnection connection, StapleAttachment attachment, int label, CancellationToken stopping)
+    {
+        using var timeout = new CancellationTokenSource(_options.WaitingTimeout, _timeProvider);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, stopping);
+        var left = connection.ClientLeftAsync(linked.Token).AsTask();
+        var first = await Task.WhenAny(left, connection.Paired).ConfigureAwait(false);
+        string? reason = null;
+        if (first == connection.Paired)
+        {
+            // The pipe owns the leg now; stop watching (it consumed nothing).
+            await linked.CancelAsync().ConfigureAwait(false);
+        }
+        else if (left.IsCompletedSuccessfully && left.Result)
+        {
+            reason = "the waiting client closed its connection";
+        }
+        else if (left.IsCompletedSuccessfully)
+        {
+            // Early payload: watch only for pairing or the timeout from here on.
+            var idle = Task.Delay(Timeout.InfiniteTimeSpan, _timeProvider, linked.Token);
+            await Task.WhenAny(idle, connection.Paired).ConfigureAwait(false);
+            if (!connection.Paired.IsCompleted && timeout.IsCancellationRequested)
+            {
+                reason = "no peer within WaitingTimeout";
+            }
+
+            await linked.CancelAsync().ConfigureAwait(false);
+            await idle.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
+        }
+        else if (timeout.IsCancellationRequested && !connection.Paired.IsCompleted)
+        {
+            reason = "no peer within WaitingTimeout";
+        }
+
+        // Observe the watch's end (cancelled, failed, or done) so nothing is left unobserved.
+        await left.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
+        if (reason is not null && _registry.Detach(attachment, connection))
+        {
+            _log.WaitingDropped(attachment.Channel.Name, label, reason);
+            connection.Abort();
+        }
+    }
+
+    private async Task RefuseAsync(IStapleConnection connection, int label, RelayError error, string? channel, CancellationToken stopping)
+    {
+        var code = error.Code.ToWire();
+        _metrics.Refused(code, connection.TransportName);
+        _log.ConnectionRefused(label, code, channel);
+        await connection.RefuseAsync(RelayWire.Hello.ErrorPrefix + code + "\n", stopping).ConfigureAwait(false);
+    }
+}
