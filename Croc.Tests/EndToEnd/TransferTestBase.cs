@@ -22,9 +22,18 @@ public abstract class TransferTestBase
         });
     }
 
-    /// <summary>Adjusts the fixture's relay (every test client comes from 127.0.0.1, so busy fixtures raise per-address limits).</summary>
+    /// <summary>
+    /// Adjusts the fixture's relay. Every test client comes from 127.0.0.1, which a public relay would rightly treat as
+    /// one busy neighbour: the per-address limits are raised here, and the relay tests check them on their own.
+    /// </summary>
     protected virtual void ConfigureRelay(CrocRelayOptions relay)
     {
+        relay.MaxChannelsPerAddress = 1_000;
+        relay.MaxJoinsPerMinute = 100_000;
+        relay.MaxFailedLookupsPerMinute = 100_000;
+        relay.MaxConnectionsPerAddress = 4_096;
+        relay.MaxPendingHellosPerAddress = 1_000;
+        relay.MaxWaitingConnectionsPerAddress = 1_000;
     }
 
     [OneTimeTearDown]

@@ -10,9 +10,8 @@ public class SharedInstanceTests : TransferTestBase
 {
     protected override void ConfigureRelay(CrocRelayOptions relay)
     {
+        base.ConfigureRelay(relay);
         relay.Ports = [0, 0];
-        relay.MaxChannelsPerAddress = 64;
-        relay.MaxPendingHellosPerAddress = 256;
     }
 
     [Test]

@@ -91,7 +91,17 @@ internal sealed class RelayClient
                     },
                     cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is HttpRequestException or TimeoutException || (ex is CrocRelayException { StatusCode: >= 500 }))
+            catch (CrocRelayException ex) when (ex.StatusCode >= 500)
+            {
+                // Reached, but failing or out of capacity even after retries: say so, and keep its code.
+                throw new CrocRelayException(
+                    CrocErrorCode.RelayUnreachable,
+                    $"The relay at {DisplayAddress} is not taking requests: {ex.Message} Try again later.",
+                    ex.RelayCode,
+                    ex.StatusCode,
+                    ex);
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TimeoutException)
             {
                 throw new CrocRelayException(
                     CrocErrorCode.RelayUnreachable,
@@ -153,7 +163,7 @@ internal sealed class RelayClient
         // The relay's words are untrusted text that may end up on a terminal.
         var text = Files.ReceivePathValidator.Escape(error?.Error ?? response.ReasonPhrase ?? "no reason given");
         return status >= 500
-            ? throw new CrocRelayException(CrocErrorCode.RelayUnreachable, $"The relay failed ({status}): {text}", code, status)
+            ? throw new CrocRelayException(CrocErrorCode.RelayUnreachable, $"It answered {status} ({code}): {text}", code, status)
             : throw new CrocRelayException(CrocErrorCode.RelayRefused, $"The relay refused the request: {text} ({code}).", code, status);
     }
 }
