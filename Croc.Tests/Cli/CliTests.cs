@@ -54,10 +54,10 @@ public sealed class CliTests : TransferTestBase
 
         // No --relay: the CLI starts its own relay (moved off the fixed port 9009 for the test).
         var send = new CliRun(["send", "--embedded-url", "http://127.0.0.1:0", "--embedded-ports", "0,0,0,0", folder], cancellationToken: cancellationToken);
-        var printed = await send.WaitForLineAsync("croc receive ", cancellationToken);
-        Assert.That(printed, Does.Match(@"^croc receive --relay http://127\.0\.0\.1:\d+ [a-z0-9]+-[a-z]+-[a-z]+-[a-z]+$"));
-        var args = printed.Split(' ').Skip(1).Concat(["--yes", "--out", target]).ToArray();
-        var receive = await CliRun.CompleteAsync(args, cancellationToken);
+        var printed = await send.WaitForLineAsync("CROC_SECRET=", cancellationToken);
+        Assert.That(printed, Does.Match(@"^CROC_SECRET=[a-z0-9]+-[a-z]+-[a-z]+-[a-z]+ croc receive --relay http://127\.0\.0\.1:\d+$"));
+        var (environment, args) = PrintedCommand(printed);
+        var receive = await CliRun.CompleteAsync([.. args, "--yes", "--out", target], cancellationToken, environment: environment);
 
         Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
         Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
@@ -368,8 +368,8 @@ public sealed class CliTests : TransferTestBase
         var taken = ((IPEndPoint)squatter.LocalEndPoint!).Port;
 
         var send = new CliRun(["send", "--embedded-url", "http://127.0.0.1:0", "--embedded-ports", "0,0,0,0", "--discovery-port", $"{taken}", Path.Combine(source, "y.bin")], cancellationToken: cancellationToken);
-        var printed = await send.WaitForLineAsync("croc receive ", cancellationToken);
-        var receive = await CliRun.CompleteAsync([.. printed.Split(' ').Skip(1), "--yes", "--out", target], cancellationToken);
+        var (environment, args) = PrintedCommand(await send.WaitForLineAsync("CROC_SECRET=", cancellationToken));
+        var receive = await CliRun.CompleteAsync([.. args, "--yes", "--out", target], cancellationToken, environment: environment);
 
         Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
         Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
@@ -479,17 +479,28 @@ public sealed class CliTests : TransferTestBase
         Assert.That(sendHelp.StdoutText, Does.Not.Contain("--embedded-url"), "test seams stay hidden");
     }
 
-    [TestCase("http://127.0.0.1:9009/", "croc receive k-a-b")]
-    [TestCase("http://192.168.1.20:9009/", "croc receive --relay http://192.168.1.20:9009 k-a-b")]
-    [TestCase("https://relay.example/croc/", "croc receive --relay https://relay.example/croc k-a-b")]
-    public void ReceiveCommandLine_NamesRelayOnlyWhenNeeded(string relay, string expected) =>
-        Assert.That(CrocNet.Cli.SendCommand.ReceiveCommandLine(new Uri(relay), "k-a-b"), Is.EqualTo(expected));
+    [TestCase("http://127.0.0.1:9009/", false, "CROC_SECRET=k-a-b croc receive")]
+    [TestCase("http://192.168.1.20:9009/", false, "CROC_SECRET=k-a-b croc receive --relay http://192.168.1.20:9009")]
+    [TestCase("https://relay.example/croc/", false, "CROC_SECRET=k-a-b croc receive --relay https://relay.example/croc")]
+    [TestCase("http://127.0.0.1:9009/", true, "croc receive k-a-b")]
+    [TestCase("http://192.168.1.20:9009/", true, "croc receive --relay http://192.168.1.20:9009 k-a-b")]
+    public void ReceiveCommandLine_SecretInEnvironmentExceptOnWindows(string relay, bool windows, string expected) =>
+        Assert.That(CrocNet.Cli.SendCommand.ReceiveCommandLine(new Uri(relay), "k-a-b", "croc", windows), Is.EqualTo(expected));
 
     [TestCase("9010-9013", new[] { 9010, 9011, 9012, 9013 })]
     [TestCase("9010, 9020", new[] { 9010, 9020 })]
     [TestCase("0,0,0", new[] { 0, 0, 0 })]
     public void ParsePorts_RangesAndLists(string text, int[] expected) =>
         Assert.That(CrocNet.Cli.LocalRelay.ParsePorts(text, "--ports"), Is.EqualTo(expected));
+
+    /// <summary>The printed <c>CROC_SECRET=… croc receive …</c> line as an environment and the arguments after <c>croc</c>.</summary>
+    private static (Dictionary<string, string> Environment, string[] Args) PrintedCommand(string line)
+    {
+        var words = line.Split(' ');
+        Assert.That(words[0], Does.StartWith("CROC_SECRET="));
+        Assert.That(words[1], Is.EqualTo("croc"));
+        return (new Dictionary<string, string> { ["CROC_SECRET"] = words[0]["CROC_SECRET=".Length..] }, words[2..]);
+    }
 
     private static int DiscoveryPort(string line) =>
         int.Parse(System.Text.RegularExpressions.Regex.Match(line, @"UDP port (\d+)\)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);

@@ -67,11 +67,6 @@ internal static class ReceiveCommand
             }
         });
 
-        if (outputDirectory is not null && !Directory.Exists(outputDirectory))
-        {
-            Directory.CreateDirectory(outputDirectory);
-        }
-
         var transfer = settings.Stdout
             ? croc.ReceiveAsync(code, console.Output, display, cancellationToken)
             : croc.ReceiveAsync(code, display, cancellationToken);
@@ -86,7 +81,7 @@ internal static class ReceiveCommand
         }
         else if (result.Text is null)
         {
-            display.Info(Markup.Escape(TransferDisplay.Summary("Received", result) + (outputDirectory is null ? "." : $" into {outputDirectory}.")));
+            display.Info(Markup.Escape(display.Summary("Received", result) + (outputDirectory is null ? "." : $" into {outputDirectory}.")));
         }
 
         return ExitCodes.Success;
@@ -109,8 +104,7 @@ internal static class ReceiveCommand
             throw new CliException(ExitCodes.Usage, "No code given: pass it as an argument or in the CROC_SECRET environment variable.");
         }
 
-        display.Console.Markup("Enter the code: ");
-        var line = await console.InputText.ReadLineAsync(cancellationToken);
+        var line = await display.PromptAsync("Enter the code: ", cancellationToken);
         return line is { Length: > 0 } && line.Trim() is { Length: > 0 } typed
             ? typed
             : throw new CliException(ExitCodes.Usage, "No code entered.");
@@ -181,8 +175,7 @@ internal static class ReceiveCommand
                 "Not accepting without confirmation: standard input is not a terminal, so croc cannot ask. Pass --yes to accept.");
         }
 
-        display.Console.Markup("Accept? [[y/N]] ");
-        var answer = (await console.InputText.ReadLineAsync(cancellationToken))?.Trim();
+        var answer = (await display.PromptAsync("Accept? [y/N] ", cancellationToken))?.Trim();
         return answer is not null && (answer.Equals("y", StringComparison.OrdinalIgnoreCase) || answer.Equals("yes", StringComparison.OrdinalIgnoreCase));
     }
 

@@ -84,10 +84,10 @@ internal static class SendCommand
         // The code is printed even with --quiet: without it the send is useless. It goes to the person, never to a log.
         display.Always("code: " + operation.Code);
         display.Info("On the other computer run:");
-        display.Info("  [bold]" + Markup.Escape(ReceiveCommandLine(relay.Advertised, operation.Code)) + "[/]");
+        display.Info("  [bold]" + Markup.Escape(ReceiveCommandLine(relay.Advertised, operation.Code, console.CommandName, OperatingSystem.IsWindows())) + "[/]");
         await display.ShowUntilDoneAsync(operation.Completion, "sending");
         var result = await operation.Completion;
-        display.Info(Markup.Escape(TransferDisplay.Summary("Sent", result)));
+        display.Info(Markup.Escape(display.Summary("Sent", result, text)));
         return ExitCodes.Success;
     }
 
@@ -119,12 +119,17 @@ internal static class SendCommand
         }
     }
 
-    /// <summary>The command the recipient runs: <c>--relay</c> only when their default would not find this relay.</summary>
-    internal static string ReceiveCommandLine(Uri relay, string code)
+    /// <summary>
+    /// The command the recipient runs: <c>--relay</c> only when their default would not find this relay. On
+    /// Linux and macOS the code goes in <c>CROC_SECRET</c>, so it stays out of the recipient's process list
+    /// (croc's CVE-2023-43621); Windows shows no other user's command lines, so there the code is the argument.
+    /// </summary>
+    internal static string ReceiveCommandLine(Uri relay, string code, string command = "croc", bool windows = false)
     {
         var isDefault = Uri.Compare(relay, new Uri(CrocOptions.DefaultRelay), UriComponents.SchemeAndServer | UriComponents.Path, UriFormat.Unescaped, StringComparison.OrdinalIgnoreCase) == 0;
         var address = relay.GetLeftPart(UriPartial.Path).TrimEnd('/');
-        return isDefault ? $"croc receive {code}" : $"croc receive --relay {address} {code}";
+        var receive = isDefault ? $"{command} receive" : $"{command} receive --relay {address}";
+        return windows ? $"{receive} {code}" : $"CROC_SECRET={code} {receive}";
     }
 
     private static SendContent Content(CliConsole console, string[] paths, string? text, string name)
