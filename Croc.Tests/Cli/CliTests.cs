@@ -75,37 +75,53 @@ public sealed class CliTests : TransferTestBase
 
     [Test]
     [CancelAfter(60_000)]
-    public async Task Send_EmbeddedPortHeldByRunningRelay_UsesThatRelay(CancellationToken cancellationToken)
+    public async Task Send_TwoConcurrentSendsOnOneMachine_SecondOutlivesTheFirst(CancellationToken cancellationToken)
     {
         var source = NewFolder();
-        var data = WriteRandomFile(Path.Combine(source, "x.bin"), 10_000);
+        var first = WriteRandomFile(Path.Combine(source, "first.bin"), 20_000);
+        var second = WriteRandomFile(Path.Combine(source, "second.bin"), 30_000);
         var target = NewFolder();
-        var code = NewCode();
+        // Both ask for the same relay address, as two `croc send` in two terminals do (9009 by default).
+        var url = $"http://127.0.0.1:{FreePort()}";
 
-        var send = new CliRun(["send", "--embedded-url", $"http://127.0.0.1:{Relay.BaseAddress.Port}", "--embedded-ports", "0", "--code", code, Path.Combine(source, "x.bin")], cancellationToken: cancellationToken);
-        await send.WaitForLineAsync("code: ", cancellationToken);
-        var receive = await CliRun.CompleteAsync(["receive", "--relay", RelayUrl, "--yes", "--out", target, code], cancellationToken);
+        using var sendOne = new CliRun(["send", "--embedded-url", url, "--embedded-ports", "0,0", "--discovery-port", "0", Path.Combine(source, "first.bin")], cancellationToken: cancellationToken);
+        var (envOne, argsOne) = PrintedCommand(await sendOne.WaitForLineAsync("CROC_SECRET=", cancellationToken));
+        using var sendTwo = new CliRun(["send", "--embedded-url", url, "--embedded-ports", "0,0", "--discovery-port", "0", Path.Combine(source, "second.bin")], cancellationToken: cancellationToken);
+        var (envTwo, argsTwo) = PrintedCommand(await sendTwo.WaitForLineAsync("CROC_SECRET=", cancellationToken));
+        Assert.That(sendTwo.Stderr, Does.Contain("started this send's own relay on free ports"));
 
-        Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
-        Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
-        Assert.That(send.Stderr, Does.Contain("Using the relay already running on this machine"));
-        Assert.That(File.ReadAllBytes(Path.Combine(target, "x.bin")), Is.EqualTo(data));
+        // The first transfer ends and its relay stops; the second is still served by its own.
+        using var receiveOne = await CliRun.CompleteAsync([.. argsOne, "--yes", "--out", Path.Combine(target, "1")], cancellationToken, environment: envOne);
+        Assert.That(await receiveOne.ExitAsync(cancellationToken), Is.Zero, receiveOne.Stderr);
+        Assert.That(await sendOne.ExitAsync(cancellationToken), Is.Zero, sendOne.Stderr);
+        using var receiveTwo = await CliRun.CompleteAsync([.. argsTwo, "--yes", "--out", Path.Combine(target, "2")], cancellationToken, environment: envTwo);
+
+        Assert.That(await receiveTwo.ExitAsync(cancellationToken), Is.Zero, receiveTwo.Stderr);
+        Assert.That(await sendTwo.ExitAsync(cancellationToken), Is.Zero, sendTwo.Stderr);
+        Assert.That(File.ReadAllBytes(Path.Combine(target, "1", "first.bin")), Is.EqualTo(first));
+        Assert.That(File.ReadAllBytes(Path.Combine(target, "2", "second.bin")), Is.EqualTo(second));
     }
 
     [Test]
     [CancelAfter(30_000)]
-    public async Task Send_EmbeddedPortHeldByOtherProgram_FailsPlainlyWithExit3(CancellationToken cancellationToken)
+    public async Task Send_EmbeddedPortHeldByOtherProgram_MovesToFreePortsAndTransfers(CancellationToken cancellationToken)
     {
         var source = NewFolder();
-        WriteRandomFile(Path.Combine(source, "x.bin"), 10);
+        var data = WriteRandomFile(Path.Combine(source, "x.bin"), 10);
+        var target = NewFolder();
         using var squatter = new TcpListener(IPAddress.Loopback, 0);
         squatter.Start();
         var port = ((IPEndPoint)squatter.LocalEndpoint).Port;
 
-        var send = await CliRun.CompleteAsync(["send", "--embedded-url", $"http://127.0.0.1:{port}", "--embedded-ports", "0", Path.Combine(source, "x.bin")], cancellationToken);
+        using var send = new CliRun(["send", "--embedded-url", $"http://127.0.0.1:{port}", "--embedded-ports", "0", "--discovery-port", "0", Path.Combine(source, "x.bin")], cancellationToken: cancellationToken);
+        var (environment, args) = PrintedCommand(await send.WaitForLineAsync("CROC_SECRET=", cancellationToken));
+        Assert.That(args, Does.Not.Contain($"http://127.0.0.1:{port}"));
+        using var receive = await CliRun.CompleteAsync([.. args, "--yes", "--out", target], cancellationToken, environment: environment);
 
-        Assert.That(await send.ExitAsync(cancellationToken), Is.EqualTo(3));
-        Assert.That(send.Stderr.TrimEnd(), Does.StartWith("error: Cannot start the built-in relay").And.Contain("--relay").And.Not.Contain("\n"));
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
+        Assert.That(send.Stderr, Does.Contain($"Port {port} or 0 is in use"));
+        Assert.That(File.ReadAllBytes(Path.Combine(target, "x.bin")), Is.EqualTo(data));
     }
 
     [Test]

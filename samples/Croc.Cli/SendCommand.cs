@@ -56,11 +56,11 @@ internal static class SendCommand
         {
             var url = parse.GetValue(CrocCli.EmbeddedUrlOption)!;
             var ports = LocalRelay.ParsePorts(parse.GetValue(CrocCli.EmbeddedPortsOption)!, "--embedded-ports");
-            relay = await LocalRelay.StartOrReuseAsync(url, ports, loggerFactory, cancellationToken);
+            relay = await LocalRelay.StartOwnAsync(url, ports, loggerFactory, cancellationToken);
             embedded = true;
-            display.Info(relay.Server is not null
-                ? $"[grey]Started a relay on this machine: {Markup.Escape(relay.Advertised.ToString())} (it stops when this transfer ends).[/]"
-                : $"[grey]Using the relay already running on this machine: {Markup.Escape(relay.Relay.ToString())}.[/]");
+            display.Info(relay.MovedFrom is { } taken
+                ? $"[grey]Port {taken.Port} or {Markup.Escape(string.Join(",", ports))} is in use (another croc on this machine?): started this send's own relay on free ports instead, {Markup.Escape(relay.Advertised.ToString())} (TCP ports {Markup.Escape(string.Join(",", relay.Server!.Ports))}; it stops when this transfer ends).[/]"
+                : $"[grey]Started a relay on this machine: {Markup.Escape(relay.Advertised.ToString())} (it stops when this transfer ends).[/]");
         }
 
         await using var server = relay.Server;
