@@ -405,6 +405,7 @@ public sealed class CliTests : TransferTestBase
 
     [TestCase("send|--bogus")]
     [TestCase("receive|--curve|p999|x-y")]
+    [TestCase("send|--curve|p999|--text|hi")]
     [TestCase("receive|--relay|http://127.0.0.1:1")]
     [TestCase("receive|--relay|http://127.0.0.1:1|--yes|nodashatall")]
     [TestCase("send|--relay|http://127.0.0.1:1|/definitely/not/here.txt")]
@@ -493,6 +494,44 @@ public sealed class CliTests : TransferTestBase
         Assert.That(help.StdoutText, Does.Contain("130  cancelled").And.Contain("2    authentication failed").And.Contain("CROC_SECRET"));
         Assert.That(sendHelp.StdoutText, Does.Contain("--text").And.Contain("--code").And.Contain("Exit codes:"));
         Assert.That(sendHelp.StdoutText, Does.Not.Contain("--embedded-url"), "test seams stay hidden");
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task Help_NamesCrocAndListsOnlyOptionsThatApply(CancellationToken cancellationToken)
+    {
+        using var root = await CliRun.CompleteAsync(["--help"], cancellationToken);
+        using var send = await CliRun.CompleteAsync(["send", "--help"], cancellationToken);
+        using var receive = await CliRun.CompleteAsync(["receive", "--help"], cancellationToken);
+        using var relay = await CliRun.CompleteAsync(["relay", "--help"], cancellationToken);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(root.StdoutText, Does.Contain("  croc [command] [options]").And.Not.Contain("Croc.Cli"));
+            Assert.That(receive.StdoutText, Does.Contain("  croc receive [<code>] [options]"));
+            Assert.That(send.StdoutText, Does.Contain("--curve").And.Contain("--relay"));
+            Assert.That(receive.StdoutText, Does.Not.Contain("--curve").And.Contain("--relay").And.Contain("--overwrite"));
+            Assert.That(relay.StdoutText, Does.Not.Contain("--curve").And.Not.Contain("--relay ").And.Not.Contain("--no-progress").And.Contain("--listen"));
+        });
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task Shorthand_CodeAsFirstArgument_Receives(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var data = WriteRandomFile(Path.Combine(source, "short.bin"), 4_000);
+        var target = NewFolder();
+        var code = NewCode();
+
+        using var send = new CliRun(["send", "--relay", RelayUrl, "--code", code, Path.Combine(source, "short.bin")], cancellationToken: cancellationToken);
+        await send.WaitForLineAsync("code: ", cancellationToken);
+        // croc <code> [options]: as in croc, a code on its own means receive.
+        using var receive = await CliRun.CompleteAsync([code, "--relay", RelayUrl, "--yes", "--out", target], cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
+        Assert.That(File.ReadAllBytes(Path.Combine(target, "short.bin")), Is.EqualTo(data));
     }
 
     [TestCase("http://127.0.0.1:9009/", false, "CROC_SECRET=k-a-b croc receive")]

@@ -11,32 +11,27 @@ public static class CrocCli
     internal static readonly Option<string?> RelayOption = new("--relay")
     {
         Description = "The relay URL, e.g. http://relay.example:9009 (default: CROC_RELAY; send: a built-in relay; receive: the relay on this machine, else the sender's, found on the local network).",
-        Recursive = true,
     };
 
     internal static readonly Option<string> CurveOption = new("--curve")
     {
-        Description = "The SPAKE2 curve the sender proposes.",
+        Description = "The SPAKE2 curve to propose (the recipient follows the sender).",
         DefaultValueFactory = _ => "p256",
-        Recursive = true,
     };
 
     internal static readonly Option<bool> QuietOption = new("--quiet", "-q")
     {
-        Description = "Print only errors (and, for send, the code).",
-        Recursive = true,
+        Description = "Print only errors (send still prints the code line).",
     };
 
     internal static readonly Option<bool> NoProgressOption = new("--no-progress")
     {
-        Description = "Do not draw the progress bar.",
-        Recursive = true,
+        Description = "Do not draw the progress line.",
     };
 
     internal static readonly Option<bool> DebugOption = new("--debug")
     {
         Description = "Log at Debug level to standard error and show stack traces.",
-        Recursive = true,
     };
 
     // Hidden: where the built-in relay binds (send) and where receive looks for one; tests move it off port 9009.
@@ -44,14 +39,12 @@ public static class CrocCli
     {
         DefaultValueFactory = _ => LocalRelay.DefaultUrl,
         Hidden = true,
-        Recursive = true,
     };
 
     internal static readonly Option<string> EmbeddedPortsOption = new("--embedded-ports")
     {
         DefaultValueFactory = _ => LocalRelay.DefaultPorts,
         Hidden = true,
-        Recursive = true,
     };
 
     // Hidden: the UDP port of LAN discovery (send: where it answers, 0 = any free port, printed; receive: where it asks).
@@ -59,14 +52,12 @@ public static class CrocCli
     {
         DefaultValueFactory = _ => Discovery.DiscoveryDatagram.DefaultPort,
         Hidden = true,
-        Recursive = true,
     };
 
     // Hidden: receive asks this one address:port instead of broadcasting; tests keep discovery on loopback.
     internal static readonly Option<string?> DiscoveryTargetOption = new("--discovery-target")
     {
         Hidden = true,
-        Recursive = true,
     };
 
     static CrocCli() => CurveOption.AcceptOnlyFromAmong("p256", "p384", "p521", "siec");
@@ -90,13 +81,15 @@ public static class CrocCli
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(console);
-        var root = new RootCommand("croc: send files and folders end to end encrypted to another computer, with a short code.")
+        // Not a RootCommand: its name would be the executable's (Croc.Cli, dotnet), and help must say "croc".
+        var root = new Command("croc", "croc: send files and folders end to end encrypted to another computer, with a short code. 'croc <code>' is short for 'croc receive <code>'.")
         {
-            RelayOption, CurveOption, QuietOption, NoProgressOption, DebugOption, EmbeddedUrlOption, EmbeddedPortsOption, DiscoveryPortOption, DiscoveryTargetOption,
+            new HelpOption(), new VersionOption(),
         };
         root.Subcommands.Add(SendCommand.Create(console));
         root.Subcommands.Add(ReceiveCommand.Create(console));
         root.Subcommands.Add(RelayCommand.Create(console));
+        args = WithReceiveShorthand(args, root);
 
         var help = root.Options.OfType<HelpOption>().Single();
         help.Action = new HelpWithEpilog((HelpAction)help.Action!);
@@ -112,6 +105,25 @@ public static class CrocCli
         var exit = await root.Parse(args).InvokeAsync(configuration, cancellationToken);
         await console.OutputText.FlushAsync(CancellationToken.None);
         return exit;
+    }
+
+    /// <summary>
+    /// <c>croc &lt;code&gt; [options]</c> means <c>croc receive &lt;code&gt; [options]</c>, as in croc: a first argument that is
+    /// neither a command nor an option, and has the code's dash, is taken for a code.
+    /// </summary>
+    internal static string[] WithReceiveShorthand(string[] args, Command root) =>
+        args is [var first, ..] && !first.StartsWith('-') && first.Contains('-', StringComparison.Ordinal)
+        && !root.Subcommands.Any(c => c.Name == first || c.Aliases.Contains(first))
+            ? ["receive", .. args]
+            : args;
+
+    /// <summary>The options every transfer command takes (added to each, so that help lists them where they apply).</summary>
+    internal static void AddTransferOptions(Command command)
+    {
+        foreach (var option in new Option[] { RelayOption, QuietOption, NoProgressOption, DebugOption, EmbeddedUrlOption, EmbeddedPortsOption, DiscoveryPortOption, DiscoveryTargetOption })
+        {
+            command.Options.Add(option);
+        }
     }
 
     /// <summary>Runs a command body, turning every failure into one <c>error:</c> line and its exit code.</summary>
@@ -167,7 +179,7 @@ public static class CrocCli
         public override int Invoke(ParseResult parseResult)
         {
             var exit = inner.Invoke(parseResult);
-            parseResult.InvocationConfiguration.Output.WriteLine(ExitCodes.Epilog);
+            parseResult.InvocationConfiguration.Output.WriteLine(parseResult.CommandResult.Command.Name == "relay" ? ExitCodes.RelayEpilog : ExitCodes.Epilog);
             return exit;
         }
     }

@@ -26,6 +26,7 @@ internal static class ReceiveCommand
         {
             code, output, overwrite, yes, stdout,
         };
+        CrocCli.AddTransferOptions(command);
         command.SetAction((parse, ct) => CrocCli.GuardAsync(
             console,
             parse,
@@ -53,7 +54,7 @@ internal static class ReceiveCommand
 
         var croc = Croc.New(o =>
         {
-            o.WithRelay(relay).WithCurve(parse.GetValue(CrocCli.CurveOption)!);
+            o.WithRelay(relay);
             o.WithOverwrite(settings.Overwrite ? CrocOverwritePolicy.Overwrite : CrocOverwritePolicy.Fail);
             o.WithOfferConfirmation((offer, ct) => ConfirmAsync(console, display, settings, outputDirectory, offer, ct));
             if (outputDirectory is not null)

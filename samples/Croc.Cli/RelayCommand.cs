@@ -20,7 +20,7 @@ internal static class RelayCommand
             DefaultValueFactory = _ => LocalRelay.DefaultPorts,
         };
         var host = new Option<string?>("--host") { Description = "The host name or address clients should use for the TCP ports (default: the relay URL's host)." };
-        var command = new Command("relay", "Run a relay on this machine until Ctrl+C.") { listen, ports, host };
+        var command = new Command("relay", "Run a relay on this machine until Ctrl+C.") { listen, ports, host, CrocCli.QuietOption, CrocCli.DebugOption };
         command.SetAction((parse, ct) => CrocCli.GuardAsync(
             console,
             parse,

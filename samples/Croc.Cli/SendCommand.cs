@@ -28,8 +28,9 @@ internal static class SendCommand
         };
         var command = new Command("send", "Send files, folders, a text or standard input; prints the code the other side needs.")
         {
-            paths, text, name, code,
+            paths, text, name, code, CrocCli.CurveOption,
         };
+        CrocCli.AddTransferOptions(command);
         command.SetAction((parse, ct) => CrocCli.GuardAsync(
             console,
             parse,
