@@ -131,4 +131,50 @@ public sealed class CliTerminalTests : TransferTestBase
         Assert.That(screen[^1], Does.Match(@"^Sent 1 file, 3\.0 MB \(3000000 bytes\) in [0-9.]+ m?s, [0-9.]+ [KMG]?B/s$"));
         Assert.That(await terminal.CursorVisibleAsync(cancellationToken), Is.True);
     }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task Receive_TextWithTerminalEscapes_ShownNotObeyed(CancellationToken cancellationToken)
+    {
+        // Would set the window title, clear the screen and forge a status line if printed raw.
+        const string text = "\u001b]0;pwned\u0007\u001b[2J\u001b[Hhello\rerror: fake\nsecond line";
+        var code = Croc.GenerateCode();
+        var folder = NewFolder();
+        using var send = new CliRun(["send", "--relay", RelayUrl, "--code", code, "--text", text], cancellationToken: cancellationToken);
+        await send.WaitForLineAsync("code: ", cancellationToken);
+
+        await using var terminal = await TerminalSession.StartAsync(["receive", "--relay", RelayUrl, "--yes", code], folder, cancellationToken);
+
+        Assert.That(await terminal.WaitForExitAsync(Bound, cancellationToken), Is.Zero, string.Join('\n', await terminal.ScreenAsync(cancellationToken)));
+        Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
+        var screen = await terminal.ScreenAsync(cancellationToken);
+        Assert.That(screen, Has.Some.EqualTo(@"\u001B]0;pwned\u0007\u001B[2J\u001B[Hhello\u000Derror: fake"), string.Join('\n', screen));
+        Assert.That(screen, Has.Some.EqualTo("second line"));
+        Assert.That(screen[0], Does.StartWith("Incoming text"), "nothing cleared the screen");
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task Relay_LogToFileWhileStdoutIsATerminal_NoColourCodes(CancellationToken cancellationToken)
+    {
+        var folder = NewFolder();
+        var log = Path.Combine(folder, "relay.log");
+
+        await using var terminal = await TerminalSession.StartAsync(["relay", "--listen", "http://127.0.0.1:0", "--ports", "0"], folder, cancellationToken, stderrFile: log);
+        var deadline = DateTime.UtcNow + Bound;
+        while (!(File.Exists(log) && File.ReadAllText(log).Contains("relay listening at", StringComparison.Ordinal)))
+        {
+            Assert.That(DateTime.UtcNow, Is.LessThan(deadline), "the relay did not start");
+            await Task.Delay(50, cancellationToken);
+        }
+
+        await terminal.PressAsync("C-c", cancellationToken);
+
+        Assert.That(await terminal.WaitForExitAsync(Bound, cancellationToken), Is.Zero);
+        var text = await File.ReadAllTextAsync(log, cancellationToken);
+        Assert.That(text, Does.Contain("info:"), "the relay logged");
+        // Ordinal: a culture-aware search ignores control characters such as ESC.
+        Assert.That(text.Contains('\u001b', StringComparison.Ordinal), Is.False, "a log file gets no colour codes: " + text.Replace("\u001b", "<ESC>", StringComparison.Ordinal));
+        Assert.That(text, Does.Not.Contain("Hosting environment").And.Not.Contain("Content root path"));
+    }
 }

@@ -173,8 +173,9 @@ public sealed class CliTests : TransferTestBase
 
         Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
         Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
-        Assert.That(receive.StdoutText, Is.EqualTo(text + "\n"));
+        Assert.That(receive.StdoutText, Is.EqualTo(text + "\n"), "not a terminal: printed exactly as sent");
         Assert.That(Directory.EnumerateFileSystemEntries(target), Is.Empty);
+        Assert.That(send.Stderr, Does.Contain("Sent a text (19 characters)."));
     }
 
     [Test]
@@ -263,6 +264,7 @@ public sealed class CliTests : TransferTestBase
         Assert.That(await send.ExitAsync(cancellationToken), Is.EqualTo(5), send.Stderr);
         Assert.That(receive.Stderr, Does.Contain("offer.bin"), "the offer is shown first");
         Assert.That(receive.Stderr, Does.Contain("error: Not accepting without confirmation").And.Contain("--yes"));
+        Assert.That(send.Stderr, Does.Contain("declined").And.Not.Contain("--yes"), "the recipient's own advice is not the sender's");
         Assert.That(Directory.EnumerateFileSystemEntries(target), Is.Empty);
     }
 
@@ -454,7 +456,7 @@ public sealed class CliTests : TransferTestBase
         var relay = new CliRun(["relay", "--listen", "http://127.0.0.1:0", "--ports", "0,0", "--quiet"], cancellationToken: ctrlC.Token);
         var listening = await relay.WaitForLineAsync("relay listening at ", cancellationToken);
         var url = listening.Split(' ')[3];
-        Assert.That(listening, Does.Match(@"TCP ports \d+,\d+\)"));
+        Assert.That(listening, Does.Match(@"TCP ports \d+,\d+ on 127\.0\.0\.1\)"));
 
         var source = NewFolder();
         var data = WriteRandomFile(Path.Combine(source, "r.bin"), 200_000);
@@ -494,6 +496,141 @@ public sealed class CliTests : TransferTestBase
         Assert.That(help.StdoutText, Does.Contain("130  cancelled").And.Contain("2    authentication failed").And.Contain("CROC_SECRET"));
         Assert.That(sendHelp.StdoutText, Does.Contain("--text").And.Contain("--code").And.Contain("Exit codes:"));
         Assert.That(sendHelp.StdoutText, Does.Not.Contain("--embedded-url"), "test seams stay hidden");
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task Receive_SeveralExistingFiles_NamesEveryOneAndTheFlag(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var target = NewFolder();
+        foreach (var name in new[] { "a.txt", "b.txt", "c.bin", "new.txt" })
+        {
+            WriteRandomFile(Path.Combine(source, name), 100);
+        }
+
+        foreach (var name in new[] { "a.txt", "b.txt", "c.bin" })
+        {
+            File.WriteAllText(Path.Combine(target, name), "keep");
+        }
+
+        var code = NewCode();
+        using var send = new CliRun(["send", "--relay", RelayUrl, "--code", code, .. new[] { "a.txt", "b.txt", "c.bin", "new.txt" }.Select(n => Path.Combine(source, n))], cancellationToken: cancellationToken);
+        await send.WaitForLineAsync("code: ", cancellationToken);
+        using var receive = await CliRun.CompleteAsync(["receive", "--relay", RelayUrl, "--yes", "--out", target, code], cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.EqualTo(5), receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.EqualTo(5), send.Stderr);
+        Assert.That(receive.Stderr, Does.Contain("3 files already exist").And.Contain("\"a.txt\", \"b.txt\", \"c.bin\"").And.Contain("pass --overwrite"));
+        Assert.That(File.Exists(Path.Combine(target, "new.txt")), Is.False);
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task Receive_WrongCode_OutputFolderNotCreated(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        WriteRandomFile(Path.Combine(source, "s.bin"), 100);
+        var target = Path.Combine(NewFolder(), "not-yet");
+        var code = NewCode();
+
+        using var send = new CliRun(["send", "--relay", RelayUrl, "--code", code, Path.Combine(source, "s.bin")], cancellationToken: cancellationToken);
+        await send.WaitForLineAsync("code: ", cancellationToken);
+        using var receive = await CliRun.CompleteAsync(["receive", "--relay", RelayUrl, "--yes", "--out", target, code.Split('-')[0] + "-wrong-guess-here"], cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.EqualTo(2), receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.EqualTo(2), send.Stderr);
+        Assert.That(Directory.Exists(target), Is.False, "--out is created only once the offer is accepted");
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task Send_MalformedCode_UsageErrorNamingTheFlagBeforeAnyRelayStarts(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        WriteRandomFile(Path.Combine(source, "x.bin"), 10);
+
+        // No --relay: a relay would be started on this address if the code were not checked first.
+        using var send = await CliRun.CompleteAsync(["send", "--embedded-url", "http://127.0.0.1:0", "--embedded-ports", "0", "--discovery-port", "0", "--code", "short", Path.Combine(source, "x.bin")], cancellationToken);
+        using var secret = await CliRun.CompleteAsync(
+            ["send", "--embedded-url", "http://127.0.0.1:0", "--embedded-ports", "0", "--discovery-port", "0", Path.Combine(source, "x.bin")], cancellationToken, environment: new Dictionary<string, string> { ["CROC_SECRET"] = "nodash" });
+
+        Assert.That(await send.ExitAsync(cancellationToken), Is.EqualTo(1));
+        Assert.That(send.Stderr, Does.StartWith("error: --code is not a usable code").And.Not.Contain("Started a relay").And.Not.Contain("options"));
+        Assert.That(await secret.ExitAsync(cancellationToken), Is.EqualTo(1));
+        Assert.That(secret.Stderr, Does.StartWith("error: CROC_SECRET is not a usable code"));
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task Receive_StdoutWithOut_UsageErrorBeforeLookingForARelay(CancellationToken cancellationToken)
+    {
+        using var receive = await CliRun.CompleteAsync(
+            ["receive", "--embedded-url", $"http://127.0.0.1:{FreePort()}", "--discovery-target", $"127.0.0.1:{FreeUdpPort()}", "--stdout", "--out", NewFolder(), NewCode()], cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.EqualTo(1));
+        Assert.That(receive.Stderr, Is.EqualTo("error: --stdout and --out cannot be used together.\n"));
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task RelayCommand_PortInUse_OneLineExit3(CancellationToken cancellationToken)
+    {
+        using var squatter = new TcpListener(IPAddress.Loopback, 0);
+        squatter.Start();
+        var port = ((IPEndPoint)squatter.LocalEndpoint).Port;
+
+        using var relay = await CliRun.CompleteAsync(["relay", "--listen", $"http://127.0.0.1:{port}", "--ports", "0", "--quiet"], cancellationToken);
+
+        Assert.That(await relay.ExitAsync(cancellationToken), Is.EqualTo(3));
+        Assert.That(relay.Stderr, Does.StartWith($"error: Cannot listen on http://127.0.0.1:{port}").And.Contain("--listen"));
+        Assert.That(relay.Stderr.TrimEnd(), Does.Not.Contain("\n"), "one line, no stack trace");
+    }
+
+    [TestCase("--listen|https://127.0.0.1:0", "error: --listen 'https://127.0.0.1:0' is not valid: croc relay serves plain http:// only")]
+    [TestCase("--max-wait|soon", "error: --max-wait 'soon' is not valid: expected a duration")]
+    [TestCase("--max-channels|0", "error: The relay settings are invalid: MaxChannels")]
+    [CancelAfter(30_000)]
+    public async Task RelayCommand_BadSetting_OneLineExit1(string arguments, string expected, CancellationToken cancellationToken)
+    {
+        using var relay = await CliRun.CompleteAsync(["relay", "--ports", "0", .. arguments.Split('|')], cancellationToken);
+
+        Assert.That(await relay.ExitAsync(cancellationToken), Is.EqualTo(1), relay.Stderr);
+        Assert.That(relay.Stderr, Does.StartWith(expected));
+        Assert.That(relay.Stderr.TrimEnd(), Does.Not.Contain("\n"));
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task RelayCommand_SettingsFromFileEnvironmentAndFlags_FlagsWinThenEnvironment(CancellationToken cancellationToken)
+    {
+        var config = Path.Combine(NewFolder(), "relay.json");
+        // The file asks for three ports and a bad host, the environment overrides the ports, the flag the host.
+        File.WriteAllText(config, """{ "Listen": "http://127.0.0.1:0", "Ports": [0, 0, 0], "MaxChannels": 5, "Host": "from-file" }""");
+        var environment = new Dictionary<string, string> { ["CROC_CONFIG"] = config, ["CROC_PORTS"] = "0,0", ["CROC_HOST"] = "from-env" };
+        using var ctrlC = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+
+        using var relay = new CliRun(["relay", "--host", "from-flag", "--quiet"], environment: environment, cancellationToken: ctrlC.Token);
+        var listening = await relay.WaitForLineAsync("relay listening at ", cancellationToken);
+        var others = await relay.WaitForLineAsync("others use: ", cancellationToken);
+        await ctrlC.CancelAsync();
+
+        Assert.That(await relay.ExitAsync(cancellationToken), Is.Zero, relay.Stderr);
+        Assert.That(listening, Does.Match(@"^relay listening at http://127\.0\.0\.1:\d+/ \(TCP ports \d+,\d+ on 127\.0\.0\.1\)"));
+        Assert.That(others, Does.Match(@"^others use: --relay http://from-flag:\d+$"));
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task RelayCommand_UnknownSettingInFile_Exit1(CancellationToken cancellationToken)
+    {
+        var config = Path.Combine(NewFolder(), "relay.json");
+        File.WriteAllText(config, """{ "MaxChanels": 5 }""");
+
+        using var relay = await CliRun.CompleteAsync(["relay", "--config", config], cancellationToken);
+
+        Assert.That(await relay.ExitAsync(cancellationToken), Is.EqualTo(1));
+        Assert.That(relay.Stderr, Does.Contain("unknown setting \"MaxChanels\""));
     }
 
     [Test]

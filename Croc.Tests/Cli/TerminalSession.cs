@@ -35,7 +35,7 @@ internal sealed class TerminalSession : IAsyncDisposable
 
     /// <summary>Starts <c>croc <paramref name="args"/></c> in a <paramref name="width"/> × <paramref name="height"/> terminal.</summary>
     public static async Task<TerminalSession> StartAsync(
-        IReadOnlyList<string> args, string workingDirectory, CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? environment = null, int width = 100, int height = 30)
+        IReadOnlyList<string> args, string workingDirectory, CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? environment = null, int width = 100, int height = 30, string? stderrFile = null)
     {
         // Unix socket paths are short (108 bytes): a short folder under /tmp, not the test's own temp path.
         var folder = Path.Combine("/tmp", "croc-tty-" + Guid.NewGuid().ToString("N")[..12]);
@@ -58,7 +58,9 @@ internal sealed class TerminalSession : IAsyncDisposable
             // bash stays in the pane after croc ends, so the terminal state croc left (the cursor) can still be read:
             // a dead pane has its cursor hidden by tmux. bash also lets croc handle Ctrl+C itself (it waits for its
             // foreground child and only gives up if the child died of the signal). The exit status goes to a file.
-            command.AddRange(["--", "bash", "-c", "\"$@\"; echo $? > \"$0\"; exec sleep 300", session._exitFile, FindOnPath("dotnet") ?? "dotnet", CliDll]);
+            // With stderrFile, standard error goes to that file while standard output stays the terminal.
+            var run = stderrFile is null ? "\"$@\"" : $"\"$@\" 2>'{stderrFile.Replace("'", "'\\''", StringComparison.Ordinal)}'";
+            command.AddRange(["--", "bash", "-c", run + "; echo $? > \"$0\"; exec sleep 300", session._exitFile, FindOnPath("dotnet") ?? "dotnet", CliDll]);
             command.AddRange(args);
             await session.TmuxAsync(command, cancellationToken);
             return session;

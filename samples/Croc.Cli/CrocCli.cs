@@ -130,7 +130,7 @@ public static class CrocCli
     internal static async Task<int> GuardAsync(CliConsole console, ParseResult parse, Func<ILoggerFactory?, Task<int>> body, CancellationToken cancellationToken)
     {
         var debug = parse.GetValue(DebugOption);
-        using var loggerFactory = debug ? CreateLoggerFactory(LogLevel.Debug) : null;
+        using var loggerFactory = debug ? CreateLoggerFactory(LogLevel.Debug, console.IsErrorTerminal) : null;
         try
         {
             return await body(loggerFactory);
@@ -142,7 +142,7 @@ public static class CrocCli
         }
         catch (Exception ex)
         {
-            var message = string.Join(" ", ex.Message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+            var message = ForCommandLine(ex);
             await console.Error.WriteLineAsync("error: " + message);
             if (debug)
             {
@@ -157,16 +157,41 @@ public static class CrocCli
         }
     }
 
-    /// <summary>Console logs, all on standard error so that standard output only carries data.</summary>
-    internal static ILoggerFactory CreateLoggerFactory(LogLevel level) => LoggerFactory.Create(builder => builder
+    /// <summary>
+    /// One line for <paramref name="exception"/>, in the command line's words: the library's advice names its
+    /// options ("allow overwriting"); here the flag is named.
+    /// </summary>
+    internal static string ForCommandLine(Exception exception)
+    {
+        var message = string.Join(" ", exception.Message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        if (exception is CrocException { Code: CrocErrorCode.FileExists })
+        {
+            message = message
+                .Replace("allow overwriting to replace them.", "pass --overwrite to replace them.", StringComparison.Ordinal)
+                .Replace("allow overwriting to replace it.", "pass --overwrite to replace it.", StringComparison.Ordinal);
+        }
+
+        return message;
+    }
+
+    /// <summary>
+    /// Console logs, all on standard error so that standard output only carries data; coloured only when standard
+    /// error is a terminal (the console logger would otherwise judge by standard output, and colour a log file).
+    /// The web host's own start-up chatter and its failure report are left out unless at Debug level: croc says
+    /// what went wrong in its one error line.
+    /// </summary>
+    internal static ILoggerFactory CreateLoggerFactory(LogLevel level, bool colour) => LoggerFactory.Create(builder => builder
         .SetMinimumLevel(level)
         .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace)
         .AddSimpleConsole(o =>
         {
             o.SingleLine = true;
             o.TimestampFormat = "HH:mm:ss ";
+            o.ColorBehavior = colour ? Microsoft.Extensions.Logging.Console.LoggerColorBehavior.Enabled : Microsoft.Extensions.Logging.Console.LoggerColorBehavior.Disabled;
         })
-        .AddFilter("Microsoft.AspNetCore", level <= LogLevel.Debug ? LogLevel.Information : LogLevel.Warning));
+        .AddFilter("Microsoft.AspNetCore", level <= LogLevel.Debug ? LogLevel.Information : LogLevel.Warning)
+        .AddFilter("Microsoft.Hosting.Lifetime", level <= LogLevel.Debug ? LogLevel.Information : LogLevel.None)
+        .AddFilter("Microsoft.Extensions.Hosting", level <= LogLevel.Debug ? LogLevel.Information : LogLevel.None));
 
     /// <summary>The relay from --relay or CROC_RELAY, if either is set.</summary>
     internal static string? ExplicitRelay(ParseResult parse, CliConsole console) =>

@@ -148,6 +148,15 @@ internal static class LocalRelay
         return ports.Count > 0 ? ports : throw Bad(text, option);
     }
 
+    /// <summary>A relay to use (--relay, CROC_RELAY): a URL, or host:port meaning http://host:port.</summary>
+    public static Uri ParseRelay(string relay)
+    {
+        var url = relay.Contains("://", StringComparison.Ordinal) ? relay : "http://" + relay;
+        return Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.Host.Length > 0
+            ? uri
+            : throw new CliException(ExitCodes.Usage, $"--relay '{relay}' is not a relay address such as http://192.168.1.20:9009 or relay.example:9009.");
+    }
+
     public static Uri ParseUrl(string url, string option) =>
         Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"
             ? uri

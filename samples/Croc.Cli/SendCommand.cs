@@ -42,22 +42,37 @@ internal static class SendCommand
     private static async Task<int> RunAsync(
         CliConsole console, ParseResult parse, string[] paths, string? text, string name, string? code, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory, CancellationToken cancellationToken)
     {
+        // Everything the command line says is checked before a relay starts or anything goes on the network.
         var content = Content(console, paths, text, name);
+        var codeSource = code is not null ? "--code" : "CROC_SECRET";
         code ??= console.GetEnvironmentVariable("CROC_SECRET") is { Length: > 0 } secret ? secret : null;
+        if (code is not null)
+        {
+            CheckCode(code, codeSource);
+        }
+
+        var discoveryPort = parse.GetValue(CrocCli.DiscoveryPortOption);
+        if (discoveryPort is < 0 or > 65535)
+        {
+            throw new CliException(ExitCodes.Usage, $"--discovery-port {discoveryPort} is not a port number (0-65535).");
+        }
+
+        var given = CrocCli.ExplicitRelay(parse, console) is { } explicitRelay ? LocalRelay.ParseRelay(explicitRelay) : null;
+        var embeddedUrl = parse.GetValue(CrocCli.EmbeddedUrlOption)!;
+        var embeddedPorts = LocalRelay.ParsePorts(parse.GetValue(CrocCli.EmbeddedPortsOption)!, "--embedded-ports");
+        LocalRelay.ParseUrl(embeddedUrl, "--embedded-url");
         var display = new TransferDisplay(console, dataOnStdout: false, parse.GetValue(CrocCli.QuietOption), parse.GetValue(CrocCli.NoProgressOption));
 
         LocalRelay.Found relay;
         var embedded = false;
-        if (CrocCli.ExplicitRelay(parse, console) is { } given)
+        if (given is not null)
         {
-            var uri = LocalRelay.ParseUrl(given, "--relay");
-            relay = new LocalRelay.Found(null, uri, uri);
+            relay = new LocalRelay.Found(null, given, given);
         }
         else
         {
-            var url = parse.GetValue(CrocCli.EmbeddedUrlOption)!;
-            var ports = LocalRelay.ParsePorts(parse.GetValue(CrocCli.EmbeddedPortsOption)!, "--embedded-ports");
-            relay = await LocalRelay.StartOwnAsync(url, ports, loggerFactory, cancellationToken);
+            var ports = embeddedPorts;
+            relay = await LocalRelay.StartOwnAsync(embeddedUrl, ports, loggerFactory, cancellationToken);
             embedded = true;
             display.Info(relay.MovedFrom is { } taken
                 ? $"[grey]Port {taken.Port} or {Markup.Escape(string.Join(",", ports))} is in use (another croc on this machine?): started this send's own relay on free ports instead, {Markup.Escape(relay.Advertised.ToString())} (TCP ports {Markup.Escape(string.Join(",", relay.Server!.Ports))}; it stops when this transfer ends).[/]"
@@ -99,11 +114,6 @@ internal static class SendCommand
     private static DiscoveryResponder? StartResponder(TransferDisplay display, ParseResult parse, LocalRelay.Found relay, string channel)
     {
         var port = parse.GetValue(CrocCli.DiscoveryPortOption);
-        if (port is < 0 or > 65535)
-        {
-            throw new CliException(ExitCodes.Usage, $"--discovery-port {port} is not a port number (0-65535).");
-        }
-
         // The relay's own bind address: a relay only on loopback is only discoverable on loopback.
         var bind = LocalRelay.ListenAddressFor(LocalRelay.ParseUrl(parse.GetValue(CrocCli.EmbeddedUrlOption)!, "--embedded-url"));
         var address = IPAddress.TryParse(bind, out var parsed) ? parsed : IPAddress.Any;
@@ -133,10 +143,28 @@ internal static class SendCommand
         return windows ? $"{receive} {code}" : $"CROC_SECRET={code} {receive}";
     }
 
+    /// <summary>A malformed code is a usage error naming where it came from (the library would call it an option).</summary>
+    internal static void CheckCode(string code, string source)
+    {
+        try
+        {
+            Codes.CodePhrase.Parse(code);
+        }
+        catch (CrocException ex)
+        {
+            throw new CliException(ExitCodes.Usage, $"{source} is not a usable code: {ex.Message}");
+        }
+    }
+
     private static SendContent Content(CliConsole console, string[] paths, string? text, string name)
     {
         if (text is not null)
         {
+            if (text.Length == 0)
+            {
+                throw new CliException(ExitCodes.Usage, "--text is empty: give the text to send, e.g. --text \"meet at 10\".");
+            }
+
             return paths.Length == 0
                 ? SendContent.FromText(text)
                 : throw new CliException(ExitCodes.Usage, "Send either --text or files, not both.");

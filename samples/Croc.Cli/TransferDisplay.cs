@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Spectre.Console;
@@ -21,6 +20,7 @@ internal sealed class TransferDisplay : IProgress<TransferProgress>
     private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(100);
 
     private readonly CliConsole _console;
+    private readonly TimeProvider _time;
     private readonly bool _quiet;
     private readonly bool _progress;
     private readonly Lock _lock = new();
@@ -28,12 +28,13 @@ internal sealed class TransferDisplay : IProgress<TransferProgress>
     private bool _lineShown;
     private bool _prompting;
     private string _verb = string.Empty;
-    private long _transferStarted;
-    private long _transferEnded;
+    private long? _transferStarted;
+    private long? _transferEnded;
 
-    public TransferDisplay(CliConsole console, bool dataOnStdout, bool quiet, bool noProgress)
+    public TransferDisplay(CliConsole console, bool dataOnStdout, bool quiet, bool noProgress, TimeProvider? time = null)
     {
         _console = console;
+        _time = time ?? TimeProvider.System;
         var useStdout = console.IsOutputTerminal && !dataOnStdout;
         Writer = useStdout ? console.OutputText : console.Error;
         IsTerminal = useStdout || console.IsErrorTerminal;
@@ -66,12 +67,7 @@ internal sealed class TransferDisplay : IProgress<TransferProgress>
         {
             lock (_lock)
             {
-                if (_transferStarted == 0)
-                {
-                    return null;
-                }
-
-                return Stopwatch.GetElapsedTime(_transferStarted, _transferEnded != 0 ? _transferEnded : Stopwatch.GetTimestamp());
+                return MovingLocked();
             }
         }
     }
@@ -81,14 +77,14 @@ internal sealed class TransferDisplay : IProgress<TransferProgress>
         lock (_lock)
         {
             _latest = value;
-            if (value.Stage >= TransferStage.Transferring && _transferStarted == 0)
+            if (value.Stage >= TransferStage.Transferring && _transferStarted is null)
             {
-                _transferStarted = Stopwatch.GetTimestamp();
+                _transferStarted = _time.GetTimestamp();
             }
 
-            if (value.Stage == TransferStage.Completed && _transferEnded == 0)
+            if (value.Stage == TransferStage.Completed && _transferEnded is null)
             {
-                _transferEnded = Stopwatch.GetTimestamp();
+                _transferEnded = _time.GetTimestamp();
             }
         }
     }
@@ -310,7 +306,7 @@ internal sealed class TransferDisplay : IProgress<TransferProgress>
     }
 
     private TimeSpan? MovingLocked() =>
-        _transferStarted == 0 ? null : Stopwatch.GetElapsedTime(_transferStarted, _transferEnded != 0 ? _transferEnded : Stopwatch.GetTimestamp());
+        _transferStarted is { } started ? _time.GetElapsedTime(started, _transferEnded ?? _time.GetTimestamp()) : null;
 
     private void HideLineLocked()
     {
