@@ -54,7 +54,7 @@ internal static class ReceiveCommand
         var targets = given is null ? DiscoveryTargets(parse) : [];
         var display = new TransferDisplay(console, dataOnStdout: settings.Stdout, parse.GetValue(CrocCli.QuietOption), parse.GetValue(CrocCli.NoProgressOption));
         var code = await ReadCodeAsync(console, display, settings.Code, cancellationToken);
-        SendCommand.CheckCode(code, settings.Code is { Length: > 0 } ? "The code" : "CROC_SECRET");
+        SendCommand.CheckCode(code, settings.Code is { Length: > 0 } ? "The code given" : console.GetEnvironmentVariable("CROC_SECRET") is { Length: > 0 } ? "CROC_SECRET" : "The code entered");
         var relay = given ?? await FindRelayAsync(display, parse, code, targets, cancellationToken);
 
         var croc = Croc.New(o =>

@@ -71,11 +71,10 @@ internal static class SendCommand
         }
         else
         {
-            var ports = embeddedPorts;
-            relay = await LocalRelay.StartOwnAsync(embeddedUrl, ports, loggerFactory, cancellationToken);
+            relay = await LocalRelay.StartOwnAsync(embeddedUrl, embeddedPorts, loggerFactory, cancellationToken);
             embedded = true;
             display.Info(relay.MovedFrom is { } taken
-                ? $"[grey]Port {taken.Port} or {Markup.Escape(string.Join(",", ports))} is in use (another croc on this machine?): started this send's own relay on free ports instead, {Markup.Escape(relay.Advertised.ToString())} (TCP ports {Markup.Escape(string.Join(",", relay.Server!.Ports))}; it stops when this transfer ends).[/]"
+                ? $"[grey]Port {taken.Port} or {Markup.Escape(string.Join(",", embeddedPorts))} is in use (another croc on this machine?): started this send's own relay on free ports instead, {Markup.Escape(relay.Advertised.ToString())} (TCP ports {Markup.Escape(string.Join(",", relay.Server!.Ports))}; it stops when this transfer ends).[/]"
                 : $"[grey]Started a relay on this machine: {Markup.Escape(relay.Advertised.ToString())} (it stops when this transfer ends).[/]");
         }
 
