@@ -574,6 +574,22 @@ public sealed class CliTests : TransferTestBase
 
     [Test]
     [CancelAfter(30_000)]
+    public async Task Send_RelayUrlMissingItsPath_HintsAtThePath(CancellationToken cancellationToken)
+    {
+        using var send = await CliRun.CompleteAsync(["send", "--relay", RelayUrl + "croc", "--text", "hi"], cancellationToken);
+
+        Assert.That(await send.ExitAsync(cancellationToken), Is.EqualTo(3), send.Stderr);
+        Assert.That(send.Stderr, Does.Contain("(not_found)").And.Contain("give it in full: --relay http://host:9009/croc"));
+    }
+
+    [TestCase("waited 00:00:30.", "waited 30 s.")]
+    [TestCase("within 00:10:00 and 00:00:05", "within 10 min and 5.0 s")]
+    [TestCase("at 12:34 nothing", "at 12:34 nothing")]
+    public void ForCommandLine_TimeSpansForPeople(string message, string expected) =>
+        Assert.That(CrocNet.Cli.CrocCli.ForCommandLine(new CrocException(CrocErrorCode.Timeout, message)), Is.EqualTo(expected));
+
+    [Test]
+    [CancelAfter(30_000)]
     public async Task RelayCommand_PortInUse_OneLineExit3(CancellationToken cancellationToken)
     {
         using var squatter = new TcpListener(IPAddress.Loopback, 0);

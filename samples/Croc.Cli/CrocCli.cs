@@ -6,7 +6,7 @@ using Microsoft.Extensions.Logging;
 namespace CrocNet.Cli;
 
 /// <summary>The <c>croc</c> command line, runnable in-process against any streams.</summary>
-public static class CrocCli
+public static partial class CrocCli
 {
     internal static readonly Option<string?> RelayOption = new("--relay")
     {
@@ -171,8 +171,17 @@ public static class CrocCli
                 .Replace("allow overwriting to replace it.", "pass --overwrite to replace it.", StringComparison.Ordinal);
         }
 
-        return message;
+        if (exception is CrocException { Code: CrocErrorCode.RelayRefused } && message.Contains("(not_found)", StringComparison.Ordinal))
+        {
+            message += " If the relay is served under a path (e.g. /croc), give it in full: --relay http://host:9009/croc.";
+        }
+
+        // Time spans for people: "waited 30 s", not "waited 00:00:30".
+        return ClockSpan().Replace(message, m => TransferDisplay.Duration(TimeSpan.Parse(m.Value, System.Globalization.CultureInfo.InvariantCulture)));
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"\b\d{2}:\d{2}:\d{2}(\.\d+)?\b")]
+    private static partial System.Text.RegularExpressions.Regex ClockSpan();
 
     /// <summary>
     /// Console logs, all on standard error so that standard output only carries data; coloured only when standard

@@ -276,8 +276,15 @@ internal sealed class TransferDisplay : IProgress<TransferProgress>
             return string.Create(CultureInfo.InvariantCulture, $"{span.TotalSeconds:0} s");
         }
 
-        return span < TimeSpan.FromHours(1)
-            ? string.Create(CultureInfo.InvariantCulture, $"{(int)span.TotalMinutes} min {span.Seconds} s")
+        if (span < TimeSpan.FromHours(1))
+        {
+            return span.Seconds == 0
+                ? string.Create(CultureInfo.InvariantCulture, $"{(int)span.TotalMinutes} min")
+                : string.Create(CultureInfo.InvariantCulture, $"{(int)span.TotalMinutes} min {span.Seconds} s");
+        }
+
+        return span.Minutes == 0
+            ? string.Create(CultureInfo.InvariantCulture, $"{(int)span.TotalHours} h")
             : string.Create(CultureInfo.InvariantCulture, $"{(int)span.TotalHours} h {span.Minutes} min");
     }
 
