@@ -137,7 +137,8 @@ public static partial class CrocCli
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            await console.Error.WriteLineAsync("error: cancelled; nothing was kept.");
+            // Only a recipient has something to keep or not; a sender's files are untouched either way.
+            await console.Error.WriteLineAsync(parse.CommandResult.Command.Name == "receive" ? "error: cancelled; nothing was kept." : "error: cancelled.");
             return ExitCodes.Cancelled;
         }
         catch (Exception ex)

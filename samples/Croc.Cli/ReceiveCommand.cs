@@ -184,7 +184,7 @@ internal static class ReceiveCommand
     {
         if (offer.Text is { } text)
         {
-            display.Info($"Incoming text ({TransferDisplay.Size(System.Text.Encoding.UTF8.GetByteCount(text))}).");
+            display.Info($"Incoming text ({text.EnumerateRunes().Count()} characters).");
             return;
         }
 
