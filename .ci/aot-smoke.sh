@@ -15,7 +15,8 @@ fail() { echo "native AOT smoke: $1"; for f in "$WORK"/*.log; do [ -f "$f" ] && 
 
 dotnet publish samples/Croc.Cli/Croc.Cli.csproj -c Release -r linux-x64 -p:PublishAot=true -o "$OUT" -nologo \
   > "$WORK/publish.log" 2>&1 || fail "publish failed"
-CROC=$(cd "$OUT" && pwd)/Croc.Cli
+CROC=$(cd "$OUT" && pwd)/croc
+[ -x "$CROC" ] && [ ! -e "$OUT/Croc.Cli" ] || fail "the published binary is not named croc (or Croc.Cli is left next to it)"
 
 # Ports from a random base below the kernel's ephemeral range (32768+); a base that is taken makes the relay exit,
 # and the next try takes another.

@@ -54,10 +54,10 @@ public sealed class CliTests : TransferTestBase
 
         // No --relay: the CLI starts its own relay (moved off the fixed port 9009 for the test).
         var send = new CliRun(["send", "--embedded-url", "http://127.0.0.1:0", "--embedded-ports", "0,0,0,0", folder], cancellationToken: cancellationToken);
-        var printed = await send.WaitForLineAsync("croc receive ", cancellationToken);
-        Assert.That(printed, Does.Match(@"^croc receive --relay http://127\.0\.0\.1:\d+ [a-z0-9]+-[a-z]+-[a-z]+-[a-z]+$"));
-        var args = printed.Split(' ').Skip(1).Concat(["--yes", "--out", target]).ToArray();
-        var receive = await CliRun.CompleteAsync(args, cancellationToken);
+        var printed = await send.WaitForLineAsync("CROC_SECRET=", cancellationToken);
+        Assert.That(printed, Does.Match(@"^CROC_SECRET=[a-z0-9]+-[a-z]+-[a-z]+-[a-z]+ croc receive --relay http://127\.0\.0\.1:\d+$"));
+        var (environment, args) = PrintedCommand(printed);
+        var receive = await CliRun.CompleteAsync([.. args, "--yes", "--out", target], cancellationToken, environment: environment);
 
         Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
         Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
@@ -75,37 +75,53 @@ public sealed class CliTests : TransferTestBase
 
     [Test]
     [CancelAfter(60_000)]
-    public async Task Send_EmbeddedPortHeldByRunningRelay_UsesThatRelay(CancellationToken cancellationToken)
+    public async Task Send_TwoConcurrentSendsOnOneMachine_SecondOutlivesTheFirst(CancellationToken cancellationToken)
     {
         var source = NewFolder();
-        var data = WriteRandomFile(Path.Combine(source, "x.bin"), 10_000);
+        var first = WriteRandomFile(Path.Combine(source, "first.bin"), 20_000);
+        var second = WriteRandomFile(Path.Combine(source, "second.bin"), 30_000);
         var target = NewFolder();
-        var code = NewCode();
+        // Both ask for the same relay address, as two `croc send` in two terminals do (9009 by default).
+        var url = $"http://127.0.0.1:{FreePort()}";
 
-        var send = new CliRun(["send", "--embedded-url", $"http://127.0.0.1:{Relay.BaseAddress.Port}", "--embedded-ports", "0", "--code", code, Path.Combine(source, "x.bin")], cancellationToken: cancellationToken);
-        await send.WaitForLineAsync("code: ", cancellationToken);
-        var receive = await CliRun.CompleteAsync(["receive", "--relay", RelayUrl, "--yes", "--out", target, code], cancellationToken);
+        using var sendOne = new CliRun(["send", "--embedded-url", url, "--embedded-ports", "0,0", "--discovery-port", "0", Path.Combine(source, "first.bin")], cancellationToken: cancellationToken);
+        var (envOne, argsOne) = PrintedCommand(await sendOne.WaitForLineAsync("CROC_SECRET=", cancellationToken));
+        using var sendTwo = new CliRun(["send", "--embedded-url", url, "--embedded-ports", "0,0", "--discovery-port", "0", Path.Combine(source, "second.bin")], cancellationToken: cancellationToken);
+        var (envTwo, argsTwo) = PrintedCommand(await sendTwo.WaitForLineAsync("CROC_SECRET=", cancellationToken));
+        Assert.That(sendTwo.Stderr, Does.Contain("started this send's own relay on free ports"));
 
-        Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
-        Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
-        Assert.That(send.Stderr, Does.Contain("Using the relay already running on this machine"));
-        Assert.That(File.ReadAllBytes(Path.Combine(target, "x.bin")), Is.EqualTo(data));
+        // The first transfer ends and its relay stops; the second is still served by its own.
+        using var receiveOne = await CliRun.CompleteAsync([.. argsOne, "--yes", "--out", Path.Combine(target, "1")], cancellationToken, environment: envOne);
+        Assert.That(await receiveOne.ExitAsync(cancellationToken), Is.Zero, receiveOne.Stderr);
+        Assert.That(await sendOne.ExitAsync(cancellationToken), Is.Zero, sendOne.Stderr);
+        using var receiveTwo = await CliRun.CompleteAsync([.. argsTwo, "--yes", "--out", Path.Combine(target, "2")], cancellationToken, environment: envTwo);
+
+        Assert.That(await receiveTwo.ExitAsync(cancellationToken), Is.Zero, receiveTwo.Stderr);
+        Assert.That(await sendTwo.ExitAsync(cancellationToken), Is.Zero, sendTwo.Stderr);
+        Assert.That(File.ReadAllBytes(Path.Combine(target, "1", "first.bin")), Is.EqualTo(first));
+        Assert.That(File.ReadAllBytes(Path.Combine(target, "2", "second.bin")), Is.EqualTo(second));
     }
 
     [Test]
     [CancelAfter(30_000)]
-    public async Task Send_EmbeddedPortHeldByOtherProgram_FailsPlainlyWithExit3(CancellationToken cancellationToken)
+    public async Task Send_EmbeddedPortHeldByOtherProgram_MovesToFreePortsAndTransfers(CancellationToken cancellationToken)
     {
         var source = NewFolder();
-        WriteRandomFile(Path.Combine(source, "x.bin"), 10);
+        var data = WriteRandomFile(Path.Combine(source, "x.bin"), 10);
+        var target = NewFolder();
         using var squatter = new TcpListener(IPAddress.Loopback, 0);
         squatter.Start();
         var port = ((IPEndPoint)squatter.LocalEndpoint).Port;
 
-        var send = await CliRun.CompleteAsync(["send", "--embedded-url", $"http://127.0.0.1:{port}", "--embedded-ports", "0", Path.Combine(source, "x.bin")], cancellationToken);
+        using var send = new CliRun(["send", "--embedded-url", $"http://127.0.0.1:{port}", "--embedded-ports", "0", "--discovery-port", "0", Path.Combine(source, "x.bin")], cancellationToken: cancellationToken);
+        var (environment, args) = PrintedCommand(await send.WaitForLineAsync("CROC_SECRET=", cancellationToken));
+        Assert.That(args, Does.Not.Contain($"http://127.0.0.1:{port}"));
+        using var receive = await CliRun.CompleteAsync([.. args, "--yes", "--out", target], cancellationToken, environment: environment);
 
-        Assert.That(await send.ExitAsync(cancellationToken), Is.EqualTo(3));
-        Assert.That(send.Stderr.TrimEnd(), Does.StartWith("error: Cannot start the built-in relay").And.Contain("--relay").And.Not.Contain("\n"));
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
+        Assert.That(send.Stderr, Does.Contain($"Port {port} or 0 is in use"));
+        Assert.That(File.ReadAllBytes(Path.Combine(target, "x.bin")), Is.EqualTo(data));
     }
 
     [Test]
@@ -157,8 +173,9 @@ public sealed class CliTests : TransferTestBase
 
         Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
         Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
-        Assert.That(receive.StdoutText, Is.EqualTo(text + "\n"));
+        Assert.That(receive.StdoutText, Is.EqualTo(text + "\n"), "not a terminal: printed exactly as sent");
         Assert.That(Directory.EnumerateFileSystemEntries(target), Is.Empty);
+        Assert.That(send.Stderr, Does.Contain("Sent a text (19 characters)."));
     }
 
     [Test]
@@ -247,6 +264,7 @@ public sealed class CliTests : TransferTestBase
         Assert.That(await send.ExitAsync(cancellationToken), Is.EqualTo(5), send.Stderr);
         Assert.That(receive.Stderr, Does.Contain("offer.bin"), "the offer is shown first");
         Assert.That(receive.Stderr, Does.Contain("error: Not accepting without confirmation").And.Contain("--yes"));
+        Assert.That(send.Stderr, Does.Contain("declined").And.Not.Contain("--yes"), "the recipient's own advice is not the sender's");
         Assert.That(Directory.EnumerateFileSystemEntries(target), Is.Empty);
     }
 
@@ -368,8 +386,8 @@ public sealed class CliTests : TransferTestBase
         var taken = ((IPEndPoint)squatter.LocalEndPoint!).Port;
 
         var send = new CliRun(["send", "--embedded-url", "http://127.0.0.1:0", "--embedded-ports", "0,0,0,0", "--discovery-port", $"{taken}", Path.Combine(source, "y.bin")], cancellationToken: cancellationToken);
-        var printed = await send.WaitForLineAsync("croc receive ", cancellationToken);
-        var receive = await CliRun.CompleteAsync([.. printed.Split(' ').Skip(1), "--yes", "--out", target], cancellationToken);
+        var (environment, args) = PrintedCommand(await send.WaitForLineAsync("CROC_SECRET=", cancellationToken));
+        var receive = await CliRun.CompleteAsync([.. args, "--yes", "--out", target], cancellationToken, environment: environment);
 
         Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
         Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
@@ -389,6 +407,7 @@ public sealed class CliTests : TransferTestBase
 
     [TestCase("send|--bogus")]
     [TestCase("receive|--curve|p999|x-y")]
+    [TestCase("send|--curve|p999|--text|hi")]
     [TestCase("receive|--relay|http://127.0.0.1:1")]
     [TestCase("receive|--relay|http://127.0.0.1:1|--yes|nodashatall")]
     [TestCase("send|--relay|http://127.0.0.1:1|/definitely/not/here.txt")]
@@ -437,7 +456,7 @@ public sealed class CliTests : TransferTestBase
         var relay = new CliRun(["relay", "--listen", "http://127.0.0.1:0", "--ports", "0,0", "--quiet"], cancellationToken: ctrlC.Token);
         var listening = await relay.WaitForLineAsync("relay listening at ", cancellationToken);
         var url = listening.Split(' ')[3];
-        Assert.That(listening, Does.Match(@"TCP ports \d+,\d+\)"));
+        Assert.That(listening, Does.Match(@"TCP ports \d+,\d+ on 127\.0\.0\.1\)"));
 
         var source = NewFolder();
         var data = WriteRandomFile(Path.Combine(source, "r.bin"), 200_000);
@@ -479,17 +498,217 @@ public sealed class CliTests : TransferTestBase
         Assert.That(sendHelp.StdoutText, Does.Not.Contain("--embedded-url"), "test seams stay hidden");
     }
 
-    [TestCase("http://127.0.0.1:9009/", "croc receive k-a-b")]
-    [TestCase("http://192.168.1.20:9009/", "croc receive --relay http://192.168.1.20:9009 k-a-b")]
-    [TestCase("https://relay.example/croc/", "croc receive --relay https://relay.example/croc k-a-b")]
-    public void ReceiveCommandLine_NamesRelayOnlyWhenNeeded(string relay, string expected) =>
-        Assert.That(CrocNet.Cli.SendCommand.ReceiveCommandLine(new Uri(relay), "k-a-b"), Is.EqualTo(expected));
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task Receive_SeveralExistingFiles_NamesEveryOneAndTheFlag(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var target = NewFolder();
+        foreach (var name in new[] { "a.txt", "b.txt", "c.bin", "new.txt" })
+        {
+            WriteRandomFile(Path.Combine(source, name), 100);
+        }
+
+        foreach (var name in new[] { "a.txt", "b.txt", "c.bin" })
+        {
+            File.WriteAllText(Path.Combine(target, name), "keep");
+        }
+
+        var code = NewCode();
+        using var send = new CliRun(["send", "--relay", RelayUrl, "--code", code, .. new[] { "a.txt", "b.txt", "c.bin", "new.txt" }.Select(n => Path.Combine(source, n))], cancellationToken: cancellationToken);
+        await send.WaitForLineAsync("code: ", cancellationToken);
+        using var receive = await CliRun.CompleteAsync(["receive", "--relay", RelayUrl, "--yes", "--out", target, code], cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.EqualTo(5), receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.EqualTo(5), send.Stderr);
+        Assert.That(receive.Stderr, Does.Contain("3 files already exist").And.Contain("\"a.txt\", \"b.txt\", \"c.bin\"").And.Contain("pass --overwrite"));
+        Assert.That(File.Exists(Path.Combine(target, "new.txt")), Is.False);
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task Receive_WrongCode_OutputFolderNotCreated(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        WriteRandomFile(Path.Combine(source, "s.bin"), 100);
+        var target = Path.Combine(NewFolder(), "not-yet");
+        var code = NewCode();
+
+        using var send = new CliRun(["send", "--relay", RelayUrl, "--code", code, Path.Combine(source, "s.bin")], cancellationToken: cancellationToken);
+        await send.WaitForLineAsync("code: ", cancellationToken);
+        using var receive = await CliRun.CompleteAsync(["receive", "--relay", RelayUrl, "--yes", "--out", target, code.Split('-')[0] + "-wrong-guess-here"], cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.EqualTo(2), receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.EqualTo(2), send.Stderr);
+        Assert.That(Directory.Exists(target), Is.False, "--out is created only once the offer is accepted");
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task Send_MalformedCode_UsageErrorNamingTheFlagBeforeAnyRelayStarts(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        WriteRandomFile(Path.Combine(source, "x.bin"), 10);
+
+        // No --relay: a relay would be started on this address if the code were not checked first.
+        using var send = await CliRun.CompleteAsync(["send", "--embedded-url", "http://127.0.0.1:0", "--embedded-ports", "0", "--discovery-port", "0", "--code", "short", Path.Combine(source, "x.bin")], cancellationToken);
+        using var secret = await CliRun.CompleteAsync(
+            ["send", "--embedded-url", "http://127.0.0.1:0", "--embedded-ports", "0", "--discovery-port", "0", Path.Combine(source, "x.bin")], cancellationToken, environment: new Dictionary<string, string> { ["CROC_SECRET"] = "nodash" });
+
+        Assert.That(await send.ExitAsync(cancellationToken), Is.EqualTo(1));
+        Assert.That(send.Stderr, Does.StartWith("error: --code is not a usable code").And.Not.Contain("Started a relay").And.Not.Contain("options"));
+        Assert.That(await secret.ExitAsync(cancellationToken), Is.EqualTo(1));
+        Assert.That(secret.Stderr, Does.StartWith("error: CROC_SECRET is not a usable code"));
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task Receive_StdoutWithOut_UsageErrorBeforeLookingForARelay(CancellationToken cancellationToken)
+    {
+        using var receive = await CliRun.CompleteAsync(
+            ["receive", "--embedded-url", $"http://127.0.0.1:{FreePort()}", "--discovery-target", $"127.0.0.1:{FreeUdpPort()}", "--stdout", "--out", NewFolder(), NewCode()], cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.EqualTo(1));
+        Assert.That(receive.Stderr, Is.EqualTo("error: --stdout and --out cannot be used together.\n"));
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task Send_RelayUrlMissingItsPath_HintsAtThePath(CancellationToken cancellationToken)
+    {
+        using var send = await CliRun.CompleteAsync(["send", "--relay", RelayUrl + "croc", "--text", "hi"], cancellationToken);
+
+        Assert.That(await send.ExitAsync(cancellationToken), Is.EqualTo(3), send.Stderr);
+        Assert.That(send.Stderr, Does.Contain("(not_found)").And.Contain("give it in full: --relay http://host:9009/croc"));
+    }
+
+    [TestCase("waited 00:00:30.", "waited 30 s.")]
+    [TestCase("within 00:10:00 and 00:00:05", "within 10 min and 5.0 s")]
+    [TestCase("at 12:34 nothing", "at 12:34 nothing")]
+    public void ForCommandLine_TimeSpansForPeople(string message, string expected) =>
+        Assert.That(CrocNet.Cli.CrocCli.ForCommandLine(new CrocTimeoutException(message)), Is.EqualTo(expected));
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task RelayCommand_PortInUse_OneLineExit3(CancellationToken cancellationToken)
+    {
+        using var squatter = new TcpListener(IPAddress.Loopback, 0);
+        squatter.Start();
+        var port = ((IPEndPoint)squatter.LocalEndpoint).Port;
+
+        using var relay = await CliRun.CompleteAsync(["relay", "--listen", $"http://127.0.0.1:{port}", "--ports", "0", "--quiet"], cancellationToken);
+
+        Assert.That(await relay.ExitAsync(cancellationToken), Is.EqualTo(3));
+        Assert.That(relay.Stderr, Does.StartWith($"error: Cannot listen on http://127.0.0.1:{port}").And.Contain("--listen"));
+        Assert.That(relay.Stderr.TrimEnd(), Does.Not.Contain("\n"), "one line, no stack trace");
+    }
+
+    [TestCase("--listen|https://127.0.0.1:0", "error: --listen 'https://127.0.0.1:0' is not valid: croc relay serves plain http:// only")]
+    [TestCase("--max-wait|soon", "error: --max-wait 'soon' is not valid: expected a duration")]
+    [TestCase("--max-channels|0", "error: The relay settings are invalid: MaxChannels")]
+    [CancelAfter(30_000)]
+    public async Task RelayCommand_BadSetting_OneLineExit1(string arguments, string expected, CancellationToken cancellationToken)
+    {
+        using var relay = await CliRun.CompleteAsync(["relay", "--ports", "0", .. arguments.Split('|')], cancellationToken);
+
+        Assert.That(await relay.ExitAsync(cancellationToken), Is.EqualTo(1), relay.Stderr);
+        Assert.That(relay.Stderr, Does.StartWith(expected));
+        Assert.That(relay.Stderr.TrimEnd(), Does.Not.Contain("\n"));
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task RelayCommand_SettingsFromFileEnvironmentAndFlags_FlagsWinThenEnvironment(CancellationToken cancellationToken)
+    {
+        var config = Path.Combine(NewFolder(), "relay.json");
+        // The file asks for three ports and a bad host, the environment overrides the ports, the flag the host.
+        File.WriteAllText(config, """{ "Listen": "http://127.0.0.1:0", "Ports": [0, 0, 0], "MaxChannels": 5, "Host": "from-file" }""");
+        var environment = new Dictionary<string, string> { ["CROC_CONFIG"] = config, ["CROC_PORTS"] = "0,0", ["CROC_HOST"] = "from-env" };
+        using var ctrlC = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+
+        using var relay = new CliRun(["relay", "--host", "from-flag", "--quiet"], environment: environment, cancellationToken: ctrlC.Token);
+        var listening = await relay.WaitForLineAsync("relay listening at ", cancellationToken);
+        var others = await relay.WaitForLineAsync("others use: ", cancellationToken);
+        await ctrlC.CancelAsync();
+
+        Assert.That(await relay.ExitAsync(cancellationToken), Is.Zero, relay.Stderr);
+        Assert.That(listening, Does.Match(@"^relay listening at http://127\.0\.0\.1:\d+/ \(TCP ports \d+,\d+ on 127\.0\.0\.1\)"));
+        Assert.That(others, Does.Match(@"^others use: --relay http://from-flag:\d+$"));
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task RelayCommand_UnknownSettingInFile_Exit1(CancellationToken cancellationToken)
+    {
+        var config = Path.Combine(NewFolder(), "relay.json");
+        File.WriteAllText(config, """{ "MaxChanels": 5 }""");
+
+        using var relay = await CliRun.CompleteAsync(["relay", "--config", config], cancellationToken);
+
+        Assert.That(await relay.ExitAsync(cancellationToken), Is.EqualTo(1));
+        Assert.That(relay.Stderr, Does.Contain("unknown setting \"MaxChanels\""));
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task Help_NamesCrocAndListsOnlyOptionsThatApply(CancellationToken cancellationToken)
+    {
+        using var root = await CliRun.CompleteAsync(["--help"], cancellationToken);
+        using var send = await CliRun.CompleteAsync(["send", "--help"], cancellationToken);
+        using var receive = await CliRun.CompleteAsync(["receive", "--help"], cancellationToken);
+        using var relay = await CliRun.CompleteAsync(["relay", "--help"], cancellationToken);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(root.StdoutText, Does.Contain("  croc [command] [options]").And.Not.Contain("Croc.Cli"));
+            Assert.That(receive.StdoutText, Does.Contain("  croc receive [<code>] [options]"));
+            Assert.That(send.StdoutText, Does.Contain("--curve").And.Contain("--relay"));
+            Assert.That(receive.StdoutText, Does.Not.Contain("--curve").And.Contain("--relay").And.Contain("--overwrite"));
+            Assert.That(relay.StdoutText, Does.Not.Contain("--curve").And.Not.Contain("--relay ").And.Not.Contain("--no-progress").And.Contain("--listen"));
+        });
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task Shorthand_CodeAsFirstArgument_Receives(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var data = WriteRandomFile(Path.Combine(source, "short.bin"), 4_000);
+        var target = NewFolder();
+        var code = NewCode();
+
+        using var send = new CliRun(["send", "--relay", RelayUrl, "--code", code, Path.Combine(source, "short.bin")], cancellationToken: cancellationToken);
+        await send.WaitForLineAsync("code: ", cancellationToken);
+        // croc <code> [options]: as in croc, a code on its own means receive.
+        using var receive = await CliRun.CompleteAsync([code, "--relay", RelayUrl, "--yes", "--out", target], cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
+        Assert.That(File.ReadAllBytes(Path.Combine(target, "short.bin")), Is.EqualTo(data));
+    }
+
+    [TestCase("http://127.0.0.1:9009/", false, "CROC_SECRET=k-a-b croc receive")]
+    [TestCase("http://192.168.1.20:9009/", false, "CROC_SECRET=k-a-b croc receive --relay http://192.168.1.20:9009")]
+    [TestCase("https://relay.example/croc/", false, "CROC_SECRET=k-a-b croc receive --relay https://relay.example/croc")]
+    [TestCase("http://127.0.0.1:9009/", true, "croc receive k-a-b")]
+    [TestCase("http://192.168.1.20:9009/", true, "croc receive --relay http://192.168.1.20:9009 k-a-b")]
+    public void ReceiveCommandLine_SecretInEnvironmentExceptOnWindows(string relay, bool windows, string expected) =>
+        Assert.That(CrocNet.Cli.SendCommand.ReceiveCommandLine(new Uri(relay), "k-a-b", "croc", windows), Is.EqualTo(expected));
 
     [TestCase("9010-9013", new[] { 9010, 9011, 9012, 9013 })]
     [TestCase("9010, 9020", new[] { 9010, 9020 })]
     [TestCase("0,0,0", new[] { 0, 0, 0 })]
     public void ParsePorts_RangesAndLists(string text, int[] expected) =>
         Assert.That(CrocNet.Cli.LocalRelay.ParsePorts(text, "--ports"), Is.EqualTo(expected));
+
+    /// <summary>The printed <c>CROC_SECRET=… croc receive …</c> line as an environment and the arguments after <c>croc</c>.</summary>
+    private static (Dictionary<string, string> Environment, string[] Args) PrintedCommand(string line)
+    {
+        var words = line.Split(' ');
+        Assert.That(words[0], Does.StartWith("CROC_SECRET="));
+        Assert.That(words[1], Is.EqualTo("croc"));
+        return (new Dictionary<string, string> { ["CROC_SECRET"] = words[0]["CROC_SECRET=".Length..] }, words[2..]);
+    }
 
     private static int DiscoveryPort(string line) =>
         int.Parse(System.Text.RegularExpressions.Regex.Match(line, @"UDP port (\d+)\)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);

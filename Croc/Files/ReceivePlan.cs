@@ -35,6 +35,7 @@ internal sealed class ReceivePlan
         var missing = new List<string>();
         var missingSet = new HashSet<string>(StringComparer.Ordinal);
         var entries = new List<PlannedEntry>(manifest.Entries.Count);
+        var existing = new List<string>();
 
         if (File.Exists(root))
         {
@@ -94,7 +95,10 @@ internal sealed class ReceivePlan
             }
             else
             {
-                CheckFileTarget(full, entry.Path, policy);
+                if (!CheckFileTarget(full, entry.Path, policy))
+                {
+                    existing.Add(entry.Path);
+                }
             }
 
             entries.Add(new PlannedEntry(entries.Count, relative, full, entry.Dir, entry.Size));
@@ -114,6 +118,19 @@ internal sealed class ReceivePlan
 
                 slash = prefix.LastIndexOf('/');
             }
+        }
+
+        if (existing.Count > 0)
+        {
+            // Every clash at once, so one retry (or one decision to overwrite) settles them all.
+            const int Named = 10;
+            var names = string.Join(", ", existing.Take(Named).Select(ReceivePathValidator.Describe));
+            var more = existing.Count > Named ? $" and {existing.Count - Named} more" : string.Empty;
+            throw new CrocTransferException(
+                CrocErrorCode.FileExists,
+                existing.Count == 1
+                    ? $"{names} already exists in the output folder. Nothing was written; allow overwriting to replace it."
+                    : $"{existing.Count} files already exist in the output folder: {names}{more}. Nothing was written; allow overwriting to replace them.");
         }
 
         return new ReceivePlan(root, entries, missing);
@@ -150,7 +167,8 @@ internal sealed class ReceivePlan
         }
     }
 
-    private static void CheckFileTarget(string full, string entryPath, CrocOverwritePolicy policy)
+    /// <summary>Throws for a target that can never be written; false for an existing file the policy keeps.</summary>
+    private static bool CheckFileTarget(string full, string entryPath, CrocOverwritePolicy policy)
     {
         var info = new FileInfo(full);
         if (info.LinkTarget is not null)
@@ -165,12 +183,7 @@ internal sealed class ReceivePlan
                 $"Cannot write {ReceivePathValidator.Describe(entryPath)}: a folder with that name exists. Nothing was written.");
         }
 
-        if (info.Exists && policy != CrocOverwritePolicy.Overwrite)
-        {
-            throw new CrocTransferException(
-                CrocErrorCode.FileExists,
-                $"{ReceivePathValidator.Describe(entryPath)} already exists in the output folder. Nothing was written; allow overwriting to replace it.");
-        }
+        return !info.Exists || policy == CrocOverwritePolicy.Overwrite;
     }
 
     private static CrocTransferException Unsafe(string? path, string reason) => new(

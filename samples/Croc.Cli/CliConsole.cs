@@ -33,6 +33,12 @@ public sealed class CliConsole
     /// <summary>Reads an environment variable (<c>CROC_SECRET</c>, <c>CROC_RELAY</c>).</summary>
     public Func<string, string?> GetEnvironmentVariable { get; init; } = Environment.GetEnvironmentVariable;
 
+    /// <summary>
+    /// How the person runs this program, for the commands it prints: <c>croc</c> (the installed tool or the native
+    /// binary), else the path it was started by (<c>dotnet run</c>, or <c>dotnet Croc.Cli.dll</c>).
+    /// </summary>
+    public string CommandName { get; init; } = "croc";
+
     /// <summary>Standard output as text, over <see cref="Output"/> unless given.</summary>
     public TextWriter OutputText
     {
@@ -58,5 +64,25 @@ public sealed class CliConsole
         IsInputInteractive = !Console.IsInputRedirected,
         IsOutputTerminal = !Console.IsOutputRedirected,
         IsErrorTerminal = !Console.IsErrorRedirected,
+        CommandName = ProcessCommandName(),
     };
+
+    private static string ProcessCommandName()
+    {
+        var process = Environment.ProcessPath;
+        var name = Path.GetFileNameWithoutExtension(process);
+        if (process is null || string.Equals(name, "croc", StringComparison.OrdinalIgnoreCase))
+        {
+            return "croc";
+        }
+
+        if (string.Equals(name, "dotnet", StringComparison.OrdinalIgnoreCase))
+        {
+            return "dotnet " + Quote(Path.Combine(AppContext.BaseDirectory, typeof(CliConsole).Assembly.GetName().Name + ".dll"));
+        }
+
+        return Quote(process);
+    }
+
+    private static string Quote(string path) => path.Contains(' ', StringComparison.Ordinal) ? $"\"{path}\"" : path;
 }

@@ -6,37 +6,32 @@ using Microsoft.Extensions.Logging;
 namespace CrocNet.Cli;
 
 /// <summary>The <c>croc</c> command line, runnable in-process against any streams.</summary>
-public static class CrocCli
+public static partial class CrocCli
 {
     internal static readonly Option<string?> RelayOption = new("--relay")
     {
         Description = "The relay URL, e.g. http://relay.example:9009 (default: CROC_RELAY; send: a built-in relay; receive: the relay on this machine, else the sender's, found on the local network).",
-        Recursive = true,
     };
 
     internal static readonly Option<string> CurveOption = new("--curve")
     {
-        Description = "The SPAKE2 curve the sender proposes.",
+        Description = "The SPAKE2 curve to propose (the recipient follows the sender).",
         DefaultValueFactory = _ => "p256",
-        Recursive = true,
     };
 
     internal static readonly Option<bool> QuietOption = new("--quiet", "-q")
     {
-        Description = "Print only errors (and, for send, the code).",
-        Recursive = true,
+        Description = "Print only errors (send still prints the code line).",
     };
 
     internal static readonly Option<bool> NoProgressOption = new("--no-progress")
     {
-        Description = "Do not draw the progress bar.",
-        Recursive = true,
+        Description = "Do not draw the progress line.",
     };
 
     internal static readonly Option<bool> DebugOption = new("--debug")
     {
         Description = "Log at Debug level to standard error and show stack traces.",
-        Recursive = true,
     };
 
     // Hidden: where the built-in relay binds (send) and where receive looks for one; tests move it off port 9009.
@@ -44,14 +39,12 @@ public static class CrocCli
     {
         DefaultValueFactory = _ => LocalRelay.DefaultUrl,
         Hidden = true,
-        Recursive = true,
     };
 
     internal static readonly Option<string> EmbeddedPortsOption = new("--embedded-ports")
     {
         DefaultValueFactory = _ => LocalRelay.DefaultPorts,
         Hidden = true,
-        Recursive = true,
     };
 
     // Hidden: the UDP port of LAN discovery (send: where it answers, 0 = any free port, printed; receive: where it asks).
@@ -59,14 +52,12 @@ public static class CrocCli
     {
         DefaultValueFactory = _ => Discovery.DiscoveryDatagram.DefaultPort,
         Hidden = true,
-        Recursive = true,
     };
 
     // Hidden: receive asks this one address:port instead of broadcasting; tests keep discovery on loopback.
     internal static readonly Option<string?> DiscoveryTargetOption = new("--discovery-target")
     {
         Hidden = true,
-        Recursive = true,
     };
 
     static CrocCli() => CurveOption.AcceptOnlyFromAmong("p256", "p384", "p521", "siec");
@@ -90,13 +81,15 @@ public static class CrocCli
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(console);
-        var root = new RootCommand("croc: send files and folders end to end encrypted to another computer, with a short code.")
+        // Not a RootCommand: its name would be the executable's (Croc.Cli, dotnet), and help must say "croc".
+        var root = new Command("croc", "croc: send files and folders end to end encrypted to another computer, with a short code. 'croc <code>' is short for 'croc receive <code>'.")
         {
-            RelayOption, CurveOption, QuietOption, NoProgressOption, DebugOption, EmbeddedUrlOption, EmbeddedPortsOption, DiscoveryPortOption, DiscoveryTargetOption,
+            new HelpOption(), new VersionOption(),
         };
         root.Subcommands.Add(SendCommand.Create(console));
         root.Subcommands.Add(ReceiveCommand.Create(console));
         root.Subcommands.Add(RelayCommand.Create(console));
+        args = WithReceiveShorthand(args, root);
 
         var help = root.Options.OfType<HelpOption>().Single();
         help.Action = new HelpWithEpilog((HelpAction)help.Action!);
@@ -114,23 +107,43 @@ public static class CrocCli
         return exit;
     }
 
+    /// <summary>
+    /// <c>croc &lt;code&gt; [options]</c> means <c>croc receive &lt;code&gt; [options]</c>, as in croc: a first argument that is
+    /// neither a command nor an option, and has the code's dash, is taken for a code.
+    /// </summary>
+    internal static string[] WithReceiveShorthand(string[] args, Command root) =>
+        args is [var first, ..] && !first.StartsWith('-') && first.Contains('-', StringComparison.Ordinal)
+        && !root.Subcommands.Any(c => c.Name == first || c.Aliases.Contains(first))
+            ? ["receive", .. args]
+            : args;
+
+    /// <summary>The options every transfer command takes (added to each, so that help lists them where they apply).</summary>
+    internal static void AddTransferOptions(Command command)
+    {
+        foreach (var option in new Option[] { RelayOption, QuietOption, NoProgressOption, DebugOption, EmbeddedUrlOption, EmbeddedPortsOption, DiscoveryPortOption, DiscoveryTargetOption })
+        {
+            command.Options.Add(option);
+        }
+    }
+
     /// <summary>Runs a command body, turning every failure into one <c>error:</c> line and its exit code.</summary>
     internal static async Task<int> GuardAsync(CliConsole console, ParseResult parse, Func<ILoggerFactory?, Task<int>> body, CancellationToken cancellationToken)
     {
         var debug = parse.GetValue(DebugOption);
-        using var loggerFactory = debug ? CreateLoggerFactory(LogLevel.Debug) : null;
+        using var loggerFactory = debug ? CreateLoggerFactory(LogLevel.Debug, console.IsErrorTerminal) : null;
         try
         {
             return await body(loggerFactory);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            await console.Error.WriteLineAsync("error: cancelled; nothing was kept.");
+            // Only a recipient has something to keep or not; a sender's files are untouched either way.
+            await console.Error.WriteLineAsync(parse.CommandResult.Command.Name == "receive" ? "error: cancelled; nothing was kept." : "error: cancelled.");
             return ExitCodes.Cancelled;
         }
         catch (Exception ex)
         {
-            var message = string.Join(" ", ex.Message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+            var message = ForCommandLine(ex);
             await console.Error.WriteLineAsync("error: " + message);
             if (debug)
             {
@@ -145,16 +158,50 @@ public static class CrocCli
         }
     }
 
-    /// <summary>Console logs, all on standard error so that standard output only carries data.</summary>
-    internal static ILoggerFactory CreateLoggerFactory(LogLevel level) => LoggerFactory.Create(builder => builder
+    /// <summary>
+    /// One line for <paramref name="exception"/>, in the command line's words: the library's advice names its
+    /// options ("allow overwriting"); here the flag is named.
+    /// </summary>
+    internal static string ForCommandLine(Exception exception)
+    {
+        var message = string.Join(" ", exception.Message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        if (exception is CrocException { Code: CrocErrorCode.FileExists })
+        {
+            message = message
+                .Replace("allow overwriting to replace them.", "pass --overwrite to replace them.", StringComparison.Ordinal)
+                .Replace("allow overwriting to replace it.", "pass --overwrite to replace it.", StringComparison.Ordinal);
+        }
+
+        if (exception is CrocException { Code: CrocErrorCode.RelayRefused } && message.Contains("(not_found)", StringComparison.Ordinal))
+        {
+            message += " If the relay is served under a path (e.g. /croc), give it in full: --relay http://host:9009/croc.";
+        }
+
+        // Time spans for people: "waited 30 s", not "waited 00:00:30".
+        return ClockSpan().Replace(message, m => TransferDisplay.Duration(TimeSpan.Parse(m.Value, System.Globalization.CultureInfo.InvariantCulture)));
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"\b\d{2}:\d{2}:\d{2}(\.\d+)?\b")]
+    private static partial System.Text.RegularExpressions.Regex ClockSpan();
+
+    /// <summary>
+    /// Console logs, all on standard error so that standard output only carries data; coloured only when standard
+    /// error is a terminal (the console logger would otherwise judge by standard output, and colour a log file).
+    /// The web host's own start-up chatter and its failure report are left out unless at Debug level: croc says
+    /// what went wrong in its one error line.
+    /// </summary>
+    internal static ILoggerFactory CreateLoggerFactory(LogLevel level, bool colour) => LoggerFactory.Create(builder => builder
         .SetMinimumLevel(level)
         .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace)
         .AddSimpleConsole(o =>
         {
             o.SingleLine = true;
             o.TimestampFormat = "HH:mm:ss ";
+            o.ColorBehavior = colour ? Microsoft.Extensions.Logging.Console.LoggerColorBehavior.Enabled : Microsoft.Extensions.Logging.Console.LoggerColorBehavior.Disabled;
         })
-        .AddFilter("Microsoft.AspNetCore", level <= LogLevel.Debug ? LogLevel.Information : LogLevel.Warning));
+        .AddFilter("Microsoft.AspNetCore", level <= LogLevel.Debug ? LogLevel.Information : LogLevel.Warning)
+        .AddFilter("Microsoft.Hosting.Lifetime", level <= LogLevel.Debug ? LogLevel.Information : LogLevel.None)
+        .AddFilter("Microsoft.Extensions.Hosting", level <= LogLevel.Debug ? LogLevel.Information : LogLevel.None));
 
     /// <summary>The relay from --relay or CROC_RELAY, if either is set.</summary>
     internal static string? ExplicitRelay(ParseResult parse, CliConsole console) =>
@@ -167,7 +214,7 @@ public static class CrocCli
         public override int Invoke(ParseResult parseResult)
         {
             var exit = inner.Invoke(parseResult);
-            parseResult.InvocationConfiguration.Output.WriteLine(ExitCodes.Epilog);
+            parseResult.InvocationConfiguration.Output.WriteLine(parseResult.CommandResult.Command.Name == "relay" ? ExitCodes.RelayEpilog : ExitCodes.Epilog);
             return exit;
         }
     }

@@ -40,6 +40,14 @@ public static class ExitCodes
           CROC_RELAY   the relay URL when --relay is not given
         """;
 
+    /// <summary>The help text's epilog for <c>croc relay</c>.</summary>
+    internal const string RelayEpilog = """
+        Exit codes:
+          0    stopped with Ctrl+C or SIGTERM
+          1    usage error (bad option, environment variable or configuration file)
+          3    cannot listen (an address or port is in use or not allowed)
+        """;
+
     /// <summary>Maps an exception to its exit code.</summary>
     internal static int For(Exception exception) => exception switch
     {

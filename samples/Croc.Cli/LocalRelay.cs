@@ -16,40 +16,53 @@ internal static class LocalRelay
     /// <summary>The embedded relay's default TCP ports.</summary>
     public const string DefaultPorts = "9010-9013";
 
-    /// <summary>A relay the embedded one started, or found already running, and what to tell the other side.</summary>
-    public sealed record Found(CrocRelayServer? Server, Uri Relay, Uri Advertised);
+    /// <summary>The relay this send started (null when --relay named one), its address, and what to tell the other side.</summary>
+    /// <param name="Server">The relay this process runs, stopped when the send ends.</param>
+    /// <param name="Relay">Where this process reaches it.</param>
+    /// <param name="Advertised">Where the other machine reaches it.</param>
+    /// <param name="MovedFrom">The address that was asked for, when it was taken and the relay moved to free ports.</param>
+    public sealed record Found(CrocRelayServer? Server, Uri Relay, Uri Advertised, Uri? MovedFrom = null);
 
-    /// <summary>Starts a relay on <paramref name="url"/>; if the port is taken by a croc relay, uses that one instead.</summary>
-    public static async Task<Found> StartOrReuseAsync(string url, IList<int> ports, ILoggerFactory? loggerFactory, CancellationToken cancellationToken)
+    /// <summary>
+    /// Starts this send's own relay on <paramref name="url"/>. If a port it needs is taken (another <c>croc send</c>
+    /// or relay on this machine, or any other program), it starts on free ports instead: a send never borrows a
+    /// relay it does not own, which would stop when its owner's transfer ends.
+    /// </summary>
+    public static async Task<Found> StartOwnAsync(string url, IList<int> ports, ILoggerFactory? loggerFactory, CancellationToken cancellationToken)
     {
         var bind = ParseUrl(url, "--embedded-url");
         try
         {
-            var server = await CrocRelayServer.StartAsync(
-                o =>
-                {
-                    o.Url = url;
-                    o.Relay.Ports = ports;
-                    o.Relay.ListenAddress = ListenAddressFor(bind);
-                    o.LoggerFactory = loggerFactory;
-                },
-                cancellationToken);
+            var server = await StartAsync(url, ports, bind, loggerFactory, cancellationToken);
             return new Found(server, server.BaseAddress, Advertise(bind, server.BaseAddress));
         }
         catch (Exception ex) when (IsAddressInUse(ex))
         {
-            var loopback = LoopbackOf(bind);
-            if (await AnswersAsync(loopback, cancellationToken))
+            var free = new UriBuilder(bind) { Port = 0 }.Uri.GetLeftPart(UriPartial.Authority);
+            try
             {
-                return new Found(null, loopback, Advertise(bind, loopback));
+                var server = await StartAsync(free, [.. ports.Select(_ => 0)], bind, loggerFactory, cancellationToken);
+                return new Found(server, server.BaseAddress, Advertise(bind, server.BaseAddress), bind);
             }
-
-            throw new CliException(
-                ExitCodes.Relay,
-                $"Cannot start the built-in relay on {url}: a port it needs ({bind.Port} or {string.Join(",", ports)}) is in use, "
-                + "and no croc relay answers there. Free the port, or pass --relay <url> to use another relay.");
+            catch (Exception again) when (IsAddressInUse(again))
+            {
+                throw new CliException(
+                    ExitCodes.Relay,
+                    $"Cannot start the built-in relay on {url}, nor on free ports: {again.Message} Pass --relay <url> to use another relay.");
+            }
         }
     }
+
+    private static Task<CrocRelayServer> StartAsync(string url, IList<int> ports, Uri bind, ILoggerFactory? loggerFactory, CancellationToken cancellationToken) =>
+        CrocRelayServer.StartAsync(
+            o =>
+            {
+                o.Url = url;
+                o.Relay.Ports = ports;
+                o.Relay.ListenAddress = ListenAddressFor(bind);
+                o.LoggerFactory = loggerFactory;
+            },
+            cancellationToken);
 
     /// <summary>The loopback address of the relay that <c>send</c> would embed at <paramref name="url"/>.</summary>
     public static Uri LoopbackOf(string url) => LoopbackOf(ParseUrl(url, "--embedded-url"));
@@ -133,6 +146,15 @@ internal static class LocalRelay
         }
 
         return ports.Count > 0 ? ports : throw Bad(text, option);
+    }
+
+    /// <summary>A relay to use (--relay, CROC_RELAY): a URL, or host:port meaning http://host:port.</summary>
+    public static Uri ParseRelay(string relay)
+    {
+        var url = relay.Contains("://", StringComparison.Ordinal) ? relay : "http://" + relay;
+        return Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.Host.Length > 0
+            ? uri
+            : throw new CliException(ExitCodes.Usage, $"--relay '{relay}' is not a relay address such as http://192.168.1.20:9009 or relay.example:9009.");
     }
 
     public static Uri ParseUrl(string url, string option) =>

@@ -22,38 +22,44 @@ internal static class ReceiveCommand
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace files that already exist (default: refuse the transfer)." };
         var yes = new Option<bool>("--yes", "-y") { Description = "Accept without asking." };
         var stdout = new Option<bool>("--stdout") { Description = "Write the single file (or text) to standard output; nothing else goes there." };
+        var raw = new Option<bool>("--raw")
+        {
+            Description = "Print a received text exactly as sent, even to a terminal (by default its control characters are shown as \\uXXXX there, so it cannot send escape sequences to the terminal).",
+        };
         var command = new Command("receive", "Receive what a sender offers, after showing it and asking.")
         {
-            code, output, overwrite, yes, stdout,
+            code, output, overwrite, yes, stdout, raw,
         };
+        CrocCli.AddTransferOptions(command);
         command.SetAction((parse, ct) => CrocCli.GuardAsync(
             console,
             parse,
-            loggerFactory => RunAsync(console, parse, new Settings(parse.GetValue(code), parse.GetValue(output), parse.GetValue(overwrite), parse.GetValue(yes), parse.GetValue(stdout)), loggerFactory, ct),
+            loggerFactory => RunAsync(console, parse, new Settings(parse.GetValue(code), parse.GetValue(output), parse.GetValue(overwrite), parse.GetValue(yes), parse.GetValue(stdout), parse.GetValue(raw)), loggerFactory, ct),
             ct));
         return command;
     }
 
-    private sealed record Settings(string? Code, string? Output, bool Overwrite, bool Yes, bool Stdout);
+    private sealed record Settings(string? Code, string? Output, bool Overwrite, bool Yes, bool Stdout, bool Raw);
 
     private static async Task<int> RunAsync(CliConsole console, ParseResult parse, Settings settings, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory, CancellationToken cancellationToken)
     {
-        var display = new TransferDisplay(console, dataOnStdout: settings.Stdout, parse.GetValue(CrocCli.QuietOption), parse.GetValue(CrocCli.NoProgressOption));
-        var code = await ReadCodeAsync(console, display, settings.Code, cancellationToken);
-        var relay = await FindRelayAsync(console, display, parse, code, cancellationToken);
-        string? outputDirectory = null;
-        if (!settings.Stdout)
-        {
-            outputDirectory = Path.GetFullPath(settings.Output ?? Directory.GetCurrentDirectory());
-        }
-        else if (settings.Output is not null)
+        // Everything the command line says is checked before anything goes on the network.
+        if (settings.Stdout && settings.Output is not null)
         {
             throw new CliException(ExitCodes.Usage, "--stdout and --out cannot be used together.");
         }
 
+        var outputDirectory = settings.Stdout ? null : Path.GetFullPath(settings.Output ?? Directory.GetCurrentDirectory());
+        var given = CrocCli.ExplicitRelay(parse, console) is { } explicitRelay ? LocalRelay.ParseRelay(explicitRelay) : null;
+        var targets = given is null ? DiscoveryTargets(parse) : [];
+        var display = new TransferDisplay(console, dataOnStdout: settings.Stdout, parse.GetValue(CrocCli.QuietOption), parse.GetValue(CrocCli.NoProgressOption));
+        var code = await ReadCodeAsync(console, display, settings.Code, cancellationToken);
+        SendCommand.CheckCode(code, settings.Code is { Length: > 0 } ? "The code given" : console.GetEnvironmentVariable("CROC_SECRET") is { Length: > 0 } ? "CROC_SECRET" : "The code entered");
+        var relay = given ?? await FindRelayAsync(display, parse, code, targets, cancellationToken);
+
         var croc = Croc.New(o =>
         {
-            o.WithRelay(relay).WithCurve(parse.GetValue(CrocCli.CurveOption)!);
+            o.WithRelay(relay);
             if (loggerFactory is not null)
             {
                 o.UseLoggerFactory(loggerFactory);
@@ -67,11 +73,6 @@ internal static class ReceiveCommand
             Progress = display,
         };
 
-        if (outputDirectory is not null && !Directory.Exists(outputDirectory))
-        {
-            Directory.CreateDirectory(outputDirectory);
-        }
-
         var transfer = settings.Stdout
             ? croc.ReceiveToStreamAsync(code, console.Output, receive, cancellationToken)
             : croc.ReceiveAsync(code, receive, cancellationToken);
@@ -81,12 +82,13 @@ internal static class ReceiveCommand
 
         if (result.Text is { } text && !settings.Stdout)
         {
-            await console.OutputText.WriteLineAsync(text);
+            // The sender chose these characters: on a terminal they are shown, not obeyed (unless --raw).
+            await console.OutputText.WriteLineAsync(console.IsOutputTerminal && !settings.Raw ? TerminalText.Neutralise(text) : text);
             await console.OutputText.FlushAsync(CancellationToken.None);
         }
         else if (result.Text is null)
         {
-            display.Info(Markup.Escape(TransferDisplay.Summary("Received", result) + (outputDirectory is null ? "." : $" into {outputDirectory}.")));
+            display.Info(Markup.Escape(display.Summary("Received", result) + (outputDirectory is null ? "." : $" into {outputDirectory}.")));
         }
 
         return ExitCodes.Success;
@@ -109,8 +111,7 @@ internal static class ReceiveCommand
             throw new CliException(ExitCodes.Usage, "No code given: pass it as an argument or in the CROC_SECRET environment variable.");
         }
 
-        display.Console.Markup("Enter the code: ");
-        var line = await console.InputText.ReadLineAsync(cancellationToken);
+        var line = await display.PromptAsync("Enter the code: ", cancellationToken);
         return line is { Length: > 0 } && line.Trim() is { Length: > 0 } typed
             ? typed
             : throw new CliException(ExitCodes.Usage, "No code entered.");
@@ -120,16 +121,9 @@ internal static class ReceiveCommand
     /// --relay, CROC_RELAY, else a relay running on this machine, else the sender's relay found on the local
     /// network; otherwise a plain instruction.
     /// </summary>
-    private static async Task<Uri> FindRelayAsync(CliConsole console, TransferDisplay display, ParseResult parse, string code, CancellationToken cancellationToken)
+    private static async Task<Uri> FindRelayAsync(TransferDisplay display, ParseResult parse, string code, IReadOnlyList<IPEndPoint> targets, CancellationToken cancellationToken)
     {
-        if (CrocCli.ExplicitRelay(parse, console) is { } given)
-        {
-            return LocalRelay.ParseUrl(given, "--relay");
-        }
-
-        // A malformed code is a usage error before anything goes on the network.
         var channel = CodePhrase.Parse(code).Channel;
-        var targets = DiscoveryTargets(parse);
         var local = LocalRelay.LoopbackOf(parse.GetValue(CrocCli.EmbeddedUrlOption)!);
         if (await LocalRelay.AnswersAsync(local, cancellationToken))
         {
@@ -175,14 +169,14 @@ internal static class ReceiveCommand
 
         if (!console.IsInputInteractive)
         {
-            // Thrown (not "false") so the message says why; the library still tells the sender it was declined.
-            throw new CrocTransferException(
-                CrocErrorCode.TransferRejected,
+            // Thrown (not "false") so the message says why. Not a CrocException: the advice is for this side only,
+            // the sender just hears that the transfer was declined.
+            throw new CliException(
+                ExitCodes.Refused,
                 "Not accepting without confirmation: standard input is not a terminal, so croc cannot ask. Pass --yes to accept.");
         }
 
-        display.Console.Markup("Accept? [[y/N]] ");
-        var answer = (await console.InputText.ReadLineAsync(cancellationToken))?.Trim();
+        var answer = (await display.PromptAsync("Accept? [y/N] ", cancellationToken))?.Trim();
         return answer is not null && (answer.Equals("y", StringComparison.OrdinalIgnoreCase) || answer.Equals("yes", StringComparison.OrdinalIgnoreCase));
     }
 
@@ -190,7 +184,7 @@ internal static class ReceiveCommand
     {
         if (offer.Text is { } text)
         {
-            display.Info($"Incoming text ({TransferDisplay.Size(System.Text.Encoding.UTF8.GetByteCount(text))}).");
+            display.Info($"Incoming text ({text.EnumerateRunes().Count()} characters).");
             return;
         }
 

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Net.Sockets;
 using CrocNet.Relay;
 using Microsoft.Extensions.Logging;
 
@@ -9,63 +10,88 @@ internal static class RelayCommand
 {
     public static Command Create(CliConsole console)
     {
-        var listen = new Option<string>("--listen", "--url")
+        var command = new Command("relay", "Run a relay on this machine until Ctrl+C. Every setting is also read from a CROC_* environment variable or a --config JSON file.")
         {
-            Description = "The HTTP address to listen on.",
-            DefaultValueFactory = _ => LocalRelay.DefaultUrl,
+            CrocCli.QuietOption, CrocCli.DebugOption,
         };
-        var ports = new Option<string>("--ports")
-        {
-            Description = "The TCP ports for the data connections: a range (9010-9013) or a list (9010,9011).",
-            DefaultValueFactory = _ => LocalRelay.DefaultPorts,
-        };
-        var host = new Option<string?>("--host") { Description = "The host name or address clients should use for the TCP ports (default: the relay URL's host)." };
-        var command = new Command("relay", "Run a relay on this machine until Ctrl+C.") { listen, ports, host };
-        command.SetAction((parse, ct) => CrocCli.GuardAsync(
-            console,
-            parse,
-            loggerFactory => RunAsync(console, parse, parse.GetValue(listen)!, parse.GetValue(ports)!, parse.GetValue(host), loggerFactory, ct),
-            ct));
+        RelaySettings.AddTo(command);
+        command.SetAction((parse, ct) => CrocCli.GuardAsync(console, parse, loggerFactory => RunAsync(console, parse, loggerFactory, ct), ct));
         return command;
     }
 
-    private static async Task<int> RunAsync(CliConsole console, ParseResult parse, string url, string portList, string? host, ILoggerFactory? debugLogging, CancellationToken cancellationToken)
+    private static async Task<int> RunAsync(CliConsole console, ParseResult parse, ILoggerFactory? debugLogging, CancellationToken cancellationToken)
     {
-        var bind = LocalRelay.ParseUrl(url, "--listen");
-        var ports = LocalRelay.ParsePorts(portList, "--ports");
+        // Every setting is read and checked before anything listens.
+        var settings = new CrocRelayServerOptions();
+        RelaySettings.Apply(settings, parse, console.GetEnvironmentVariable);
+        var bind = LocalRelay.ParseUrl(settings.Url, "--listen");
+        settings.Relay.ListenAddress = LocalRelay.ListenAddressFor(bind);
+
         // A relay logs to the console at Information (Warning with --quiet, Debug with --debug).
         using var ownLogging = debugLogging is null
-            ? CrocCli.CreateLoggerFactory(parse.GetValue(CrocCli.QuietOption) ? LogLevel.Warning : LogLevel.Information)
+            ? CrocCli.CreateLoggerFactory(parse.GetValue(CrocCli.QuietOption) ? LogLevel.Warning : LogLevel.Information, console.IsErrorTerminal)
             : null;
-        var loggerFactory = debugLogging ?? ownLogging!;
+        settings.LoggerFactory = debugLogging ?? ownLogging!;
 
-        await using var server = await CrocRelayServer.StartAsync(
-            o =>
-            {
-                o.Url = url;
-                o.Relay.Ports = ports;
-                o.Relay.ListenAddress = LocalRelay.ListenAddressFor(bind);
-                o.Relay.AdvertisedHost = host;
-                o.LoggerFactory = loggerFactory;
-            },
-            cancellationToken);
-
-        var advertised = host is { Length: > 0 }
-            ? new UriBuilder(server.BaseAddress) { Host = host }.Uri
-            : LocalRelay.Advertise(bind, server.BaseAddress);
-        await console.Error.WriteLineAsync($"relay listening at {server.BaseAddress} (TCP ports {string.Join(",", server.Ports)}); press Ctrl+C to stop.");
-        await console.Error.WriteLineAsync($"others use: --relay {advertised.GetLeftPart(UriPartial.Authority)}");
-        await console.Error.FlushAsync(CancellationToken.None);
+        CrocRelayServer server;
         try
         {
-            await Task.Delay(Timeout.Infinite, cancellationToken);
+            server = await CrocRelayServer.StartAsync(o => Copy(settings, o), cancellationToken);
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        catch (Microsoft.Extensions.Options.OptionsValidationException ex)
         {
-            // Ctrl+C is how a relay is meant to stop: a clean exit.
+            // The relay's own limits (e.g. MaxChannels 1 to 10,000,000): named as in the settings table.
+            throw new CliException(ExitCodes.Usage, $"The relay settings are invalid: {string.Join(" ", ex.Failures)} (settings are named as in the --config file; see croc relay --help).");
+        }
+        catch (Exception ex) when (InUse(ex) is { } socket)
+        {
+            throw new CliException(
+                ExitCodes.Relay,
+                $"Cannot listen on {settings.Url} with TCP ports {string.Join(",", settings.Relay.Ports)}: {socket.Message} (another croc relay or croc send?). Choose others with --listen and --ports.");
+        }
+
+        await using (server)
+        {
+            // The addresses actually bound (the port a :0 request got), not the loopback form used to reach them.
+            var bound = new UriBuilder(server.BaseAddress) { Host = bind.Host }.Uri;
+            var advertised = settings.Relay.AdvertisedHost is { Length: > 0 } host
+                ? new UriBuilder(server.BaseAddress) { Host = host }.Uri
+                : LocalRelay.Advertise(bind, server.BaseAddress);
+            await console.Error.WriteLineAsync($"relay listening at {bound} (TCP ports {string.Join(",", server.Ports)} on {settings.Relay.ListenAddress}); press Ctrl+C to stop.");
+            await console.Error.WriteLineAsync($"others use: --relay {advertised.GetLeftPart(UriPartial.Path).TrimEnd('/')}");
+            await console.Error.FlushAsync(CancellationToken.None);
+            try
+            {
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                // Ctrl+C is how a relay is meant to stop: a clean exit.
+            }
         }
 
         await console.Error.WriteLineAsync("relay stopped.");
         return ExitCodes.Success;
+    }
+
+    private static void Copy(CrocRelayServerOptions from, CrocRelayServerOptions to)
+    {
+        to.Url = from.Url;
+        to.PathBase = from.PathBase;
+        to.Relay = from.Relay;
+        to.LoggerFactory = from.LoggerFactory;
+    }
+
+    private static SocketException? InUse(Exception? ex)
+    {
+        for (; ex is not null; ex = ex.InnerException)
+        {
+            if (ex is SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse or SocketError.AccessDenied or SocketError.AddressNotAvailable } socket)
+            {
+                return socket;
+            }
+        }
+
+        return null;
     }
 }

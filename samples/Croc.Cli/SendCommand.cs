@@ -28,8 +28,9 @@ internal static class SendCommand
         };
         var command = new Command("send", "Send files, folders, a text or standard input; prints the code the other side needs.")
         {
-            paths, text, name, code,
+            paths, text, name, code, CrocCli.CurveOption,
         };
+        CrocCli.AddTransferOptions(command);
         command.SetAction((parse, ct) => CrocCli.GuardAsync(
             console,
             parse,
@@ -41,26 +42,40 @@ internal static class SendCommand
     private static async Task<int> RunAsync(
         CliConsole console, ParseResult parse, string[] paths, string? text, string name, string? code, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory, CancellationToken cancellationToken)
     {
+        // Everything the command line says is checked before a relay starts or anything goes on the network.
         var content = Content(console, paths, text, name);
+        var codeSource = code is not null ? "--code" : "CROC_SECRET";
         code ??= console.GetEnvironmentVariable("CROC_SECRET") is { Length: > 0 } secret ? secret : null;
+        if (code is not null)
+        {
+            CheckCode(code, codeSource);
+        }
+
+        var discoveryPort = parse.GetValue(CrocCli.DiscoveryPortOption);
+        if (discoveryPort is < 0 or > 65535)
+        {
+            throw new CliException(ExitCodes.Usage, $"--discovery-port {discoveryPort} is not a port number (0-65535).");
+        }
+
+        var given = CrocCli.ExplicitRelay(parse, console) is { } explicitRelay ? LocalRelay.ParseRelay(explicitRelay) : null;
+        var embeddedUrl = parse.GetValue(CrocCli.EmbeddedUrlOption)!;
+        var embeddedPorts = LocalRelay.ParsePorts(parse.GetValue(CrocCli.EmbeddedPortsOption)!, "--embedded-ports");
+        LocalRelay.ParseUrl(embeddedUrl, "--embedded-url");
         var display = new TransferDisplay(console, dataOnStdout: false, parse.GetValue(CrocCli.QuietOption), parse.GetValue(CrocCli.NoProgressOption));
 
         LocalRelay.Found relay;
         var embedded = false;
-        if (CrocCli.ExplicitRelay(parse, console) is { } given)
+        if (given is not null)
         {
-            var uri = LocalRelay.ParseUrl(given, "--relay");
-            relay = new LocalRelay.Found(null, uri, uri);
+            relay = new LocalRelay.Found(null, given, given);
         }
         else
         {
-            var url = parse.GetValue(CrocCli.EmbeddedUrlOption)!;
-            var ports = LocalRelay.ParsePorts(parse.GetValue(CrocCli.EmbeddedPortsOption)!, "--embedded-ports");
-            relay = await LocalRelay.StartOrReuseAsync(url, ports, loggerFactory, cancellationToken);
+            relay = await LocalRelay.StartOwnAsync(embeddedUrl, embeddedPorts, loggerFactory, cancellationToken);
             embedded = true;
-            display.Info(relay.Server is not null
-                ? $"[grey]Started a relay on this machine: {Markup.Escape(relay.Advertised.ToString())} (it stops when this transfer ends).[/]"
-                : $"[grey]Using the relay already running on this machine: {Markup.Escape(relay.Relay.ToString())}.[/]");
+            display.Info(relay.MovedFrom is { } taken
+                ? $"[grey]Port {taken.Port} or {Markup.Escape(string.Join(",", embeddedPorts))} is in use (another croc on this machine?): started this send's own relay on free ports instead, {Markup.Escape(relay.Advertised.ToString())} (TCP ports {Markup.Escape(string.Join(",", relay.Server!.Ports))}; it stops when this transfer ends).[/]"
+                : $"[grey]Started a relay on this machine: {Markup.Escape(relay.Advertised.ToString())} (it stops when this transfer ends).[/]");
         }
 
         await using var server = relay.Server;
@@ -79,10 +94,10 @@ internal static class SendCommand
         // The code is printed even with --quiet: without it the send is useless. It goes to the person, never to a log.
         display.Always("code: " + operation.Code);
         display.Info("On the other computer run:");
-        display.Info("  [bold]" + Markup.Escape(ReceiveCommandLine(relay.Advertised, operation.Code)) + "[/]");
+        display.Info("  [bold]" + Markup.Escape(ReceiveCommandLine(relay.Advertised, operation.Code, console.CommandName, OperatingSystem.IsWindows())) + "[/]");
         await display.ShowUntilDoneAsync(operation.Completion, "sending");
         var result = await operation.Completion;
-        display.Info(Markup.Escape(TransferDisplay.Summary("Sent", result)));
+        display.Info(Markup.Escape(display.Summary("Sent", result, text)));
         return ExitCodes.Success;
     }
 
@@ -93,11 +108,6 @@ internal static class SendCommand
     private static DiscoveryResponder? StartResponder(TransferDisplay display, ParseResult parse, LocalRelay.Found relay, string channel)
     {
         var port = parse.GetValue(CrocCli.DiscoveryPortOption);
-        if (port is < 0 or > 65535)
-        {
-            throw new CliException(ExitCodes.Usage, $"--discovery-port {port} is not a port number (0-65535).");
-        }
-
         // The relay's own bind address: a relay only on loopback is only discoverable on loopback.
         var bind = LocalRelay.ListenAddressFor(LocalRelay.ParseUrl(parse.GetValue(CrocCli.EmbeddedUrlOption)!, "--embedded-url"));
         var address = IPAddress.TryParse(bind, out var parsed) ? parsed : IPAddress.Any;
@@ -114,18 +124,41 @@ internal static class SendCommand
         }
     }
 
-    /// <summary>The command the recipient runs: <c>--relay</c> only when their default would not find this relay.</summary>
-    internal static string ReceiveCommandLine(Uri relay, string code)
+    /// <summary>
+    /// The command the recipient runs: <c>--relay</c> only when their default would not find this relay. On
+    /// Linux and macOS the code goes in <c>CROC_SECRET</c>, so it stays out of the recipient's process list
+    /// (croc's CVE-2023-43621); Windows shows no other user's command lines, so there the code is the argument.
+    /// </summary>
+    internal static string ReceiveCommandLine(Uri relay, string code, string command = "croc", bool windows = false)
     {
         var isDefault = Uri.Compare(relay, new Uri(CrocOptions.DefaultRelay), UriComponents.SchemeAndServer | UriComponents.Path, UriFormat.Unescaped, StringComparison.OrdinalIgnoreCase) == 0;
         var address = relay.GetLeftPart(UriPartial.Path).TrimEnd('/');
-        return isDefault ? $"croc receive {code}" : $"croc receive --relay {address} {code}";
+        var receive = isDefault ? $"{command} receive" : $"{command} receive --relay {address}";
+        return windows ? $"{receive} {code}" : $"CROC_SECRET={code} {receive}";
+    }
+
+    /// <summary>A malformed code is a usage error naming where it came from (the library would call it an option).</summary>
+    internal static void CheckCode(string code, string source)
+    {
+        try
+        {
+            Codes.CodePhrase.Parse(code);
+        }
+        catch (CrocException ex)
+        {
+            throw new CliException(ExitCodes.Usage, $"{source} is not a usable code: {ex.Message}");
+        }
     }
 
     private static SendContent Content(CliConsole console, string[] paths, string? text, string name)
     {
         if (text is not null)
         {
+            if (text.Length == 0)
+            {
+                throw new CliException(ExitCodes.Usage, "--text is empty: give the text to send, e.g. --text \"meet at 10\".");
+            }
+
             return paths.Length == 0
                 ? SendContent.FromText(text)
                 : throw new CliException(ExitCodes.Usage, "Send either --text or files, not both.");

@@ -1,103 +1,202 @@
 using System.Globalization;
+using System.Text;
 using Spectre.Console;
 
 namespace CrocNet.Cli;
 
 /// <summary>
 /// Where people-facing messages go (standard output when it is a terminal and not carrying data, standard error
-/// otherwise) and the live progress bar drawn there.
+/// otherwise), the one-line live progress display drawn there, and prompts.
 /// </summary>
+/// <remarks>
+/// The progress line is drawn by hand (carriage return, the line, erase to its end) rather than by a live
+/// widget, so that messages and prompts can share the terminal with it: every write goes through one lock, a
+/// message first erases the line and the next tick redraws it below, and while a prompt waits for an answer
+/// nothing is redrawn at all. The cursor is never hidden, so nothing needs restoring however the process ends.
+/// </remarks>
 internal sealed class TransferDisplay : IProgress<TransferProgress>
 {
+    private const string EraseLine = "\r\u001b[K";
+    private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(100);
+
+    private readonly CliConsole _console;
+    private readonly TimeProvider _time;
     private readonly bool _quiet;
     private readonly bool _progress;
+    private readonly Lock _lock = new();
     private TransferProgress _latest;
+    private bool _lineShown;
+    private bool _prompting;
+    private string _verb = string.Empty;
+    private long? _transferStarted;
+    private long? _transferEnded;
 
-    public TransferDisplay(CliConsole console, bool dataOnStdout, bool quiet, bool noProgress)
+    public TransferDisplay(CliConsole console, bool dataOnStdout, bool quiet, bool noProgress, TimeProvider? time = null)
     {
+        _console = console;
+        _time = time ?? TimeProvider.System;
         var useStdout = console.IsOutputTerminal && !dataOnStdout;
         Writer = useStdout ? console.OutputText : console.Error;
-        var terminal = useStdout || console.IsErrorTerminal;
+        IsTerminal = useStdout || console.IsErrorTerminal;
         Console = AnsiConsole.Create(new AnsiConsoleSettings
         {
-            Out = new Output(Writer, terminal),
-            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
-            ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
-            Interactive = terminal ? InteractionSupport.Yes : InteractionSupport.No,
+            Out = new Output(Writer, IsTerminal),
+            Ansi = IsTerminal ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = IsTerminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
         });
         _quiet = quiet;
-        // A live bar only makes sense on a terminal: in a pipe or a file it would be noise.
-        _progress = terminal && !quiet && !noProgress;
+        // A live line only makes sense on a terminal: in a pipe or a file it would be noise.
+        _progress = IsTerminal && !quiet && !noProgress;
     }
 
     public TextWriter Writer { get; }
 
-    public IAnsiConsole Console { get; }
+    /// <summary>Whether messages go to a terminal.</summary>
+    public bool IsTerminal { get; }
 
-    public void Report(TransferProgress value) => _latest = value;
+    private IAnsiConsole Console { get; }
+
+    /// <summary>
+    /// How long the data moved: from the first report of the transferring stage to completion, so the time a
+    /// person took to read the offer or pass on the code is not counted. Null when no data stage was seen.
+    /// </summary>
+    public TimeSpan? TransferDuration
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return MovingLocked();
+            }
+        }
+    }
+
+    public void Report(TransferProgress value)
+    {
+        lock (_lock)
+        {
+            _latest = value;
+            if (value.Stage >= TransferStage.Transferring && _transferStarted is null)
+            {
+                _transferStarted = _time.GetTimestamp();
+            }
+
+            if (value.Stage == TransferStage.Completed && _transferEnded is null)
+            {
+                _transferEnded = _time.GetTimestamp();
+            }
+        }
+    }
 
     /// <summary>A line for people (suppressed by --quiet).</summary>
     public void Info(string markup)
     {
         if (!_quiet)
         {
-            Console.MarkupLine(markup);
+            lock (_lock)
+            {
+                HideLineLocked();
+                Console.MarkupLine(markup);
+                Writer.Flush();
+            }
         }
     }
 
     /// <summary>A line that is printed even with --quiet (the code a sender must pass on).</summary>
     public void Always(string text)
     {
-        Writer.WriteLine(text);
-        Writer.Flush();
+        lock (_lock)
+        {
+            HideLineLocked();
+            Writer.WriteLine(text);
+            Writer.Flush();
+        }
     }
 
-    /// <summary>Draws the progress bar until <paramref name="transfer"/> ends (without observing its outcome).</summary>
+    /// <summary>
+    /// Asks a question and reads one line. The progress line is taken off the screen first and is not redrawn
+    /// until the answer is in; Ctrl+C (<paramref name="cancellationToken"/>) ends the wait at once.
+    /// </summary>
+    public async Task<string?> PromptAsync(string question, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            _prompting = true;
+            HideLineLocked();
+            Console.Markup(Markup.Escape(question));
+            Writer.Flush();
+        }
+
+        try
+        {
+            // A blocking read of a terminal does not observe a token: it runs on its own and is abandoned when
+            // the token fires (the process is about to end then).
+            var input = _console.InputText;
+            return await Task.Run(input.ReadLine, CancellationToken.None).WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            // The question stays unanswered on its line; what follows (the error) starts on the next one.
+            lock (_lock)
+            {
+                Writer.WriteLine();
+                Writer.Flush();
+            }
+
+            throw;
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                _prompting = false;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Draws the progress line until <paramref name="transfer"/> ends (without observing its outcome), then takes
+    /// it off the screen: the summary or the error line says how it ended.
+    /// </summary>
     public async Task ShowUntilDoneAsync(Task transfer, string verb)
     {
+        _verb = verb;
         if (!_progress)
         {
             await Task.WhenAny(transfer);
             return;
         }
 
-        await Console.Progress()
-            .AutoClear(false)
-            .HideCompleted(false)
-            .Columns(
-                new TaskDescriptionColumn(),
-                new ProgressBarColumn(),
-                new PercentageColumn(),
-                new DownloadedColumn(),
-                new TransferSpeedColumn(),
-                new RemainingTimeColumn(),
-                new SpinnerColumn())
-            .StartAsync(async context =>
+        try
+        {
+            while (!transfer.IsCompleted)
             {
-                var task = context.AddTask(verb, autoStart: true, maxValue: 1);
-                while (true)
+                lock (_lock)
                 {
-                    var done = transfer.IsCompleted;
-                    Update(task, _latest, verb);
-                    if (done)
+                    if (!_prompting)
                     {
-                        if (transfer.IsCompletedSuccessfully)
-                        {
-                            task.Value = task.MaxValue;
-                        }
-
-                        task.StopTask();
-                        return;
+                        DrawLineLocked();
                     }
-
-                    await Task.WhenAny(transfer, Task.Delay(100));
                 }
-            });
+
+                await Task.WhenAny(transfer, Task.Delay(Tick));
+            }
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                HideLineLocked();
+                Writer.Flush();
+            }
+        }
     }
 
-    private static void Update(ProgressTask task, TransferProgress p, string verb)
+    /// <summary>The live line for <paramref name="p"/>, cut to <paramref name="width"/> columns.</summary>
+    internal static string ProgressLine(TransferProgress p, string verb, TimeSpan? moving, int width)
     {
-        task.Description = p.Stage switch
+        var description = p.Stage switch
         {
             TransferStage.WaitingForPeer => "waiting for the other side",
             TransferStage.Authenticating => "checking the code",
@@ -106,20 +205,43 @@ internal sealed class TransferDisplay : IProgress<TransferProgress>
             TransferStage.Completed => "done",
             _ => verb,
         };
-        if (p.TotalBytes > 0)
+        var line = new StringBuilder(description);
+        if (p.Stage >= TransferStage.Transferring)
         {
-            task.IsIndeterminate = false;
-            task.MaxValue = p.TotalBytes;
-        }
-        else if (p.TotalBytes < 0)
-        {
-            task.IsIndeterminate = true;
-            task.MaxValue = Math.Max(1, p.BytesTransferred);
+            var known = p.TotalBytes >= 0;
+            var fraction = p.Stage == TransferStage.Completed ? 1.0 : known && p.TotalBytes > 0 ? Math.Clamp((double)p.BytesTransferred / p.TotalBytes, 0, 1) : known ? 1.0 : 0.0;
+            if (known)
+            {
+                const int BarWidth = 24;
+                var filled = (int)Math.Round(fraction * BarWidth);
+                line.Append(' ').Append('━', filled).Append('╺', filled < BarWidth ? 1 : 0).Append('─', Math.Max(0, BarWidth - filled - 1));
+                line.Append(CultureInfo.InvariantCulture, $" {fraction * 100,3:0}%");
+                line.Append(' ').Append(Size(p.BytesTransferred)).Append(" of ").Append(Size(p.TotalBytes));
+            }
+            else
+            {
+                line.Append(' ').Append(Size(p.BytesTransferred)).Append(" so far");
+            }
+
+            if (moving is { TotalSeconds: > 0.2 } elapsed && p.BytesTransferred > 0)
+            {
+                var rate = p.BytesTransferred / elapsed.TotalSeconds;
+                line.Append(", ").Append(Size((long)rate)).Append("/s");
+                if (known && p.TotalBytes > p.BytesTransferred && rate > 0)
+                {
+                    var left = TimeSpan.FromSeconds(Math.Ceiling((p.TotalBytes - p.BytesTransferred) / rate));
+                    line.Append(", ").Append(Duration(left)).Append(" left");
+                }
+            }
         }
 
-        task.Value = Math.Min(p.BytesTransferred, task.MaxValue);
+        // One column short of the width: writing the last column makes some terminals wrap, and a wrapped line
+        // is not erased by the next carriage return.
+        var max = Math.Max(10, width - 1);
+        return line.Length <= max ? line.ToString() : line.ToString(0, max - 1) + "…";
     }
 
+    /// <summary>A byte count in SI units (1 KB = 1000 bytes), the one unit system of every message.</summary>
     public static string Size(long bytes)
     {
         string[] units = ["B", "KB", "MB", "GB", "TB"];
@@ -136,13 +258,73 @@ internal sealed class TransferDisplay : IProgress<TransferProgress>
             : string.Create(CultureInfo.InvariantCulture, $"{value:0.0} {units[unit]}");
     }
 
-    public static string Summary(string verb, TransferResult result)
+    /// <summary>A time span for people: "40 ms", "1.5 s", "30 s", "2 min 5 s", "1 h 3 min".</summary>
+    public static string Duration(TimeSpan span)
     {
-        var seconds = Math.Max(result.Duration.TotalSeconds, 0.001);
-        var rate = result.TotalBytes / seconds / 1_000_000;
-        var files = result.Files.Count == 1 ? "1 file" : $"{result.Files.Count} files";
-        return string.Create(CultureInfo.InvariantCulture, $"{verb} {files}, {Size(result.TotalBytes)} ({result.TotalBytes} bytes) in {seconds:0.0} s, {rate:0.00} MB/s");
+        if (span < TimeSpan.FromSeconds(1))
+        {
+            return string.Create(CultureInfo.InvariantCulture, $"{Math.Max(1, (int)Math.Round(span.TotalMilliseconds))} ms");
+        }
+
+        if (span < TimeSpan.FromSeconds(10))
+        {
+            return string.Create(CultureInfo.InvariantCulture, $"{span.TotalSeconds:0.0} s");
+        }
+
+        if (span < TimeSpan.FromMinutes(1))
+        {
+            return string.Create(CultureInfo.InvariantCulture, $"{span.TotalSeconds:0} s");
+        }
+
+        if (span < TimeSpan.FromHours(1))
+        {
+            return span.Seconds == 0
+                ? string.Create(CultureInfo.InvariantCulture, $"{(int)span.TotalMinutes} min")
+                : string.Create(CultureInfo.InvariantCulture, $"{(int)span.TotalMinutes} min {span.Seconds} s");
+        }
+
+        return span.Minutes == 0
+            ? string.Create(CultureInfo.InvariantCulture, $"{(int)span.TotalHours} h")
+            : string.Create(CultureInfo.InvariantCulture, $"{(int)span.TotalHours} h {span.Minutes} min");
     }
+
+    /// <summary>The closing line of a transfer, timed over <paramref name="duration"/> (the data's own time).</summary>
+    public static string Summary(string verb, TransferResult result, TimeSpan duration, string? text = null)
+    {
+        var seconds = Math.Max(duration.TotalSeconds, 0.001);
+        if ((text ?? result.Text) is { } message)
+        {
+            return string.Create(CultureInfo.InvariantCulture, $"{verb} a text ({message.EnumerateRunes().Count()} characters).");
+        }
+
+        var rate = Size((long)(result.TotalBytes / seconds));
+        var files = result.Files.Count == 1 ? "1 file" : $"{result.Files.Count} files";
+        return string.Create(CultureInfo.InvariantCulture, $"{verb} {files}, {Size(result.TotalBytes)} ({result.TotalBytes} bytes) in {Duration(TimeSpan.FromSeconds(seconds))}, {rate}/s");
+    }
+
+    /// <summary>The summary of <paramref name="result"/> timed by what this display saw.</summary>
+    public string Summary(string verb, TransferResult result, string? text = null) => Summary(verb, result, TransferDuration ?? result.Duration, text);
+
+    private void DrawLineLocked()
+    {
+        Writer.Write(EraseLine + ProgressLine(_latest, _verb, MovingLocked(), Width()));
+        Writer.Flush();
+        _lineShown = true;
+    }
+
+    private TimeSpan? MovingLocked() =>
+        _transferStarted is { } started ? _time.GetElapsedTime(started, _transferEnded ?? _time.GetTimestamp()) : null;
+
+    private void HideLineLocked()
+    {
+        if (_lineShown)
+        {
+            Writer.Write(EraseLine);
+            _lineShown = false;
+        }
+    }
+
+    private int Width() => ((Output)Console.Profile.Out).TerminalWidth;
 
     private sealed class Output(TextWriter writer, bool terminal) : IAnsiConsoleOutput
     {
@@ -150,11 +332,14 @@ internal sealed class TransferDisplay : IProgress<TransferProgress>
 
         public bool IsTerminal { get; } = terminal;
 
-        public int Width => IsTerminal && !System.Console.IsOutputRedirected ? SafeWidth() : 100;
+        // Messages are never wrapped by Spectre: a command to copy must stay on one line; the terminal wraps it.
+        public int Width => 10_000;
 
-        public int Height => IsTerminal && !System.Console.IsOutputRedirected ? SafeHeight() : 40;
+        public int TerminalWidth => IsTerminal ? SafeWidth() : 100;
 
-        public void SetEncoding(System.Text.Encoding encoding)
+        public int Height => IsTerminal ? SafeHeight() : 40;
+
+        public void SetEncoding(Encoding encoding)
         {
             // The writer's encoding is fixed by whoever created it.
         }

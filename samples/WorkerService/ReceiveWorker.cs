@@ -12,14 +12,12 @@ internal sealed partial class ReceiveWorker(
     IHostApplicationLifetime lifetime,
     ILogger<ReceiveWorker> logger) : BackgroundService
 {
+    private int _failures;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        // The library writes into an existing folder; make sure the configured one is there.
-        if (croc.Options.OutputDirectory is { Length: > 0 } output)
-        {
-            Directory.CreateDirectory(output);
-        }
-
+        // Say where codes are looked up: a wrong relay is the usual reason a code "does not work".
+        LogRelay(croc.Options.Relay);
         var configured = new List<string>(options.Value.Codes);
         if (!string.IsNullOrWhiteSpace(options.Value.Code))
         {
@@ -33,6 +31,12 @@ internal sealed partial class ReceiveWorker(
 
         if (options.Value.StopWhenDone)
         {
+            // A run that was asked to receive and did not must not look like a success to whoever started it.
+            if (_failures > 0)
+            {
+                Environment.ExitCode = 1;
+            }
+
             lifetime.StopApplication();
             return;
         }
@@ -54,13 +58,18 @@ internal sealed partial class ReceiveWorker(
         catch (CrocException ex)
         {
             // The code is a secret: log what failed, never the code itself.
+            _failures++;
             LogFailed(ex.Code, ex.Message);
         }
         catch (IOException ex)
         {
+            _failures++;
             LogFailed(CrocErrorCode.Unknown, ex.Message);
         }
     }
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Receiving through the relay {Relay} (set Croc__Relay, or Croc:Relay in appsettings.json, to change it)")]
+    private partial void LogRelay(Uri? relay);
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Received {Files} file(s), {Bytes} bytes on channel {Channel} in {Duration}")]
     private partial void LogReceived(string channel, int files, long bytes, TimeSpan duration);
