@@ -543,6 +543,61 @@ public class ChannelRegistryTests
         Assert.That(_registry.WaitingConnections, Is.Zero);
     }
 
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task Attach_ChannelClosesBetweenCheckAndRecord_RefusedAndTheLaneUndone(bool secondLeg)
+    {
+        var store = new RacingStore();
+        using var registry = new ChannelRegistry(Options.Create(new CrocRelayOptions()), new RelayClock(_time), _metrics, store);
+        registry.SetPorts([7001, 7002]);
+        var (channel, sender, recipient) = await ConfirmedAsync(registry, A, B);
+        var waiting = new FakeLink();
+        if (secondLeg)
+        {
+            Assert.That((await registry.AttachAsync(channel, sender, A, 0, waiting)).IsSuccess);
+        }
+
+        // The channel closes after the attach's checks passed, before it records the address.
+        var id = (await store.Inner.GetAsync(channel))!.Id;
+        store.BeforeNextUpdate = () => store.Inner.UpdateAsync(channel, id, s => ChannelMachine.Close(s));
+        var outcome = await registry.AttachAsync(channel, secondLeg ? recipient : sender, secondLeg ? B : A, 0, new FakeLink());
+
+        Assert.That(outcome.Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+        Assert.That(registry.WaitingConnections, Is.Zero, "no waiting slot is left taken");
+        Assert.That(waiting.Aborted, Is.EqualTo(secondLeg), "a pair completed by a refused leg is cut");
+        Assert.That((await registry.AttachAsync(channel, sender, A, 1, new FakeLink())).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+    }
+
+    /// <summary>The in-memory store, with a hook that runs once before the next update (a race, on cue).</summary>
+    private sealed class RacingStore : IChannelStore
+    {
+        public InMemoryChannelStore Inner { get; } = new();
+
+        public Func<ValueTask<Transition?>>? BeforeNextUpdate { get; set; }
+
+        public ValueTask<ChannelState?> GetAsync(string name, CancellationToken cancellationToken = default) => Inner.GetAsync(name, cancellationToken);
+
+        public ValueTask<bool> TryAddAsync(ChannelState state, CancellationToken cancellationToken = default) => Inner.TryAddAsync(state, cancellationToken);
+
+        public async ValueTask<Transition?> UpdateAsync(string name, long id, Func<ChannelState, Transition> transition, CancellationToken cancellationToken = default)
+        {
+            if (BeforeNextUpdate is { } hook)
+            {
+                BeforeNextUpdate = null;
+                await hook();
+            }
+
+            return await Inner.UpdateAsync(name, id, transition, cancellationToken);
+        }
+
+        public ValueTask<ChannelState?> WaitAsync(string name, long id, long since, TimeSpan timeout, TimeProvider timeProvider, CancellationToken cancellationToken)
+            => Inner.WaitAsync(name, id, since, timeout, timeProvider, cancellationToken);
+
+        public ValueTask<bool> RemoveAsync(string name, long id, CancellationToken cancellationToken = default) => Inner.RemoveAsync(name, id, cancellationToken);
+
+        public IAsyncEnumerable<ChannelState> AllAsync(CancellationToken cancellationToken = default) => Inner.AllAsync(cancellationToken);
+    }
+
     private sealed class FakeLink : IStapleLink
     {
         public bool Aborted { get; private set; }
