@@ -320,6 +320,7 @@ internal sealed class ChannelRegistry : IDisposable
         }
 
         DisposeTimers();
+        await BackgroundWork.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Cuts this node's connections and stops its timers (the store's states are the store's).</summary>
@@ -339,8 +340,8 @@ internal sealed class ChannelRegistry : IDisposable
     /// <summary>How many connections waiting for their peer come from <paramref name="address"/>'s key.</summary>
     internal int WaitingOf(IPAddress address) => _staples.WaitingOf(LimitKey(address));
 
-    /// <summary>Timer work still running (completes synchronously with the in-memory store).</summary>
-    internal Task BackgroundWork => Task.WhenAll(_background.Keys);
+    /// <summary>Timer and callback work still running (none with the in-memory store: it completes synchronously).</summary>
+    internal Task BackgroundWork => Task.WhenAll(_background.Keys).ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
     /// <summary>Sets the expiry timer: the channel's lifetime from its creation (re-armed when <c>h_k</c> extends it).</summary>
     private void ArmExpiry(ChannelState state)
@@ -374,7 +375,20 @@ internal sealed class ChannelRegistry : IDisposable
 
         var task = work.AsTask();
         _background.TryAdd(task, 0);
-        _ = task.ContinueWith(static (t, s) => ((ConcurrentDictionary<Task, byte>)s!).TryRemove(t, out _), _background, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        _ = task.ContinueWith(
+            static (t, s) =>
+            {
+                var registry = (ChannelRegistry)s!;
+                registry._background.TryRemove(t, out _);
+                if (t.Exception is { } failure)
+                {
+                    registry.Log.BackgroundFailed(failure.GetBaseException());
+                }
+            },
+            this,
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
     }
 
     private async ValueTask OnTimerAsync(ChannelRef channel)
