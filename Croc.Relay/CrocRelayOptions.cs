@@ -92,7 +92,8 @@ public sealed class CrocRelayOptions
     /// <summary>
     /// The most channels one IP address (IPv6: one <see cref="IPv6PrefixLength"/> prefix) may have created that are
     /// still stored: open ones, and closed ones until they are forgotten after <see cref="ClosedRetention"/>. More
-    /// sender joins from that address get <c>503 capacity</c>.
+    /// sender joins from that address get <c>503 capacity</c>, unless one of its own closed channels can be forgotten early to
+    /// make room (so one transfer after another never stalls).
     /// </summary>
     /// <value>Default 16.</value>
     [Range(1, 10_000_000)]

@@ -24,6 +24,7 @@ internal sealed class ChannelRegistry : IDisposable
     private readonly AddressRateLimit _failures;
     private readonly ConcurrentDictionary<long, ITimer> _timers = new();
     private readonly ConcurrentDictionary<Task, byte> _background = new();
+    private readonly ConcurrentDictionary<IPAddress, Queue<ChannelRef>> _closedByCreator = new();
     private int _channelCount;
     // Read-only: CrocRelayListeners hands this list to host apps, and the relay's checks rely on it.
     private volatile System.Collections.ObjectModel.ReadOnlyCollection<int> _ports = System.Collections.ObjectModel.ReadOnlyCollection<int>.Empty;
@@ -102,8 +103,15 @@ internal sealed class ChannelRegistry : IDisposable
             return RelayErrors.JoinRate;
         }
 
-        if (!_channelsByAddress.TryAcquire(key, Options.MaxChannelsPerAddress))
+        // At its limit, an address recycles the oldest of its own closed (still remembered) channels: closed channels
+        // count against their creator, so churn cannot fill MaxChannels, yet one transfer after another never stalls.
+        while (!_channelsByAddress.TryAcquire(key, Options.MaxChannelsPerAddress))
         {
+            if (await TryForgetOldestClosedAsync(key, cancellationToken).ConfigureAwait(false))
+            {
+                continue;
+            }
+
             _joins.Refund(key);
             return new RelayError(RelayErrorCode.Capacity, "This address has too many channels (closed ones count until forgotten); finish one and try again later.");
         }
@@ -312,6 +320,7 @@ internal sealed class ChannelRegistry : IDisposable
         }
 
         DisposeTimers();
+        await BackgroundWork.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Cuts this node's connections and stops its timers (the store's states are the store's).</summary>
@@ -331,8 +340,8 @@ internal sealed class ChannelRegistry : IDisposable
     /// <summary>How many connections waiting for their peer come from <paramref name="address"/>'s key.</summary>
     internal int WaitingOf(IPAddress address) => _staples.WaitingOf(LimitKey(address));
 
-    /// <summary>Timer work still running (completes synchronously with the in-memory store).</summary>
-    internal Task BackgroundWork => Task.WhenAll(_background.Keys);
+    /// <summary>Timer and callback work still running (none with the in-memory store: it completes synchronously).</summary>
+    internal Task BackgroundWork => Task.WhenAll(_background.Keys).ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
     /// <summary>Sets the expiry timer: the channel's lifetime from its creation (re-armed when <c>h_k</c> extends it).</summary>
     private void ArmExpiry(ChannelState state)
@@ -366,7 +375,20 @@ internal sealed class ChannelRegistry : IDisposable
 
         var task = work.AsTask();
         _background.TryAdd(task, 0);
-        _ = task.ContinueWith(static (t, s) => ((ConcurrentDictionary<Task, byte>)s!).TryRemove(t, out _), _background, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        _ = task.ContinueWith(
+            static (t, s) =>
+            {
+                var registry = (ChannelRegistry)s!;
+                registry._background.TryRemove(t, out _);
+                if (t.Exception is { } failure)
+                {
+                    registry.Log.BackgroundFailed(failure.GetBaseException());
+                }
+            },
+            this,
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
     }
 
     private async ValueTask OnTimerAsync(ChannelRef channel)
@@ -422,6 +444,12 @@ internal sealed class ChannelRegistry : IDisposable
 
     private void AfterClose(ChannelState state, string reason)
     {
+        var closed = _closedByCreator.GetOrAdd(state.CreatorKey, static _ => new Queue<ChannelRef>());
+        lock (closed)
+        {
+            closed.Enqueue(new ChannelRef(state.Name, state.Id));
+        }
+
         Log.ChannelClosed(state.Name, reason);
         StapleTable.Abort(_staples.End(state.Id));
         if (_timers.TryGetValue(state.Id, out var timer))
@@ -430,8 +458,37 @@ internal sealed class ChannelRegistry : IDisposable
         }
     }
 
-    /// <summary>Forgets a closed channel after its retention: only now does it stop counting against its creator.</summary>
-    private async ValueTask ForgetAsync(ChannelState state)
+    /// <summary>Forgets the oldest closed channel <paramref name="key"/> created that is still remembered; false when there is none.</summary>
+    private async ValueTask<bool> TryForgetOldestClosedAsync(IPAddress key, CancellationToken cancellationToken)
+    {
+        if (!_closedByCreator.TryGetValue(key, out var closed))
+        {
+            return false;
+        }
+
+        while (true)
+        {
+            ChannelRef oldest;
+            lock (closed)
+            {
+                if (!closed.TryDequeue(out oldest))
+                {
+                    return false;
+                }
+            }
+
+            // Entries already forgotten by their retention timer are skipped.
+            if (await _store.GetAsync(oldest.Name, cancellationToken).ConfigureAwait(false) is { Closed: true } state
+                && state.Id == oldest.Id
+                && await ForgetAsync(state).ConfigureAwait(false))
+            {
+                return true;
+            }
+        }
+    }
+
+    /// <summary>Forgets a closed channel after its retention (or to recycle its creator's slot): only now does it stop counting against its creator.</summary>
+    private async ValueTask<bool> ForgetAsync(ChannelState state)
     {
         DisposeTimer(state.Id);
         if (await _store.RemoveAsync(state.Name, state.Id).ConfigureAwait(false))
@@ -440,7 +497,27 @@ internal sealed class ChannelRegistry : IDisposable
             _channelsByAddress.Release(state.CreatorKey);
             _staples.Forget(state.Id);
             Log.ChannelForgotten(state.Name);
+            if (_closedByCreator.TryGetValue(state.CreatorKey, out var closed))
+            {
+                lock (closed)
+                {
+                    // Channels close and are forgotten in the same order (one retention time), so this one is usually first.
+                    if (closed.TryPeek(out var first) && first == new ChannelRef(state.Name, state.Id))
+                    {
+                        closed.Dequeue();
+                    }
+
+                    if (closed.Count == 0)
+                    {
+                        _closedByCreator.TryRemove(new KeyValuePair<IPAddress, Queue<ChannelRef>>(state.CreatorKey, closed));
+                    }
+                }
+            }
+
+            return true;
         }
+
+        return false;
     }
 
     private void DisposeTimer(long id)

@@ -46,6 +46,9 @@ internal sealed partial class RelayLog
     [LoggerMessage(EventId = 31, EventName = "PairCut", Level = LogLevel.Debug, Message = "Channel {Channel}: port {Port} cut ({SenderBytes} bytes from the sender, {RecipientBytes} from the recipient).")]
     public partial void PairCut(string channel, int port, long senderBytes, long recipientBytes);
 
+    [LoggerMessage(EventId = 32, EventName = "BackgroundFailed", Level = LogLevel.Warning, Message = "A channel's timer or connection callback failed.")]
+    public partial void BackgroundFailed(Exception exception);
+
     [LoggerMessage(EventId = 24, EventName = "ConnectionsEnded", Level = LogLevel.Information, Message = "Channel {Channel}: all TCP connections ended ({Reason}).")]
     public partial void ConnectionsEnded(string channel, string reason);
 

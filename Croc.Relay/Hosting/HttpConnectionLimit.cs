@@ -11,6 +11,7 @@ namespace CrocNet.Relay.Hosting;
 internal sealed class HttpConnectionLimit
 {
     private readonly AddressCounter _open = new();
+    private long _refused;
 
     public HttpConnectionLimit(int total, int perAddress, int ipv6PrefixLength)
     {
@@ -30,8 +31,6 @@ internal sealed class HttpConnectionLimit
 
     /// <summary>How many connections were closed at once because their address held <see cref="PerAddress"/>.</summary>
     public long Refused => Interlocked.Read(ref _refused);
-
-    private long _refused;
 
     public ConnectionDelegate Middleware(ConnectionDelegate next) => async connection =>
     {

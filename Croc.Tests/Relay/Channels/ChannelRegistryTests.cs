@@ -176,25 +176,18 @@ public class ChannelRegistryTests
     }
 
     [Test]
-    public async Task Join_JoinAndCloseChurnFromOneAddress_CannotFillMaxChannels()
+    public async Task Join_JoinAndCloseChurnFromOneAddress_CannotFillMaxChannelsAndNeverStalls()
     {
         using var registry = NewRegistry(new CrocRelayOptions { MaxChannels = 64, MaxChannelsPerAddress = 16, MaxJoinsPerMinute = 100_000 });
-        var refusals = 0;
         for (var i = 0; i < 200; i++)
         {
-            var joined = (await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A));
-            if (joined.Value is not { } result)
-            {
-                Assert.That(joined.Error.Code, Is.EqualTo(RelayErrorCode.Capacity));
-                refusals++;
-                continue;
-            }
-
-            Assert.That((await registry.ExecuteAsync(new ChannelCommand(result.State.Channel, result.Uuid, ChannelAction.Close), A)).IsSuccess);
+            var joined = (await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A)).Value;
+            Assert.That(joined, Is.Not.Null, $"join {i}: one transfer after another recycles the address's own closed channels");
+            Assert.That((await registry.ExecuteAsync(new ChannelCommand(joined!.State.Channel, joined.Uuid, ChannelAction.Close), A)).IsSuccess);
+            Assert.That(registry.Count, Is.LessThanOrEqualTo(16), "closed channels count against their creator");
         }
 
-        Assert.That(refusals, Is.EqualTo(200 - 16));
-        Assert.That(registry.Count, Is.EqualTo(16));
+        Assert.That(registry.ChannelsOf(A), Is.EqualTo(16));
         Assert.That((await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), B)).IsSuccess, "another sender is served");
     }
 
@@ -463,7 +456,7 @@ public class ChannelRegistryTests
     }
 
     [Test]
-    public async Task Join_BeyondMaxChannelsPerAddress_CapacityUntilAClosedOneIsForgotten()
+    public async Task Join_BeyondMaxChannelsPerAddress_CapacityUntilOneCloses()
     {
         using var registry = NewRegistry(new CrocRelayOptions { MaxChannelsPerAddress = 2 });
         var first = (await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A)).Value!;
@@ -476,11 +469,15 @@ public class ChannelRegistryTests
 
         Assert.That((await registry.ExecuteAsync(new ChannelCommand(first.State.Channel, first.Uuid, ChannelAction.Close), A)).IsSuccess);
         Assert.That(registry.ChannelsOf(A), Is.EqualTo(2), "a closed channel counts while it is remembered");
-        Assert.That((await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A)).Error.Code, Is.EqualTo(RelayErrorCode.Capacity), "join + close churn cannot fill MaxChannels");
+        Assert.That((await registry.GetAsync(first.State.Channel))!.Closed, Is.True);
+
+        Assert.That((await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A)).IsSuccess, "the address recycles its own closed channel");
+        Assert.That(await registry.GetAsync(first.State.Channel), Is.Null, "forgotten early to make room");
+        Assert.That(registry.ChannelsOf(A), Is.EqualTo(2));
+        Assert.That((await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A)).Error.Code, Is.EqualTo(RelayErrorCode.Capacity), "two open channels: nothing to recycle");
 
         _time.Advance(new CrocRelayOptions().ClosedRetention);
-        Assert.That(registry.ChannelsOf(A), Is.EqualTo(1), "forgotten: it no longer counts");
-        Assert.That((await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A)).IsSuccess);
+        Assert.That(registry.ChannelsOf(A), Is.EqualTo(2), "open channels are not forgotten");
     }
 
     [Test]
@@ -544,6 +541,61 @@ public class ChannelRegistryTests
         Assert.That((await _registry.AttachAsync(channel, recipient, B, 0, new FakeLink())).Value!.Peer, Is.SameAs(again));
         Assert.That(_registry.Detach(rewaiting, again), Is.False, "a piped connection is not detached");
         Assert.That(_registry.WaitingConnections, Is.Zero);
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task Attach_ChannelClosesBetweenCheckAndRecord_RefusedAndTheLaneUndone(bool secondLeg)
+    {
+        var store = new RacingStore();
+        using var registry = new ChannelRegistry(Options.Create(new CrocRelayOptions()), new RelayClock(_time), _metrics, store);
+        registry.SetPorts([7001, 7002]);
+        var (channel, sender, recipient) = await ConfirmedAsync(registry, A, B);
+        var waiting = new FakeLink();
+        if (secondLeg)
+        {
+            Assert.That((await registry.AttachAsync(channel, sender, A, 0, waiting)).IsSuccess);
+        }
+
+        // The channel closes after the attach's checks passed, before it records the address.
+        var id = (await store.Inner.GetAsync(channel))!.Id;
+        store.BeforeNextUpdate = () => store.Inner.UpdateAsync(channel, id, s => ChannelMachine.Close(s));
+        var outcome = await registry.AttachAsync(channel, secondLeg ? recipient : sender, secondLeg ? B : A, 0, new FakeLink());
+
+        Assert.That(outcome.Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+        Assert.That(registry.WaitingConnections, Is.Zero, "no waiting slot is left taken");
+        Assert.That(waiting.Aborted, Is.EqualTo(secondLeg), "a pair completed by a refused leg is cut");
+        Assert.That((await registry.AttachAsync(channel, sender, A, 1, new FakeLink())).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+    }
+
+    /// <summary>The in-memory store, with a hook that runs once before the next update (a race, on cue).</summary>
+    private sealed class RacingStore : IChannelStore
+    {
+        public InMemoryChannelStore Inner { get; } = new();
+
+        public Func<ValueTask<Transition?>>? BeforeNextUpdate { get; set; }
+
+        public ValueTask<ChannelState?> GetAsync(string name, CancellationToken cancellationToken = default) => Inner.GetAsync(name, cancellationToken);
+
+        public ValueTask<bool> TryAddAsync(ChannelState state, CancellationToken cancellationToken = default) => Inner.TryAddAsync(state, cancellationToken);
+
+        public async ValueTask<Transition?> UpdateAsync(string name, long id, Func<ChannelState, Transition> transition, CancellationToken cancellationToken = default)
+        {
+            if (BeforeNextUpdate is { } hook)
+            {
+                BeforeNextUpdate = null;
+                await hook();
+            }
+
+            return await Inner.UpdateAsync(name, id, transition, cancellationToken);
+        }
+
+        public ValueTask<ChannelState?> WaitAsync(string name, long id, long since, TimeSpan timeout, TimeProvider timeProvider, CancellationToken cancellationToken)
+            => Inner.WaitAsync(name, id, since, timeout, timeProvider, cancellationToken);
+
+        public ValueTask<bool> RemoveAsync(string name, long id, CancellationToken cancellationToken = default) => Inner.RemoveAsync(name, id, cancellationToken);
+
+        public IAsyncEnumerable<ChannelState> AllAsync(CancellationToken cancellationToken = default) => Inner.AllAsync(cancellationToken);
     }
 
     private sealed class FakeLink : IStapleLink
