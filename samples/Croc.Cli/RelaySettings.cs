@@ -40,6 +40,15 @@ internal static class RelaySettings
         new("MaxWait", "duration", "The longest long-poll a client may ask for.", "30s", (s, v) => s.Relay.MaxWait = Time(v)),
         new("PipeIdleTimeout", "duration", "How long a joined pair of connections may stay silent.", "30min", (s, v) => s.Relay.PipeIdleTimeout = Time(v)),
         new("PipeBufferSize", "bytes", "The size of each copy buffer.", "131072", (s, v) => s.Relay.PipeBufferSize = Count(v)),
+        new("MaxConnections", "n", "The most TCP data connections open at once, relay-wide (default: derived from the file-descriptor limit).", null, (s, v) => s.Relay.MaxConnections = Count(v)),
+        new("MaxConnectionsPerAddress", "n", "The most TCP data connections from one client address (an IPv6 /64 counts as one).", "256", (s, v) => s.Relay.MaxConnectionsPerAddress = Count(v)),
+        new("MaxWaitingConnectionsPerAddress", "n", "The most TCP connections one client address may keep waiting for their peer.", "16", (s, v) => s.Relay.MaxWaitingConnectionsPerAddress = Count(v)),
+        new("IPv6PrefixLength", "bits", "How many leading bits of an IPv6 address name one client for the per-address limits.", "64", (s, v) => s.Relay.IPv6PrefixLength = Count(v)),
+        new("MaxJoinsPerMinute", "n", "The most joins one client address may make per minute.", "120", (s, v) => s.Relay.MaxJoinsPerMinute = Count(v)),
+        new("MaxFailedLookupsPerMinute", "n", "The most requests naming an unknown channel or a wrong token one client address may make per minute.", "120", (s, v) => s.Relay.MaxFailedLookupsPerMinute = Count(v)),
+        new("HttpMaxConnections", "n", "The most HTTP connections open at once (default: derived from the file-descriptor limit).", null, (s, v) => s.MaxConnections = Count(v)),
+        new("HttpMaxConnectionsPerAddress", "n", "The most HTTP connections from one client address.", "64", (s, v) => s.MaxConnectionsPerAddress = Count(v)),
+        new("KeepAliveTimeout", "duration", "How long an idle HTTP connection is kept open.", "10s", (s, v) => s.KeepAliveTimeout = Time(v)),
     ];
 
     /// <summary>Adds a flag per setting (and <c>--config</c>) to <paramref name="command"/>.</summary>
