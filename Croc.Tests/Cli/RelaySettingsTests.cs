@@ -20,6 +20,7 @@ public sealed class RelaySettingsTests
 
     [TestCase("MaxChannelsPerAddress", "--max-channels-per-address", "CROC_MAX_CHANNELS_PER_ADDRESS")]
     [TestCase("Listen", "--listen", "CROC_LISTEN")]
+    [TestCase("IPv6PrefixLength", "--ipv6-prefix-length", "CROC_IPV6_PREFIX_LENGTH")]
     public void Setting_NamesFollowTheSettingName(string name, string flag, string variable)
     {
         var setting = RelaySettings.All.Single(s => s.Name == name);

@@ -200,6 +200,7 @@ internal static class RelaySettings
         }
 
         private static string Words(string name, char separator) =>
-            string.Concat(name.Select((c, i) => i > 0 && char.IsUpper(c) ? $"{separator}{c}" : c.ToString()));
+            // "IPv6" is one word: --ipv6-prefix-length, CROC_IPV6_PREFIX_LENGTH.
+            string.Concat(name.Replace("IPv6", "Ipv6", StringComparison.Ordinal).Select((c, i) => i > 0 && char.IsUpper(c) ? $"{separator}{c}" : c.ToString()));
     }
 }
