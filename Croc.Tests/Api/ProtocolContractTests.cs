@@ -1,0 +1,111 @@
+using System.Reflection;
+using System.Text.Json;
+using CrocNet.Pake;
+using CrocNet.Protocol;
+using CrocNet.Relay;
+using CrocNet.Relay.Protocol;
+using ClientJson = CrocNet.Rendezvous.RelayJsonContext;
+using RelayJson = CrocNet.Relay.Hosting.RelayJsonContext;
+
+namespace CrocNet.Tests.Api;
+
+/// <summary>
+/// The wire contract, held together: the client's names (<see cref="CrocWire"/>, its DTOs) against the relay's
+/// (<see cref="RelayWire"/>, its DTOs). The two packages do not reference each other, so this is where drift shows.
+/// </summary>
+public class ProtocolContractTests
+{
+    [Test]
+    public void Routes_Match()
+    {
+        Assert.That("/" + CrocWire.JoinRoute, Is.EqualTo(RelayWire.Routes.Join));
+        Assert.That("/" + CrocWire.ChannelRoute, Is.EqualTo(RelayWire.Routes.Channel));
+    }
+
+    [Test]
+    public void ErrorCodes_EveryCodeTheClientActsOnIsOneTheRelaySends()
+    {
+        var relayCodes = Constants(typeof(RelayWire.Codes));
+
+        Assert.That(relayCodes, Is.SupersetOf(CrocWire.Errors.All));
+        Assert.That(relayCodes.All(c => CrocWire.SafeCode(c) == c), Is.True, "the client keeps every relay code it is sent");
+    }
+
+    [Test]
+    public void Hello_FieldsAndAnswersMatch()
+    {
+        Assert.That(CrocWire.HelloChannel, Is.EqualTo(RelayWire.Hello.Channel));
+        Assert.That(CrocWire.HelloUuid, Is.EqualTo(RelayWire.Hello.Uuid));
+        Assert.That(CrocWire.HelloOk + "\n", Is.EqualTo(RelayWire.Hello.Ok));
+        Assert.That(CrocWire.HelloErrorPrefix, Is.EqualTo(RelayWire.Hello.ErrorPrefix));
+
+        var hello = CrocNet.Transport.TcpStapleTransport.BuildHello(new CrocNet.Transport.StapleTicket(new string('c', 64), new string('u', 128)));
+        Assert.That(hello, Has.Length.LessThanOrEqualTo(RelayWire.Hello.MaxLength), "the longest hello the client sends fits the relay's limit");
+        using var parsed = JsonDocument.Parse(hello.AsMemory(0, hello.Length - 1));
+        Assert.That(parsed.RootElement.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { RelayWire.Hello.Channel, RelayWire.Hello.Uuid }));
+    }
+
+    [Test]
+    public void Curves_Match() => Assert.That(Spake2Suite.Names, Is.EqualTo(RelayWire.Curves.All));
+
+    [Test]
+    public void Roles_Match()
+    {
+        Assert.That(ParticipantRole.Sender.ToWire(), Is.EqualTo(RelayWire.Roles.Sender));
+        Assert.That(ParticipantRole.Recipient.ToWire(), Is.EqualTo(RelayWire.Roles.Recipient));
+    }
+
+    [Test]
+    public void LongPoll_ClientNeverAsksMoreThanADefaultRelayHolds() =>
+        Assert.That(TimeSpan.FromSeconds(CrocWire.MaxWaitSeconds), Is.LessThanOrEqualTo(new CrocRelayOptions().MaxWait));
+
+    [Test]
+    public void Requests_EveryFieldTheClientWritesTheRelayReads()
+    {
+        var join = JsonSerializer.SerializeToUtf8Bytes(
+            new CrocNet.Rendezvous.JoinRequest { Channel = "abc", Curve = "p256", Role = "sender" }, ClientJson.Default.JoinRequest);
+        var channel = JsonSerializer.SerializeToUtf8Bytes(
+            new CrocNet.Rendezvous.ChannelRequest { Channel = "abc", Uuid = "u", X = [1], Curve = "p256", Y = [2], HhK = [3], HK = [4], Close = true, Wait = 5, Since = 6 },
+            ClientJson.Default.ChannelRequest);
+
+        var joinDto = JsonSerializer.Deserialize(join, RelayJson.Default.JoinRequestDto)!;
+        var channelDto = JsonSerializer.Deserialize(channel, RelayJson.Default.ChannelRequestDto)!;
+
+        Assert.That((joinDto.Channel, joinDto.Curve, joinDto.Role), Is.EqualTo(("abc", "p256", "sender")));
+        Assert.That(
+            (channelDto.Channel, channelDto.Uuid, channelDto.X, channelDto.Curve, channelDto.Y, channelDto.HhK, channelDto.HK, channelDto.Close, channelDto.Wait, channelDto.Since),
+            Is.EqualTo(("abc", "u", "AQ==", "p256", "Ag==", "Aw==", "BA==", (bool?)true, (double?)5, (long?)6)));
+        Assert.That(FieldNames(channel).Union(FieldNames(join)), Is.SubsetOf(Constants(typeof(RelayWire.Fields))));
+    }
+
+    [Test]
+    public void State_EveryFieldTheRelayWritesTheClientReads()
+    {
+        var state = new CrocNet.Relay.Hosting.StateDto
+        {
+            Channel = "abc", Uuid = "u", Role = "recipient", Curve = "siec", Rev = 7, X = "AQ==", Y = "Ag==", HhK = "Aw==", HK = "BA==",
+            Stapled = true, Closed = true, Ports = [9010, 9011], Host = "relay.example",
+        };
+        var json = JsonSerializer.SerializeToUtf8Bytes(state, RelayJson.Default.StateDto);
+
+        var read = JsonSerializer.Deserialize(json, ClientJson.Default.RelayState)!;
+
+        Assert.That(
+            (read.Channel, read.Uuid, read.Role, read.Curve, read.Rev, read.X, read.Y, read.HhK, read.HK, read.Stapled, read.Closed, read.Host),
+            Is.EqualTo(("abc", "u", "recipient", "siec", 7L, new byte[] { 1 }, new byte[] { 2 }, new byte[] { 3 }, new byte[] { 4 }, true, true, "relay.example")));
+        Assert.That(read.Ports, Is.EqualTo(new[] { 9010, 9011 }));
+
+        var error = JsonSerializer.SerializeToUtf8Bytes(new CrocNet.Relay.Hosting.ErrorDto { Error = "no", Code = RelayWire.Codes.IpLimit }, RelayJson.Default.ErrorDto);
+        var readError = JsonSerializer.Deserialize(error, ClientJson.Default.RelayError)!;
+        Assert.That((readError.Error, readError.Code), Is.EqualTo(("no", "ip_limit")));
+    }
+
+    private static string[] Constants(Type type) =>
+        type.GetFields(BindingFlags.Public | BindingFlags.Static).Where(f => f.IsLiteral).Select(f => (string)f.GetRawConstantValue()!).ToArray();
+
+    private static string[] FieldNames(byte[] json)
+    {
+        using var document = JsonDocument.Parse(json);
+        return document.RootElement.EnumerateObject().Select(p => p.Name).ToArray();
+    }
+}
