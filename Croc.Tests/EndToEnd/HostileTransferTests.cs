@@ -345,7 +345,7 @@ public class HostileTransferTests : TransferTestBase
 
         public async Task FinishAsync(TrailerMessage trailer, CancellationToken cancellationToken)
         {
-            await _writers[0].WriteAsync(FrameType.Trailer, JsonSerializer.SerializeToUtf8Bytes(trailer, TransferJsonContext.Default.TrailerMessage), cancellationToken);
+            await _writers[0].WriteAsync(FrameType.Trailer, JsonSerializer.SerializeToUtf8Bytes(trailer, TransferJsonContext.Default.TrailerMessage), cancellationToken, FrameFlags.Last);
             foreach (var writer in _writers)
             {
                 await writer.WriteEndAsync(cancellationToken);

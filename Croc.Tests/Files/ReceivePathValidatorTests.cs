@@ -53,6 +53,16 @@ public class ReceivePathValidatorTests
         Assert.That(ex.Message.Contains('\u001b', StringComparison.Ordinal), Is.False);
     }
 
+    [TestCase('\ud800')]
+    [TestCase('\udc00')]
+    public void Validate_LoneSurrogate_ThrowsUnsafePath(char surrogate)
+    {
+        // Not valid Unicode: it cannot be normalised (for duplicate checks) or stored by every file system.
+        var path = "lone" + surrogate + "name.txt";
+
+        Assert.That(Assert.Throws<CrocTransferException>(() => ReceivePathValidator.Validate(path))!.Code, Is.EqualTo(CrocErrorCode.UnsafePath));
+    }
+
     [Test]
     public void Validate_TooLong_ThrowsUnsafePath()
     {

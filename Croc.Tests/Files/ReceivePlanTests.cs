@@ -25,7 +25,7 @@ public class ReceivePlanTests
     {
         var plan = ReceivePlan.Create(_root, Manifest(("a", true, 0), ("a/b", true, 0), ("a/b/c.txt", false, 5)), CrocOverwritePolicy.Fail);
 
-        Assert.That(plan.Entries.Select(e => e.FullPath), Is.All.StartWith(_root + Path.DirectorySeparatorChar));
+        Assert.That(Enumerable.Range(0, 3).Select(plan.FullPath), Is.EqualTo(new[] { Path.Join(_root, "a"), Path.Join(_root, "a", "b"), Path.Join(_root, "a", "b", "c.txt") }));
         Assert.That(plan.MissingDirectories, Is.EqualTo(new[] { Path.Join(_root, "a"), Path.Join(_root, "a", "b") }));
         Assert.That(Snapshot(), Is.Empty, "planning writes nothing");
     }
@@ -116,5 +116,46 @@ public class ReceivePlanTests
     public void Create_NegativeSizeOtherThanUnknown_ThrowsProtocol()
     {
         Assert.Throws<CrocProtocolException>(() => ReceivePlan.Create(_root, Manifest(("a", false, -2)), CrocOverwritePolicy.Fail));
+    }
+
+    [TestCase("caf\u00e9", "cafe\u0301")]
+    [TestCase("caf\u00e9/a.txt", "cafe\u0301/b.txt")]
+    [TestCase("Fotos/a.txt", "fotos/b.txt")]
+    public void Create_NamesEqualUnderCaseOrUnicodeNormalisation_ThrowsUnsafePath(string first, string second)
+    {
+        // NFC and NFD spell the same name; macOS and Windows would put both in one place, Linux in two.
+        var ex = Assert.Throws<CrocTransferException>(() => ReceivePlan.Create(_root, Manifest((first, false, 1), (second, false, 1)), CrocOverwritePolicy.Fail));
+
+        Assert.That(ex!.Code, Is.EqualTo(CrocErrorCode.UnsafePath));
+    }
+
+    [Test]
+    public void Create_DeepPathsAtTheDepthBound_CostLinearInTheManifest()
+    {
+        // 100 distinct paths 128 levels deep, ~4,000 characters each: the prefix-by-prefix walk this replaced
+        // allocated ~1 MB per path (quadratic in depth).
+        var segment = new string('s', 30);
+        var entries = Enumerable.Range(0, 100)
+            .Select(i => (string.Join('/', Enumerable.Repeat(segment, ReceivePathValidator.MaxDepth - 1).Prepend($"top{i}")), false, 1L))
+            .ToArray();
+        var manifest = Manifest(entries);
+        var characters = entries.Sum(e => e.Item1.Length);
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var plan = ReceivePlan.Create(_root, manifest, CrocOverwritePolicy.Fail);
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        TestContext.Out.WriteLine($"{characters:N0} characters of paths; planning allocated {allocated:N0} bytes");
+        Assert.That(allocated, Is.LessThan(characters * 16L), "bytes per character of the manifest, not per prefix");
+        Assert.That(plan.MissingDirectories.Count(), Is.EqualTo(100 * (ReceivePathValidator.MaxDepth - 1)));
+    }
+
+    [Test]
+    public void Create_PathDeeperThanTheBound_ThrowsUnsafePath()
+    {
+        var deep = string.Join('/', Enumerable.Repeat("a", ReceivePathValidator.MaxDepth + 1));
+
+        Assert.That(Assert.Throws<CrocTransferException>(() => ReceivePlan.Create(_root, Manifest((deep, false, 1)), CrocOverwritePolicy.Fail))!.Code, Is.EqualTo(CrocErrorCode.UnsafePath));
+        Assert.DoesNotThrow(() => ReceivePlan.Create(_root, Manifest((string.Join('/', Enumerable.Repeat("a", ReceivePathValidator.MaxDepth)), false, 1)), CrocOverwritePolicy.Fail));
     }
 }

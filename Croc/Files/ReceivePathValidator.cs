@@ -21,8 +21,18 @@ internal static class ReceivePathValidator
         "LPT0", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9", "LPT¹", "LPT²", "LPT³",
     };
 
+    /// <summary>The most folder levels a path may have (a file nested 128 deep has 128 segments).</summary>
+    public const int MaxDepth = 128;
+
     /// <summary>Splits a proposed relative path into its segments, or throws <see cref="CrocTransferException"/> (UnsafePath).</summary>
     public static string[] Validate(string? path)
+    {
+        Check(path);
+        return path!.Split('/');
+    }
+
+    /// <summary>Checks a proposed relative path without allocating, in time linear in its length, or throws <see cref="CrocTransferException"/> (UnsafePath).</summary>
+    public static void Check(string? path)
     {
         if (string.IsNullOrEmpty(path))
         {
@@ -57,47 +67,63 @@ internal static class ReceivePathValidator
             throw Unsafe(path, "it starts with a drive letter");
         }
 
-        var segments = path.Split('/');
-        foreach (var segment in segments)
+        if (path.AsSpan().Count('/') >= MaxDepth)
         {
-            if (segment.Length == 0)
-            {
-                throw Unsafe(path, "it has an empty segment ('//' or a trailing '/')");
-            }
-
-            if (segment is "." or "..")
-            {
-                throw Unsafe(path, "it contains '.' or '..'");
-            }
-
-            if (segment.Contains(':', StringComparison.Ordinal))
-            {
-                throw Unsafe(path, "a segment contains ':' (drive letters and alternate data streams are refused)");
-            }
-
-            if (segment.AsSpan().IndexOfAny(WindowsForbidden) >= 0)
-            {
-                throw Unsafe(path, "a segment contains a character Windows forbids in names");
-            }
-
-            if (segment[^1] is '.' or ' ')
-            {
-                throw Unsafe(path, "a segment ends with a dot or a space");
-            }
-
-            var stem = segment.Split('.')[0].TrimEnd(' ');
-            if (ReservedDeviceNames.Contains(stem))
-            {
-                throw Unsafe(path, $"'{segment}' is a reserved device name");
-            }
-
-            if (Encoding.UTF8.GetByteCount(segment) > MaxSegmentBytes)
-            {
-                throw Unsafe(path, $"a segment is longer than {MaxSegmentBytes} bytes");
-            }
+            throw Unsafe(path, $"it is nested deeper than {MaxDepth} levels");
         }
 
-        return segments;
+        var rest = path.AsSpan();
+        while (true)
+        {
+            var slash = rest.IndexOf('/');
+            CheckSegment(path, slash < 0 ? rest : rest[..slash]);
+            if (slash < 0)
+            {
+                return;
+            }
+
+            rest = rest[(slash + 1)..];
+        }
+    }
+
+    private static void CheckSegment(string path, ReadOnlySpan<char> segment)
+    {
+        if (segment.IsEmpty)
+        {
+            throw Unsafe(path, "it has an empty segment ('//' or a trailing '/')");
+        }
+
+        if (segment is "." or "..")
+        {
+            throw Unsafe(path, "it contains '.' or '..'");
+        }
+
+        if (segment.Contains(':'))
+        {
+            throw Unsafe(path, "a segment contains ':' (drive letters and alternate data streams are refused)");
+        }
+
+        if (segment.IndexOfAny(WindowsForbidden) >= 0)
+        {
+            throw Unsafe(path, "a segment contains a character Windows forbids in names");
+        }
+
+        if (segment[^1] is '.' or ' ')
+        {
+            throw Unsafe(path, "a segment ends with a dot or a space");
+        }
+
+        var dot = segment.IndexOf('.');
+        var stem = (dot < 0 ? segment : segment[..dot]).TrimEnd(' ');
+        if (stem.Length <= 7 && ReservedDeviceNames.GetAlternateLookup<ReadOnlySpan<char>>().Contains(stem))
+        {
+            throw Unsafe(path, $"'{segment}' is a reserved device name");
+        }
+
+        if (Encoding.UTF8.GetByteCount(segment) > MaxSegmentBytes)
+        {
+            throw Unsafe(path, $"a segment is longer than {MaxSegmentBytes} bytes");
+        }
     }
 
     private static bool IsDangerous(Rune rune) =>

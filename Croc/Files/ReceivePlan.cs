@@ -1,122 +1,105 @@
 namespace CrocNet.Files;
 
-/// <summary>Where one manifest entry will be written.</summary>
-internal sealed record PlannedEntry(int Index, string RelativePath, string FullPath, bool IsDirectory, long Size);
-
 /// <summary>
 /// Resolves a manifest against the output folder before anything is written: every path confined to
 /// the folder, no duplicates, no file/folder clashes, no symbolic link on the way, no existing file
 /// replaced unless the policy allows. Any refusal is thrown before the first byte touches the disk.
+/// Costs one look at the disk per name whose folder exists (below a folder that does not exist yet,
+/// nothing can be in the way), and keeps nothing per entry: paths are derived again when written.
 /// </summary>
 internal sealed class ReceivePlan
 {
-    private ReceivePlan(string root, List<PlannedEntry> entries, List<string> missingDirectories)
+    private readonly Manifest _manifest;
+    private readonly ReceivePathTree _tree;
+    private readonly List<int> _missing;
+
+    private ReceivePlan(string root, Manifest manifest, ReceivePathTree tree, List<int> missing)
     {
         Root = root;
-        Entries = entries;
-        MissingDirectories = missingDirectories;
+        _manifest = manifest;
+        _tree = tree;
+        _missing = missing;
     }
 
     public string Root { get; }
 
-    /// <summary>Aligned with the manifest's entries.</summary>
-    public IReadOnlyList<PlannedEntry> Entries { get; }
+    /// <summary>Folders that do not exist yet, parents before children (the ones a failed transfer removes again);
+    /// derived when asked for, so planning holds one number per missing folder.</summary>
+    public IEnumerable<string> MissingDirectories => _missing.Select(n => n == ReceivePathTree.Root ? Root : Resolve(Root, _tree.Nodes[n].RelativePath));
 
-    /// <summary>Folders that do not exist yet, parents before children (the ones a failed transfer removes again).</summary>
-    public IReadOnlyList<string> MissingDirectories { get; }
+    /// <summary>Where entry <paramref name="index"/> is written.</summary>
+    public string FullPath(int index) => Resolve(Root, _manifest.Entries[index].Path);
 
+    /// <summary>Vets every name of <paramref name="manifest"/> (as the recipient does while the manifest arrives), then plans it.</summary>
     public static ReceivePlan Create(string outputDirectory, Manifest manifest, CrocOverwritePolicy policy)
     {
-        var root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(outputDirectory));
-        var rootPrefix = root + Path.DirectorySeparatorChar;
-        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-        var files = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-        var checkedDirectories = new HashSet<string>(StringComparer.Ordinal);
-        var missing = new List<string>();
-        var missingSet = new HashSet<string>(StringComparer.Ordinal);
-        var entries = new List<PlannedEntry>(manifest.Entries.Count);
-        var existing = new List<string>();
-
-        if (File.Exists(root))
+        var tree = new ReceivePathTree();
+        for (var i = 0; i < manifest.Entries.Count; i++)
         {
-            throw new CrocTransferException(CrocErrorCode.FileExists, $"The output folder '{root}' is a file.");
-        }
-
-        if (!Directory.Exists(root))
-        {
-            // Created (with any missing parents) only once the offer is accepted.
-            missing.Add(root);
-            missingSet.Add(root);
-            checkedDirectories.Add(root);
-        }
-
-        foreach (var entry in manifest.Entries)
-        {
+            var entry = manifest.Entries[i];
             if (entry.Size < -1 || (entry.Dir && entry.Size > 0))
             {
                 throw new CrocProtocolException($"The manifest gives {ReceivePathValidator.Describe(entry.Path)} an impossible size.");
             }
 
-            var segments = ReceivePathValidator.Validate(entry.Path);
-            var relative = string.Join('/', segments);
-            var full = Path.GetFullPath(Path.Join(root, string.Join(Path.DirectorySeparatorChar, segments)));
-            if (!full.StartsWith(rootPrefix, StringComparison.Ordinal))
-            {
-                throw Unsafe(entry.Path, "it resolves outside the output folder");
-            }
-
-            if (!seen.Add(relative))
-            {
-                throw Unsafe(entry.Path, "it appears twice (names are compared ignoring case)");
-            }
-
-            if (!entry.Dir)
-            {
-                files.Add(relative);
-            }
-
-            // Walk the parents: none may be a file of this transfer, a symbolic link, or an existing file.
-            var parent = root;
-            for (var i = 0; i < segments.Length - 1; i++)
-            {
-                parent = Path.Join(parent, segments[i]);
-                var parentRelative = string.Join('/', segments, 0, i + 1);
-                if (files.Contains(parentRelative))
-                {
-                    throw Unsafe(entry.Path, $"its folder '{parentRelative}' is also sent as a file");
-                }
-
-                CheckDirectory(parent, entry.Path, checkedDirectories, missing, missingSet);
-            }
-
-            if (entry.Dir)
-            {
-                CheckDirectory(full, entry.Path, checkedDirectories, missing, missingSet);
-            }
-            else
-            {
-                if (!CheckFileTarget(full, entry.Path, policy))
-                {
-                    existing.Add(entry.Path);
-                }
-            }
-
-            entries.Add(new PlannedEntry(entries.Count, relative, full, entry.Dir, entry.Size));
+            ReceivePathValidator.Check(entry.Path);
+            tree.Add(i, entry.Path, entry.Dir);
         }
 
-        // A file whose path is a prefix of a later entry was caught above only if it came first.
-        foreach (var entry in entries)
+        return Create(outputDirectory, manifest, tree, policy);
+    }
+
+    /// <summary>Plans a manifest whose names <paramref name="tree"/> already holds (vetted).</summary>
+    public static ReceivePlan Create(string outputDirectory, Manifest manifest, ReceivePathTree tree, CrocOverwritePolicy policy)
+    {
+        var root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(outputDirectory));
+        var missing = new List<int>();
+        var existing = new List<string>();
+        if (File.Exists(root))
         {
-            var slash = entry.RelativePath.LastIndexOf('/');
-            while (slash > 0)
+            throw new CrocTransferException(CrocErrorCode.FileExists, $"The output folder '{root}' is a file.");
+        }
+
+        var nodes = tree.Nodes;
+        // Per node: does it exist on disk? Nodes come parents first, so a parent is always decided already.
+        var exists = new System.Collections.BitArray(nodes.Count);
+        if (Directory.Exists(root))
+        {
+            exists[ReceivePathTree.Root] = true;
+        }
+        else
+        {
+            // Created (with any missing parents) only once the offer is accepted.
+            missing.Add(ReceivePathTree.Root);
+        }
+
+        for (var n = 1; n < nodes.Count; n++)
+        {
+            var node = nodes[n];
+            if (!exists[node.Parent])
             {
-                var prefix = entry.RelativePath[..slash];
-                if (files.Contains(prefix))
+                // Under a folder this transfer creates: nothing can be in the way.
+                if (node.IsFolder)
                 {
-                    throw Unsafe(entry.RelativePath, $"its folder '{prefix}' is also sent as a file");
+                    missing.Add(n);
                 }
 
-                slash = prefix.LastIndexOf('/');
+                continue;
+            }
+
+            var full = Resolve(root, node.RelativePath);
+            var entryPath = node.Entry >= 0 ? manifest.Entries[node.Entry].Path : node.Path;
+            if (node.IsFolder)
+            {
+                exists[n] = CheckDirectory(full, entryPath);
+                if (!exists[n])
+                {
+                    missing.Add(n);
+                }
+            }
+            else if (!CheckFileTarget(full, entryPath, policy))
+            {
+                existing.Add(entryPath);
             }
         }
 
@@ -133,16 +116,25 @@ internal sealed class ReceivePlan
                     : $"{existing.Count} files already exist in the output folder: {names}{more}. Nothing was written; allow overwriting to replace them.");
         }
 
-        return new ReceivePlan(root, entries, missing);
+        return new ReceivePlan(root, manifest, tree, missing);
     }
 
-    private static void CheckDirectory(string path, string entryPath, HashSet<string> checkedDirectories, List<string> missing, HashSet<string> missingSet)
+    /// <summary>A vetted relative path under the root, confined to it (checked again, whatever the vetting said).</summary>
+    private static string Resolve(string root, ReadOnlySpan<char> relative)
     {
-        if (!checkedDirectories.Add(path))
+        var joined = Path.DirectorySeparatorChar == '/' ? Path.Join(root, relative) : Path.Join(root, relative.ToString().Replace('/', Path.DirectorySeparatorChar));
+        var full = Path.GetFullPath(joined);
+        if (!full.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal))
         {
-            return;
+            throw Unsafe(relative.ToString(), "it resolves outside the output folder");
         }
 
+        return full;
+    }
+
+    /// <summary>Whether the folder exists; refuses a link or a file in its place.</summary>
+    private static bool CheckDirectory(string path, string entryPath)
+    {
         var info = new DirectoryInfo(path);
         if (info.LinkTarget is not null)
         {
@@ -151,7 +143,7 @@ internal sealed class ReceivePlan
 
         if (info.Exists)
         {
-            return;
+            return true;
         }
 
         if (File.Exists(path))
@@ -161,13 +153,10 @@ internal sealed class ReceivePlan
                 $"Cannot create the folder for {ReceivePathValidator.Describe(entryPath)}: a file named '{info.Name}' is in the way. Nothing was written.");
         }
 
-        if (missingSet.Add(path))
-        {
-            missing.Add(path);
-        }
+        return false;
     }
 
-    /// <summary>Throws for a target that can never be written; false for an existing file the policy keeps.</summary>
+    /// <summary>Whether the file may be written; a link or a folder in its place is refused at once.</summary>
     private static bool CheckFileTarget(string full, string entryPath, CrocOverwritePolicy policy)
     {
         var info = new FileInfo(full);

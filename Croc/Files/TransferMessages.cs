@@ -78,6 +78,7 @@ internal sealed class AbortMessage
     UnmappedMemberHandling = JsonUnmappedMemberHandling.Skip,
     MaxDepth = 8)]
 [JsonSerializable(typeof(Manifest))]
+[JsonSerializable(typeof(ManifestEntry))]
 [JsonSerializable(typeof(AcceptMessage))]
 [JsonSerializable(typeof(TrailerMessage))]
 [JsonSerializable(typeof(DoneMessage))]

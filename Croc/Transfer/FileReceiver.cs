@@ -25,7 +25,8 @@ internal sealed class ReceiveTarget
 /// </summary>
 internal static class FileReceiver
 {
-    private const int MaxManifestBytes = 64 * 1024 * 1024;
+    /// <summary>The manifest's size on the wire: parsed as it arrives, so this bounds time and traffic, not memory.</summary>
+    private const int MaxManifestBytes = 256 * 1024 * 1024;
     private const int MaxEntries = 1_000_000;
     private const int MinChunkSize = 64 * 1024;
 
@@ -35,18 +36,19 @@ internal static class FileReceiver
     public static async Task<ReceiveOutcome> RunAsync(TransferContext context, ReceiveTarget target, CancellationToken cancellationToken)
     {
         var control = context.Writers[0];
-        // The sender sends its manifest as soon as the connections are joined: a silent sender is a stuck one.
-        context.StartIdleTimer();
-        var manifest = await ReadManifestAsync(context, cancellationToken).ConfigureAwait(false);
-        context.PauseIdleTimer();
-
         IReceiveSink sink;
         DiskSink? disk = null;
-        var directories = new List<string>();
+        Manifest manifest;
         try
         {
-            Vet(manifest);
-            if (target.Destination is { } destination)
+            // The sender sends its manifest as soon as the connections are joined: a silent sender is a stuck one.
+            context.StartIdleTimer();
+            var tree = new ReceivePathTree();
+            manifest = await ReadManifestAsync(context, tree, cancellationToken).ConfigureAwait(false);
+            context.PauseIdleTimer();
+
+            ReceivePlan? plan = null;
+            if (target.Destination is not null)
             {
                 var files = manifest.Entries.Count(e => !e.Dir);
                 if (manifest.Text is null && (files != 1 || manifest.Entries.Count != 1))
@@ -55,26 +57,31 @@ internal static class FileReceiver
                         CrocErrorCode.TransferRejected,
                         $"The sender offers {manifest.Entries.Count} entries; receiving into a stream takes exactly one file.");
                 }
-
-                sink = new StreamSink(manifest, destination);
             }
             else
             {
-                var plan = ReceivePlan.Create(target.OutputDirectory!, manifest, target.Overwrite);
-                disk = new DiskSink(manifest, plan, target.Overwrite);
-                sink = disk;
-                directories.AddRange(plan.Entries.Where(e => e.IsDirectory).Select(e => e.RelativePath));
+                // One look at the disk per name whose folder exists; nothing kept per entry.
+                plan = ReceivePlan.Create(target.OutputDirectory!, manifest, tree, target.Overwrite);
             }
 
-            var offer = new TransferOffer(
-                manifest.Entries.Select(e => new TransferEntry(e.Path, e.Dir, e.Dir ? 0 : e.Size)).ToList(),
-                manifest.Entries.Where(e => !e.Dir && e.Size > 0).Sum(e => e.Size))
+            var offer = new TransferOffer(new OfferEntries(manifest.Entries), manifest.Entries.Where(e => !e.Dir && e.Size > 0).Sum(e => e.Size))
             { Text = manifest.Text };
             context.Progress.TotalBytes = manifest.Entries.Any(e => e.Size < 0) ? -1 : offer.TotalBytes;
             context.Progress.TotalFiles = offer.FileCount;
             if (target.ConfirmOffer is { } confirm && !await confirm(offer, cancellationToken).ConfigureAwait(false))
             {
                 throw new CrocTransferException(CrocErrorCode.TransferRejected, "The transfer was declined; nothing was written.");
+            }
+
+            // Accepted: only now is per-entry state built.
+            if (plan is null)
+            {
+                sink = new StreamSink(manifest, target.Destination!);
+            }
+            else
+            {
+                disk = new DiskSink(manifest, plan, target.Overwrite);
+                sink = disk;
             }
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
@@ -87,6 +94,7 @@ internal static class FileReceiver
             throw;
         }
 
+        var directories = manifest.Entries.Where(e => e.Dir).Select(e => e.Path).ToList();
         var beacon = new ProgressBeacon(control, context);
         await using var stopBeacon = beacon.ConfigureAwait(false);
         try
@@ -103,7 +111,6 @@ internal static class FileReceiver
             }
 
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            TrailerMessage? trailer = null;
             var readers = new Task[context.Readers.Length];
             for (var i = 0; i < readers.Length; i++)
             {
@@ -113,11 +120,7 @@ internal static class FileReceiver
                     {
                         try
                         {
-                            var found = await ReadDataAsync(context, connection, sink, stop.Token).ConfigureAwait(false);
-                            if (found is not null)
-                            {
-                                trailer = found;
-                            }
+                            await ReadDataAsync(context, connection, sink, stop.Token).ConfigureAwait(false);
                         }
                         catch
                         {
@@ -147,7 +150,7 @@ internal static class FileReceiver
             }
 
             context.Progress.SetStage(TransferStage.Verifying);
-            var verified = await sink.CompleteAsync(trailer ?? throw new CrocProtocolException("The sender ended without a trailer."), cancellationToken).ConfigureAwait(false);
+            var verified = await sink.CompleteAsync(cancellationToken).ConfigureAwait(false);
             foreach (var _ in verified)
             {
                 context.Progress.FileCompleted();
@@ -195,10 +198,31 @@ internal static class FileReceiver
         }
     }
 
-    private static async Task<Manifest> ReadManifestAsync(TransferContext context, CancellationToken cancellationToken)
+    private static async Task<Manifest> ReadManifestAsync(TransferContext context, ReceivePathTree tree, CancellationToken cancellationToken)
     {
         var reader = context.Readers[0];
-        using var buffer = new MemoryStream();
+        long total = 0;
+        long bytes = 0;
+        var count = 0;
+        // Each entry is vetted as it arrives (sizes, name, duplicates), so a hostile manifest costs what it
+        // sent up to its first bad entry, in time linear in its length.
+        var parser = new ManifestParser(entry =>
+        {
+            if (count >= MaxEntries)
+            {
+                throw new CrocProtocolException($"The sender's manifest has more than {MaxEntries:N0} entries.");
+            }
+
+            // Checked once, here, so no later sum or size-derived computation can overflow.
+            if (entry.Size < -1 || entry.Size > MaxFileSize || (entry.Dir && entry.Size != 0) || (total += Math.Max(entry.Size, 0)) > MaxFileSize)
+            {
+                throw new CrocProtocolException("The sender's manifest declares an impossible size.");
+            }
+
+            ReceivePathValidator.Check(entry.Path);
+            tree.Add(count, entry.Path, entry.Dir);
+            count++;
+        });
         while (true)
         {
             var frame = await context.ReadAsync(reader, cancellationToken).ConfigureAwait(false);
@@ -212,29 +236,20 @@ internal static class FileReceiver
                 throw new CrocProtocolException($"Expected the manifest, got a {frame.Type} frame.");
             }
 
-            if (buffer.Length + frame.Payload.Length > MaxManifestBytes)
+            if ((bytes += frame.Payload.Length) > MaxManifestBytes)
             {
-                throw new CrocProtocolException("The sender's manifest is larger than 64 MiB.");
+                throw new CrocProtocolException($"The sender's manifest is larger than {MaxManifestBytes / (1024 * 1024)} MiB.");
             }
 
-            buffer.Write(frame.Payload.Span);
-            if ((frame.Flags & FrameFlags.Last) != 0)
+            var last = (frame.Flags & FrameFlags.Last) != 0;
+            parser.Feed(frame.Payload.Span, last);
+            if (last)
             {
                 break;
             }
         }
 
-        Manifest manifest;
-        try
-        {
-            manifest = JsonSerializer.Deserialize(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), TransferJsonContext.Default.Manifest)
-                ?? throw new CrocProtocolException("The sender's manifest is empty.");
-        }
-        catch (JsonException ex)
-        {
-            throw new CrocProtocolException("The sender's manifest is malformed.", ex);
-        }
-
+        var manifest = parser.Result;
         if (manifest.Version != 1)
         {
             throw new CrocProtocolException($"The sender speaks transfer version {manifest.Version}; this library speaks version 1.");
@@ -242,17 +257,12 @@ internal static class FileReceiver
 
         if (!FileDigest.TryParseWireName(manifest.Hash, out _))
         {
-            throw new CrocProtocolException($"The sender's file hash '{manifest.Hash}' is not one this library verifies.");
+            throw new CrocProtocolException($"The sender's file hash '{ReceivePathValidator.Escape(manifest.Hash ?? "")}' is not one this library verifies.");
         }
 
         if (manifest.ChunkSize < MinChunkSize || manifest.ChunkSize > FrameFormat.MaxPayload - DataRecord.HeaderSize)
         {
             throw new CrocProtocolException("The sender's chunk size is out of range.");
-        }
-
-        if (manifest.Entries is null || manifest.Entries.Count > MaxEntries || manifest.Entries.Any(e => e is null))
-        {
-            throw new CrocProtocolException("The sender's manifest has a missing or oversized entry list.");
         }
 
         if (manifest.Text is not null && (manifest.Entries.Count != 0 || System.Text.Encoding.UTF8.GetByteCount(manifest.Text) > SendContent.MaxTextBytes))
@@ -265,38 +275,20 @@ internal static class FileReceiver
             throw new CrocProtocolException("Only a single streamed file may have an unknown length.");
         }
 
-
         return manifest;
     }
 
-    /// <summary>Sizes and names, checked before anything looks at them (whatever the destination: they reach the offer,
-    /// the result and perhaps a terminal).</summary>
-    private static void Vet(Manifest manifest)
-    {
-        long total = 0;
-        foreach (var entry in manifest.Entries)
-        {
-            // Checked once, here, so no later sum or size-derived computation can overflow.
-            if (entry.Size < -1 || entry.Size > MaxFileSize || (entry.Dir && entry.Size != 0) || (total += Math.Max(entry.Size, 0)) > MaxFileSize)
-            {
-                throw new CrocProtocolException("The sender's manifest declares an impossible size.");
-            }
-
-            ReceivePathValidator.Validate(entry.Path);
-        }
-    }
-
-    /// <summary>Reads one connection to its end; returns the trailer if it came on this connection.</summary>
-    private static async Task<TrailerMessage?> ReadDataAsync(TransferContext context, int connection, IReceiveSink sink, CancellationToken cancellationToken)
+    /// <summary>Reads one connection to its end, handing the trailer's pieces (connection 0 only) to the sink.</summary>
+    private static async Task ReadDataAsync(TransferContext context, int connection, IReceiveSink sink, CancellationToken cancellationToken)
     {
         var reader = context.Readers[connection];
-        TrailerMessage? trailer = null;
+        var trailerDone = false;
         while (true)
         {
             var frame = await context.ReadAsync(reader, cancellationToken).ConfigureAwait(false);
             switch (frame.Type)
             {
-                case FrameType.Data:
+                case FrameType.Data when !trailerDone:
                     var payload = frame.Payload;
                     long bytes = 0;
                     while (!payload.IsEmpty)
@@ -312,21 +304,28 @@ internal static class FileReceiver
 
                     context.Progress.AddBytes(bytes);
                     break;
-                case FrameType.Trailer when connection == 0 && trailer is null:
-                    trailer = ControlMessages.Parse(frame, TransferJsonContext.Default.TrailerMessage);
-                    if (trailer.Files is null)
+                case FrameType.Trailer when connection == 0 && !trailerDone:
+                    // The trailer may span several frames, each a complete message; the last is flagged.
+                    var piece = ControlMessages.Parse(frame, TransferJsonContext.Default.TrailerMessage);
+                    if (piece.Files is null)
                     {
                         throw new CrocProtocolException("The sender's trailer has no file list.");
                     }
 
-                    break;
-                case FrameType.End:
-                    if (connection == 0 && trailer is null)
+                    foreach (var line in piece.Files)
                     {
-                        throw new CrocProtocolException("The sender ended without a trailer.");
+                        sink.AddTrailerLine(line ?? throw new CrocProtocolException("The sender's trailer has an empty line."));
                     }
 
-                    return trailer;
+                    trailerDone = (frame.Flags & FrameFlags.Last) != 0;
+                    break;
+                case FrameType.End:
+                    if (connection == 0 && !trailerDone)
+                    {
+                        throw new CrocProtocolException("The sender ended without a (complete) trailer.");
+                    }
+
+                    return;
                 case FrameType.Abort:
                     throw ControlMessages.FromAbort(ControlMessages.Parse(frame, TransferJsonContext.Default.AbortMessage), peerIsRecipient: false);
                 default:
@@ -408,5 +407,19 @@ internal static class FileReceiver
                 }
             }
         }
+    }
+
+    /// <summary>The offer's entries as a view over the manifest: shown to the application without a copy per entry.</summary>
+    private sealed class OfferEntries(List<ManifestEntry> entries) : IReadOnlyList<TransferEntry>
+    {
+        public int Count => entries.Count;
+
+        public TransferEntry this[int index] => ToEntry(entries[index]);
+
+        public IEnumerator<TransferEntry> GetEnumerator() => entries.Select(ToEntry).GetEnumerator();
+
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+
+        private static TransferEntry ToEntry(ManifestEntry e) => new(e.Path, e.Dir, e.Dir ? 0 : e.Size);
     }
 }

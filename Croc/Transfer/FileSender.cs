@@ -19,6 +19,9 @@ internal sealed class FileSender
 
     private const int ManifestPiece = 1024 * 1024;
 
+    /// <summary>Trailer lines per frame: a line is at most ~130 bytes, so a piece stays far below a frame's 4 MiB.</summary>
+    internal const int TrailerPiece = 16_384;
+
     private readonly SendPlan _plan;
     private readonly TransferContext _context;
     private readonly FileDigest?[] _digests;
@@ -69,30 +72,46 @@ internal sealed class FileSender
         var writers = _context.Writers;
         var control = _context.Readers[0];
 
-        var manifest = JsonSerializer.SerializeToUtf8Bytes(_plan.Manifest, TransferJsonContext.Default.Manifest);
-        for (var offset = 0; offset < manifest.Length || offset == 0; offset += ManifestPiece)
-        {
-            var length = Math.Min(ManifestPiece, manifest.Length - offset);
-            var last = offset + length >= manifest.Length;
-            await writers[0].WriteAsync(FrameType.Manifest, manifest.AsMemory(offset, length), cancellationToken, last ? FrameFlags.Last : FrameFlags.None).ConfigureAwait(false);
-            if (last)
-            {
-                break;
-            }
-        }
-
         Frame answer;
         using (var decision = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        using (var writing = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
-            // A person may be reading the offer before saying yes: wait as long as for a peer, not the idle limit.
-            decision.CancelAfter(_context.DecisionTimeout);
-            try
+            // Listen while the manifest goes out: a recipient that refuses it halfway stops reading, and its
+            // reason must reach us rather than a stalled write.
+            var reply = _context.ReadAsync(control, decision.Token).AsTask();
+            var send = SendManifestAsync(writers[0], writing.Token);
+            if (await Task.WhenAny(send, reply).ConfigureAwait(false) == reply && !send.IsCompleted)
             {
-                answer = await _context.ReadAsync(control, decision.Token).ConfigureAwait(false);
+                await writing.CancelAsync().ConfigureAwait(false);
+                try
+                {
+                    await send.ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is OperationCanceledException or CrocException)
+                {
+                    // The answer came first; it says why.
+                }
+
+                answer = await reply.ConfigureAwait(false);
+                if (answer.Type == FrameType.Accept && ControlMessages.Parse(answer, TransferJsonContext.Default.AcceptMessage).Accept)
+                {
+                    throw new CrocProtocolException("The recipient accepted an offer it had not read to the end.");
+                }
             }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            else
             {
-                throw new CrocTimeoutException($"The recipient did not accept or decline within {_context.DecisionTimeout}.");
+                await send.ConfigureAwait(false);
+
+                // A person may be reading the offer before saying yes: wait as long as for a peer, not the idle limit.
+                decision.CancelAfter(_context.DecisionTimeout);
+                try
+                {
+                    answer = await reply.ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    throw new CrocTimeoutException($"The recipient did not accept or decline within {_context.DecisionTimeout}.");
+                }
             }
         }
 
@@ -177,6 +196,7 @@ internal sealed class FileSender
                 throw;
             }
 
+            // The trailer grows with the file count: it goes in pieces of TrailerPiece lines, the last one flagged.
             var trailer = new TrailerMessage();
             var files = new List<TransferredFile>();
             for (var i = 0; i < _digests.Length; i++)
@@ -187,10 +207,15 @@ internal sealed class FileSender
                     var hash = digest.Finish(size, _plan.Manifest.ChunkSize);
                     trailer.Files.Add(new TrailerFile { Index = i, Size = size, Hash = hash });
                     files.Add(new TransferredFile(_plan.Manifest.Entries[i].Path, size, hash, _plan.Sources[i].FullPath));
+                    if (trailer.Files.Count == TrailerPiece)
+                    {
+                        await writers[0].WriteAsync(FrameType.Trailer, JsonSerializer.SerializeToUtf8Bytes(trailer, TransferJsonContext.Default.TrailerMessage), stop.Token).ConfigureAwait(false);
+                        trailer.Files.Clear();
+                    }
                 }
             }
 
-            await ControlMessages.WriteAsync(writers[0], FrameType.Trailer, trailer, TransferJsonContext.Default.TrailerMessage, stop.Token).ConfigureAwait(false);
+            await writers[0].WriteAsync(FrameType.Trailer, JsonSerializer.SerializeToUtf8Bytes(trailer, TransferJsonContext.Default.TrailerMessage), stop.Token, FrameFlags.Last).ConfigureAwait(false);
             await writers[0].WriteEndAsync(stop.Token).ConfigureAwait(false);
             _context.Progress.SetStage(TransferStage.Verifying);
             await verdict.ConfigureAwait(false);
@@ -217,6 +242,15 @@ internal sealed class FileSender
         }
     }
 
+    /// <summary>Streams the manifest's JSON out in pieces of <see cref="ManifestPiece"/> bytes, never whole in memory.</summary>
+    private async Task SendManifestAsync(FrameWriter writer, CancellationToken cancellationToken)
+    {
+        var pieces = new ManifestPieces(writer);
+        await using var _ = pieces.ConfigureAwait(false);
+        await JsonSerializer.SerializeAsync(pieces, _plan.Manifest, TransferJsonContext.Default.Manifest, cancellationToken).ConfigureAwait(false);
+        await pieces.FinishAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     private static async Task TrySendAbortAsync(FrameWriter writer, CrocException error)
     {
         try
@@ -235,12 +269,23 @@ internal sealed class FileSender
     {
         try
         {
-            var frame = await _context.ReadAsync(control, cancellationToken).ConfigureAwait(false);
+            // A progress claim keeps us waiting only when it advances and stays within what our writes have
+            // actually handed over: a recipient that claims progress without reading cannot hold us past the idle timeout.
+            long claimed = 0;
+            var frame = await control.ReadAsync(cancellationToken).ConfigureAwait(false);
             while (frame.Type == FrameType.Progress)
             {
-                // The recipient is still draining what we wrote: reading it already reset our idle watchdog.
-                frame = await _context.ReadAsync(control, cancellationToken).ConfigureAwait(false);
+                var bytes = ControlMessages.Parse(frame, TransferJsonContext.Default.ProgressMessage).Bytes;
+                if (bytes > claimed && bytes <= _context.Progress.Bytes)
+                {
+                    claimed = bytes;
+                    _context.Touch();
+                }
+
+                frame = await control.ReadAsync(cancellationToken).ConfigureAwait(false);
             }
+
+            _context.Touch();
 
             switch (frame.Type)
             {
@@ -543,5 +588,60 @@ internal sealed class FileSender
         public sealed record Batch(int[] Entries) : Work;
 
         public sealed record Buffered(int Entry, long Offset, byte[] Buffer, int Length) : Work;
+    }
+
+    /// <summary>A write-only stream that cuts what is written into Manifest frames; the last is flagged on finish.</summary>
+    private sealed class ManifestPieces(FrameWriter writer) : Stream
+    {
+        private readonly byte[] _buffer = new byte[ManifestPiece];
+        private int _length;
+
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            while (!buffer.IsEmpty)
+            {
+                if (_length == _buffer.Length)
+                {
+                    await writer.WriteAsync(FrameType.Manifest, _buffer, cancellationToken).ConfigureAwait(false);
+                    _length = 0;
+                }
+
+                var take = Math.Min(buffer.Length, _buffer.Length - _length);
+                buffer[..take].CopyTo(_buffer.AsMemory(_length));
+                _length += take;
+                buffer = buffer[take..];
+            }
+        }
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        /// <summary>Sends what is left (possibly nothing) as the last piece.</summary>
+        public ValueTask FinishAsync(CancellationToken cancellationToken) =>
+            writer.WriteAsync(FrameType.Manifest, _buffer.AsMemory(0, _length), cancellationToken, FrameFlags.Last);
+
+        public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

@@ -9,51 +9,85 @@ internal interface IReceiveSink
     /// <summary>Accepts one authenticated chunk; throws on anything the manifest does not allow.</summary>
     ValueTask WriteAsync(int entry, long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
 
+    /// <summary>Records one line of the sender's trailer (which may come in several pieces).</summary>
+    void AddTrailerLine(TrailerFile line);
+
     /// <summary>Checks every file against the sender's trailer and, only if all match, makes them visible.</summary>
-    ValueTask<IReadOnlyList<TransferredFile>> CompleteAsync(TrailerMessage trailer, CancellationToken cancellationToken);
+    ValueTask<IReadOnlyList<TransferredFile>> CompleteAsync(CancellationToken cancellationToken);
 
     /// <summary>Removes everything partial after a failure.</summary>
     void Abort();
 }
 
-/// <summary>Bookkeeping shared by the sinks: which chunks of which file arrived, and their hashes.</summary>
+/// <summary>
+/// Bookkeeping shared by the sinks: which chunks of which file arrived, their hashes, and the sender's trailer.
+/// Per entry it keeps a few numbers and two 32-byte hashes; a file's chunk digests live only while it is
+/// incomplete (a finished file keeps its final hash alone), so a million small files cost tens of megabytes.
+/// </summary>
 internal abstract class ReceiveSinkBase : IReceiveSink
 {
+    private const int HashSize = 32;
+
+    private readonly CrocHashAlgorithm _algorithm;
+    private readonly FileDigest?[] _digests;
     private readonly long[] _received;
-    private readonly long[] _shortChunk;
+    private readonly byte[] _hashes;
+    private readonly long[] _trailerSizes;
+    private readonly byte[] _trailerHashes;
+    private readonly byte[] _emptyHash = new byte[HashSize];
+    private long _shortChunk = -1;
 
     protected ReceiveSinkBase(Manifest manifest)
     {
         Manifest = manifest;
-        Digests = new FileDigest?[manifest.Entries.Count];
-        _received = new long[manifest.Entries.Count];
-        _shortChunk = new long[manifest.Entries.Count];
-        Array.Fill(_shortChunk, -1);
-        var algorithm = FileDigest.ParseWireName(manifest.Hash);
-        for (var i = 0; i < manifest.Entries.Count; i++)
-        {
-            if (!manifest.Entries[i].Dir)
-            {
-                Digests[i] = new FileDigest(algorithm);
-            }
-        }
+        var count = manifest.Entries.Count;
+        _algorithm = FileDigest.ParseWireName(manifest.Hash);
+        _digests = new FileDigest?[count];
+        _received = new long[count];
+        _hashes = new byte[count * HashSize];
+        _trailerSizes = new long[count];
+        Array.Fill(_trailerSizes, -1);
+        _trailerHashes = new byte[count * HashSize];
+        Convert.FromHexString(new FileDigest(_algorithm).Finish(0, manifest.ChunkSize), _emptyHash, out _, out _);
     }
 
     protected Manifest Manifest { get; }
 
-    protected FileDigest?[] Digests { get; }
+    /// <summary>Bytes accepted so far for an entry.</summary>
+    protected long Received(int entry) => Volatile.Read(ref _received[entry]);
 
     public abstract ValueTask WriteAsync(int entry, long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
 
-    public abstract ValueTask<IReadOnlyList<TransferredFile>> CompleteAsync(TrailerMessage trailer, CancellationToken cancellationToken);
+    public abstract ValueTask<IReadOnlyList<TransferredFile>> CompleteAsync(CancellationToken cancellationToken);
 
     public abstract void Abort();
+
+    public void AddTrailerLine(TrailerFile line)
+    {
+        if (line.Index < 0 || line.Index >= _trailerSizes.Length || Manifest.Entries[line.Index].Dir || line.Size < 0
+            || line.Hash is not { Length: HashSize * 2 })
+        {
+            throw new CrocProtocolException("The sender's trailer has a line for no file of the manifest, or a malformed one.");
+        }
+
+        if (_trailerSizes[line.Index] >= 0)
+        {
+            throw new CrocProtocolException("The sender's trailer lists a file twice.");
+        }
+
+        if (Convert.FromHexString(line.Hash, _trailerHashes.AsSpan(line.Index * HashSize, HashSize), out _, out _) != System.Buffers.OperationStatus.Done)
+        {
+            throw new CrocProtocolException("The sender's trailer has a malformed hash.");
+        }
+
+        _trailerSizes[line.Index] = line.Size;
+    }
 
     /// <summary>Validates a chunk's place and hashes it.</summary>
     protected void Accept(int entry, long offset, ReadOnlySpan<byte> data)
     {
         var chunkSize = Manifest.ChunkSize;
-        if (entry >= Digests.Length || Digests[entry] is not { } digest)
+        if (entry >= _digests.Length || Manifest.Entries[entry].Dir)
         {
             throw new CrocProtocolException("The sender sent data for an entry that is not a file of the manifest.");
         }
@@ -67,7 +101,19 @@ internal abstract class ReceiveSinkBase : IReceiveSink
             throw new CrocProtocolException("The sender sent a chunk at a place the manifest does not allow.");
         }
 
-        if (size < 0 && data.Length < chunkSize && Interlocked.CompareExchange(ref _shortChunk[entry], chunk, -1) != -1)
+        // The digest first, then the count: a file whose digest is gone although bytes arrived is complete.
+        var digest = Volatile.Read(ref _digests[entry]);
+        if (digest is null)
+        {
+            if (Received(entry) > 0)
+            {
+                throw new CrocProtocolException("The sender sent the same chunk twice.");
+            }
+
+            digest = Interlocked.CompareExchange(ref _digests[entry], new FileDigest(_algorithm), null) ?? _digests[entry]!;
+        }
+
+        if (size < 0 && data.Length < chunkSize && Interlocked.CompareExchange(ref _shortChunk, chunk, -1) != -1)
         {
             throw new CrocProtocolException("The sender sent more than one partial chunk for a streamed file.");
         }
@@ -77,61 +123,78 @@ internal abstract class ReceiveSinkBase : IReceiveSink
             throw new CrocProtocolException("The sender sent the same chunk twice.");
         }
 
-        Interlocked.Add(ref _received[entry], data.Length);
+        if (Interlocked.Add(ref _received[entry], data.Length) == size)
+        {
+            // Every chunk is in (each was checked for place, length and uniqueness): keep the hash, drop the digests.
+            Convert.FromHexString(digest.Finish(size, chunkSize), _hashes.AsSpan(entry * HashSize, HashSize), out _, out _);
+            Volatile.Write(ref _digests[entry], null);
+        }
     }
 
-    /// <summary>Checks one file against its trailer line; returns its verified hash.</summary>
-    protected string Verify(int entry, TrailerFile? line)
+    /// <summary>Checks one file against its trailer line; returns its verified size and hash.</summary>
+    protected (long Size, string Hash) Verify(int entry)
     {
         var path = ReceivePathValidator.Describe(Manifest.Entries[entry].Path);
-        if (line is null)
+        var size = _trailerSizes[entry];
+        if (size < 0)
         {
             throw new CrocProtocolException($"The sender's trailer does not cover {path}.");
         }
 
         var declared = Manifest.Entries[entry].Size;
-        var chunks = FileDigest.ChunkCount(line.Size, Manifest.ChunkSize);
-        var shortChunk = Volatile.Read(ref _shortChunk[entry]);
-        if (line.Size < 0 || (declared >= 0 && line.Size != declared) || Interlocked.Read(ref _received[entry]) != line.Size
-            || !Digests[entry]!.HasExactly(chunks) || (shortChunk >= 0 && shortChunk != chunks - 1))
+        var received = Received(entry);
+        ReadOnlySpan<byte> hash;
+        if (declared >= 0)
         {
-            throw new CrocTransferException(CrocErrorCode.HashMismatch, $"{path} did not arrive complete. Nothing from this transfer was kept.");
+            if (size != declared || received != declared)
+            {
+                throw new CrocTransferException(CrocErrorCode.HashMismatch, $"{path} did not arrive complete. Nothing from this transfer was kept.");
+            }
+
+            hash = declared == 0 ? _emptyHash : _hashes.AsSpan(entry * HashSize, HashSize);
+        }
+        else
+        {
+            // The one streamed file: its length is known only now.
+            var chunks = FileDigest.ChunkCount(size, Manifest.ChunkSize);
+            var digest = _digests[entry] ?? new FileDigest(_algorithm);
+            var shortChunk = Interlocked.Read(ref _shortChunk);
+            if (received != size || !digest.HasExactly(chunks) || (shortChunk >= 0 && shortChunk != chunks - 1))
+            {
+                throw new CrocTransferException(CrocErrorCode.HashMismatch, $"{path} did not arrive complete. Nothing from this transfer was kept.");
+            }
+
+            var streamed = new byte[HashSize];
+            Convert.FromHexString(digest.Finish(size, Manifest.ChunkSize), streamed, out _, out _);
+            hash = streamed;
         }
 
-        var hash = Digests[entry]!.Finish(line.Size, Manifest.ChunkSize);
-        if (!string.Equals(hash, line.Hash, StringComparison.Ordinal))
+        if (!hash.SequenceEqual(_trailerHashes.AsSpan(entry * HashSize, HashSize)))
         {
             throw new CrocTransferException(CrocErrorCode.HashMismatch, $"{path} does not match the sender's hash. Nothing from this transfer was kept.");
         }
 
-        return hash;
-    }
-
-    protected static Dictionary<int, TrailerFile> Index(TrailerMessage trailer)
-    {
-        var lines = new Dictionary<int, TrailerFile>();
-        foreach (var line in trailer.Files)
-        {
-            if (!lines.TryAdd(line.Index, line))
-            {
-                throw new CrocProtocolException("The sender's trailer lists a file twice.");
-            }
-        }
-
-        return lines;
+        return (size, Convert.ToHexStringLower(hash));
     }
 }
 
 /// <summary>
 /// Writes into the output folder. Each file is written under a temporary hidden name beside its target and
 /// only renamed into place after every file of the transfer has been verified, so an interrupted or
-/// tampered transfer never leaves a file that looks complete.
+/// tampered transfer never leaves a file that looks complete. Per file it keeps a byte of flags; a file
+/// being written holds a handle and its lock until its last chunk.
 /// </summary>
 internal sealed class DiskSink : ReceiveSinkBase
 {
+    private const byte Created = 1;
+    private const byte Moved = 2;
+    private const byte Replaced = 4;
+
     private readonly ReceivePlan _plan;
     private readonly CrocOverwritePolicy _policy;
     private readonly Target?[] _targets;
+    private readonly byte[] _flags;
+    private readonly string _tempPrefix = $".croc-{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8))}-";
     private readonly List<string> _createdDirectories = [];
     private readonly Lock _createGate = new();
 
@@ -141,14 +204,7 @@ internal sealed class DiskSink : ReceiveSinkBase
         _plan = plan;
         _policy = policy;
         _targets = new Target?[manifest.Entries.Count];
-        foreach (var entry in plan.Entries)
-        {
-            if (!entry.IsDirectory)
-            {
-                var folder = Path.GetDirectoryName(entry.FullPath)!;
-                _targets[entry.Index] = new Target(entry, Path.Join(folder, $".croc-{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8))}.partial"));
-            }
-        }
+        _flags = new byte[manifest.Entries.Count];
     }
 
     /// <summary>Creates the folders the transfer needs (after the offer was accepted).</summary>
@@ -171,10 +227,24 @@ internal sealed class DiskSink : ReceiveSinkBase
         }
     }
 
+    /// <summary>The temporary name of a file: beside its target, unique to this transfer and entry.</summary>
+    private string TempPath(int entry, string fullPath) => Path.Join(Path.GetDirectoryName(fullPath.AsSpan()), _tempPrefix + entry.ToString(System.Globalization.CultureInfo.InvariantCulture) + ".partial");
+
+    private Target TargetOf(int entry)
+    {
+        if (Volatile.Read(ref _targets[entry]) is { } target)
+        {
+            return target;
+        }
+
+        var created = new Target(TempPath(entry, _plan.FullPath(entry)), Manifest.Entries[entry].Size);
+        return Interlocked.CompareExchange(ref _targets[entry], created, null) ?? created;
+    }
+
     public override ValueTask WriteAsync(int entry, long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
         Accept(entry, offset, data.Span);
-        var target = _targets[entry]!;
+        var target = TargetOf(entry);
         try
         {
             SafeFileHandle handle;
@@ -189,9 +259,9 @@ internal sealed class DiskSink : ReceiveSinkBase
                 lock (_createGate)
                 {
                     handle = target.Open();
+                    _flags[entry] |= Created;
                 }
             }
-
 
             // One writer per file at a time: the kernel serialises buffered writes to an inode anyway, and
             // waiting here sleeps where waiting in the kernel spins (measured: ~11% of CPU in rwsem spinning).
@@ -204,19 +274,29 @@ internal sealed class DiskSink : ReceiveSinkBase
         {
             throw WriteFailed(ex);
         }
+        catch (ArgumentOutOfRangeException ex)
+        {
+            // The file system's own size limit (EFBIG): the manifest allows offsets up to 1 PiB, the disk may not.
+            throw new CrocProtocolException("The sender sent a chunk at an offset the output folder's file system cannot hold.", ex);
+        }
 
-        target.Written(data.Length);
+        if (target.Written(data.Length))
+        {
+            // Complete and closed: nothing of it stays in memory but its flags and hash.
+            Volatile.Write(ref _targets[entry], null);
+        }
+
         return ValueTask.CompletedTask;
     }
 
     private static CrocTransferException WriteFailed(Exception ex) => new(
         CrocErrorCode.WriteFailed, $"Could not write to the output folder: {ex.Message} Nothing from this transfer was kept.", ex);
 
-    public override ValueTask<IReadOnlyList<TransferredFile>> CompleteAsync(TrailerMessage trailer, CancellationToken cancellationToken)
+    public override ValueTask<IReadOnlyList<TransferredFile>> CompleteAsync(CancellationToken cancellationToken)
     {
         try
         {
-            return CompleteCore(trailer);
+            return CompleteCore();
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -224,50 +304,54 @@ internal sealed class DiskSink : ReceiveSinkBase
         }
     }
 
-    private ValueTask<IReadOnlyList<TransferredFile>> CompleteCore(TrailerMessage trailer)
+    private ValueTask<IReadOnlyList<TransferredFile>> CompleteCore()
     {
-        var lines = Index(trailer);
+        var entries = Manifest.Entries;
         var files = new List<TransferredFile>();
-        foreach (var target in _targets)
+        var indexes = new List<int>();
+        for (var i = 0; i < entries.Count; i++)
         {
-            if (target is null)
+            if (entries[i].Dir)
             {
                 continue;
             }
 
-            var hash = Verify(target.Entry.Index, lines.GetValueOrDefault(target.Entry.Index));
-            target.Close();
-            if (!File.Exists(target.TempPath))
+            var (size, hash) = Verify(i);
+            var full = _plan.FullPath(i);
+            Volatile.Read(ref _targets[i])?.Close();
+            if ((_flags[i] & Created) == 0)
             {
                 // Empty files never saw a chunk.
-                File.OpenHandle(target.TempPath, FileMode.CreateNew, FileAccess.Write).Dispose();
+                File.OpenHandle(TempPath(i, full), FileMode.CreateNew, FileAccess.Write).Dispose();
+                _flags[i] |= Created;
             }
 
-            files.Add(new TransferredFile(target.Entry.RelativePath, lines[target.Entry.Index].Size, hash, target.Entry.FullPath));
+            files.Add(new TransferredFile(entries[i].Path, size, hash, full));
+            indexes.Add(i);
         }
 
         // Everything verified: now, and only now, make the files visible under their names.
         try
         {
-            foreach (var target in _targets)
+            for (var k = 0; k < files.Count; k++)
             {
-                if (target is null)
-                {
-                    continue;
-                }
-
-                var info = new FileInfo(target.Entry.FullPath);
+                var (file, index) = (files[k], indexes[k]);
+                var info = new FileInfo(file.FullPath!);
                 if (info.LinkTarget is not null)
                 {
-                    throw new CrocTransferException(CrocErrorCode.UnsafePath, $"A symbolic link appeared at {ReceivePathValidator.Describe(target.Entry.RelativePath)} during the transfer; it was not written through. Nothing from this transfer was kept.");
+                    throw new CrocTransferException(CrocErrorCode.UnsafePath, $"A symbolic link appeared at {ReceivePathValidator.Describe(file.RelativePath)} during the transfer; it was not written through. Nothing from this transfer was kept.");
                 }
 
-                target.Replaced = info.Exists;
-                File.Move(target.TempPath, target.Entry.FullPath, overwrite: _policy == CrocOverwritePolicy.Overwrite);
-                target.Moved = true;
-                if (Manifest.Entries[target.Entry.Index].Mtime is { } mtime)
+                if (info.Exists)
                 {
-                    TrySetTime(target.Entry.FullPath, mtime);
+                    _flags[index] |= Replaced;
+                }
+
+                File.Move(TempPath(index, file.FullPath!), file.FullPath!, overwrite: _policy == CrocOverwritePolicy.Overwrite);
+                _flags[index] |= Moved;
+                if (entries[index].Mtime is { } mtime)
+                {
+                    TrySetTime(file.FullPath!, mtime);
                 }
             }
         }
@@ -293,18 +377,18 @@ internal sealed class DiskSink : ReceiveSinkBase
     private List<string> RollBack()
     {
         var kept = new List<string>();
-        foreach (var target in _targets)
+        for (var i = 0; i < _flags.Length; i++)
         {
-            if (target is { Moved: true })
+            if ((_flags[i] & Moved) != 0)
             {
-                if (target.Replaced)
+                if ((_flags[i] & Replaced) != 0)
                 {
-                    kept.Add(target.Entry.RelativePath);
+                    kept.Add(Manifest.Entries[i].Path);
                 }
                 else
                 {
-                    TryDelete(target.Entry.FullPath);
-                    target.Moved = false;
+                    TryDelete(_plan.FullPath(i));
+                    _flags[i] &= unchecked((byte)~Moved);
                 }
             }
         }
@@ -314,12 +398,12 @@ internal sealed class DiskSink : ReceiveSinkBase
 
     public override void Abort()
     {
-        foreach (var target in _targets)
+        for (var i = 0; i < _flags.Length; i++)
         {
-            if (target is { Moved: false })
+            Volatile.Read(ref _targets[i])?.Close();
+            if ((_flags[i] & (Created | Moved)) == Created)
             {
-                target.Close();
-                TryDelete(target.TempPath);
+                TryDelete(TempPath(i, _plan.FullPath(i)));
             }
         }
 
@@ -362,23 +446,17 @@ internal sealed class DiskSink : ReceiveSinkBase
         }
     }
 
-    private sealed class Target(PlannedEntry entry, string tempPath)
+    /// <summary>A file being written: its handle, opened at the first chunk and closed after the last.</summary>
+    private sealed class Target(string tempPath, long size)
     {
         private readonly Lock _gate = new();
         private SafeFileHandle? _handle;
         private bool _closed;
-
-        public PlannedEntry Entry { get; } = entry;
+        private long _written;
 
         public Lock WriteGate { get; } = new();
 
         public bool IsOpen => Volatile.Read(ref _handle) is not null;
-
-        public string TempPath { get; } = tempPath;
-
-        public bool Moved { get; set; }
-
-        public bool Replaced { get; set; }
 
         public SafeFileHandle Open()
         {
@@ -394,20 +472,22 @@ internal sealed class DiskSink : ReceiveSinkBase
                 // bytes of traffic claim the whole disk until the transfer fails.
                 // On Unix FileShare is only an advisory flock() that nobody else honours; skipping it saves two
                 // system calls per file, which is what ten thousand small files are made of.
-                return _handle ??= File.OpenHandle(TempPath, FileMode.CreateNew, FileAccess.Write, OperatingSystem.IsWindows() ? FileShare.None : FileShare.ReadWrite);
+                return _handle ??= File.OpenHandle(tempPath, FileMode.CreateNew, FileAccess.Write, OperatingSystem.IsWindows() ? FileShare.None : FileShare.ReadWrite);
             }
         }
 
-        private long _written;
-
-        public void Written(int length)
+        /// <summary>Counts a finished write; true (and the handle closed) once the file is whole.</summary>
+        public bool Written(int length)
         {
             // Counted after the write, so the handle closes only when no write is still using it.
-            if (Interlocked.Add(ref _written, length) == Entry.Size)
+            if (Interlocked.Add(ref _written, length) == size)
             {
                 // Complete: release the handle now so ten thousand small files never hold ten thousand handles.
                 Close();
+                return true;
             }
+
+            return false;
         }
 
         public void Close()
@@ -467,16 +547,15 @@ internal sealed class StreamSink : ReceiveSinkBase
         }
     }
 
-    public override async ValueTask<IReadOnlyList<TransferredFile>> CompleteAsync(TrailerMessage trailer, CancellationToken cancellationToken)
+    public override async ValueTask<IReadOnlyList<TransferredFile>> CompleteAsync(CancellationToken cancellationToken)
     {
-        var lines = Index(trailer);
         var files = new List<TransferredFile>();
         for (var i = 0; i < Manifest.Entries.Count; i++)
         {
             if (!Manifest.Entries[i].Dir)
             {
-                var hash = Verify(i, lines.GetValueOrDefault(i));
-                files.Add(new TransferredFile(Manifest.Entries[i].Path, lines[i].Size, hash, null));
+                var (size, hash) = Verify(i);
+                files.Add(new TransferredFile(Manifest.Entries[i].Path, size, hash, null));
             }
         }
 
