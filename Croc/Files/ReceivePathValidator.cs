@@ -44,12 +44,21 @@ internal static class ReceivePathValidator
             throw Unsafe(path, $"it is longer than {MaxPathLength} characters");
         }
 
-        foreach (var rune in path.EnumerateRunes())
+        for (var i = 0; i < path.Length;)
         {
+            // Decoded by hand: enumerating runes would turn a lone surrogate into U+FFFD and let it through, and a
+            // name that is not valid Unicode can be neither normalised (for the duplicate check) nor stored everywhere.
+            if (Rune.DecodeFromUtf16(path.AsSpan(i), out var rune, out var used) != System.Buffers.OperationStatus.Done)
+            {
+                throw Unsafe(path, $"it contains a lone surrogate U+{(int)path[i]:X4}, which is not valid Unicode");
+            }
+
             if (IsDangerous(rune))
             {
                 throw Unsafe(path, $"it contains the control or formatting character U+{rune.Value:X4} (terminal escapes and look-alike tricks are refused)");
             }
+
+            i += used;
         }
 
         if (path.Contains('\\', StringComparison.Ordinal))
