@@ -33,7 +33,10 @@ internal static class Fuzzing
     }
 
     /// <summary>Runs <paramref name="assert"/> on every generated case; only the exception types in <paramref name="allowed"/> may escape it.</summary>
-    public static void Run<T>(Gen<T> gen, Action<T> assert, params Type[] allowed) =>
+    public static void Run<T>(Gen<T> gen, Action<T> assert, params Type[] allowed) => Run(gen, assert, threads: 2, allowed);
+
+    /// <summary>The same on <paramref name="threads"/> threads (one, when the oracle compares state before and after).</summary>
+    public static void Run<T>(Gen<T> gen, Action<T> assert, int threads, params Type[] allowed) =>
         gen.Sample(
             value =>
             {
@@ -48,5 +51,5 @@ internal static class Fuzzing
             },
             seed: Seed,
             iter: Iterations,
-            threads: 2);
+            threads: threads);
 }
