@@ -79,11 +79,11 @@ public sealed class SendContent
     /// <summary>Reads the file system (or the stream's length) and produces the manifest and its sources.</summary>
     /// <exception cref="CrocTransferException">A path names nothing (<see cref="CrocErrorCode.SourceNotFound"/>), or a folder
     /// or file cannot be read (<see cref="CrocErrorCode.SourceChanged"/>).</exception>
-    internal SendPlan Build(int chunkSize, CrocHashAlgorithm hash)
+    internal SendPlan Build(int chunkSize, CrocHashAlgorithm hash, TimeProvider time)
     {
         try
         {
-            return BuildCore(chunkSize, hash);
+            return BuildCore(chunkSize, hash, time);
         }
         catch (Exception ex) when (ex is UnauthorizedAccessException or IOException)
         {
@@ -91,14 +91,14 @@ public sealed class SendContent
         }
     }
 
-    private SendPlan BuildCore(int chunkSize, CrocHashAlgorithm hash)
+    private SendPlan BuildCore(int chunkSize, CrocHashAlgorithm hash, TimeProvider time)
     {
         var manifest = new Manifest { ChunkSize = chunkSize, Text = _text, Hash = FileDigest.WireName(hash) };
         var sources = new List<SendSource>();
         if (_stream is not null)
         {
             var length = _length ?? (_stream.CanSeek ? _stream.Length - _stream.Position : -1);
-            Add(manifest, sources, CheckName(_name!), dir: false, length, DateTimeOffset.UtcNow, new SendSource(null, _stream));
+            Add(manifest, sources, CheckName(_name!), dir: false, length, time.GetUtcNow(), new SendSource(null, _stream));
         }
         else if (_paths is not null)
         {

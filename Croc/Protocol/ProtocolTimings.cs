@@ -32,6 +32,15 @@ internal static class ProtocolTimings
     /// <inheritdoc cref="ChannelPollFirst"/>
     public static readonly TimeSpan ChannelPollMax = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>Sending one short control message (an abort, a refusal) when the transfer is ending anyway.</summary>
+    public static readonly TimeSpan ControlSend = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long a failing sender waits for the recipient's verdict to land, so its reason wins.</summary>
+    public static readonly TimeSpan VerdictGrace = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>How long a failing sender waits at most for a silent recipient's verdict.</summary>
+    public static readonly TimeSpan VerdictWait = TimeSpan.FromSeconds(2);
+
     /// <summary>A token cancelled by <paramref name="cancellationToken"/> or after <paramref name="timeout"/> on <paramref name="time"/>.</summary>
     public static Deadline After(TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken) => new(timeout, time, cancellationToken);
 }

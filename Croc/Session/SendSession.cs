@@ -45,7 +45,7 @@ internal sealed class SendSession
         var code = call?.Code is { } given ? CodePhrase.Parse(given) : CodePhrase.Generate();
         var hash = call?.FileHash ?? options.FileHash;
         // Walking a large tree takes a while: never on the caller's thread.
-        var plan = await Task.Run(() => content.Build(FileSender.ChunkSize, hash), cancellationToken).ConfigureAwait(false);
+        var plan = await Task.Run(() => content.Build(FileSender.ChunkSize, hash, runtime.Time), cancellationToken).ConfigureAwait(false);
         var suite = Spake2Suite.Get(options.Curve);
         var password = new PasswordScalar(code, suite);
         RelaySession relay;

@@ -90,7 +90,7 @@ internal static class FileReceiver
             // from ConfirmOffer is its business: the sender just hears "declined").
             var code = (ex as CrocException)?.Code ?? CrocErrorCode.TransferRejected;
             var message = ex is CrocException ? ex.Message : "The recipient declined the transfer.";
-            await TrySendAsync(control, FrameType.Accept, new AcceptMessage { Accept = false, Code = ControlMessages.ToWire(code), Message = message }).ConfigureAwait(false);
+            await TrySendAsync(control, context.Time, FrameType.Accept, new AcceptMessage { Accept = false, Code = ControlMessages.ToWire(code), Message = message }).ConfigureAwait(false);
             throw;
         }
 
@@ -181,7 +181,7 @@ internal static class FileReceiver
                 : null);
             if (error is not null)
             {
-                await TrySendAsync(control, FrameType.Abort, new AbortMessage { Code = ControlMessages.ToWire(error.Code), Message = error.Message }).ConfigureAwait(false);
+                await TrySendAsync(control, context.Time, FrameType.Abort, new AbortMessage { Code = ControlMessages.ToWire(error.Code), Message = error.Message }).ConfigureAwait(false);
                 if (!ReferenceEquals(error, ex))
                 {
                     throw error;
@@ -334,12 +334,12 @@ internal static class FileReceiver
         }
     }
 
-    private static async Task TrySendAsync<T>(FrameWriter writer, FrameType type, T message)
+    private static async Task TrySendAsync<T>(FrameWriter writer, TimeProvider time, FrameType type, T message)
         where T : class
     {
         try
         {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            using var timeout = new CancellationTokenSource(Protocol.ProtocolTimings.ControlSend, time);
             var info = (System.Text.Json.Serialization.Metadata.JsonTypeInfo<T>)TransferJsonContext.Default.GetTypeInfo(typeof(T))!;
             await ControlMessages.WriteAsync(writer, type, message, info, timeout.Token).ConfigureAwait(false);
         }

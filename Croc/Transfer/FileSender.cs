@@ -73,7 +73,9 @@ internal sealed class FileSender
         var control = _context.Readers[0];
 
         Frame answer;
-        using (var decision = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        // The decision's timer runs on the session's clock, like every other timeout.
+        using var decisionTimer = new CancellationTokenSource(Timeout.InfiniteTimeSpan, _context.Time);
+        using (var decision = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, decisionTimer.Token))
         using (var writing = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
         {
             // Listen while the manifest goes out: a recipient that refuses it halfway stops reading, and its
@@ -103,7 +105,7 @@ internal sealed class FileSender
                 await send.ConfigureAwait(false);
 
                 // A person may be reading the offer before saying yes: wait as long as for a peer, not the idle limit.
-                decision.CancelAfter(_context.DecisionTimeout);
+                decisionTimer.CancelAfter(_context.DecisionTimeout);
                 try
                 {
                     answer = await reply.ConfigureAwait(false);
@@ -179,7 +181,7 @@ internal sealed class FileSender
             {
                 // The recipient's verdict may be what stopped us; it cancels before it is marked faulted, so give
                 // it a moment to land, and prefer its reason.
-                await Task.WhenAny(verdict, Task.Delay(250, CancellationToken.None)).ConfigureAwait(false);
+                await Task.WhenAny(verdict, Task.Delay(Protocol.ProtocolTimings.VerdictGrace, _context.Time, CancellationToken.None)).ConfigureAwait(false);
                 if (verdict.IsFaulted)
                 {
                     await verdict.ConfigureAwait(false);
@@ -189,7 +191,7 @@ internal sealed class FileSender
                 var cause = all.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is CrocException);
                 if (cause is CrocException crocException)
                 {
-                    await TrySendAbortAsync(writers[0], crocException).ConfigureAwait(false);
+                    await TrySendAbortAsync(writers[0], crocException, _context.Time).ConfigureAwait(false);
                     System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(cause);
                 }
 
@@ -233,7 +235,7 @@ internal sealed class FileSender
             try
             {
                 // Bounded: after our own failure a silent recipient must not hold the error back.
-                await verdict.WaitAsync(TimeSpan.FromSeconds(2), CancellationToken.None).ConfigureAwait(false);
+                await verdict.WaitAsync(Protocol.ProtocolTimings.VerdictWait, _context.Time, CancellationToken.None).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is OperationCanceledException or CrocException or TimeoutException)
             {
@@ -251,11 +253,11 @@ internal sealed class FileSender
         await pieces.FinishAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private static async Task TrySendAbortAsync(FrameWriter writer, CrocException error)
+    private static async Task TrySendAbortAsync(FrameWriter writer, CrocException error, TimeProvider time)
     {
         try
         {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            using var timeout = new CancellationTokenSource(Protocol.ProtocolTimings.ControlSend, time);
             var abort = new AbortMessage { Code = ControlMessages.ToWire(error.Code), Message = error.Message };
             await ControlMessages.WriteAsync(writer, FrameType.Abort, abort, TransferJsonContext.Default.AbortMessage, timeout.Token).ConfigureAwait(false);
         }
