@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using CrocNet.Rendezvous;
+using CrocNet.Tests.Rendezvous;
 using CrocNet.Tests.Transport;
 using CrocNet.Codes;
 using CrocNet.Crypto;
@@ -373,15 +374,6 @@ public class HostileTransferTests : TransferTestBase
             {
                 cancel.Cancel();
             }
-        }
-    }
-
-    private sealed class CountingHandler(Action onSend) : DelegatingHandler(new SocketsHttpHandler())
-    {
-        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
-        {
-            onSend();
-            return base.SendAsync(request, cancellationToken);
         }
     }
 }

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using CrocNet.Relay;
 using CrocNet.Tests.EndToEnd;
+using CrocNet.Tests.Rendezvous;
 
 namespace CrocNet.Tests.Session;
 
@@ -199,14 +200,5 @@ public class SharedInstanceTests : TransferTestBase
     private sealed class SyncProgress(ConcurrentBag<TransferProgress> reports) : IProgress<TransferProgress>
     {
         public void Report(TransferProgress value) => reports.Add(value);
-    }
-
-    private sealed class CountingHandler(Action onSend) : DelegatingHandler(new SocketsHttpHandler())
-    {
-        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
-        {
-            onSend();
-            return base.SendAsync(request, cancellationToken);
-        }
     }
 }
