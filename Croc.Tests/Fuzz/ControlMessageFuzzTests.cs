@@ -6,13 +6,13 @@ using CsCheck;
 
 namespace CrocNet.Tests.Fuzz;
 
-/// <summary>The peer's small JSON control messages (inside authenticated frames, but written by a possibly hostile peer).</summary>
+/// <summary>The peer's JSON control messages (accept, abort, done, a trailer piece, progress) (inside authenticated frames, but written by a possibly hostile peer).</summary>
 public class ControlMessageFuzzTests
 {
     [Test]
     public void Parse_AnyPayload_MessageOrProtocolError()
     {
-        var gen = Gen.Select(Gen.Int[0, 3], Fuzzing.HostileBytes(Fuzzing.JsonAlphabet + "acceptmsgfileindexsizeabort", 300));
+        var gen = Gen.Select(Gen.Int[0, 4], Fuzzing.HostileBytes(Fuzzing.JsonAlphabet + "acceptmsgfileindexsizeabort", 300));
 
         Fuzzing.Run(
             gen,
@@ -27,6 +27,7 @@ public class ControlMessageFuzzTests
                         Fuzzing.Check(!error.Message.Any(char.IsControl), "the peer's words are made safe for a terminal");
                         break;
                     case 2: Parse(FrameType.Done, c.Payload, TransferJsonContext.Default.DoneMessage); break;
+                    case 3: Parse(FrameType.Trailer, c.Payload, TransferJsonContext.Default.TrailerMessage); break;
                     default: Parse(FrameType.Progress, c.Payload, TransferJsonContext.Default.ProgressMessage); break;
                 }
             },
