@@ -574,6 +574,18 @@ public sealed class CliTests : TransferTestBase
 
     [Test]
     [CancelAfter(30_000)]
+    public async Task Receive_ChannelTypo_FailsAfterAShortGraceNotHalfAMinute(CancellationToken cancellationToken)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using var receive = await CliRun.CompleteAsync(["receive", "--relay", RelayUrl, "--yes", "--out", NewFolder(), NewCode()], cancellationToken);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.EqualTo(3), receive.Stderr);
+        Assert.That(receive.Stderr, Does.Contain("No sender is using channel").And.Contain("waited 5.0 s"));
+        Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(20)), "a typo is reported in seconds");
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
     public async Task Send_RelayUrlMissingItsPath_HintsAtThePath(CancellationToken cancellationToken)
     {
         using var send = await CliRun.CompleteAsync(["send", "--relay", RelayUrl + "croc", "--text", "hi"], cancellationToken);

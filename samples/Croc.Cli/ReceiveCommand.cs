@@ -9,6 +9,9 @@ namespace CrocNet.Cli;
 /// <summary><c>croc receive</c>: into a folder, or one file or text to standard output.</summary>
 internal static class ReceiveCommand
 {
+    /// <summary>How long a recipient waits for a channel that does not exist (yet).</summary>
+    internal static readonly TimeSpan ChannelGrace = TimeSpan.FromSeconds(5);
+
     private const int ListedEntries = 10;
 
     public static Command Create(CliConsole console)
@@ -59,7 +62,9 @@ internal static class ReceiveCommand
 
         var croc = Croc.New(o =>
         {
-            o.WithRelay(relay);
+            // The code came from a sender who is already waiting: a channel that is still missing after a short
+            // grace is a typo, and the person should hear so in seconds, not half a minute.
+            o.WithRelay(relay).WithChannelWaitTimeout(ChannelGrace);
             if (loggerFactory is not null)
             {
                 o.UseLoggerFactory(loggerFactory);
