@@ -46,6 +46,8 @@ public sealed class Croc
     /// <summary>Generates a fresh code (<c>&lt;channel&gt;-&lt;word&gt;-&lt;word&gt;-&lt;word&gt;</c>) for <see cref="SendOptions.Code"/>.</summary>
     public static string GenerateCode() => CodePhrase.Generate().Code;
 
+    internal CrocRuntime Runtime => _runtime;
+
     /// <summary>A copy of the validated options this instance runs with.</summary>
     public CrocOptions Options => _runtime.Options.Clone();
 

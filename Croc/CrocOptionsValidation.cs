@@ -30,11 +30,11 @@ internal sealed class CrocOptionsValidator : IValidateOptions<CrocOptions>
 
         if (options.UnparsedRelay is { } text)
         {
-            failures.Add($"Relay '{text}' is not an absolute URL such as http://127.0.0.1:9009.");
+            failures.Add($"Relay '{Redact(text)}' is not an absolute URL such as http://127.0.0.1:9009.");
         }
         else if (options.Relay is { } relay && (!relay.IsAbsoluteUri || (relay.Scheme != Uri.UriSchemeHttp && relay.Scheme != Uri.UriSchemeHttps)))
         {
-            failures.Add($"Relay must be an absolute http:// or https:// URL; '{relay}' is not.");
+            failures.Add($"Relay must be an absolute http:// or https:// URL; '{Redact(relay.OriginalString)}' is not.");
         }
 
         if (!Pake.Spake2Suite.TryGet(options.Curve, out _))
@@ -58,6 +58,20 @@ internal sealed class CrocOptionsValidator : IValidateOptions<CrocOptions>
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    /// <summary>A relay address for a message: any credentials in it (<c>user:password@</c>) become <c>***@</c>.</summary>
+    internal static string Redact(string address)
+    {
+        var at = address.LastIndexOf('@');
+        if (at < 0)
+        {
+            return address;
+        }
+
+        var scheme = address.IndexOf("://", StringComparison.Ordinal);
+        var start = scheme >= 0 && scheme < at ? scheme + 3 : 0;
+        return string.Concat(address.AsSpan(0, start), "***", address.AsSpan(at));
     }
 
     private static void CheckRange(List<string> failures, string name, TimeSpan value, TimeSpan min, TimeSpan max)

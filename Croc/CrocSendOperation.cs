@@ -27,7 +27,17 @@ public sealed class CrocSendOperation : IAsyncDisposable
     public Task<TransferResult> Completion { get; }
 
     /// <summary>Cancels the send if it is still running.</summary>
-    public Task CancelAsync() => _cancellation.CancelAsync();
+    public async Task CancelAsync()
+    {
+        try
+        {
+            await _cancellation.CancelAsync().ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Disposed: the send was already cancelled or over.
+        }
+    }
 
     /// <summary>Cancels an unfinished send, waits for it to wind down, and releases resources.</summary>
     public async ValueTask DisposeAsync()

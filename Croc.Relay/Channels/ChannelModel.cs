@@ -40,10 +40,17 @@ internal sealed record ChannelSnapshot(
 internal sealed record JoinCommand(string? Channel, string? Curve, ParticipantRole Role);
 
 /// <summary>A validated <c>POST /channel</c>: at most one action; values already decoded and re-encoded canonically.</summary>
-internal sealed record ChannelCommand(string Channel, string Uuid, ChannelAction Action, string? Curve = null, string? Value = null, string? Confirmation = null);
+internal sealed record ChannelCommand(string Channel, string Uuid, ChannelAction Action, string? Curve = null, string? Value = null, string? Confirmation = null)
+{
+    // The uuid is a bearer token: never in anything that prints the command.
+    public override string ToString() => $"ChannelCommand {{ Channel = {Channel}, Action = {Action} }}";
+}
 
 /// <summary>The answer to a successful join: the state and the new participant's bearer token.</summary>
-internal sealed record JoinResult(ChannelSnapshot State, string Uuid, ParticipantRole Role);
+internal sealed record JoinResult(ChannelSnapshot State, string Uuid, ParticipantRole Role)
+{
+    public override string ToString() => $"JoinResult {{ Channel = {State.Channel}, Role = {Role} }}";
+}
 
 /// <summary>The protocol's names and their rules.</summary>
 internal static class ChannelNames

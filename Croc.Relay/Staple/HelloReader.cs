@@ -8,7 +8,10 @@ using CrocNet.Relay.Protocol;
 namespace CrocNet.Relay.Staple;
 
 /// <summary>A parsed hello line. Holds a secret (the uuid): never log it.</summary>
-internal sealed record Hello(string Channel, string Uuid);
+internal sealed record Hello(string Channel, string Uuid)
+{
+    public override string ToString() => $"Hello {{ Channel = {Channel} }}";
+}
 
 /// <summary>
 /// Reads exactly one hello line from a socket and not one byte more: it peeks, then consumes only up to the newline,

@@ -33,7 +33,7 @@ public class CrocOptionsTests
 
         Assert.That(ex!.Message, Is.EqualTo(
             "PeerTimeout must be between 00:00:01 and 7.00:00:00; 00:00:00 is not.; " +
-            "Relay must be an absolute http:// or https:// URL; 'ftp://relay.example/' is not.; " +
+            "Relay must be an absolute http:// or https:// URL; 'ftp://relay.example' is not.; " +
             "Curve 'p999' is not supported; use one of: p256, p384, p521, siec."));
     }
 
@@ -116,6 +116,32 @@ public class CrocOptionsTests
 
     [Test]
     public void Validate_Defaults_Succeed() => Assert.That(new CrocOptionsValidator().Validate(null, new CrocOptions()).Succeeded, Is.True);
+
+    [TestCase("ftp://user:s3cret@relay.example/", "Relay must be an absolute http:// or https:// URL; 'ftp://***@relay.example/' is not.")]
+    [TestCase("user:s3cret@relay example", "Relay must be an absolute http:// or https:// URL; '***@relay example' is not.")]
+    [TestCase("http://user:s3cret@relay example", "Relay 'http://***@relay example' is not an absolute URL such as http://127.0.0.1:9009.")]
+    public void Validate_RelayWithCredentials_NeverQuotesThem(string relay, string expected)
+    {
+        var ex = Assert.Throws<OptionsValidationException>(() => Croc.New(o => o.WithRelay(relay)));
+
+        Assert.That(ex!.Message, Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void AddCroc_Twice_BothBuildersServicesAreKept()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var services = new ServiceCollection();
+        services.AddCroc(o => o.WithRelay("http://127.0.0.1:9"));
+        services.AddCroc(o => o.UseTimeProvider(time).WithCurve("p384"));
+        using var provider = services.BuildServiceProvider();
+
+        var croc = provider.GetRequiredService<Croc>();
+
+        Assert.That(croc.Options.Curve, Is.EqualTo("p384"));
+        Assert.That(croc.Options.Relay, Is.EqualTo(new Uri("http://127.0.0.1:9")));
+        Assert.That(croc.Runtime.Time, Is.SameAs(time), "the second call's service is not dropped");
+    }
 
     [Test]
     public void WithRelay_NotAUrl_ReportedByValidationNotByTheBuilder()

@@ -43,8 +43,8 @@ public class RelayReplyFuzzTests
             });
     }
 
-    // One client for every case (as an application holds one); each fuzzing thread scripts its own next reply.
-    private static readonly ThreadLocal<(HttpStatusCode Status, byte[] Body)> Next = new();
+    // One client for every case (as an application holds one); each case scripts its reply in its own async flow.
+    private static readonly AsyncLocal<(HttpStatusCode Status, byte[] Body)> Next = new();
     private static readonly RelayClient Client = new(
         new HttpMessageInvoker(new ScriptedReply()), new Uri("http://relay.test/"), ResiliencePipeline.Empty, TimeProvider.System, NullLogger.Instance);
 

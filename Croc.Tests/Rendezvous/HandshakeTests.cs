@@ -19,7 +19,7 @@ public class HandshakeTests
         var code = CodePhrase.Generate();
         var channel = new InMemoryChannel(code.Channel);
 
-        var (sender, recipient) = await RunAsync(channel, code, code, curve, cancellationToken);
+        var (sender, recipient) = await RunAsync(channel, code, code, curve, cancellationToken, out _);
 
         using (sender)
         using (recipient)
@@ -38,9 +38,11 @@ public class HandshakeTests
         var wrong = CodePhrase.Parse(code.Channel + "-not-the-same-words");
         var channel = new InMemoryChannel(code.Channel);
 
-        var both = RunAsync(channel, code, wrong, "p256", cancellationToken);
+        var both = RunAsync(channel, code, wrong, "p256", cancellationToken, out var sides);
 
         Assert.ThrowsAsync<CrocAuthenticationException>(async () => await both);
+        Assert.That(sides.Sender.Exception?.InnerException, Is.TypeOf<CrocAuthenticationException>(), "the sender checked the recipient's confirmation");
+        Assert.That(sides.Recipient.Exception?.InnerException, Is.TypeOf<CrocAuthenticationException>(), "the recipient was never shown h_k");
         Assert.That(channel.Current.HK, Is.Null, "h_k is only posted after the recipient's confirmation verified");
         Assert.That(channel.Current.Closed, Is.True);
     }
@@ -62,14 +64,24 @@ public class HandshakeTests
         Assert.That(ex.StatusCode, Is.Null, "no HTTP reply said so");
     }
 
-    private static async Task<(HandshakeResult Sender, HandshakeResult Recipient)> RunAsync(
-        InMemoryChannel channel, CodePhrase senderCode, CodePhrase recipientCode, string curve, CancellationToken cancellationToken)
+    private static Task<(HandshakeResult Sender, HandshakeResult Recipient)> RunAsync(
+        InMemoryChannel channel, CodePhrase senderCode, CodePhrase recipientCode, string curve, CancellationToken cancellationToken,
+        out (Task<HandshakeResult> Sender, Task<HandshakeResult> Recipient) sides)
     {
         var suite = Spake2Suite.Get(curve);
-        using var senderPassword = new PasswordScalar(senderCode, suite);
-        using var recipientPassword = new PasswordScalar(recipientCode, Spake2Suite.P256);
+        var senderPassword = new PasswordScalar(senderCode, suite);
+        var recipientPassword = new PasswordScalar(recipientCode, Spake2Suite.P256);
         var sender = Handshake.RunSenderAsync(channel.Sender, senderCode, suite, senderPassword, PeerTimeout, NullLogger.Instance, static () => { }, cancellationToken);
         var recipient = Handshake.RunRecipientAsync(channel.Recipient, channel.Current, recipientCode, recipientPassword, PeerTimeout, NullLogger.Instance, cancellationToken);
+        sides = (sender, recipient);
+        return BothAsync(channel, sender, recipient, senderPassword, recipientPassword);
+    }
+
+    private static async Task<(HandshakeResult Sender, HandshakeResult Recipient)> BothAsync(
+        InMemoryChannel channel, Task<HandshakeResult> sender, Task<HandshakeResult> recipient, PasswordScalar senderPassword, PasswordScalar recipientPassword)
+    {
+        using var _ = senderPassword;
+        using var __ = recipientPassword;
         var first = await Task.WhenAny(sender, recipient);
         if (first.IsFaulted)
         {

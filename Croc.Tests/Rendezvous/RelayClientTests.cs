@@ -71,6 +71,22 @@ public class RelayClientTests
         Assert.That(polls, Is.InRange(2, most));
     }
 
+    [Test]
+    [CancelAfter(10_000)]
+    public async Task WaitFor_ChannelClosedBetweenPolls_ClosedStateNotARefusal(CancellationToken cancellationToken)
+    {
+        var handler = new ScriptedHandler(request => request.RequestUri!.AbsolutePath.EndsWith("/join", StringComparison.Ordinal)
+            ? Json(HttpStatusCode.OK, JoinReply)
+            : Json(HttpStatusCode.Gone, """{"error":"The channel is closed.","code":"closed"}"""));
+        var session = await NewClient(handler, retries: 0).JoinAsync("abcdefgh", "p256", ParticipantRole.Sender, cancellationToken);
+
+        var state = await session.WaitForAsync(session.Joined, s => s.Y is not null, TimeSpan.FromSeconds(5), cancellationToken);
+
+        // The same event as a long-poll that sees the channel close: the handshake maps both to ConnectionLost.
+        Assert.That(state.Closed, Is.True);
+        Assert.That(state.Rev, Is.EqualTo(session.Joined.Rev));
+    }
+
     private static RelayClient NewClient(HttpMessageHandler handler, int retries)
     {
         var options = new CrocOptions { MaxRetries = retries, RetryBaseDelay = TimeSpan.FromMilliseconds(1) };

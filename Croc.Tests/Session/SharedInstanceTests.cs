@@ -123,6 +123,18 @@ public class SharedInstanceTests : TransferTestBase
     }
 
     [Test]
+    [CancelAfter(30_000)]
+    public async Task SendOperation_CancelAfterDispose_IsHarmless(CancellationToken cancellationToken)
+    {
+        var operation = await NewCroc().StartSendAsync(SendContent.FromText("never received"), cancellationToken);
+
+        await operation.DisposeAsync();
+
+        Assert.That(operation.Completion.IsCanceled, Is.True, "disposing an unfinished send cancels it");
+        Assert.DoesNotThrowAsync(() => operation.CancelAsync());
+    }
+
+    [Test]
     [CancelAfter(10_000)]
     public void SendAsync_WithoutCode_ThrowsAtOnceWithoutContactingTheRelay(CancellationToken cancellationToken)
     {

@@ -49,7 +49,14 @@ public static class CrocServiceCollectionExtensions
     private static IServiceCollection AddCore(IServiceCollection services, OptionsBuilder<CrocOptions> builder, Action<CrocOptionsBuilder>? configure)
     {
         // Services the builder supplies are kept here, never in the options: the options stay plain, bindable data.
-        var chosen = new CrocServices();
+        // One set for the collection: a second AddCroc adds its builder calls to the same options and services.
+        var chosen = services.FirstOrDefault(d => d.ServiceType == typeof(CrocServices))?.ImplementationInstance as CrocServices;
+        if (chosen is null)
+        {
+            chosen = new CrocServices();
+            services.AddSingleton(chosen);
+        }
+
         if (configure is not null)
         {
             builder.Configure(options => configure(new CrocOptionsBuilder(options, chosen)));

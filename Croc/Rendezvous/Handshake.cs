@@ -79,23 +79,19 @@ internal static class Handshake
             var confirmation = keys.Confirmation.ToArray();
             state = await PostOnceAsync(relay, r => { r.Y = message; r.HhK = confirmation; }, s => s.Y, message, cancellationToken).ConfigureAwait(false);
             byte[]? senderConfirmation;
-            try
-            {
-                state = await relay.WaitForAsync(state, s => s.HK is not null, peerTimeout, cancellationToken).ConfigureAwait(false);
-                senderConfirmation = state.HK;
-            }
-            catch (CrocRelayException ex) when (ex.RelayCode == CrocWire.Errors.Closed)
-            {
-                // The sender may close the channel before our long-poll arrives: the relay then answers 410, not a closed state.
-                senderConfirmation = null;
-            }
+            // A channel closed before h_k (also when that happens between two polls) comes back as a closed state.
+            state = await relay.WaitForAsync(state, s => s.HK is not null, peerTimeout, cancellationToken).ConfigureAwait(false);
+            senderConfirmation = state.HK;
 
             if (senderConfirmation is null)
             {
                 // The sender checks our confirmation first and walks away on a mismatch without revealing its own.
                 Log.KeyConfirmationFailed(logger, code.Channel);
+                // From here that cannot be told apart from a sender that stopped at this very moment; the mismatch is
+                // by far the likelier, and the message says both.
                 throw new CrocAuthenticationException(
-                    "The sender ended the exchange during key confirmation: the two sides used different codes. Check the code and try again.");
+                    "The sender ended the exchange during key confirmation: most likely the two sides used different codes " +
+                    "(or the sender stopped just then). Check the code and try again.");
             }
 
             VerifyOrLog(keys, senderConfirmation, code.Channel, logger);

@@ -66,6 +66,12 @@ internal sealed class RelayState
     public string? Uuid { get; set; }
 
     public string? Role { get; set; }
+
+    /// <summary>A copy marked closed (the relay said <c>closed</c> instead of sending a state).</summary>
+    public RelayState AsClosed() => new()
+    {
+        Channel = Channel, Curve = Curve, Rev = Rev, X = X, Y = Y, HhK = HhK, HK = HK, Stapled = false, Closed = true, Ports = Ports, Host = Host,
+    };
 }
 
 internal sealed class RelayError

@@ -74,7 +74,17 @@ internal sealed class RelaySession : IRelaySession, IAsyncDisposable
             request.Since = state.Rev;
             var asked = time.GetTimestamp();
             var previous = state.Rev;
-            state = await _client.PostChannelAsync(request, TimeSpan.FromSeconds(request.Wait.Value) + ProtocolTimings.RelayRequest, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                state = await _client.PostChannelAsync(request, TimeSpan.FromSeconds(request.Wait.Value) + ProtocolTimings.RelayRequest, cancellationToken).ConfigureAwait(false);
+            }
+            catch (CrocRelayException ex) when (ex.RelayCode == CrocWire.Errors.Closed)
+            {
+                // Closed between two polls: the relay answers 410 rather than a closed state. It is the same event,
+                // so the caller sees it the same way, whenever it happened.
+                return state.AsClosed();
+            }
+
             var took = time.GetElapsedTime(asked);
             if (state.Rev <= previous && took < ProtocolTimings.MinPollInterval && !isDone(state) && !state.Closed)
             {
@@ -101,9 +111,11 @@ internal sealed class RelaySession : IRelaySession, IAsyncDisposable
             request.Close = true;
             await _client.PostOnceIgnoringReplyAsync(request, deadline.Token).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException)
+#pragma warning disable CA1031 // Best effort by contract: a failing close must never hide the session's own outcome.
+        catch (Exception ex)
+#pragma warning restore CA1031
         {
-            Log.CloseFailed(_client.Logger, Channel, ex.Message);
+            Log.CloseFailed(_client.Logger, Channel, ex.GetType().Name);
         }
     }
 
