@@ -220,8 +220,6 @@ public class HandshakeTests
         {
             public string Channel => channel.Current.Channel;
 
-            public ParticipantRole Role => role;
-
             public Task<RelayState> PostAsync(Action<ChannelRequest>? action, CancellationToken cancellationToken) => Task.FromResult(channel.Apply(role, action));
 
             public Task<RelayState> WaitForAsync(RelayState current, Func<RelayState, bool> isDone, TimeSpan timeout, CancellationToken cancellationToken) =>

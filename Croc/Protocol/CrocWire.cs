@@ -46,7 +46,7 @@ internal static class CrocWire
         public const string NotReady = "not_ready";
         public const string Closed = "closed";
 
-        /// <summary>Every code PROTOCOL 1.0 defines for the HTTP routes.</summary>
+        /// <summary>Every code version 1.0 of the protocol defines for the HTTP routes.</summary>
         public static readonly string[] All = [BadRequest, IpLimit, BadUuid, NoChannel, Occupied, AlreadySet, NotReady, Closed];
     }
 

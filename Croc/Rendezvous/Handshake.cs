@@ -78,12 +78,9 @@ internal static class Handshake
             var message = spake.Message.ToArray();
             var confirmation = keys.Confirmation.ToArray();
             state = await PostOnceAsync(relay, r => { r.Y = message; r.HhK = confirmation; }, s => s.Y, message, cancellationToken).ConfigureAwait(false);
-            byte[]? senderConfirmation;
             // A channel closed before h_k (also when that happens between two polls) comes back as a closed state.
             state = await relay.WaitForAsync(state, s => s.HK is not null, peerTimeout, cancellationToken).ConfigureAwait(false);
-            senderConfirmation = state.HK;
-
-            if (senderConfirmation is null)
+            if (state.HK is not { } senderConfirmation)
             {
                 // The sender checks our confirmation first and walks away on a mismatch without revealing its own.
                 Log.KeyConfirmationFailed(logger, code.Channel);

@@ -51,7 +51,7 @@ internal sealed class RelayClient
             throw new CrocProtocolException("The relay's join reply lacks a channel or participant token.");
         }
 
-        return new RelaySession(this, state.Channel, state.Uuid, role, state);
+        return new RelaySession(this, state.Channel, state.Uuid, state);
     }
 
     internal Task<RelayState> PostChannelAsync(ChannelRequest request, TimeSpan timeout, CancellationToken cancellationToken) =>

@@ -11,8 +11,6 @@ internal interface IRelaySession
 {
     string Channel { get; }
 
-    ParticipantRole Role { get; }
-
     /// <summary>Posts an action (or nothing, to read the state).</summary>
     Task<RelayState> PostAsync(Action<ChannelRequest>? action, CancellationToken cancellationToken);
 
@@ -21,17 +19,16 @@ internal interface IRelaySession
 }
 
 /// <inheritdoc cref="IRelaySession"/>
-internal sealed class RelaySession : IRelaySession, IAsyncDisposable
+internal sealed class RelaySession : IRelaySession
 {
     private readonly RelayClient _client;
     private int _closed;
 
-    public RelaySession(RelayClient client, string channel, string uuid, ParticipantRole role, RelayState joined)
+    public RelaySession(RelayClient client, string channel, string uuid, RelayState joined)
     {
         _client = client;
         Channel = channel;
         Uuid = uuid;
-        Role = role;
         Joined = joined;
     }
 
@@ -39,8 +36,6 @@ internal sealed class RelaySession : IRelaySession, IAsyncDisposable
 
     /// <summary>This participant's bearer token: a secret, never logged.</summary>
     public string Uuid { get; }
-
-    public ParticipantRole Role { get; }
 
     /// <summary>The state in the join reply.</summary>
     public RelayState Joined { get; }
@@ -118,8 +113,6 @@ internal sealed class RelaySession : IRelaySession, IAsyncDisposable
             Log.CloseFailed(_client.Logger, Channel, ex.GetType().Name);
         }
     }
-
-    public async ValueTask DisposeAsync() => await CloseAsync().ConfigureAwait(false);
 
     private ChannelRequest NewRequest() => new() { Channel = Channel, Uuid = Uuid };
 }
