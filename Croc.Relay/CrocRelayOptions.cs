@@ -174,6 +174,42 @@ public sealed class CrocRelayOptions
     /// <value>Default 30 minutes.</value>
     public TimeSpan PipeIdleTimeout { get; set; } = TimeSpan.FromMinutes(30);
 
+    /// <summary>
+    /// How many data connections ("lanes") each participant opens. With TCP listeners, lane <c>i</c> is served by
+    /// <c>Ports[i]</c>, so this must be unset or equal to the number of ports; a relay without TCP listeners
+    /// (<see cref="Ports"/> empty, WebSocket legs only) still offers this many lanes.
+    /// </summary>
+    /// <value>Default <see langword="null"/>: the number of ports, or 4 when there are none.</value>
+    public int? Lanes { get; set; }
+
+    /// <summary>
+    /// Whether legs may also arrive as WebSockets on <c>GET {prefix}/staple</c> (the state then says <c>ws: true</c>),
+    /// for hosts that only HTTP(S) reaches. A WebSocket leg pairs with a TCP leg of the same lane and vice versa.
+    /// </summary>
+    /// <value>Default <see langword="true"/>.</value>
+    public bool WebSockets { get; set; } = true;
+
+    /// <summary>How often the relay pings a WebSocket leg, so idle proxies do not cut a waiting leg.</summary>
+    /// <value>Default 15 seconds.</value>
+    public TimeSpan WebSocketKeepAliveInterval { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// The reverse proxies and load balancers trusted to report the client's address: IP addresses or networks in
+    /// CIDR form (<c>10.0.0.0/8</c>, <c>::1</c>). From these peers, and only these, the relay reads
+    /// <c>X-Forwarded-For</c> or <c>Forwarded</c> on HTTP requests and WebSocket legs (from the right, stopping at the
+    /// first address that is not a trusted proxy) and accepts a PROXY protocol (v1 or v2) header on the TCP ports.
+    /// </summary>
+    /// <value>Default empty: every peer is the client itself.</value>
+    public IList<string> TrustedProxies { get; set; } = [];
+
+    /// <summary>
+    /// A shared secret that makes this a private relay: every request and every leg must carry it
+    /// (<c>Authorization: Bearer …</c> on HTTP requests and WebSocket legs, <c>"auth"</c> in a TCP hello), compared in
+    /// constant time; others get <c>401 unauthorized</c> / <c>error unauthorized</c>. Never logged.
+    /// </summary>
+    /// <value>Default <see langword="null"/>: an open relay.</value>
+    public string? Password { get; set; }
+
     /// <summary>The size of each buffer that copies stapled data, in bytes (two per piped pair).</summary>
     /// <value>Default 128 KiB (131,072 bytes).</value>
     [Range(64 * 1024, 16 * 1024 * 1024)]

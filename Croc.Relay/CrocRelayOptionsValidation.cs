@@ -42,9 +42,19 @@ internal sealed class CrocRelayOptionsValidator : IValidateOptions<CrocRelayOpti
 
         if (options.Ports is { } ports)
         {
-            if (ports.Count is < 1 or > MaxPorts)
+            if (ports.Count > MaxPorts)
             {
-                failures.Add(FormattableString.Invariant($"Ports must list between 1 and {MaxPorts} ports; it lists {ports.Count}."));
+                failures.Add(FormattableString.Invariant($"Ports must list at most {MaxPorts} ports; it lists {ports.Count}."));
+            }
+
+            if (ports.Count == 0 && !options.WebSockets)
+            {
+                failures.Add("Ports is empty and WebSockets is off: legs could not reach the relay at all; list ports, or turn WebSockets on.");
+            }
+
+            if (ports.Count > 0 && options.Lanes is { } lanes && lanes != ports.Count)
+            {
+                failures.Add(FormattableString.Invariant($"Lanes ({lanes}) must equal the number of ports ({ports.Count}), or be unset: lane i is served by Ports[i]."));
             }
 
             foreach (var port in ports)
@@ -62,6 +72,30 @@ internal sealed class CrocRelayOptionsValidator : IValidateOptions<CrocRelayOpti
             }
         }
 
+        if (options.Lanes is < 1 or > MaxPorts)
+        {
+            failures.Add(FormattableString.Invariant($"Lanes must be between 1 and {MaxPorts}, or unset; {options.Lanes} is not."));
+        }
+
+        CheckRange(failures, nameof(CrocRelayOptions.WebSocketKeepAliveInterval), options.WebSocketKeepAliveInterval, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(10));
+
+        if (options.TrustedProxies is { } proxies)
+        {
+            foreach (var proxy in proxies)
+            {
+                if (!Net.IPNetworkList.TryParseEntry(proxy, out _))
+                {
+                    failures.Add($"TrustedProxies: '{proxy}' is not an IP address or a network in CIDR form (e.g. 10.0.0.0/8, ::1).");
+                }
+            }
+        }
+
+        if (options.Password is { } password && (password.Length is 0 or > 256 || password.Any(char.IsControl)))
+        {
+            // Never quote the password itself.
+            failures.Add("Password must be 1-256 characters without control characters, or unset.");
+        }
+
         if (options.ListenAddress is { } address && !IPAddress.TryParse(address, out _))
         {
             failures.Add($"ListenAddress '{address}' is not an IP address; use e.g. 0.0.0.0, ::, or 127.0.0.1.");
@@ -74,7 +108,7 @@ internal sealed class CrocRelayOptionsValidator : IValidateOptions<CrocRelayOpti
 
         // One transfer waits on every port at once, and both participants may connect from one address: limits below
         // that would refuse every transfer.
-        var portCount = options.Ports?.Count ?? 0;
+        var portCount = Math.Max(options.Ports?.Count ?? 0, options.Lanes ?? 0);
         if (options.MaxWaitingConnections < portCount || options.MaxWaitingConnectionsPerAddress < portCount)
         {
             failures.Add(FormattableString.Invariant($"MaxWaitingConnections and MaxWaitingConnectionsPerAddress must be at least the number of ports ({portCount}): one transfer waits on every port."));

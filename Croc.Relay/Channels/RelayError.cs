@@ -16,6 +16,7 @@ internal enum RelayErrorCode
     Capacity,
     Duplicate,
     Timeout,
+    Unauthorized,
 }
 
 /// <summary>A refusal: a stable code and a sentence for people. Never contains a secret.</summary>
@@ -36,6 +37,7 @@ internal static class RelayErrors
         RelayErrorCode.Capacity => RelayWire.Codes.Capacity,
         RelayErrorCode.Duplicate => RelayWire.Codes.Duplicate,
         RelayErrorCode.Timeout => RelayWire.Codes.Timeout,
+        RelayErrorCode.Unauthorized => RelayWire.Codes.Unauthorized,
         _ => throw new ArgumentOutOfRangeException(nameof(code)),
     };
 
@@ -47,6 +49,7 @@ internal static class RelayErrors
     public static readonly RelayError Closed = new(RelayErrorCode.Closed, "The channel is closed or expired; start a new transfer.");
     public static readonly RelayError Capacity = new(RelayErrorCode.Capacity, "The relay is at capacity; try again later.");
     public static readonly RelayError JoinRate = new(RelayErrorCode.Capacity, "This address joined too often in the last minute; try again later.");
+    public static readonly RelayError Unauthorized = new(RelayErrorCode.Unauthorized, "This relay is private: the request did not carry its password.");
     public static readonly RelayError Occupied = new(RelayErrorCode.Occupied, "This channel already has a sender; choose another channel name.");
 }
 

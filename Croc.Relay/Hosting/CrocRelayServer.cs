@@ -178,5 +178,10 @@ public sealed class CrocRelayServer : IAsyncDisposable
         to.IPv6PrefixLength = from.IPv6PrefixLength;
         to.MaxJoinsPerMinute = from.MaxJoinsPerMinute;
         to.MaxFailedLookupsPerMinute = from.MaxFailedLookupsPerMinute;
+        to.Lanes = from.Lanes;
+        to.WebSockets = from.WebSockets;
+        to.WebSocketKeepAliveInterval = from.WebSocketKeepAliveInterval;
+        to.TrustedProxies = [.. from.TrustedProxies];
+        to.Password = from.Password;
     }
 }

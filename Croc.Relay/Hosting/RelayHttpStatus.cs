@@ -8,6 +8,7 @@ internal static class RelayHttpStatus
     public static int ToHttpStatus(this RelayErrorCode code) => code switch
     {
         RelayErrorCode.BadRequest => 400,
+        RelayErrorCode.Unauthorized => 401,
         RelayErrorCode.IpLimit or RelayErrorCode.BadUuid => 403,
         RelayErrorCode.NoChannel => 404,
         RelayErrorCode.Occupied or RelayErrorCode.AlreadySet or RelayErrorCode.NotReady or RelayErrorCode.Duplicate => 409,

@@ -11,6 +11,7 @@ internal static class RelayWire
     {
         public const string Join = "/join";
         public const string Channel = "/channel";
+        public const string Staple = "/staple";
     }
 
     /// <summary>JSON property names of the request bodies, the state and the error body.</summary>
@@ -30,6 +31,8 @@ internal static class RelayWire
         public const string Close = "close";
         public const string Ports = "ports";
         public const string Host = "host";
+        public const string Lanes = "lanes";
+        public const string Ws = "ws";
         public const string Wait = "wait";
         public const string Since = "since";
         public const string Error = "error";
@@ -57,6 +60,7 @@ internal static class RelayWire
         public const string Capacity = "capacity";
         public const string Duplicate = "duplicate";
         public const string Timeout = "timeout";
+        public const string Unauthorized = "unauthorized";
     }
 
     /// <summary>The TCP hello line <c>{"channel":"…","uuid":"…"}\n</c> and the relay's answers.</summary>
@@ -64,6 +68,12 @@ internal static class RelayWire
     {
         public const string Channel = Fields.Channel;
         public const string Uuid = Fields.Uuid;
+
+        /// <summary>The lane of a WebSocket leg (a TCP leg's lane is its port's index).</summary>
+        public const string Lane = "lane";
+
+        /// <summary>The relay password in a TCP hello, when the relay has one.</summary>
+        public const string Auth = "auth";
 
         /// <summary>The longest hello line, newline included.</summary>
         public const int MaxLength = 1024;

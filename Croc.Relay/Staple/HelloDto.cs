@@ -3,7 +3,7 @@ using CrocNet.Relay.Protocol;
 
 namespace CrocNet.Relay.Staple;
 
-/// <summary>The TCP hello line.</summary>
+/// <summary>The hello of a leg: a TCP line, or the first text message of a WebSocket leg.</summary>
 internal sealed class HelloDto
 {
     [JsonPropertyName(RelayWire.Hello.Channel)]
@@ -11,6 +11,12 @@ internal sealed class HelloDto
 
     [JsonPropertyName(RelayWire.Hello.Uuid)]
     public string? Uuid { get; set; }
+
+    [JsonPropertyName(RelayWire.Hello.Lane)]
+    public int? Lane { get; set; }
+
+    [JsonPropertyName(RelayWire.Hello.Auth)]
+    public string? Auth { get; set; }
 }
 
 /// <summary>Source-generated (reflection-free) JSON for the hello line; strict like the HTTP bodies.</summary>

@@ -7,8 +7,11 @@ using CrocNet.Relay.Protocol;
 
 namespace CrocNet.Relay.Staple;
 
-/// <summary>A parsed hello line. Holds a secret (the uuid): never log it.</summary>
-internal sealed record Hello(string Channel, string Uuid)
+/// <summary>
+/// A parsed hello. Holds secrets (the uuid, the relay password): never log it. <see cref="Lane"/> is given by WebSocket
+/// legs (a TCP leg's lane is its port's); <see cref="Auth"/> is the relay password a TCP hello carries.
+/// </summary>
+internal sealed record Hello(string Channel, string Uuid, int? Lane = null, string? Auth = null)
 {
     public override string ToString() => $"Hello {{ Channel = {Channel} }}";
 }
@@ -111,7 +114,12 @@ internal static class HelloReader
             return (null, RelayErrors.BadRequest("The hello line needs the participant's uuid."));
         }
 
-        return (new Hello(channel, uuid), default);
+        if (dto.Lane is < 0)
+        {
+            return (null, RelayErrors.BadRequest("The hello's lane must not be negative."));
+        }
+
+        return (new Hello(channel, uuid, dto.Lane, dto.Auth), default);
     }
 
     private static async ValueTask ConsumeAsync(Socket socket, Memory<byte> target, CancellationToken cancellationToken)

@@ -46,6 +46,11 @@ internal static class RelaySettings
         new("IPv6PrefixLength", "bits", "How many leading bits of an IPv6 address name one client for the per-address limits.", "64", (s, v) => s.Relay.IPv6PrefixLength = Count(v)),
         new("MaxJoinsPerMinute", "n", "The most joins one client address may make per minute.", "120", (s, v) => s.Relay.MaxJoinsPerMinute = Count(v)),
         new("MaxFailedLookupsPerMinute", "n", "The most requests naming an unknown channel or a wrong token one client address may make per minute.", "120", (s, v) => s.Relay.MaxFailedLookupsPerMinute = Count(v)),
+        new("Lanes", "n", "How many data connections each side opens; with TCP ports it must equal their number (default: the number of ports, or 4 without any).", null, (s, v) => s.Relay.Lanes = Count(v)),
+        new("WebSockets", "bool", "Accept data connections as WebSockets on {path}/staple too (for hosts only HTTP(S) reaches).", "true", (s, v) => s.Relay.WebSockets = Flag(v)),
+        new("WebSocketKeepAliveInterval", "duration", "How often a WebSocket data connection is pinged, so idle proxies keep it.", "15s", (s, v) => s.Relay.WebSocketKeepAliveInterval = Time(v)),
+        new("TrustedProxies", "list", "Reverse proxies trusted to forward the client's address (X-Forwarded-For, Forwarded, PROXY protocol): addresses or CIDR networks, comma-separated (default: none).", null, (s, v) => s.Relay.TrustedProxies = List(v)),
+        new("Password", "secret", "Make the relay private: clients must give this password (prefer the environment variable to the flag; default: an open relay).", null, (s, v) => s.Relay.Password = v, Alias: "--pass"),
         new("HttpMaxConnections", "n", "The most HTTP connections open at once (default: derived from the file-descriptor limit).", null, (s, v) => s.MaxConnections = Count(v)),
         new("HttpMaxConnectionsPerAddress", "n", "The most HTTP connections from one client address.", "64", (s, v) => s.MaxConnectionsPerAddress = Count(v)),
         new("KeepAliveTimeout", "duration", "How long an idle HTTP connection is kept open.", "10s", (s, v) => s.KeepAliveTimeout = Time(v)),
@@ -146,6 +151,16 @@ internal static class RelaySettings
             ? value
             : throw new FormatException("expected a whole number");
 
+    private static bool Flag(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "true" or "yes" or "on" or "1" => true,
+        "false" or "no" or "off" or "0" => false,
+        _ => throw new FormatException("expected true or false"),
+    };
+
+    private static List<string> List(string text) =>
+        [.. text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(e => e.Trim('"'))];
+
     private static Dictionary<string, string> ReadFile(string path, string source)
     {
         try
@@ -167,9 +182,9 @@ internal static class RelaySettings
                 values[property.Name] = property.Value.ValueKind switch
                 {
                     JsonValueKind.String => property.Value.GetString()!,
-                    JsonValueKind.Number => property.Value.GetRawText(),
+                    JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False => property.Value.GetRawText(),
                     JsonValueKind.Array => string.Join(",", property.Value.EnumerateArray().Select(e => e.GetRawText())),
-                    _ => throw new CliException(ExitCodes.Usage, $"{source} '{path}': \"{property.Name}\" must be a string, a number or a list of ports."),
+                    _ => throw new CliException(ExitCodes.Usage, $"{source} '{path}': \"{property.Name}\" must be a string, a number, true/false or a list."),
                 };
             }
 

@@ -275,8 +275,8 @@ public class CrocRelayOptionsTests
         Assert.That(options.ChannelExpiry, Is.EqualTo(TimeSpan.FromHours(3)));
     }
 
-    [TestCase("ports-empty", "Ports must list between 1 and 64")]
-    [TestCase("ports-too-many", "Ports must list between 1 and 64")]
+    [TestCase("ports-empty-no-websockets", "Ports is empty and WebSockets is off")]
+    [TestCase("ports-too-many", "Ports must list at most 64")]
     [TestCase("ports-negative", "is not a TCP port")]
     [TestCase("ports-duplicate", "listed more than once")]
     [TestCase("listen", "ListenAddress")]
@@ -295,12 +295,17 @@ public class CrocRelayOptionsTests
     [TestCase("waiting-below-ports", "MaxWaitingConnections and MaxWaitingConnectionsPerAddress must be at least the number of ports (4)")]
     [TestCase("connections-below-ports", "MaxConnections and MaxConnectionsPerAddress must be at least twice the number of ports (8)")]
     [TestCase("connections-range", "MaxConnections must be between 1 and 1000000, or unset")]
+    [TestCase("lanes-vs-ports", "Lanes (3) must equal the number of ports (4)")]
+    [TestCase("lanes-range", "Lanes must be between 1 and 64")]
+    [TestCase("keepalive", "WebSocketKeepAliveInterval must be between")]
+    [TestCase("proxy", "TrustedProxies: '10.0.0.0/33'")]
+    [TestCase("password", "Password must be 1-256 characters")]
     public void Validate_BadSetting_FailsNamingIt(string which, string expected)
     {
         var options = new CrocRelayOptions();
         switch (which)
         {
-            case "ports-empty": options.Ports = []; break;
+            case "ports-empty-no-websockets": options.Ports = []; options.WebSockets = false; break;
             case "ports-too-many": options.Ports = [.. Enumerable.Repeat(0, 65)]; break;
             case "ports-negative": options.Ports = [-1]; break;
             case "ports-duplicate": options.Ports = [0, 0, 9100, 9100]; break;
@@ -320,6 +325,11 @@ public class CrocRelayOptionsTests
             case "waiting-below-ports": options.MaxWaitingConnectionsPerAddress = 3; break;
             case "connections-below-ports": options.MaxConnectionsPerAddress = 7; break;
             case "connections-range": options.MaxConnections = 2_000_000; break;
+            case "lanes-vs-ports": options.Lanes = 3; break;
+            case "lanes-range": options.Ports = []; options.Lanes = 0; break;
+            case "keepalive": options.WebSocketKeepAliveInterval = TimeSpan.Zero; break;
+            case "proxy": options.TrustedProxies = ["127.0.0.1", "10.0.0.0/33"]; break;
+            case "password": options.Password = "line\nbreak"; break;
         }
 
         var result = new CrocRelayOptionsValidator().Validate(null, options);
