@@ -42,6 +42,8 @@ internal sealed class ChannelRegistry : IDisposable
         _staples = new StapleTable(Options);
         _joins = new AddressRateLimit(Options.MaxJoinsPerMinute, TimeProvider);
         _failures = new AddressRateLimit(Options.MaxFailedLookupsPerMinute, TimeProvider);
+        Access = new RelayAccess(Options.Password);
+        Addresses = new ClientAddresses(Options);
     }
 
     public CrocRelayOptions Options { get; }
@@ -51,6 +53,12 @@ internal sealed class ChannelRegistry : IDisposable
     internal RelayMetrics Metrics { get; }
 
     internal RelayLog Log { get; }
+
+    /// <summary>The relay password check, for every route and leg.</summary>
+    internal RelayAccess Access { get; }
+
+    /// <summary>Client addresses of HTTP requests and WebSocket legs (forwarded by trusted proxies).</summary>
+    internal ClientAddresses Addresses { get; }
 
     /// <summary>The TCP ports actually bound, in the configured order (lane <c>i</c> is <c>Ports[i]</c>); empty until the listeners start.</summary>
     public IReadOnlyList<int> Ports => _ports;

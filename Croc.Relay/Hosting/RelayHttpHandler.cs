@@ -34,6 +34,11 @@ internal sealed class RelayHttpHandler
 
     public async Task JoinAsync(HttpContext context)
     {
+        if (!await AuthorizeAsync(context, "join").ConfigureAwait(false))
+        {
+            return;
+        }
+
         var (dto, error) = await ReadAsync(context, RelayJsonContext.Default.JoinRequestDto).ConfigureAwait(false);
         if (dto is null)
         {
@@ -47,7 +52,7 @@ internal sealed class RelayHttpHandler
             return;
         }
 
-        var outcome = await _registry.JoinAsync(command, RemoteAddress(context), context.RequestAborted).ConfigureAwait(false);
+        var outcome = await _registry.JoinAsync(command, _registry.Addresses.FromHttp(context), context.RequestAborted).ConfigureAwait(false);
         if (outcome.Value is not { } joined)
         {
             await WriteErrorAsync(context, "join", outcome.Error, dto.Channel).ConfigureAwait(false);
@@ -59,6 +64,11 @@ internal sealed class RelayHttpHandler
 
     public async Task ChannelAsync(HttpContext context)
     {
+        if (!await AuthorizeAsync(context, "channel").ConfigureAwait(false))
+        {
+            return;
+        }
+
         var (dto, error) = await ReadAsync(context, RelayJsonContext.Default.ChannelRequestDto).ConfigureAwait(false);
         if (dto is null)
         {
@@ -74,7 +84,7 @@ internal sealed class RelayHttpHandler
         }
 
         // Act on one channel and wait on that same one (the state's Id): a name can be forgotten and taken again in between.
-        var outcome = await _registry.ExecuteAsync(command, RemoteAddress(context), context.RequestAborted).ConfigureAwait(false);
+        var outcome = await _registry.ExecuteAsync(command, _registry.Addresses.FromHttp(context), context.RequestAborted).ConfigureAwait(false);
         if (outcome.Value is not { } state)
         {
             await WriteErrorAsync(context, "channel", outcome.Error, command.Channel).ConfigureAwait(false);
@@ -93,6 +103,19 @@ internal sealed class RelayHttpHandler
         }
 
         await WriteStateAsync(context, state, null, null).ConfigureAwait(false);
+    }
+
+    /// <summary>A private relay answers a request without its password <c>401 unauthorized</c>, before reading the body.</summary>
+    private async Task<bool> AuthorizeAsync(HttpContext context, string route)
+    {
+        if (_registry.Access.Allows(context.Request))
+        {
+            return true;
+        }
+
+        context.Response.Headers.WWWAuthenticate = RelayAccess.Scheme;
+        await WriteErrorAsync(context, route, RelayErrors.Unauthorized, null).ConfigureAwait(false);
+        return false;
     }
 
     private static JoinCommand? ParseJoin(JoinRequestDto dto)
@@ -332,6 +355,4 @@ internal sealed class RelayHttpHandler
         await response.Body.WriteAsync(bytes, context.RequestAborted).ConfigureAwait(false);
     }
 
-    private static IPAddress RemoteAddress(HttpContext context)
-        => context.Connection.RemoteIpAddress is { } address ? RelayAddress.Normalize(address) : IPAddress.None;
 }

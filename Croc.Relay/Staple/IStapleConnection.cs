@@ -15,6 +15,12 @@ internal interface IStapleConnection : IStapleLink
     /// <summary>The transport's name in metrics (<c>tcp</c>, …).</summary>
     string TransportName { get; }
 
+    /// <summary>
+    /// Whether the transport already presented the relay password (a WebSocket leg's upgrade request carries it in its
+    /// <c>Authorization</c> header); a TCP leg presents it in its hello instead.
+    /// </summary>
+    bool Authorized { get; }
+
     /// <summary>Completes with <see langword="true"/> once <c>ok</c> was sent, so the pipe never interleaves with it.</summary>
     Task<bool> Ready { get; }
 
@@ -58,6 +64,8 @@ internal abstract class StapleConnectionBase : IStapleConnection
     public abstract IStapleTransport Transport { get; }
 
     public abstract string TransportName { get; }
+
+    public virtual bool Authorized => false;
 
     public Task<bool> Ready => _ready.Task;
 

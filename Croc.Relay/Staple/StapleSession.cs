@@ -74,6 +74,12 @@ internal sealed class StapleSession
                 return;
             }
 
+            if (!_registry.Access.Allows(hello.Auth) && !connection.Authorized)
+            {
+                await RefuseAsync(connection, label, RelayErrors.Unauthorized, null, stopping).ConfigureAwait(false);
+                return;
+            }
+
             var outcome = await _registry.AttachAsync(hello.Channel, hello.Uuid, address, lane, connection, stopping).ConfigureAwait(false);
             if (outcome.Value is not { } attached)
             {

@@ -246,6 +246,11 @@ public class CrocRelayOptionsTests
             IPv6PrefixLength = 56,
             MaxJoinsPerMinute = 100,
             MaxFailedLookupsPerMinute = 90,
+            Lanes = 2,
+            WebSockets = false,
+            WebSocketKeepAliveInterval = TimeSpan.FromSeconds(20),
+            TrustedProxies = ["10.0.0.0/8"],
+            Password = "relay password",
         };
         var properties = typeof(CrocRelayOptions).GetProperties().Where(p => p.CanWrite).ToList();
         var defaults = new CrocRelayOptions();
@@ -262,7 +267,7 @@ public class CrocRelayOptionsTests
             Assert.That(Render(property.GetValue(running)), Is.EqualTo(Render(property.GetValue(wanted))), property.Name);
         }
 
-        static string Render(object? value) => value is IEnumerable<int> list ? string.Join(",", list) : Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) ?? "";
+        static string Render(object? value) => value switch { IEnumerable<int> list => string.Join(",", list), IEnumerable<string> texts => string.Join(",", texts), _ => Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) ?? "" };
     }
 
     [Test]
