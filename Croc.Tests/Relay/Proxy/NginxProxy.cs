@@ -1,0 +1,199 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+
+namespace CrocNet.Tests.Relay.Proxy;
+
+/// <summary>
+/// A real nginx (the Debian package; <c>.ci/run</c> installs it) as a TLS-terminating reverse proxy on a loopback port:
+/// forwards every HTTP request and WebSocket upgrade to one upstream, sets <c>X-Forwarded-For</c>, and forwards nothing
+/// else (the relay's TCP ports stay unreachable through it). Runs in the foreground as a child process; disposing stops
+/// it and deletes its folder.
+/// </summary>
+internal sealed class NginxProxy : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly string _folder;
+
+    private NginxProxy(Process process, string folder, int port)
+    {
+        _process = process;
+        _folder = folder;
+        Port = port;
+        BaseAddress = new Uri($"https://127.0.0.1:{port}/");
+    }
+
+    public int Port { get; }
+
+    /// <summary>The proxy's https:// address, ending in <c>/</c>.</summary>
+    public Uri BaseAddress { get; }
+
+    /// <summary>The nginx executable, or <see langword="null"/> when it is not installed.</summary>
+    public static string? Executable =>
+        (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(Path.PathSeparator).Append("/usr/sbin").Append("/usr/local/sbin")
+            .Select(dir => Path.Combine(dir, "nginx"))
+            .FirstOrDefault(File.Exists);
+
+    /// <summary>Starts nginx serving TLS with <paramref name="certificate"/> and proxying to <paramref name="upstream"/> (http, loopback).</summary>
+    public static async Task<NginxProxy> StartAsync(Uri upstream, X509Certificate2 certificate, CancellationToken cancellationToken)
+    {
+        var executable = Executable ?? throw new InvalidOperationException("nginx is not installed (apt-get install nginx; .ci/run does this).");
+        var folder = Directory.CreateTempSubdirectory("croc-nginx-").FullName;
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(folder, "cert.pem"), certificate.ExportCertificatePem(), cancellationToken);
+            var key = certificate.GetECDsaPrivateKey() ?? throw new ArgumentException("An ECDSA certificate with its key is needed.", nameof(certificate));
+            await File.WriteAllTextAsync(Path.Combine(folder, "key.pem"), key.ExportPkcs8PrivateKeyPem(), cancellationToken);
+            var port = FreePort();
+            await File.WriteAllTextAsync(Path.Combine(folder, "nginx.conf"), Config(folder, port, upstream), cancellationToken);
+
+            var start = new ProcessStartInfo(executable)
+            {
+                ArgumentList = { "-p", folder + "/", "-c", Path.Combine(folder, "nginx.conf"), "-e", Path.Combine(folder, "error.log") },
+                RedirectStandardError = true,
+                RedirectStandardOutput = true,
+                UseShellExecute = false,
+            };
+            var process = Process.Start(start) ?? throw new InvalidOperationException("nginx did not start.");
+            var proxy = new NginxProxy(process, folder, port);
+            try
+            {
+                await proxy.WaitUntilListeningAsync(cancellationToken);
+                return proxy;
+            }
+            catch
+            {
+                await proxy.DisposeAsync();
+                throw;
+            }
+        }
+        catch
+        {
+            TryDelete(folder);
+            throw;
+        }
+    }
+
+    /// <summary>A self-signed ECDSA certificate for 127.0.0.1, ::1 and localhost, valid for a day.</summary>
+    public static X509Certificate2 CreateCertificate()
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=croc test relay", key, HashAlgorithmName.SHA256);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddIpAddress(IPAddress.Loopback);
+        names.AddIpAddress(IPAddress.IPv6Loopback);
+        names.AddDnsName("localhost");
+        request.CertificateExtensions.Add(names.Build());
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
+        var now = DateTimeOffset.UtcNow;
+        return request.CreateSelfSigned(now.AddMinutes(-5), now.AddDays(1));
+    }
+
+    /// <summary>The error log so far (for failure messages).</summary>
+    public string ErrorLog => File.Exists(Path.Combine(_folder, "error.log")) ? File.ReadAllText(Path.Combine(_folder, "error.log")) : string.Empty;
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+
+            await _process.WaitForExitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        catch (Exception e) when (e is InvalidOperationException or TimeoutException or System.ComponentModel.Win32Exception)
+        {
+            // Already gone, or it will be reaped with the test host.
+        }
+        finally
+        {
+            _process.Dispose();
+            TryDelete(_folder);
+        }
+    }
+
+    private async Task WaitUntilListeningAsync(CancellationToken cancellationToken)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(15))
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"nginx exited with {_process.ExitCode}: {await _process.StandardError.ReadToEndAsync(cancellationToken)} {ErrorLog}");
+            }
+
+            using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            try
+            {
+                await probe.ConnectAsync(new IPEndPoint(IPAddress.Loopback, Port), cancellationToken);
+                return;
+            }
+            catch (SocketException)
+            {
+                await Task.Delay(50, cancellationToken);
+            }
+        }
+
+        throw new TimeoutException($"nginx did not listen on {Port} within 15 s: {ErrorLog}");
+    }
+
+    private static int FreePort()
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)socket.LocalEndPoint!).Port;
+    }
+
+    private static string Config(string folder, int port, Uri upstream) => $$"""
+        daemon off;
+        master_process off;
+        worker_processes 1;
+        pid {{folder}}/nginx.pid;
+        error_log {{folder}}/error.log warn;
+        events { worker_connections 1024; }
+        http {
+            access_log off;
+            client_body_temp_path {{folder}}/body;
+            proxy_temp_path {{folder}}/proxy;
+            fastcgi_temp_path {{folder}}/fastcgi;
+            uwsgi_temp_path {{folder}}/uwsgi;
+            scgi_temp_path {{folder}}/scgi;
+            map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+            server {
+                listen 127.0.0.1:{{port}} ssl;
+                ssl_certificate {{folder}}/cert.pem;
+                ssl_certificate_key {{folder}}/key.pem;
+                location / {
+                    proxy_pass http://{{upstream.Host}}:{{upstream.Port}};
+                    proxy_http_version 1.1;
+                    proxy_set_header Host $host;
+                    proxy_set_header Upgrade $http_upgrade;
+                    proxy_set_header Connection $connection_upgrade;
+                    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+                    proxy_set_header X-Forwarded-Proto $scheme;
+                    proxy_buffering off;
+                    proxy_request_buffering off;
+                    proxy_read_timeout 120s;
+                    proxy_send_timeout 120s;
+                }
+            }
+        }
+        """;
+
+    private static void TryDelete(string folder)
+    {
+        try
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A temp folder left behind is harmless.
+        }
+    }
+}
