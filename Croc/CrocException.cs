@@ -50,6 +50,9 @@ public enum CrocErrorCode
 
     /// <summary>A file or folder to be sent does not exist.</summary>
     SourceNotFound = 16,
+
+    /// <summary>The other side cancelled the transfer (its user pressed Ctrl+C, or its application cancelled).</summary>
+    PeerCancelled = 18,
 }
 
 /// <summary>

@@ -113,6 +113,31 @@ internal sealed class FrameReader : IDisposable
         "Encrypted data failed authentication: it was altered, reordered, replayed or spliced on the way. Nothing from it was kept.",
         inner);
 
+    /// <summary>
+    /// After this side sent its abort: discards whatever still arrives until the peer closes the stream (it has read the
+    /// abort and left), or <paramref name="within"/> passes. Tearing the channel down before that could cut the abort
+    /// off behind data still in flight. Never throws.
+    /// </summary>
+    public async Task WaitForCloseAsync(TimeSpan within, TimeProvider time)
+    {
+        using var timeout = new CancellationTokenSource(within, time);
+        var scratch = System.Buffers.ArrayPool<byte>.Shared.Rent(64 * 1024);
+        try
+        {
+            while (await _stream.ReadAsync(scratch, timeout.Token).ConfigureAwait(false) > 0)
+            {
+            }
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or NotSupportedException or System.Net.Sockets.SocketException)
+        {
+            // Gone, or out of time: either way, done waiting.
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(scratch);
+        }
+    }
+
     public void Dispose()
     {
         _aes.Dispose();

@@ -23,6 +23,12 @@ internal sealed class FrameWriter : IDisposable
         _buffer = GC.AllocateUninitializedArray<byte>(FrameFormat.HeaderSize + initialPayloadCapacity + FrameFormat.TagSize);
     }
 
+    /// <summary>
+    /// Whether a write failed or was cancelled part-way: a frame may have been cut, so nothing written after it could be
+    /// read by the peer (an abort is then not worth sending).
+    /// </summary>
+    public bool Interrupted { get; private set; }
+
     /// <summary>Frames written so far.</summary>
     public ulong FramesWritten => _sequence;
 
@@ -72,11 +78,18 @@ internal sealed class FrameWriter : IDisposable
         {
             await _stream.WriteAsync(_buffer.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+        // The filter marks every failure, cancellations included, before deciding which ones to translate.
+        catch (Exception ex) when (Interrupt() && ex is IOException or ObjectDisposedException)
         {
             cancellationToken.ThrowIfCancellationRequested();
             throw new CrocTransferException(CrocErrorCode.ConnectionLost, "The connection to the other side was lost while sending: " + ex.Message, ex);
         }
+    }
+
+    private bool Interrupt()
+    {
+        Interrupted = true;
+        return true;
     }
 
     /// <summary>Copies <paramref name="payload"/> into a frame and writes it.</summary>

@@ -41,6 +41,9 @@ internal static class ProtocolTimings
     /// <summary>How long a failing sender waits at most for a silent recipient's verdict.</summary>
     public static readonly TimeSpan VerdictWait = TimeSpan.FromSeconds(2);
 
+    /// <summary>After a cancellation, how long each connection may take to finish the frame it is writing (so the abort that follows arrives intact).</summary>
+    public static readonly TimeSpan CancelGrace = TimeSpan.FromSeconds(1);
+
     /// <summary>A token cancelled by <paramref name="cancellationToken"/> or after <paramref name="timeout"/> on <paramref name="time"/>.</summary>
     public static Deadline After(TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken) => new(timeout, time, cancellationToken);
 }

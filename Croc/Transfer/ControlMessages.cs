@@ -39,10 +39,25 @@ internal static class ControlMessages
         _ => "failed",
     };
 
+    /// <summary>The abort a side sends when its own user or application cancelled.</summary>
+    public const string Cancelled = "cancelled";
+
+    public static AbortMessage CancelledBy(bool sender) => new()
+    {
+        Code = Cancelled,
+        Message = sender ? "The sender cancelled the transfer." : "The recipient cancelled the transfer.",
+    };
+
     /// <summary>Turns the peer's abort into our typed error.</summary>
     public static CrocTransferException FromAbort(AbortMessage abort, bool peerIsRecipient)
     {
         var who = peerIsRecipient ? "The recipient" : "The sender";
+        if (abort.Code == Cancelled)
+        {
+            // Authenticated like every frame: only the peer itself can say this, never the relay.
+            return new CrocTransferException(CrocErrorCode.PeerCancelled, $"{who} cancelled the transfer.");
+        }
+
         // The peer's words are untrusted text headed for a terminal.
         var text = ReceivePathValidator.Escape(abort.Message ?? "");
         var code = abort.Code switch

@@ -93,6 +93,12 @@ internal static class FileReceiver
             await TrySendAsync(control, context.Time, FrameType.Accept, new AcceptMessage { Accept = false, Code = ControlMessages.ToWire(code), Message = message }).ConfigureAwait(false);
             throw;
         }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && !context.TimedOut)
+        {
+            // Cancelled while reading or deciding on the offer: the sender hears it, instead of a lost connection.
+            await TrySendCancelledAsync(context).ConfigureAwait(false);
+            throw;
+        }
 
         var directories = manifest.Entries.Where(e => e.Dir).Select(e => e.Path).ToList();
         var beacon = new ProgressBeacon(control, context);
@@ -122,8 +128,16 @@ internal static class FileReceiver
                         {
                             await ReadDataAsync(context, connection, sink, stop.Token).ConfigureAwait(false);
                         }
-                        catch
+                        catch (Exception ex)
                         {
+                            if (connection != 0 && ex is CrocException { Code: CrocErrorCode.ConnectionLost })
+                            {
+                                // A data connection ending may be the relay tearing down after the sender stopped:
+                                // its reason (an abort on the first connection) may be just behind, so let that
+                                // connection deliver it for a moment before stopping it.
+                                await Task.WhenAny(readers[0], Task.Delay(Protocol.ProtocolTimings.VerdictGrace, context.Time, CancellationToken.None)).ConfigureAwait(false);
+                            }
+
                             // One broken connection dooms the transfer: stop the others instead of waiting on them.
                             await stop.CancelAsync().ConfigureAwait(false);
                             throw;
@@ -194,6 +208,11 @@ internal static class FileReceiver
         {
             sink.Abort();
             await beacon.StopAsync().ConfigureAwait(false);
+            if (cancellationToken.IsCancellationRequested && !context.TimedOut)
+            {
+                await TrySendCancelledAsync(context).ConfigureAwait(false);
+            }
+
             throw;
         }
     }
@@ -334,18 +353,36 @@ internal static class FileReceiver
         }
     }
 
-    private static async Task TrySendAsync<T>(FrameWriter writer, TimeProvider time, FrameType type, T message)
+    /// <summary>Tells the sender this side cancelled, then lets it read that before the channel is torn down.</summary>
+    private static async Task TrySendCancelledAsync(TransferContext context)
+    {
+        if (await TrySendAsync(context.Writers[0], context.Time, FrameType.Abort, ControlMessages.CancelledBy(sender: false)).ConfigureAwait(false))
+        {
+            await context.Readers[0].WaitForCloseAsync(Protocol.ProtocolTimings.CancelGrace, context.Time).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Sends a control message if the connection can still carry one; returns whether it was written.</summary>
+    private static async Task<bool> TrySendAsync<T>(FrameWriter writer, TimeProvider time, FrameType type, T message)
         where T : class
     {
+        if (writer.Interrupted)
+        {
+            // A frame was cut part-way: the sender could not read anything after it.
+            return false;
+        }
+
         try
         {
             using var timeout = new CancellationTokenSource(Protocol.ProtocolTimings.ControlSend, time);
             var info = (System.Text.Json.Serialization.Metadata.JsonTypeInfo<T>)TransferJsonContext.Default.GetTypeInfo(typeof(T))!;
             await ControlMessages.WriteAsync(writer, type, message, info, timeout.Token).ConfigureAwait(false);
+            return true;
         }
-        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
+        catch (Exception ex) when (ex is CrocException or IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
         {
             // The peer may already be gone; our own error is what matters.
+            return false;
         }
     }
 

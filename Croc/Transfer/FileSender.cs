@@ -77,6 +77,7 @@ internal sealed class FileSender
         using var decisionTimer = new CancellationTokenSource(Timeout.InfiniteTimeSpan, _context.Time);
         using (var decision = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, decisionTimer.Token))
         using (var writing = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        try
         {
             // Listen while the manifest goes out: a recipient that refuses it halfway stops reading, and its
             // reason must reach us rather than a stalled write.
@@ -116,6 +117,16 @@ internal sealed class FileSender
                 }
             }
         }
+        catch (OperationCanceledException) when (CancelledByCaller(cancellationToken))
+        {
+            // Cancelled while the offer was out: say so, so the recipient's prompt does not end in a bare "connection lost".
+            if (await TrySendAbortAsync(writers[0], ControlMessages.CancelledBy(sender: true), _context.Time).ConfigureAwait(false))
+            {
+                await control.WaitForCloseAsync(Protocol.ProtocolTimings.CancelGrace, _context.Time).ConfigureAwait(false);
+            }
+
+            throw;
+        }
 
         var accept = answer.Type switch
         {
@@ -132,7 +143,12 @@ internal sealed class FileSender
         _context.StartIdleTimer();
 
         // The recipient may stop us at any moment (a failed check, a full disk): watch for that while sending.
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        // Two stops: `stop` cuts every write at once (a failure, the recipient's verdict); a cancellation by the caller
+        // first only stops new work (`drain`), letting each connection finish its frame within CancelGrace, so the
+        // abort that follows reaches the recipient intact and it can say "the sender cancelled".
+        using var stop = new CancellationTokenSource(Timeout.InfiniteTimeSpan, _context.Time);
+        using var drain = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, cancellationToken);
+        using var grace = cancellationToken.Register(static s => ((CancellationTokenSource)s!).CancelAfter(Protocol.ProtocolTimings.CancelGrace), stop);
         var verdict = WatchRecipientAsync(control, stop, cancellationToken);
         try
         {
@@ -142,15 +158,15 @@ internal sealed class FileSender
                 {
                     try
                     {
-                        await ProduceAsync(queue.Writer, stop.Token).ConfigureAwait(false);
+                        await ProduceAsync(queue.Writer, drain.Token).ConfigureAwait(false);
                     }
-                    catch
+                    catch (Exception ex) when (!Draining(ex, cancellationToken))
                     {
                         await stop.CancelAsync().ConfigureAwait(false);
                         throw;
                     }
                 },
-                stop.Token);
+                CancellationToken.None);
             var workers = new Task[writers.Length];
             for (var i = 0; i < writers.Length; i++)
             {
@@ -160,16 +176,16 @@ internal sealed class FileSender
                     {
                         try
                         {
-                            await WorkAsync(connection, queue.Reader, stop.Token).ConfigureAwait(false);
+                            await WorkAsync(connection, queue.Reader, drain.Token, stop.Token).ConfigureAwait(false);
                         }
-                        catch
+                        catch (Exception ex) when (!Draining(ex, cancellationToken))
                         {
                             // One failed connection or unreadable file stops every other connection too.
                             await stop.CancelAsync().ConfigureAwait(false);
                             throw;
                         }
                     },
-                    stop.Token);
+                    CancellationToken.None);
             }
 
             var all = workers.Append(producer).ToArray();
@@ -191,8 +207,18 @@ internal sealed class FileSender
                 var cause = all.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is CrocException);
                 if (cause is CrocException crocException)
                 {
-                    await TrySendAbortAsync(writers[0], crocException, _context.Time).ConfigureAwait(false);
+                    await TrySendAbortAsync(writers[0], new AbortMessage { Code = ControlMessages.ToWire(crocException.Code), Message = crocException.Message }, _context.Time).ConfigureAwait(false);
                     System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(cause);
+                }
+
+                if (CancelledByCaller(cancellationToken))
+                {
+                    if (await TrySendAbortAsync(writers[0], ControlMessages.CancelledBy(sender: true), _context.Time).ConfigureAwait(false))
+                    {
+                        await control.WaitForCloseAsync(Protocol.ProtocolTimings.CancelGrace, _context.Time).ConfigureAwait(false);
+                    }
+
+                    cancellationToken.ThrowIfCancellationRequested();
                 }
 
                 throw;
@@ -253,17 +279,31 @@ internal sealed class FileSender
         await pieces.FinishAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private static async Task TrySendAbortAsync(FrameWriter writer, CrocException error, TimeProvider time)
+    /// <summary>Whether the caller cancelled (not the idle timer, which cancels through the same token).</summary>
+    private bool CancelledByCaller(CancellationToken cancellationToken) => cancellationToken.IsCancellationRequested && !_context.TimedOut;
+
+    /// <summary>A task that stopped only because the caller cancelled and no new work is taken: not a failure of its own.</summary>
+    private bool Draining(Exception ex, CancellationToken cancellationToken) => ex is OperationCanceledException && CancelledByCaller(cancellationToken);
+
+    /// <summary>Sends an abort if the connection can still carry one; returns whether it was written.</summary>
+    private static async Task<bool> TrySendAbortAsync(FrameWriter writer, AbortMessage abort, TimeProvider time)
     {
+        if (writer.Interrupted)
+        {
+            // A frame was cut part-way: the recipient could not read anything after it.
+            return false;
+        }
+
         try
         {
             using var timeout = new CancellationTokenSource(Protocol.ProtocolTimings.ControlSend, time);
-            var abort = new AbortMessage { Code = ControlMessages.ToWire(error.Code), Message = error.Message };
             await ControlMessages.WriteAsync(writer, FrameType.Abort, abort, TransferJsonContext.Default.AbortMessage, timeout.Token).ConfigureAwait(false);
+            return true;
         }
-        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
+        catch (Exception ex) when (ex is CrocException or IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
         {
             // The recipient will see the connection end instead.
+            return false;
         }
     }
 
@@ -310,7 +350,7 @@ internal sealed class FileSender
                     throw new CrocProtocolException($"Expected the recipient's verdict, got a {frame.Type} frame.");
             }
         }
-        catch
+        catch (Exception ex) when (!Draining(ex, cancellationToken))
         {
             await stop.CancelAsync().ConfigureAwait(false);
             throw;
@@ -436,10 +476,11 @@ internal sealed class FileSender
         }
     }
 
-    private async Task WorkAsync(int connection, ChannelReader<Work> queue, CancellationToken cancellationToken)
+    /// <summary>Sends work from the queue on one connection: takes new work until <paramref name="drain"/>, writes until <paramref name="cancellationToken"/>.</summary>
+    private async Task WorkAsync(int connection, ChannelReader<Work> queue, CancellationToken drain, CancellationToken cancellationToken)
     {
         var writer = _context.Writers[connection];
-        await foreach (var work in queue.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        await foreach (var work in queue.ReadAllAsync(drain).ConfigureAwait(false))
         {
             int length;
             long payloadBytes;
