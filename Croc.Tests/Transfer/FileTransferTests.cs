@@ -105,7 +105,7 @@ public class FileTransferTests
     }
 
     [Test]
-    [Explicit("1,000,000 real empty files written to disk: about 100 s on a shared 2-core machine")]
+    [Explicit("1,000,000 real empty files written to disk: about 100 s on a shared 2-core machine; .ci/run runs it after the suite")]
     [CancelAfter(600_000)]
     public async Task RunAsync_MillionFiles_AllArriveAndVerify(CancellationToken cancellationToken)
     {
