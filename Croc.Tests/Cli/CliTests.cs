@@ -707,6 +707,14 @@ public sealed class CliTests : TransferTestBase
     public void ReceiveCommandLine_SecretInEnvironmentExceptOnWindows(string relay, bool windows, string expected) =>
         Assert.That(CrocNet.Cli.SendCommand.ReceiveCommandLine(new Uri(relay), "k-a-b", "croc", windows), Is.EqualTo(expected));
 
+    [TestCase("http://[::]:9009", "::")]
+    [TestCase("http://0.0.0.0:9009", "0.0.0.0")]
+    [TestCase("http://localhost:9009", "127.0.0.1")]
+    [TestCase("http://[::1]:9009", "::1")]
+    [TestCase("http://192.168.1.20:9009", "192.168.1.20")]
+    public void ListenAddressFor_TcpListenersFollowTheHttpAddress(string listen, string expected) =>
+        Assert.That(CrocNet.Cli.LocalRelay.ListenAddressFor(new Uri(listen)), Is.EqualTo(expected));
+
     [TestCase("9010-9013", new[] { 9010, 9011, 9012, 9013 })]
     [TestCase("9010, 9020", new[] { 9010, 9020 })]
     [TestCase("0,0,0", new[] { 0, 0, 0 })]

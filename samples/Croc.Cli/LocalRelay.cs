@@ -162,8 +162,14 @@ internal static class LocalRelay
             ? uri
             : throw new CliException(ExitCodes.Usage, $"{option} '{url}' is not an http URL such as http://0.0.0.0:9009.");
 
-    public static string ListenAddressFor(Uri bind) =>
-        IsWildcard(bind.Host) || bind.Host == "localhost" ? (bind.Host == "localhost" ? "127.0.0.1" : "0.0.0.0") : bind.Host.Trim('[', ']');
+    public static string ListenAddressFor(Uri bind) => bind.Host switch
+    {
+        "localhost" => "127.0.0.1",
+        // [::] is dual-stack for the HTTP listener (Kestrel), so the TCP listeners take IPv6 and IPv4 alike too.
+        "[::]" or "::" => "::",
+        _ when IsWildcard(bind.Host) => "0.0.0.0",
+        _ => bind.Host.Trim('[', ']'),
+    };
 
     private static Uri LoopbackOf(Uri bind) =>
         new UriBuilder(bind.Scheme, IsWildcard(bind.Host) ? "127.0.0.1" : bind.Host, bind.Port, "/").Uri;
