@@ -1,0 +1,235 @@
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.WebSockets;
+using System.Text;
+using CrocNet.Relay;
+using CrocNet.Relay.Channels;
+using CrocNet.Relay.Diagnostics;
+using CrocNet.Relay.Staple;
+using CsCheck;
+using Microsoft.Extensions.Options;
+
+namespace CrocNet.Tests.Fuzz;
+
+/// <summary>
+/// The WebSocket hello under hostile input: every case is a real WebSocket (in memory) whose first message — text,
+/// binary or a close, in one to three frames — goes through the relay's WebSocket leg and its staple session against a
+/// live, confirmed channel. Oracle: the session never throws; the answer is <c>ok</c> or <c>error &lt;code&gt;</c> from
+/// the protocol's list (or, for a text message that is not UTF-8, the WebSocket's own close); a refused hello changes
+/// nothing (the channel's <c>rev</c>, the waiting legs); an accepted one waits until its client closes, then frees its lane.
+/// </summary>
+public sealed class WebSocketHelloFuzzTests : IDisposable
+{
+    private static readonly string[] Codes = ["bad_request", "bad_uuid", "ip_limit", "timeout"];
+    private static readonly IPAddress SenderAddress = IPAddress.Parse("10.2.0.1");
+    private static readonly IPAddress RecipientAddress = IPAddress.Parse("10.2.0.2");
+    private static readonly IPAddress ThirdAddress = IPAddress.Parse("10.2.0.3");
+    private readonly RelayMetrics _metrics = new();
+    private readonly ChannelRegistry _registry;
+
+    public WebSocketHelloFuzzTests()
+    {
+        _registry = new ChannelRegistry(
+            Options.Create(new CrocRelayOptions
+            {
+                Ports = [],
+                Lanes = 4,
+                MaxChannels = 1_000_000,
+                MaxChannelsPerAddress = 1_000_000,
+                MaxJoinsPerMinute = 100_000_000,
+                MaxFailedLookupsPerMinute = 100_000_000,
+                HelloTimeout = TimeSpan.FromSeconds(5),
+            }),
+            new RelayClock(TimeProvider.System),
+            _metrics);
+    }
+
+    public void Dispose()
+    {
+        _registry.Dispose();
+        _metrics.Dispose();
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task Hello_AnyFirstMessage_ProtocolAnswerAndRefusalsChangeNothing(CancellationToken cancellationToken)
+    {
+        var sender = (await _registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), SenderAddress, cancellationToken)).Value!;
+        var channel = sender.State.Channel;
+        var recipient = (await _registry.JoinAsync(new JoinCommand(channel, null, ParticipantRole.Recipient), RecipientAddress, cancellationToken)).Value!;
+        await _registry.ExecuteAsync(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetX, null, "AQ=="), SenderAddress, cancellationToken);
+        await _registry.ExecuteAsync(new ChannelCommand(channel, recipient.Uuid, ChannelAction.SetY, null, "Ag==", "Aw=="), RecipientAddress, cancellationToken);
+        var confirmed = (await _registry.ExecuteAsync(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetHK, null, "BA=="), SenderAddress, cancellationToken)).Value!;
+        var session = new StapleSession(_registry);
+
+        string[] channels = [channel, channel, channel, "nochannel", "", "UPPER", new string('a', 65)];
+        string[] uuids = [sender.Uuid, recipient.Uuid, sender.Uuid, "wrong", "", new string('f', 129)];
+        string[] lanes = ["0", "3", "1", "4", "-1", "\"0\"", "1.5", "null", "99999999999", "2"];
+        var templated = Gen.Select(Gen.Int[0, channels.Length - 1], Gen.Int[0, uuids.Length - 1], Gen.Int[0, lanes.Length], Gen.Int[0, 3])
+            .Select((c, u, l, extra) =>
+            {
+                var lane = l == lanes.Length ? "" : $",\"lane\":{lanes[l]}";
+                var more = extra switch { 1 => ",\"auth\":\"x\"", 2 => ",\"future\":[1,{\"a\":2}]", 3 => ",\"lane\":0", _ => "" };
+                return Encoding.UTF8.GetBytes($$"""{"channel":"{{channels[c]}}","uuid":"{{uuids[u]}}"{{lane}}{{more}}}""");
+            });
+        var payload = Gen.Frequency(
+            (2, templated),
+            (1, Fuzzing.HostileBytes(Fuzzing.JsonAlphabet, 1100)),
+            (1, Gen.Int[1000, 1100].Select(n => Encoding.UTF8.GetBytes($$"""{"channel":"{{channel}}","uuid":"{{sender.Uuid}}","lane":0,"pad":"{{new string('x', n)}}"}"""))));
+        var gen = Gen.Select(payload, Gen.Int[0, 9], Gen.Int[1, 3], Gen.Int[0, 9]);
+        var cases = 0;
+        var accepted = 0;
+
+        Fuzzing.Run(gen, ((byte[] Message, int Kind, int Frames, int From) c) =>
+        {
+            var type = c.Kind switch { 0 => WebSocketMessageType.Binary, 1 => WebSocketMessageType.Close, _ => WebSocketMessageType.Text };
+            var address = c.From switch { 0 => ThirdAddress, < 5 => SenderAddress, _ => RecipientAddress };
+            var before = _registry.GetAsync(channel, cancellationToken).AsTask().GetAwaiter().GetResult()!;
+            var answer = RunCaseAsync(session, c.Message, type, c.Frames, address, cancellationToken).GetAwaiter().GetResult();
+            var after = _registry.GetAsync(channel, cancellationToken).AsTask().GetAwaiter().GetResult()!;
+            cases++;
+            if (answer == "ok")
+            {
+                accepted++;
+                Fuzzing.Check(type == WebSocketMessageType.Text, "only a text hello is accepted");
+            }
+            else if (answer is null)
+            {
+                Fuzzing.Check(type == WebSocketMessageType.Text && !IsUtf8(c.Message), "only a text message that is not UTF-8 ends without an answer");
+            }
+            else
+            {
+                Fuzzing.Check(answer.StartsWith("error ", StringComparison.Ordinal) && Codes.Contains(answer[6..]), $"answer '{answer}'");
+            }
+
+            Fuzzing.Check(after.Rev == before.Rev && after.Rev == confirmed.Rev, "a hello changed the channel");
+            Fuzzing.Check(_registry.WaitingConnections == 0, "a leg still waits after its client closed");
+        }, threads: 1);
+
+        Assert.That(cases, Is.EqualTo(Fuzzing.Iterations));
+        Assert.That(accepted, Is.GreaterThan(0), "the generator reaches accepted hellos too");
+    }
+
+    /// <summary>One leg: the client sends its first message, reads the answer, closes; returns the answer (null: none).</summary>
+    private static async Task<string?> RunCaseAsync(StapleSession session, byte[] message, WebSocketMessageType type, int frames, IPAddress address, CancellationToken cancellationToken)
+    {
+        var (serverStream, clientStream) = DuplexStream.CreatePair();
+        using var server = System.Net.WebSockets.WebSocket.CreateFromStream(serverStream, new WebSocketCreationOptions { IsServer = true });
+        using var client = System.Net.WebSockets.WebSocket.CreateFromStream(clientStream, new WebSocketCreationOptions { IsServer = false });
+        var connection = new WebSocketStapleConnection(server, 4, TimeProvider.System);
+        var run = session.RunAsync(connection, lane: null, label: -1, address, helloDone: null, evicted: default, stopping: cancellationToken);
+
+        if (type == WebSocketMessageType.Close)
+        {
+            await client.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, cancellationToken);
+        }
+        else
+        {
+            var step = Math.Max(1, (message.Length + frames - 1) / frames);
+            var offset = 0;
+            do
+            {
+                var length = Math.Min(step, message.Length - offset);
+                await client.SendAsync(message.AsMemory(offset, length), type, offset + length >= message.Length, cancellationToken);
+                offset += length;
+            }
+            while (offset < message.Length);
+        }
+
+        string? answer = null;
+        try
+        {
+            var buffer = new byte[256];
+            var result = await client.ReceiveAsync(buffer.AsMemory(), cancellationToken);
+            if (result.MessageType == WebSocketMessageType.Text)
+            {
+                answer = Encoding.ASCII.GetString(buffer, 0, result.Count);
+            }
+        }
+        catch (WebSocketException)
+        {
+            // The relay cut the leg without an answer.
+        }
+
+        if (client.State is WebSocketState.Open or WebSocketState.CloseReceived)
+        {
+            try
+            {
+                await client.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, cancellationToken);
+            }
+            catch (WebSocketException)
+            {
+            }
+        }
+
+        await run.WaitAsync(TimeSpan.FromSeconds(10), cancellationToken);
+        await connection.Closed.WaitAsync(TimeSpan.FromSeconds(10), cancellationToken);
+        return answer;
+    }
+
+    private static bool IsUtf8(byte[] bytes)
+    {
+        try
+        {
+            _ = new UTF8Encoding(false, true).GetString(bytes);
+            return true;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Two streams joined back to back through in-memory pipes.</summary>
+    private sealed class DuplexStream(Stream input, Stream output) : Stream
+    {
+        public static (Stream A, Stream B) CreatePair()
+        {
+            var toA = new Pipe();
+            var toB = new Pipe();
+            return (new DuplexStream(toA.Reader.AsStream(), toB.Writer.AsStream()), new DuplexStream(toB.Reader.AsStream(), toA.Writer.AsStream()));
+        }
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override void Flush() => output.Flush();
+
+        public override Task FlushAsync(CancellationToken cancellationToken) => output.FlushAsync(cancellationToken);
+
+        public override int Read(byte[] buffer, int offset, int count) => input.Read(buffer, offset, count);
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => input.ReadAsync(buffer, cancellationToken);
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => input.ReadAsync(buffer, offset, count, cancellationToken);
+
+        public override void Write(byte[] buffer, int offset, int count) => output.Write(buffer, offset, count);
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) => output.WriteAsync(buffer, cancellationToken);
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => output.WriteAsync(buffer, offset, count, cancellationToken);
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                // The other side reads the end of the stream, as after a closed connection.
+                output.Dispose();
+                input.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+    }
+}
