@@ -24,90 +24,140 @@ public sealed class WebSocketHelloFuzzTests : IDisposable
     private static readonly IPAddress SenderAddress = IPAddress.Parse("10.2.0.1");
     private static readonly IPAddress RecipientAddress = IPAddress.Parse("10.2.0.2");
     private static readonly IPAddress ThirdAddress = IPAddress.Parse("10.2.0.3");
-    private readonly RelayMetrics _metrics = new();
-    private readonly ChannelRegistry _registry;
-
-    public WebSocketHelloFuzzTests()
-    {
-        _registry = new ChannelRegistry(
-            Options.Create(new CrocRelayOptions
-            {
-                Ports = [],
-                Lanes = 4,
-                MaxChannels = 1_000_000,
-                MaxChannelsPerAddress = 1_000_000,
-                MaxJoinsPerMinute = 100_000_000,
-                MaxFailedLookupsPerMinute = 100_000_000,
-                HelloTimeout = TimeSpan.FromSeconds(5),
-            }),
-            new RelayClock(TimeProvider.System),
-            _metrics);
-    }
+    private readonly List<Live> _fixtures = [];
+    private readonly Lock _gate = new();
 
     public void Dispose()
     {
-        _registry.Dispose();
-        _metrics.Dispose();
+        foreach (var live in _fixtures)
+        {
+            live.Dispose();
+        }
     }
 
     [Test]
     [CancelAfter(60_000)]
-    public async Task Hello_AnyFirstMessage_ProtocolAnswerAndRefusalsChangeNothing(CancellationToken cancellationToken)
+    public void Hello_AnyFirstMessage_ProtocolAnswerAndRefusalsChangeNothing(CancellationToken cancellationToken)
     {
-        var sender = (await _registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), SenderAddress, cancellationToken)).Value!;
-        var channel = sender.State.Channel;
-        var recipient = (await _registry.JoinAsync(new JoinCommand(channel, null, ParticipantRole.Recipient), RecipientAddress, cancellationToken)).Value!;
-        await _registry.ExecuteAsync(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetX, null, "AQ=="), SenderAddress, cancellationToken);
-        await _registry.ExecuteAsync(new ChannelCommand(channel, recipient.Uuid, ChannelAction.SetY, null, "Ag==", "Aw=="), RecipientAddress, cancellationToken);
-        var confirmed = (await _registry.ExecuteAsync(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetHK, null, "BA=="), SenderAddress, cancellationToken)).Value!;
-        var session = new StapleSession(_registry);
-
-        string[] channels = [channel, channel, channel, "nochannel", "", "UPPER", new string('a', 65)];
-        string[] uuids = [sender.Uuid, recipient.Uuid, sender.Uuid, "wrong", "", new string('f', 129)];
-        string[] lanes = ["0", "3", "1", "4", "-1", "\"0\"", "1.5", "null", "99999999999", "2"];
-        var templated = Gen.Select(Gen.Int[0, channels.Length - 1], Gen.Int[0, uuids.Length - 1], Gen.Int[0, lanes.Length], Gen.Int[0, 3])
-            .Select((c, u, l, extra) =>
+        // One relay core and one confirmed channel per fuzzing thread, so each case's before/after comparison sees
+        // only its own leg.
+        using var perThread = new ThreadLocal<Live>(() =>
+        {
+            var live = Live.OpenAsync(cancellationToken).GetAwaiter().GetResult();
+            lock (_gate)
             {
-                var lane = l == lanes.Length ? "" : $",\"lane\":{lanes[l]}";
-                var more = extra switch { 1 => ",\"auth\":\"x\"", 2 => ",\"future\":[1,{\"a\":2}]", 3 => ",\"lane\":0", _ => "" };
-                return Encoding.UTF8.GetBytes($$"""{"channel":"{{channels[c]}}","uuid":"{{uuids[u]}}"{{lane}}{{more}}}""");
-            });
+                _fixtures.Add(live);
+            }
+
+            return live;
+        });
+        string[] lanes = ["0", "3", "1", "4", "-1", "\"0\"", "1.5", "null", "99999999999", "2"];
+        var templated = Gen.Select(Gen.Int[0, 6], Gen.Int[0, 5], Gen.Int[0, lanes.Length], Gen.Int[0, 3]);
         var payload = Gen.Frequency(
-            (2, templated),
-            (1, Fuzzing.HostileBytes(Fuzzing.JsonAlphabet, 1100)),
-            (1, Gen.Int[1000, 1100].Select(n => Encoding.UTF8.GetBytes($$"""{"channel":"{{channel}}","uuid":"{{sender.Uuid}}","lane":0,"pad":"{{new string('x', n)}}"}"""))));
+            (2, templated.Select(t => (Raw: (byte[]?)null, Template: t, Pad: 0))),
+            (1, Fuzzing.HostileBytes(Fuzzing.JsonAlphabet, 1100).Select(b => (Raw: (byte[]?)b, Template: (0, 0, 0, 0), Pad: 0))),
+            (1, Gen.Int[1000, 1100].Select(n => (Raw: (byte[]?)null, Template: (0, 0, 0, 0), Pad: n))));
         var gen = Gen.Select(payload, Gen.Int[0, 9], Gen.Int[1, 3], Gen.Int[0, 9]);
         var cases = 0;
         var accepted = 0;
 
-        Fuzzing.Run(gen, ((byte[] Message, int Kind, int Frames, int From) c) =>
+        Fuzzing.Run(gen, (((byte[]? Raw, (int C, int U, int L, int Extra) Template, int Pad) Body, int Kind, int Frames, int From) c) =>
         {
+            var live = perThread.Value!;
+            var message = c.Body.Raw ?? (c.Body.Pad > 0 ? live.Padded(c.Body.Pad) : live.Templated(c.Body.Template, lanes));
             var type = c.Kind switch { 0 => WebSocketMessageType.Binary, 1 => WebSocketMessageType.Close, _ => WebSocketMessageType.Text };
             var address = c.From switch { 0 => ThirdAddress, < 5 => SenderAddress, _ => RecipientAddress };
-            var before = _registry.GetAsync(channel, cancellationToken).AsTask().GetAwaiter().GetResult()!;
-            var answer = RunCaseAsync(session, c.Message, type, c.Frames, address, cancellationToken).GetAwaiter().GetResult();
-            var after = _registry.GetAsync(channel, cancellationToken).AsTask().GetAwaiter().GetResult()!;
-            cases++;
+            var answer = RunCaseAsync(live.Session, message, type, c.Frames, address, cancellationToken).GetAwaiter().GetResult();
+            var after = live.Registry.GetAsync(live.Channel, cancellationToken).AsTask().GetAwaiter().GetResult()!;
+            Interlocked.Increment(ref cases);
             if (answer == "ok")
             {
-                accepted++;
+                Interlocked.Increment(ref accepted);
                 Fuzzing.Check(type == WebSocketMessageType.Text, "only a text hello is accepted");
             }
             else if (answer is null)
             {
-                Fuzzing.Check(type == WebSocketMessageType.Text && !IsUtf8(c.Message), "only a text message that is not UTF-8 ends without an answer");
+                Fuzzing.Check(type == WebSocketMessageType.Text && !IsUtf8(message), "only a text message that is not UTF-8 ends without an answer");
             }
             else
             {
                 Fuzzing.Check(answer.StartsWith("error ", StringComparison.Ordinal) && Codes.Contains(answer[6..]), $"answer '{answer}'");
             }
 
-            Fuzzing.Check(after.Rev == before.Rev && after.Rev == confirmed.Rev, "a hello changed the channel");
-            Fuzzing.Check(_registry.WaitingConnections == 0, "a leg still waits after its client closed");
-        }, threads: 1);
+            Fuzzing.Check(after.Rev == live.Rev, "a hello changed the channel");
+            Fuzzing.Check(live.Registry.WaitingConnections == 0, "a leg still waits after its client closed");
+        });
 
         Assert.That(cases, Is.EqualTo(Fuzzing.Iterations));
         Assert.That(accepted, Is.GreaterThan(0), "the generator reaches accepted hellos too");
+    }
+
+    /// <summary>A relay core with one confirmed channel: TCP accepted, no leg yet.</summary>
+    private sealed class Live : IDisposable
+    {
+        private readonly RelayMetrics _metrics = new();
+        private string[] _channels = [];
+        private string[] _uuids = [];
+
+        private Live()
+        {
+            Registry = new ChannelRegistry(
+                Options.Create(new CrocRelayOptions
+                {
+                    Ports = [],
+                    Lanes = 4,
+                    MaxChannels = 1_000_000,
+                    MaxChannelsPerAddress = 1_000_000,
+                    MaxJoinsPerMinute = 100_000_000,
+                    MaxFailedLookupsPerMinute = 100_000_000,
+                }),
+                new RelayClock(TimeProvider.System),
+                _metrics);
+            Session = new StapleSession(Registry);
+        }
+
+        public ChannelRegistry Registry { get; }
+
+        public StapleSession Session { get; }
+
+        public string Channel { get; private set; } = "";
+
+        public string SenderUuid { get; private set; } = "";
+
+        public long Rev { get; private set; }
+
+        public static async Task<Live> OpenAsync(CancellationToken cancellationToken)
+        {
+            var live = new Live();
+            var registry = live.Registry;
+            var sender = (await registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), SenderAddress, cancellationToken)).Value!;
+            var channel = sender.State.Channel;
+            var recipient = (await registry.JoinAsync(new JoinCommand(channel, null, ParticipantRole.Recipient), RecipientAddress, cancellationToken)).Value!;
+            await registry.ExecuteAsync(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetX, null, "AQ=="), SenderAddress, cancellationToken);
+            await registry.ExecuteAsync(new ChannelCommand(channel, recipient.Uuid, ChannelAction.SetY, null, "Ag==", "Aw=="), RecipientAddress, cancellationToken);
+            live.Rev = (await registry.ExecuteAsync(new ChannelCommand(channel, sender.Uuid, ChannelAction.SetHK, null, "BA=="), SenderAddress, cancellationToken)).Value!.Rev;
+            live.Channel = channel;
+            live.SenderUuid = sender.Uuid;
+            live._channels = [channel, channel, channel, "nochannel", "", "UPPER", new string('a', 65)];
+            live._uuids = [sender.Uuid, recipient.Uuid, sender.Uuid, "wrong", "", new string('f', 129)];
+            return live;
+        }
+
+        public byte[] Templated((int C, int U, int L, int Extra) t, string[] lanes)
+        {
+            var lane = t.L == lanes.Length ? "" : $",\"lane\":{lanes[t.L]}";
+            var more = t.Extra switch { 1 => ",\"auth\":\"x\"", 2 => ",\"future\":[1,{\"a\":2}]", 3 => ",\"lane\":0", _ => "" };
+            return Encoding.UTF8.GetBytes($$"""{"channel":"{{_channels[t.C]}}","uuid":"{{_uuids[t.U]}}"{{lane}}{{more}}}""");
+        }
+
+        public byte[] Padded(int pad)
+            => Encoding.UTF8.GetBytes($$"""{"channel":"{{Channel}}","uuid":"{{SenderUuid}}","lane":0,"pad":"{{new string('x', pad)}}"}""");
+
+        public void Dispose()
+        {
+            Registry.Dispose();
+            _metrics.Dispose();
+        }
     }
 
     /// <summary>One leg: the client sends its first message, reads the answer, closes; returns the answer (null: none).</summary>
