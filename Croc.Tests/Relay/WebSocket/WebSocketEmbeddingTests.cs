@@ -56,6 +56,33 @@ public class WebSocketEmbeddingTests
     }
 
     [Test]
+    public async Task MapCrocRelay_WebSocketsOverHttp2_ConnectRequestIsALeg(CancellationToken cancellationToken)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, l => l.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2));
+        builder.Services.AddCrocRelay(o =>
+        {
+            o.Ports = [0];
+            o.ListenAddress = "127.0.0.1";
+        });
+        await using var app = builder.Build();
+        app.MapCrocRelay("/croc");
+        await app.StartAsync(cancellationToken);
+        var relay = new Uri(app.Urls.First() + "/croc/");
+        using var a = new HttpClient { BaseAddress = relay, DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
+        var joined = await OkAsync(PostAsync(a, "join", new { role = "sender" }, cancellationToken));
+        var (leg, answer) = await LegAsync(relay, joined.Str("channel"), joined.Str("uuid"), 0, cancellationToken, configure: o =>
+        {
+            o.HttpVersion = HttpVersion.Version20;
+            o.HttpVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+        });
+        leg.Dispose();
+        Assert.That(answer, Is.EqualTo("error not_ready"), "an HTTP/2 WebSocket (extended CONNECT) reaches the relay's hello");
+        await app.StopAsync(cancellationToken);
+    }
+
+    [Test]
     public async Task MapCrocRelay_RequireAuthorization_AppliesToTheWebSocketRouteToo(CancellationToken cancellationToken)
     {
         var builder = WebApplication.CreateSlimBuilder();

@@ -61,6 +61,30 @@ public class WebSocketLegTests : RelayFixture
     }
 
     [Test]
+    public async Task Pipe_WebSocketPairOneSideCloses_PeerSeesCloseAndStillSendsBack(CancellationToken cancellationToken)
+    {
+        var pair = await OpenAsync(A, B, cancellationToken);
+        var (sender, _) = await LegAsync(Base, pair.Channel, pair.SenderUuid, 3, cancellationToken);
+        var (recipient, answer) = await LegAsync(Base, pair.Channel, pair.RecipientUuid, 3, cancellationToken, Second);
+        using (sender)
+        using (recipient)
+        {
+            Assert.That(answer, Is.EqualTo("ok"));
+            var up = RandomNumberGenerator.GetBytes(300_000);
+            await SendBytesAsync(sender, up, cancellationToken);
+            await sender.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, cancellationToken);
+            Assert.That((await ReadToCloseAsync(recipient, cancellationToken)).AsSpan().SequenceEqual(up), Is.True, "the bytes, then the sender's close as a close");
+
+            var down = RandomNumberGenerator.GetBytes(200_000);
+            var atSender = ReadToCloseAsync(sender, cancellationToken);
+            await SendBytesAsync(recipient, down, cancellationToken);
+            await recipient.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, cancellationToken);
+            Assert.That((await atSender).AsSpan().SequenceEqual(down), Is.True, "the other direction goes on after a close (a half-close)");
+            Assert.That((sender.State, recipient.State), Is.EqualTo((WebSocketState.Closed, WebSocketState.Closed)));
+        }
+    }
+
+    [Test]
     public async Task Pipe_WebSocketSenderTcpRecipient_MegabytesExactBothWaysThenCloseIsEndOfStream(CancellationToken cancellationToken)
     {
         var pair = await OpenAsync(A, B, cancellationToken);
