@@ -63,8 +63,15 @@ internal sealed class ChannelRegistry : IDisposable
     /// <summary>The TCP ports actually bound, in the configured order (lane <c>i</c> is <c>Ports[i]</c>); empty until the listeners start.</summary>
     public IReadOnlyList<int> Ports => _ports;
 
-    /// <summary>How many lanes each participant opens: one per port.</summary>
-    public int Lanes => _ports.Count;
+    /// <summary>
+    /// How many lanes each participant opens: <see cref="CrocRelayOptions.Lanes"/>, else one per port (the bound ones
+    /// once the listeners run, the configured ones before), else <see cref="DefaultLanes"/> on a relay without TCP
+    /// listeners. Lane <c>i</c> is served over TCP by <c>Ports[i]</c>; WebSocket legs name it in their hello.
+    /// </summary>
+    public int Lanes => Options.Lanes ?? (_ports.Count > 0 ? _ports.Count : Options.Ports is { Count: > 0 } configured ? configured.Count : DefaultLanes);
+
+    /// <summary>The lanes of a relay that runs no TCP listeners and sets no <see cref="CrocRelayOptions.Lanes"/>.</summary>
+    public const int DefaultLanes = 4;
 
     /// <summary>How many channels are stored, closed ones still remembered included.</summary>
     public int Count => Volatile.Read(ref _channelCount);
@@ -241,7 +248,7 @@ internal sealed class ChannelRegistry : IDisposable
 
         if (lane < 0 || lane >= Lanes)
         {
-            return RelayErrors.BadRequest("This port is not offered.");
+            return RelayErrors.BadRequest("This lane is not offered.");
         }
 
         var role = authorized.Role;

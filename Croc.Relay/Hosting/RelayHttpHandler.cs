@@ -329,6 +329,8 @@ internal sealed class RelayHttpHandler
             Stapled = state.Stapled,
             Closed = state.Closed,
             Ports = _registry.Ports,
+            Lanes = _registry.Lanes,
+            Ws = _options.WebSockets,
             Host = _options.AdvertisedHost,
         };
         return WriteAsync(context, StatusCodes.Status200OK, dto, RelayJsonContext.Default.StateDto);

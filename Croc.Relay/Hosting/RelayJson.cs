@@ -91,6 +91,14 @@ internal sealed class StateDto
     [JsonPropertyName(RelayWire.Fields.Ports)]
     public required IReadOnlyList<int> Ports { get; init; }
 
+    /// <summary>How many legs each participant opens (protocol 1.1); lane <c>i</c> is <c>Ports[i]</c> over TCP.</summary>
+    [JsonPropertyName(RelayWire.Fields.Lanes)]
+    public int Lanes { get; init; }
+
+    /// <summary>Whether legs may also arrive as WebSockets on <c>GET {base}/staple</c> (protocol 1.1).</summary>
+    [JsonPropertyName(RelayWire.Fields.Ws)]
+    public bool Ws { get; init; }
+
     [JsonPropertyName(RelayWire.Fields.Host)]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Host { get; init; }

@@ -4,15 +4,16 @@ namespace CrocNet.Relay.Staple;
 
 /// <summary>
 /// One participant's data connection ("leg"), of any transport, as <see cref="StapleSession"/> drives it: read the
-/// hello, answer, wait for the peer, pipe. A TCP socket (<see cref="SocketStapleConnection"/>) is one adapter; a duplex
-/// pipe (<see cref="PipeStapleConnection"/>: a WebSocket, a forwarded link, in-memory in tests) is another.
+/// hello, answer, wait for the peer, pipe. A TCP socket (<see cref="SocketStapleConnection"/>), a WebSocket
+/// (<see cref="WebSocketStapleConnection"/>) and a duplex pipe (<see cref="PipeStapleConnection"/>: a forwarded link,
+/// in-memory in tests) are its adapters.
 /// </summary>
 internal interface IStapleConnection : IStapleLink
 {
     /// <summary>The bytes after the hello, for the pipe.</summary>
     IStapleTransport Transport { get; }
 
-    /// <summary>The transport's name in metrics (<c>tcp</c>, …).</summary>
+    /// <summary>The transport's name in metrics (<c>tcp</c>, <c>ws</c>, …).</summary>
     string TransportName { get; }
 
     /// <summary>

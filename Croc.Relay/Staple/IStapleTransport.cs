@@ -5,8 +5,8 @@ using System.Net.Sockets;
 namespace CrocNet.Relay.Staple;
 
 /// <summary>
-/// The byte stream of one data connection, as the pipe between two legs needs it. A TCP socket is one adapter; any
-/// duplex pipe (a WebSocket, a forwarded link, an in-memory pair in tests) is another.
+/// The byte stream of one data connection, as the pipe between two legs needs it. A TCP socket, a WebSocket
+/// (<see cref="WebSocketTransport"/>) and any duplex pipe (a forwarded link, an in-memory pair in tests) are its adapters.
 /// </summary>
 internal interface IStapleTransport
 {

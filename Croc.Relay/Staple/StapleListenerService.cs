@@ -12,7 +12,9 @@ namespace CrocNet.Relay.Staple;
 /// <summary>
 /// The relay's own TCP listeners (one per configured port; port <c>i</c> serves lane <c>i</c>): accepts connections,
 /// applies the connection and pre-hello limits, and hands each socket to <see cref="StapleSession"/> as a
-/// <see cref="SocketStapleConnection"/>. Runs under any host; no Kestrel endpoints.
+/// <see cref="SocketStapleConnection"/>. Runs under any host; no Kestrel endpoints. It also holds what legs of every
+/// transport share: the <see cref="StapleAdmission"/> budget, the session and the stopping signal (WebSocket legs,
+/// accepted on the HTTP endpoint, use them too).
 /// </summary>
 internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
 {
@@ -26,11 +28,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
     private readonly List<Socket> _listeners = [];
     private readonly List<Task> _acceptLoops = [];
     private readonly ConcurrentDictionary<Task, byte> _connections = new();
-    private readonly Dictionary<IPAddress, LinkedList<PendingHello>> _pendingByAddress = [];
-    private readonly Lock _pendingLock = new();
-    private readonly AddressCounter _open = new();
-    private readonly int _maxConnections;
-    private int _pending;
+    private readonly StapleAdmission _admission;
     private int _stopped;
 
     public StapleListenerService(ChannelRegistry registry)
@@ -41,29 +39,29 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
         _metrics = registry.Metrics;
         _log = registry.Log;
         _session = new StapleSession(registry);
-        _maxConnections = _options.MaxConnections ?? FileDescriptorBudget.DefaultConnections(FileDescriptorBudget.Limit, MaxDefaultConnections);
+        _admission = new StapleAdmission(_options, _options.MaxConnections ?? FileDescriptorBudget.DefaultConnections(FileDescriptorBudget.Limit, MaxDefaultConnections));
     }
 
     /// <summary>The cap on the derived default of <see cref="CrocRelayOptions.MaxConnections"/>.</summary>
     internal const int MaxDefaultConnections = 20_000;
 
     /// <summary>The relay-wide limit on open stapling connections in force (configured or derived).</summary>
-    internal int MaxConnections => _maxConnections;
+    internal int MaxConnections => _admission.MaxConnections;
 
-    /// <summary>How many stapling connections are open now.</summary>
-    internal int OpenConnections => _open.Total;
+    /// <summary>How many stapling connections (TCP and WebSocket legs) are open now.</summary>
+    internal int OpenConnections => _admission.OpenConnections;
 
-    /// <summary>How many accepted connections have not sent their hello yet.</summary>
-    internal int PendingHellos
-    {
-        get
-        {
-            lock (_pendingLock)
-            {
-                return _pending;
-            }
-        }
-    }
+    /// <summary>How many accepted connections (TCP and WebSocket legs) have not sent their hello yet.</summary>
+    internal int PendingHellos => _admission.PendingHellos;
+
+    /// <summary>The connection and pre-hello budget that TCP and WebSocket legs share.</summary>
+    internal StapleAdmission Admission => _admission;
+
+    /// <summary>The session that runs every leg.</summary>
+    internal StapleSession Session => _session;
+
+    /// <summary>Cancelled when the relay stops: every leg ends.</summary>
+    internal CancellationToken Stopping => _stopping.Token;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -180,7 +178,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
             }
 
             var key = _registry.LimitKey(address);
-            if (!_open.TryAcquire(key, _options.MaxConnectionsPerAddress, _maxConnections))
+            if (!_admission.TryOpen(key))
             {
                 // Every connection holds a file descriptor: past the limits, close at once (reset), no answer, no task.
                 _log.ConnectionLimit(port);
@@ -189,8 +187,8 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
                 continue;
             }
 
-            var connection = new SocketStapleConnection(socket, _timeProvider, () => _open.Release(key));
-            var pending = TryReservePending(key, out var scope, out var evicted);
+            var connection = new SocketStapleConnection(socket, _timeProvider, () => _admission.Close(key));
+            var pending = _admission.TryReservePending(key, out var scope, out var evicted);
             evicted?.Evict();
             if (pending is null)
             {
@@ -236,82 +234,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
             _stopping.Token).ConfigureAwait(false);
     }
 
-    /// <summary>
-    /// Reserves a pre-hello slot for <paramref name="key"/>; returns <see langword="null"/> and which limit refused it
-    /// when none is free. When the relay-wide slots are all taken, an address that holds fewer than the address holding
-    /// the most (by more than one) takes that address's oldest slot: <paramref name="evicted"/> is the connection to close.
-    /// </summary>
-    private PendingHello? TryReservePending(IPAddress key, out string? scope, out PendingHello? evicted)
-    {
-        evicted = null;
-        lock (_pendingLock)
-        {
-            _pendingByAddress.TryGetValue(key, out var mine);
-            var count = mine?.Count ?? 0;
-            if (count >= _options.MaxPendingHellosPerAddress)
-            {
-                scope = "per address";
-                return null;
-            }
-
-            if (_pending >= _options.MaxPendingHellos)
-            {
-                LinkedList<PendingHello>? heaviest = null;
-                foreach (var list in _pendingByAddress.Values)
-                {
-                    if (heaviest is null || list.Count > heaviest.Count)
-                    {
-                        heaviest = list;
-                    }
-                }
-
-                if (heaviest is null || heaviest.Count <= count + 1)
-                {
-                    scope = "relay-wide";
-                    return null;
-                }
-
-                evicted = heaviest.First!.Value;
-                RemoveLocked(evicted);
-            }
-
-            if (mine is null)
-            {
-                mine = new LinkedList<PendingHello>();
-                _pendingByAddress[key] = mine;
-            }
-
-            var entry = new PendingHello(key);
-            entry.Node = mine.AddLast(entry);
-            _pending++;
-            scope = null;
-            return entry;
-        }
-    }
-
-    private void ReleasePending(PendingHello entry)
-    {
-        lock (_pendingLock)
-        {
-            RemoveLocked(entry);
-        }
-    }
-
-    private void RemoveLocked(PendingHello entry)
-    {
-        if (entry.Node is not { List: { } list } node)
-        {
-            return;
-        }
-
-        list.Remove(node);
-        entry.Node = null;
-        _pending--;
-        if (list.Count == 0)
-        {
-            _pendingByAddress.Remove(entry.Key);
-        }
-    }
+    private void ReleasePending(PendingHello entry) => _admission.ReleasePending(entry);
 
     private static void AbortNow(Socket socket)
     {
@@ -325,32 +248,5 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
         }
 
         socket.Dispose();
-    }
-
-    /// <summary>A connection's pre-hello slot; cancelled when another address takes the slot over.</summary>
-    private sealed class PendingHello(IPAddress key) : IDisposable
-    {
-        private readonly CancellationTokenSource _evicted = new();
-
-        public IPAddress Key { get; } = key;
-
-        /// <summary>Where the entry sits in its address's list (oldest first); <see langword="null"/> once released.</summary>
-        public LinkedListNode<PendingHello>? Node { get; set; }
-
-        public CancellationToken Evicted => _evicted.Token;
-
-        public void Evict()
-        {
-            try
-            {
-                _evicted.Cancel();
-            }
-            catch (ObjectDisposedException)
-            {
-                // Its connection already finished its hello.
-            }
-        }
-
-        public void Dispose() => _evicted.Dispose();
     }
 }

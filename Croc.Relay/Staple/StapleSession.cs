@@ -9,8 +9,8 @@ namespace CrocNet.Relay.Staple;
 /// Runs one leg over any <see cref="IStapleConnection"/>: reads its hello within <c>HelloTimeout</c>, attaches it to its
 /// channel's lane, answers <c>ok</c> or <c>error &lt;code&gt;</c>, then either waits for the peer (freeing the lane when
 /// its client leaves or <c>WaitingTimeout</c> passes) or, as the second leg of the lane, pipes the pair to the end.
-/// Transport adapters (the TCP listeners, later WebSockets or forwarded links) only accept connections and call
-/// <see cref="RunAsync"/>.
+/// Transport adapters (the TCP listeners, the WebSocket endpoint, later forwarded links) only accept connections and
+/// call <see cref="RunAsync"/>.
 /// </summary>
 internal sealed class StapleSession
 {
@@ -30,11 +30,14 @@ internal sealed class StapleSession
     }
 
     /// <summary>
-    /// Runs the leg to its end. <paramref name="label"/> names the leg's port (or lane) in logs; <paramref name="evicted"/>
-    /// cancels a hello still unread when its pre-hello slot is taken over; <paramref name="helloDone"/> runs once the
-    /// hello is read (or not), so the caller can free that slot. Never throws for a connection's failure.
+    /// Runs the leg to its end. <paramref name="lane"/> is the leg's lane when its transport fixes it (a TCP port's
+    /// index), or <see langword="null"/> when the hello names it (a WebSocket leg; its adapter checks the range).
+    /// <paramref name="label"/> names the leg's port (or lane) in logs (a negative label: the hello's lane, once read);
+    /// <paramref name="evicted"/> cancels a hello still unread when its pre-hello slot is taken over;
+    /// <paramref name="helloDone"/> runs once the hello is read (or not), so the caller can free that slot. Never throws
+    /// for a connection's failure.
     /// </summary>
-    public async Task RunAsync(IStapleConnection connection, int lane, int label, IPAddress address, Action? helloDone, CancellationToken evicted, CancellationToken stopping)
+    public async Task RunAsync(IStapleConnection connection, int? lane, int label, IPAddress address, Action? helloDone, CancellationToken evicted, CancellationToken stopping)
     {
         ArgumentNullException.ThrowIfNull(connection);
         StapleAttachment? attachment = null;
@@ -74,13 +77,24 @@ internal sealed class StapleSession
                 return;
             }
 
+            if ((lane ?? hello.Lane) is not { } legLane)
+            {
+                await RefuseAsync(connection, label, RelayErrors.BadRequest("The hello needs its lane."), null, stopping).ConfigureAwait(false);
+                return;
+            }
+
+            if (label < 0)
+            {
+                label = legLane;
+            }
+
             if (!_registry.Access.Allows(hello.Auth) && !connection.Authorized)
             {
                 await RefuseAsync(connection, label, RelayErrors.Unauthorized, null, stopping).ConfigureAwait(false);
                 return;
             }
 
-            var outcome = await _registry.AttachAsync(hello.Channel, hello.Uuid, address, lane, connection, stopping).ConfigureAwait(false);
+            var outcome = await _registry.AttachAsync(hello.Channel, hello.Uuid, address, legLane, connection, stopping).ConfigureAwait(false);
             if (outcome.Value is not { } attached)
             {
                 await RefuseAsync(connection, label, outcome.Error, hello.Channel, stopping).ConfigureAwait(false);

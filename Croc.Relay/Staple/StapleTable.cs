@@ -45,7 +45,7 @@ internal sealed class StapleTable
             session.Lanes.TryGetValue(lane, out var slot);
             if ((role == ParticipantRole.Sender ? slot.Sender : slot.Recipient) is not null)
             {
-                return new RelayError(RelayErrorCode.Duplicate, "This participant is already connected on this port.");
+                return new RelayError(RelayErrorCode.Duplicate, "This participant is already connected on this lane.");
             }
 
             peer = role == ParticipantRole.Sender ? slot.Recipient : slot.Sender;
