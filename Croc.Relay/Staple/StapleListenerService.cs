@@ -50,6 +50,9 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
     /// <summary>The relay-wide limit on open stapling connections in force (configured or derived).</summary>
     internal int MaxConnections => _maxConnections;
 
+    /// <summary>The accept loops, one per port (the health check watches for one that ended while the relay runs).</summary>
+    internal IReadOnlyList<Task> AcceptLoops => _acceptLoops;
+
     /// <summary>How many stapling connections are open now.</summary>
     internal int OpenConnections => _open.Total;
 
@@ -156,6 +159,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
             {
                 // E.g. out of file descriptors: back off briefly instead of spinning.
                 _log.AcceptFailed(port, e);
+                _metrics.AcceptFailed(_timeProvider);
                 try
                 {
                     await Task.Delay(RelayTimings.AcceptBackoff, _timeProvider, stopping).ConfigureAwait(false);
@@ -180,7 +184,11 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
             }
 
             var key = _registry.LimitKey(address);
-            if (!_open.TryAcquire(key, _options.MaxConnectionsPerAddress, _maxConnections))
+
+            // A trusted proxy carries many clients: only the relay-wide caps apply to it (its clients' addresses, from
+            // the PROXY protocol header, count for the IP rule and the per-channel limits).
+            var proxy = _registry.Addresses.IsTrustedProxy(address);
+            if (!_open.TryAcquire(key, proxy ? int.MaxValue : _options.MaxConnectionsPerAddress, _maxConnections))
             {
                 // Every connection holds a file descriptor: past the limits, close at once (reset), no answer, no task.
                 _log.ConnectionLimit(port);
@@ -190,7 +198,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
             }
 
             var connection = new SocketStapleConnection(socket, _timeProvider, () => _open.Release(key));
-            var pending = TryReservePending(key, out var scope, out var evicted);
+            var pending = TryReservePending(key, proxy ? int.MaxValue : _options.MaxPendingHellosPerAddress, out var scope, out var evicted);
             evicted?.Evict();
             if (pending is null)
             {
@@ -222,6 +230,23 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
             return;
         }
 
+        if (_registry.Addresses.IsTrustedProxy(address))
+        {
+            // A trusted proxy may put a PROXY protocol header before the hello: it names the client.
+            var (source, error) = await ProxyProtocol.ReadSourceAsync(connection.Socket, address, _options.HelloTimeout, _timeProvider, pending.Evicted, _stopping.Token).ConfigureAwait(false);
+            if (source is null)
+            {
+                _log.ProxyHeaderRefused(port, address, error);
+                _metrics.Refused(RelayWire.Codes.BadRequest, connection.TransportName);
+                ReleasePending(pending);
+                pending.Dispose();
+                await connection.RefuseAsync(RelayWire.Hello.ErrorPrefix + RelayWire.Codes.BadRequest + "\n", _stopping.Token).ConfigureAwait(false);
+                return;
+            }
+
+            address = source;
+        }
+
         await _session.RunAsync(
             connection,
             lane,
@@ -241,14 +266,14 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
     /// when none is free. When the relay-wide slots are all taken, an address that holds fewer than the address holding
     /// the most (by more than one) takes that address's oldest slot: <paramref name="evicted"/> is the connection to close.
     /// </summary>
-    private PendingHello? TryReservePending(IPAddress key, out string? scope, out PendingHello? evicted)
+    private PendingHello? TryReservePending(IPAddress key, int perAddress, out string? scope, out PendingHello? evicted)
     {
         evicted = null;
         lock (_pendingLock)
         {
             _pendingByAddress.TryGetValue(key, out var mine);
             var count = mine?.Count ?? 0;
-            if (count >= _options.MaxPendingHellosPerAddress)
+            if (count >= perAddress)
             {
                 scope = "per address";
                 return null;
