@@ -210,7 +210,8 @@ internal sealed class ClientAddresses
     private static bool TryParseNode(ReadOnlySpan<char> node, out IPAddress address)
     {
         address = IPAddress.None;
-        if (node.IsEmpty || node.Length > 64)
+        // A zone ("%eth0") names a link of the proxy's, not a client.
+        if (node.IsEmpty || node.Length > 64 || node.Contains('%'))
         {
             return false;
         }
@@ -255,7 +256,7 @@ internal sealed class ClientAddresses
             return false;
         }
 
-        address = RelayAddress.Normalize(address.ScopeId != 0 ? new IPAddress(address.GetAddressBytes()) : address);
+        address = RelayAddress.Normalize(address);
         return true;
     }
 
