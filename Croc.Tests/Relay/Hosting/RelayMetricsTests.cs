@@ -33,42 +33,43 @@ public class RelayMetricsTests
     }
 
     [Test]
-    public async Task Refusals_FullSuccessfulFileTransfer_CountsNone(CancellationToken cancellationToken)
+    public async Task Gauges_WaitingThenPipedThenDone_ReportTheRelayAsItIs(CancellationToken cancellationToken)
     {
         await using var relay = await StartRelayAsync(cancellationToken);
-        var refusals = new ConcurrentQueue<string>();
-        using var listener = Listen(relay, (name, _, tags) =>
+        var gauges = new ConcurrentDictionary<string, long>();
+        using var listener = Listen(relay, (name, value, _) => gauges[name] = value);
+        Dictionary<string, long> Read()
         {
-            if (name == "croc.relay.refusals")
-            {
-                refusals.Enqueue(string.Join(",", tags.Select(t => $"{t.Key}={t.Value}")));
-            }
-        });
-        var folder = Directory.CreateTempSubdirectory("croc-metrics-");
-        try
-        {
-            var file = Path.Combine(folder.FullName, "data.bin");
-            var bytes = new byte[3 * 1024 * 1024];
-            new Random(7).NextBytes(bytes);
-            await File.WriteAllBytesAsync(file, bytes, cancellationToken);
-            var output = Directory.CreateDirectory(Path.Combine(folder.FullName, "out")).FullName;
-            var sender = Croc.New(o => o.WithRelay(relay.BaseAddress));
-            var recipient = Croc.New(o => o.WithRelay(relay.BaseAddress));
-            await using (var operation = await sender.StartSendAsync(SendContent.FromPath(file), cancellationToken: cancellationToken))
-            {
-                var received = recipient.ReceiveAsync(operation.Code, new ReceiveOptions { OutputDirectory = output }, cancellationToken);
-                await Task.WhenAll(received, operation.Completion).WaitAsync(cancellationToken);
-            }
+            gauges.Clear();
+            listener.RecordObservableInstruments();
+            return new Dictionary<string, long>(gauges);
+        }
 
-            Assert.That(await File.ReadAllBytesAsync(Path.Combine(output, "data.bin"), cancellationToken), Is.EqualTo(bytes));
-            Assert.That(await EventuallyAsync(() => OpenStapleConnections(relay) == 0, TimeSpan.FromSeconds(5), cancellationToken), Is.True);
-            await relay.Services.GetRequiredService<CrocNet.Relay.Channels.ChannelRegistry>().BackgroundWork.WaitAsync(cancellationToken);
-            Assert.That(refusals, Is.Empty);
-        }
-        finally
+        bool Now(long channels, long waiting, long piped, long connections)
         {
-            folder.Delete(recursive: true);
+            var now = Read();
+            return now.GetValueOrDefault("croc.relay.channels.held", -1) == channels && now.GetValueOrDefault("croc.relay.legs.waiting", -1) == waiting
+                && now.GetValueOrDefault("croc.relay.pairs.piped", -1) == piped && now.GetValueOrDefault("croc.relay.connections.open", -1) == connections;
         }
+
+        Assert.That(Now(0, 0, 0, 0), Is.True, string.Join(", ", Read()));
+        using var a = Client(relay.BaseAddress);
+        using var b = Client(relay.BaseAddress, Second);
+        var pair = await OpenAsync(a, b, cancellationToken);
+        var (s, _) = await HelloAsync(relay.Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
+        using (s)
+        {
+            Assert.That(await EventuallyAsync(() => Now(1, 1, 0, 1), TimeSpan.FromSeconds(5), cancellationToken), Is.True, string.Join(", ", Read()));
+            var (r, _) = await HelloAsync(relay.Ports[0], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+            using (r)
+            {
+                await SendAsync(s, "12345\n", cancellationToken);
+                Assert.That(await ReadLineAsync(r, cancellationToken), Is.EqualTo("12345"));
+                Assert.That(await EventuallyAsync(() => Now(1, 0, 1, 2), TimeSpan.FromSeconds(5), cancellationToken), Is.True, string.Join(", ", Read()));
+            }
+        }
+
+        Assert.That(await EventuallyAsync(() => Now(1, 0, 0, 0), TimeSpan.FromSeconds(5), cancellationToken), Is.True, string.Join(", ", Read()));
     }
 
     private static int OpenStapleConnections(CrocRelayServer relay)
