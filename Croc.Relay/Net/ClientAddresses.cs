@@ -35,9 +35,6 @@ internal sealed class ClientAddresses
         _trusted = new IPNetworkList(options.TrustedProxies ?? []);
     }
 
-    /// <summary>Whether any proxy is trusted.</summary>
-    public bool HasTrustedProxies => !_trusted.IsEmpty;
-
     /// <summary>Whether <paramref name="peer"/> is a proxy the operator trusts to report client addresses.</summary>
     public bool IsTrustedProxy(IPAddress peer) => !_trusted.IsEmpty && _trusted.Contains(peer);
 

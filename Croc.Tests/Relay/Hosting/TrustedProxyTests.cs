@@ -119,6 +119,22 @@ public class TrustedProxyTests
         {
             Assert.That(answer, Is.EqualTo("ok"), "the header is optional");
         }
+
+        // A LOCAL header (the proxy's own connection) keeps the proxy's address too.
+        var (local, localAnswer) = await ViaProxyAsync(relay.Ports[1], ProxyProtocolTests.V2(0, 0x00, []), HelloLine(pair.Channel, pair.SenderUuid), cancellationToken);
+        using (local)
+        {
+            Assert.That(localAnswer, Is.EqualTo("ok"));
+        }
+    }
+
+    [Test]
+    public async Task Tcp_HeaderNotCompleteWithinHelloTimeout_IsRefused(CancellationToken cancellationToken)
+    {
+        await using var relay = await StartTrustingAsync(cancellationToken, o => o.Relay.HelloTimeout = TimeSpan.FromMilliseconds(300));
+        using var socket = await ConnectAsync(relay.Ports[0], cancellationToken);
+        await SendAsync(socket, "PROXY TCP4 127.0.0.2", cancellationToken);
+        Assert.That(await ReadLineAsync(socket, cancellationToken), Is.EqualTo("error bad_request"));
     }
 
     [TestCase(1)]
