@@ -33,4 +33,10 @@ internal interface IChannelStore
 
     /// <summary>Every stored state (relay shutdown, diagnostics).</summary>
     IAsyncEnumerable<ChannelState> AllAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Checks that the store answers (the health check asks); throws when it cannot be reached. A shared store makes one
+    /// cheap round trip; the in-memory one is always reachable (so is a store that does not say otherwise).
+    /// </summary>
+    ValueTask ProbeAsync(CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
 }

@@ -115,6 +115,8 @@ internal sealed class InMemoryChannelStore : IChannelStore
         return ValueTask.FromResult(false);
     }
 
+    public ValueTask ProbeAsync(CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
+
     public async IAsyncEnumerable<ChannelState> AllAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         await Task.CompletedTask.ConfigureAwait(false);

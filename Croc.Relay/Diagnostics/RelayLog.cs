@@ -69,4 +69,10 @@ internal sealed partial class RelayLog
 
     [LoggerMessage(EventId = 30, EventName = "ConnectionLimit", Level = LogLevel.Debug, Message = "TCP port {Port}: connection closed at once, too many open connections (relay-wide or from its address).")]
     public partial void ConnectionLimit(int port);
+
+    [LoggerMessage(EventId = 40, EventName = "UntrustedForwardedHeaders", Level = LogLevel.Warning, Message = "Requests carry {Header} from {Peer}, which is not in TrustedProxies: the relay ignores the header and sees every client behind it as {Peer}, so transfers between two machines fail with ip_limit. If {Peer} is your reverse proxy, add it (or its network) to CrocRelayOptions.TrustedProxies (croc relay: --trusted-proxies). Logged once per address.")]
+    public partial void UntrustedForwardedHeaders(string header, string peer);
+
+    [LoggerMessage(EventId = 41, EventName = "ProxyHeaderRefused", Level = LogLevel.Debug, Message = "TCP port {Port}: the PROXY protocol header from trusted proxy {Proxy} was refused ({Reason}).")]
+    public partial void ProxyHeaderRefused(int port, IPAddress proxy, Net.ProxyHeaderError reason);
 }

@@ -1,3 +1,5 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using CrocNet.Relay.Channels;
 using CrocNet.Relay.Hosting;
 using CrocNet.Relay.Net;
@@ -23,16 +25,21 @@ namespace CrocNet.Relay;
 public sealed class CrocRelayServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
+    private readonly X509Certificate2? _ownedCertificate;
     private int _disposed;
 
-    private CrocRelayServer(WebApplication app, Uri baseAddress, IReadOnlyList<int> ports)
+    private CrocRelayServer(WebApplication app, Uri baseAddress, IReadOnlyList<int> ports, X509Certificate2? ownedCertificate)
     {
         _app = app;
+        _ownedCertificate = ownedCertificate;
         BaseAddress = baseAddress;
         Ports = ports;
     }
 
-    /// <summary>The relay's base URL as bound (a wildcard host is reported as <c>127.0.0.1</c>), ending in <c>/</c>.</summary>
+    /// <summary>
+    /// The relay's base URL as bound, ending in <c>/</c>: its scheme (<c>https</c> with a certificate), and a wildcard host
+    /// (<c>0.0.0.0</c>, <c>[::]</c>) reported as <c>127.0.0.1</c>, which reaches it.
+    /// </summary>
     public Uri BaseAddress { get; }
 
     /// <summary>The TCP stapling ports actually bound.</summary>
@@ -45,7 +52,9 @@ public sealed class CrocRelayServer : IAsyncDisposable
     /// <param name="configure">Changes the server options; <see langword="null"/> keeps the defaults.</param>
     /// <param name="cancellationToken">Cancels the start.</param>
     /// <returns>The running server; dispose it to stop.</returns>
-    /// <exception cref="OptionsValidationException">The relay options are invalid.</exception>
+    /// <exception cref="OptionsValidationException">
+    /// The relay options are invalid, or an <c>https://</c> URL has no certificate, or its certificate cannot be read.
+    /// </exception>
     public static async Task<CrocRelayServer> StartAsync(Action<CrocRelayServerOptions>? configure = null, CancellationToken cancellationToken = default)
     {
         var options = new CrocRelayServerOptions();
@@ -54,6 +63,22 @@ public sealed class CrocRelayServer : IAsyncDisposable
         ArgumentException.ThrowIfNullOrWhiteSpace(options.Url, "options.Url");
         CrocRelayOptionsValidator.ThrowIfInvalid(options.Relay);
         ThrowIfInvalid(options);
+        var https = options.Url.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+        var owned = https && options.Certificate is null ? LoadCertificate(options) : null;
+        var certificate = options.Certificate ?? owned;
+        try
+        {
+            return await StartAsync(options, certificate, owned, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            owned?.Dispose();
+            throw;
+        }
+    }
+
+    private static async Task<CrocRelayServer> StartAsync(CrocRelayServerOptions options, X509Certificate2? certificate, X509Certificate2? owned, CancellationToken cancellationToken)
+    {
 
         // The empty builder reads no environment or files: the server is exactly what the options say.
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
@@ -61,7 +86,8 @@ public sealed class CrocRelayServer : IAsyncDisposable
         var connections = new HttpConnectionLimit(
             options.MaxConnections ?? FileDescriptorBudget.DefaultConnections(FileDescriptorBudget.Limit, MaxDefaultConnections),
             options.MaxConnectionsPerAddress,
-            options.Relay.IPv6PrefixLength);
+            options.Relay.IPv6PrefixLength,
+            new IPNetworkList(options.Relay.TrustedProxies));
         builder.Services.AddSingleton(connections);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -72,7 +98,17 @@ public sealed class CrocRelayServer : IAsyncDisposable
             kestrel.Limits.KeepAliveTimeout = options.KeepAliveTimeout;
             kestrel.Limits.RequestHeadersTimeout = options.KeepAliveTimeout;
             kestrel.ConfigureEndpointDefaults(listen => listen.Use(connections.Middleware));
+            if (certificate is not null)
+            {
+                kestrel.ConfigureHttpsDefaults(tls => tls.ServerCertificate = certificate);
+            }
         });
+        if (certificate is not null)
+        {
+            // The core Kestrel leaves https:// URLs out unless asked (it keeps TLS out of trimmed apps that need none).
+            builder.WebHost.UseKestrelHttpsConfiguration();
+        }
+
         builder.WebHost.UseUrls(options.Url);
         builder.Services.AddRoutingCore();
         builder.Services.AddSingleton(options.LoggerFactory ?? NullLoggerFactory.Instance);
@@ -98,7 +134,7 @@ public sealed class CrocRelayServer : IAsyncDisposable
         var host = bound.Host is "0.0.0.0" or "[::]" or "+" or "*" ? "127.0.0.1" : bound.Host;
         var baseAddress = new UriBuilder(bound.Scheme, host, bound.Port, options.PathBase.TrimEnd('/') + "/").Uri;
         var ports = app.Services.GetRequiredService<CrocRelayListeners>().Ports;
-        return new CrocRelayServer(app, baseAddress, ports);
+        return new CrocRelayServer(app, baseAddress, ports, owned);
     }
 
     /// <summary>Stops accepting, ends every channel and connection, and waits for the server to stop.</summary>
@@ -122,6 +158,7 @@ public sealed class CrocRelayServer : IAsyncDisposable
         finally
         {
             await _app.DisposeAsync().ConfigureAwait(false);
+            _ownedCertificate?.Dispose();
         }
     }
 
@@ -146,10 +183,86 @@ public sealed class CrocRelayServer : IAsyncDisposable
             failures.Add(FormattableString.Invariant($"KeepAliveTimeout must be between 00:00:01 and 00:10:00; {options.KeepAliveTimeout} is not."));
         }
 
+        var https = options.Url.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+        var tls = options.Certificate is not null || options.CertificatePath is not null || options.CertificateKeyPath is not null || options.CertificatePassword is not null;
+        if (https && options.Certificate is null && string.IsNullOrWhiteSpace(options.CertificatePath))
+        {
+            failures.Add("Url is https:// but no certificate is set: set Certificate, or CertificatePath (a .pfx, or a PEM certificate with CertificateKeyPath).");
+        }
+        else if (!https && tls)
+        {
+            failures.Add("A certificate is set (Certificate, CertificatePath, CertificateKeyPath or CertificatePassword) but Url is not https://: use an https:// Url, or drop the certificate settings.");
+        }
+
+        if (options.Certificate is { HasPrivateKey: false })
+        {
+            failures.Add("Certificate has no private key: TLS needs the certificate together with its key.");
+        }
+
         if (failures.Count > 0)
         {
             throw new OptionsValidationException(Options.DefaultName, typeof(CrocRelayServerOptions), failures);
         }
+    }
+
+    /// <summary>Reads <see cref="CrocRelayServerOptions.CertificatePath"/>; every failure names the setting, never the password.</summary>
+    private static X509Certificate2 LoadCertificate(CrocRelayServerOptions options)
+    {
+        var path = options.CertificatePath!;
+        var keyPath = options.CertificateKeyPath;
+        string? failure = null;
+        X509Certificate2? loaded = null;
+        try
+        {
+            if (!File.Exists(path))
+            {
+                failure = $"CertificatePath '{path}' does not exist.";
+            }
+            else if (keyPath is not null && !File.Exists(keyPath))
+            {
+                failure = $"CertificateKeyPath '{keyPath}' does not exist.";
+            }
+            else if (keyPath is not null || IsPem(path))
+            {
+                using var pem = options.CertificatePassword is { } password
+                    ? X509Certificate2.CreateFromEncryptedPemFile(path, password, keyPath)
+                    : X509Certificate2.CreateFromPemFile(path, keyPath);
+
+                // A key read from PEM is ephemeral; TLS on some platforms needs it stored, so round-trip it once.
+                loaded = X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
+            }
+            else
+            {
+                loaded = X509CertificateLoader.LoadPkcs12FromFile(path, options.CertificatePassword);
+            }
+        }
+        catch (Exception e) when (e is CryptographicException or IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            failure = keyPath is null
+                ? $"CertificatePath '{path}' could not be read as a PKCS#12 (.pfx) or PEM certificate with its key ({e.GetType().Name}); check the file and CertificatePassword."
+                : $"CertificatePath '{path}' with CertificateKeyPath '{keyPath}' could not be read as a PEM certificate and key ({e.GetType().Name}); check the files and CertificatePassword.";
+        }
+
+        if (failure is null && loaded is { HasPrivateKey: false })
+        {
+            failure = $"CertificatePath '{path}' holds no private key: use a .pfx with its key, or set CertificateKeyPath.";
+        }
+
+        if (failure is not null)
+        {
+            loaded?.Dispose();
+            throw new OptionsValidationException(Options.DefaultName, typeof(CrocRelayServerOptions), [failure]);
+        }
+
+        return loaded!;
+    }
+
+    private static bool IsPem(string path)
+    {
+        Span<byte> start = stackalloc byte[64];
+        using var file = File.OpenRead(path);
+        var read = file.ReadAtLeast(start, start.Length, throwOnEndOfStream: false);
+        return System.Text.Encoding.ASCII.GetString(start[..read]).TrimStart().StartsWith("-----BEGIN", StringComparison.Ordinal);
     }
 
     // Every setting, one by one (reflection would not survive trimming); a test fails when a new one is missing here.

@@ -1,3 +1,4 @@
+using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Logging;
 
 namespace CrocNet.Relay;
@@ -5,7 +6,11 @@ namespace CrocNet.Relay;
 /// <summary>Settings of a standalone <see cref="CrocRelayServer"/>.</summary>
 public sealed class CrocRelayServerOptions
 {
-    /// <summary>The HTTP URL the server listens on; port <c>0</c> takes an ephemeral port (see <see cref="CrocRelayServer.BaseAddress"/>).</summary>
+    /// <summary>
+    /// The URL the server listens on; port <c>0</c> takes an ephemeral port (see <see cref="CrocRelayServer.BaseAddress"/>).
+    /// <c>https://</c> serves TLS with <see cref="Certificate"/> or <see cref="CertificatePath"/>; <c>http://[::]:port</c>
+    /// listens on IPv6 and IPv4 alike.
+    /// </summary>
     /// <value>Default <c>http://0.0.0.0:9009</c>.</value>
     public string Url { get; set; } = "http://0.0.0.0:9009";
 
@@ -41,6 +46,25 @@ public sealed class CrocRelayServerOptions
     /// <summary>How long an HTTP connection may stay open without a request (Kestrel's <c>KeepAliveTimeout</c>, also its <c>RequestHeadersTimeout</c>).</summary>
     /// <value>Default 10 seconds.</value>
     public TimeSpan KeepAliveTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The TLS certificate of an <c>https://</c> <see cref="Url"/>, with its private key. Wins over <see cref="CertificatePath"/>.</summary>
+    /// <value>Default <see langword="null"/>.</value>
+    public X509Certificate2? Certificate { get; set; }
+
+    /// <summary>
+    /// The TLS certificate of an <c>https://</c> <see cref="Url"/> as a file: PKCS#12 (<c>.pfx</c>, with its key), or PEM
+    /// (the key in the same file, or in <see cref="CertificateKeyPath"/>). Read once, at start.
+    /// </summary>
+    /// <value>Default <see langword="null"/>.</value>
+    public string? CertificatePath { get; set; }
+
+    /// <summary>The PEM private key of a PEM <see cref="CertificatePath"/>, when it is in a file of its own.</summary>
+    /// <value>Default <see langword="null"/>: the key is in <see cref="CertificatePath"/>.</value>
+    public string? CertificateKeyPath { get; set; }
+
+    /// <summary>The password of a PKCS#12 <see cref="CertificatePath"/> or of an encrypted PEM key. Never logged or quoted.</summary>
+    /// <value>Default <see langword="null"/>: not encrypted.</value>
+    public string? CertificatePassword { get; set; }
 
     /// <summary>The relay's clock for channel expiry, hello and long-poll timeouts (not used by Kestrel itself).</summary>
     /// <value>Default <see langword="null"/>: <see cref="TimeProvider.System"/>.</value>

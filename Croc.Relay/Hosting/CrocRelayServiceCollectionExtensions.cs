@@ -68,6 +68,23 @@ public static class CrocRelayServiceCollectionExtensions
         return AddCore(services);
     }
 
+    /// <summary>
+    /// Adds the relay's health check (<see cref="CrocRelayHealthCheck"/>) to the host's health checks; map them with
+    /// <c>app.MapHealthChecks("/health")</c>. Unhealthy when the TCP listeners failed or the channel store does not
+    /// answer, degraded near capacity.
+    /// </summary>
+    /// <param name="builder">The relay's builder.</param>
+    /// <param name="name">The check's name.</param>
+    /// <param name="tags">Tags for filtering checks (e.g. <c>ready</c>); <see langword="null"/> for none.</param>
+    /// <returns>The same builder.</returns>
+    public static ICrocRelayBuilder AddHealthChecks(this ICrocRelayBuilder builder, string name = CrocRelayHealthCheck.DefaultName, IEnumerable<string>? tags = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        builder.Services.AddHealthChecks().AddCheck<CrocRelayHealthCheck>(name, failureStatus: null, tags: tags ?? []);
+        return builder;
+    }
+
     private static CrocRelayBuilder AddCore(IServiceCollection services)
     {
         services.AddOptions<CrocRelayOptions>().ValidateOnStart();
@@ -80,7 +97,13 @@ public static class CrocRelayServiceCollectionExtensions
         services.TryAddSingleton<ChannelRegistry>();
         services.TryAddSingleton(sp => new CrocRelayListeners(sp.GetRequiredService<ChannelRegistry>()));
         services.TryAddSingleton<RelayHttpHandler>();
-        services.TryAddSingleton<StapleListenerService>();
+        services.TryAddSingleton(sp =>
+        {
+            var registry = sp.GetRequiredService<ChannelRegistry>();
+            var listeners = new StapleListenerService(registry);
+            registry.Metrics.Observe(() => registry.Count, () => registry.WaitingConnections, () => listeners.OpenConnections);
+            return listeners;
+        });
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, StapleListenerService>(sp => sp.GetRequiredService<StapleListenerService>()));
         return new CrocRelayBuilder(services);
     }

@@ -6,18 +6,22 @@ namespace CrocNet.Relay.Hosting;
 
 /// <summary>
 /// The HTTP connection limits of a <see cref="CrocRelayServer"/>: Kestrel enforces the relay-wide one, this connection
-/// middleware the per-address one (a connection over it is closed before a byte is read).
+/// middleware the per-address one (a connection over it is closed before a byte is read). Trusted proxies
+/// (<see cref="CrocRelayOptions.TrustedProxies"/>) are exempt from the per-address limit.
 /// </summary>
 internal sealed class HttpConnectionLimit
 {
     private readonly AddressCounter _open = new();
     private long _refused;
 
-    public HttpConnectionLimit(int total, int perAddress, int ipv6PrefixLength)
+    private readonly IPNetworkList _trusted;
+
+    public HttpConnectionLimit(int total, int perAddress, int ipv6PrefixLength, IPNetworkList? trustedProxies = null)
     {
         Total = total;
         PerAddress = perAddress;
         Ipv6PrefixLength = ipv6PrefixLength;
+        _trusted = trustedProxies ?? IPNetworkList.Empty;
     }
 
     public int Total { get; }
@@ -35,7 +39,10 @@ internal sealed class HttpConnectionLimit
     public ConnectionDelegate Middleware(ConnectionDelegate next) => async connection =>
     {
         var key = connection.RemoteEndPoint is IPEndPoint remote ? RelayAddress.LimitKey(remote.Address, Ipv6PrefixLength) : IPAddress.None;
-        if (!_open.TryAcquire(key, PerAddress))
+
+        // A trusted reverse proxy carries every client's connections: only Kestrel's relay-wide limit applies to it.
+        var perAddress = connection.RemoteEndPoint is IPEndPoint peer && !_trusted.IsEmpty && _trusted.Contains(peer.Address) ? int.MaxValue : PerAddress;
+        if (!_open.TryAcquire(key, perAddress))
         {
             Interlocked.Increment(ref _refused);
             connection.Abort(new ConnectionAbortedException("Too many connections from this address."));

@@ -52,7 +52,7 @@ internal sealed class RelayHttpHandler
             return;
         }
 
-        var outcome = await _registry.JoinAsync(command, _registry.Addresses.FromHttp(context), context.RequestAborted).ConfigureAwait(false);
+        var outcome = await _registry.JoinAsync(command, ClientAddress(context), context.RequestAborted).ConfigureAwait(false);
         if (outcome.Value is not { } joined)
         {
             await WriteErrorAsync(context, "join", outcome.Error, dto.Channel).ConfigureAwait(false);
@@ -84,7 +84,7 @@ internal sealed class RelayHttpHandler
         }
 
         // Act on one channel and wait on that same one (the state's Id): a name can be forgotten and taken again in between.
-        var outcome = await _registry.ExecuteAsync(command, _registry.Addresses.FromHttp(context), context.RequestAborted).ConfigureAwait(false);
+        var outcome = await _registry.ExecuteAsync(command, ClientAddress(context), context.RequestAborted).ConfigureAwait(false);
         if (outcome.Value is not { } state)
         {
             await WriteErrorAsync(context, "channel", outcome.Error, command.Channel).ConfigureAwait(false);
@@ -103,6 +103,13 @@ internal sealed class RelayHttpHandler
         }
 
         await WriteStateAsync(context, state, null, null).ConfigureAwait(false);
+    }
+
+    /// <summary>The request's client address; says once per peer when an untrusted proxy's forwarded headers are ignored.</summary>
+    private IPAddress ClientAddress(HttpContext context)
+    {
+        _registry.Addresses.HintUntrustedForwarding(context, _registry.Log);
+        return _registry.Addresses.FromHttp(context);
     }
 
     /// <summary>A private relay answers a request without its password <c>401 unauthorized</c>, before reading the body.</summary>

@@ -41,8 +41,12 @@ internal sealed class StapleAdmission
         }
     }
 
-    /// <summary>Takes a connection slot for the address key <paramref name="key"/>; <see langword="false"/> past either limit.</summary>
-    public bool TryOpen(IPAddress key) => _open.TryAcquire(key, _options.MaxConnectionsPerAddress, MaxConnections);
+    /// <summary>
+    /// Takes a connection slot for the address key <paramref name="key"/>; <see langword="false"/> past either limit. A
+    /// trusted proxy carries many clients, so only the relay-wide limit applies to it.
+    /// </summary>
+    public bool TryOpen(IPAddress key, bool trustedProxy = false) =>
+        _open.TryAcquire(key, trustedProxy ? int.MaxValue : _options.MaxConnectionsPerAddress, MaxConnections);
 
     /// <summary>Gives a connection slot back (once per successful <see cref="TryOpen"/>).</summary>
     public void Close(IPAddress key) => _open.Release(key);
@@ -51,15 +55,16 @@ internal sealed class StapleAdmission
     /// Reserves a pre-hello slot for <paramref name="key"/>; returns <see langword="null"/> and which limit refused it
     /// when none is free. When the relay-wide slots are all taken, an address that holds fewer than the address holding
     /// the most (by more than one) takes that address's oldest slot: <paramref name="evicted"/> is the leg to close.
+    /// A trusted proxy is held only to the relay-wide limit.
     /// </summary>
-    public PendingHello? TryReservePending(IPAddress key, out string? scope, out PendingHello? evicted)
+    public PendingHello? TryReservePending(IPAddress key, out string? scope, out PendingHello? evicted, bool trustedProxy = false)
     {
         evicted = null;
         lock (_pendingLock)
         {
             _pendingByAddress.TryGetValue(key, out var mine);
             var count = mine?.Count ?? 0;
-            if (count >= _options.MaxPendingHellosPerAddress)
+            if (!trustedProxy && count >= _options.MaxPendingHellosPerAddress)
             {
                 scope = "per address";
                 return null;

@@ -51,6 +51,9 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
     /// <summary>How many stapling connections (TCP and WebSocket legs) are open now.</summary>
     internal int OpenConnections => _admission.OpenConnections;
 
+    /// <summary>The accept loops, one per port (the health check watches for one that ended while the relay runs).</summary>
+    internal IReadOnlyList<Task> AcceptLoops => _acceptLoops;
+
     /// <summary>How many accepted connections (TCP and WebSocket legs) have not sent their hello yet.</summary>
     internal int PendingHellos => _admission.PendingHellos;
 
@@ -154,6 +157,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
             {
                 // E.g. out of file descriptors: back off briefly instead of spinning.
                 _log.AcceptFailed(port, e);
+                _metrics.AcceptFailed(_timeProvider);
                 try
                 {
                     await Task.Delay(RelayTimings.AcceptBackoff, _timeProvider, stopping).ConfigureAwait(false);
@@ -178,7 +182,11 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
             }
 
             var key = _registry.LimitKey(address);
-            if (!_admission.TryOpen(key))
+
+            // A trusted proxy carries many clients: only the relay-wide caps apply to it (its clients' addresses, from
+            // the PROXY protocol header, count for the IP rule and the per-channel limits).
+            var proxy = _registry.Addresses.IsTrustedProxy(address);
+            if (!_admission.TryOpen(key, proxy))
             {
                 // Every connection holds a file descriptor: past the limits, close at once (reset), no answer, no task.
                 _log.ConnectionLimit(port);
@@ -188,7 +196,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
             }
 
             var connection = new SocketStapleConnection(socket, _timeProvider, () => _admission.Close(key));
-            var pending = _admission.TryReservePending(key, out var scope, out var evicted);
+            var pending = _admission.TryReservePending(key, out var scope, out var evicted, proxy);
             evicted?.Evict();
             if (pending is null)
             {
@@ -218,6 +226,23 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
             pending.Dispose();
             connection.Abort();
             return;
+        }
+
+        if (_registry.Addresses.IsTrustedProxy(address))
+        {
+            // A trusted proxy may put a PROXY protocol header before the hello: it names the client.
+            var (source, error) = await ProxyProtocol.ReadSourceAsync(connection.Socket, address, _options.HelloTimeout, _timeProvider, pending.Evicted, _stopping.Token).ConfigureAwait(false);
+            if (source is null)
+            {
+                _log.ProxyHeaderRefused(port, address, error);
+                _metrics.Refused(RelayWire.Codes.BadRequest, connection.TransportName);
+                ReleasePending(pending);
+                pending.Dispose();
+                await connection.RefuseAsync(RelayWire.Hello.ErrorPrefix + RelayWire.Codes.BadRequest + "\n", _stopping.Token).ConfigureAwait(false);
+                return;
+            }
+
+            address = source;
         }
 
         await _session.RunAsync(

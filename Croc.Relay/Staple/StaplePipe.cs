@@ -29,6 +29,7 @@ internal static class StaplePipe
         Action onFault,
         CancellationToken cancellationToken)
     {
+        using var piping = metrics.StartPiping();
         var activity = new Activity(timeProvider, idleTimeout, onIdle);
         await using (activity.ConfigureAwait(false))
         {
