@@ -50,6 +50,9 @@ public enum CrocErrorCode
 
     /// <summary>A file or folder to be sent does not exist.</summary>
     SourceNotFound = 16,
+
+    /// <summary>The relay is private and the relay password (<see cref="CrocOptions.RelayPassword"/>) was missing or wrong.</summary>
+    RelayAccessDenied = 17,
 }
 
 /// <summary>

@@ -12,7 +12,7 @@ public class PublicSurfaceTests
             ["Unknown"] = 0, ["AuthenticationFailed"] = 1, ["ProtocolViolation"] = 2, ["RelayRefused"] = 3, ["RelayUnreachable"] = 4,
             ["InvalidCode"] = 5, ["DataTampered"] = 6, ["HashMismatch"] = 7, ["UnsafePath"] = 8, ["FileExists"] = 9,
             ["TransferRejected"] = 10, ["ConnectionLost"] = 11, ["Timeout"] = 12, ["SourceChanged"] = 14, ["WriteFailed"] = 15,
-            ["SourceNotFound"] = 16,
+            ["SourceNotFound"] = 16, ["RelayAccessDenied"] = 17,
         };
 
         var actual = Enum.GetValues<CrocErrorCode>().ToDictionary(c => c.ToString(), c => (int)c);

@@ -64,12 +64,13 @@ public class CrocOptionsTests
     public void CrocOptions_EveryPublicProperty_IsBindableData()
     {
         // Services and callbacks live on the builder or in ReceiveOptions/SendOptions, never in the bindable POCO.
-        Type[] bindable = [typeof(string), typeof(Uri), typeof(TimeSpan), typeof(int), typeof(CrocOverwritePolicy), typeof(CrocHashAlgorithm)];
+        Type[] bindable = [typeof(string), typeof(Uri), typeof(TimeSpan), typeof(int), typeof(CrocOverwritePolicy), typeof(CrocHashAlgorithm), typeof(CrocTransport)];
         var properties = typeof(CrocOptions).GetProperties();
 
         Assert.That(properties.Select(p => p.Name), Is.EquivalentTo(new[]
         {
             "Relay", "Curve", "OutputDirectory", "Overwrite", "FileHash", "PeerTimeout", "ChannelWaitTimeout", "IdleTimeout", "MaxRetries", "RetryBaseDelay",
+            "Transport", "RelayPassword",
         }));
         Assert.That(properties.Where(p => !bindable.Contains(p.PropertyType)).Select(p => p.Name), Is.Empty);
     }
