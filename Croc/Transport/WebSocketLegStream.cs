@@ -13,11 +13,12 @@ namespace CrocNet.Transport;
 internal sealed class WebSocketLegStream : Stream
 {
     /// <summary>How long dispose waits for the closing handshake before it aborts the connection.</summary>
-    public static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(2);
+    public static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(1);
 
     private readonly WebSocket _socket;
     private readonly TimeProvider _time;
     private bool _ended;
+    private bool _wrote;
     private int _disposed;
 
     public WebSocketLegStream(WebSocket socket, TimeProvider time)
@@ -82,6 +83,7 @@ internal sealed class WebSocketLegStream : Stream
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
+        _wrote = true;
         try
         {
             while (!buffer.IsEmpty)
@@ -131,10 +133,11 @@ internal sealed class WebSocketLegStream : Stream
             {
                 using var deadline = ProtocolTimings.After(CloseTimeout, _time, CancellationToken.None);
                 await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, deadline.Token).ConfigureAwait(false);
-                // Read up to the relay's close: a socket closed with unread bytes resets the connection, and a reset makes
-                // the relay's side drop whatever it has not read yet.
+                // After writing, read up to the relay's close: a socket closed with unread bytes resets the connection,
+                // and a reset makes the relay drop what it has not read yet, our last bytes among them. (A relay need
+                // not read a leg that waits for its partner, so a leg that never wrote does not wait for an answer.)
                 var scratch = new byte[4096];
-                while (_socket.State == WebSocketState.CloseSent)
+                while (_wrote && _socket.State == WebSocketState.CloseSent)
                 {
                     await _socket.ReceiveAsync(scratch.AsMemory(), deadline.Token).ConfigureAwait(false);
                 }
