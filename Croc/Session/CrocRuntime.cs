@@ -52,8 +52,9 @@ internal sealed class CrocRuntime
     public StapleTarget Target(RelaySession relay, RelayState state)
     {
         var target = StapleTarget.From(relay.BaseAddress, state);
-        target.Validate();
+        // The forced transport first: "no TCP ports" says more to someone who asked for TCP than "no way at all".
         ChoosingStapleTransport.Check(Options.Transport, target, relay.DisplayAddress);
+        target.Validate();
         return target;
     }
 
