@@ -137,7 +137,7 @@ internal sealed class WebSocketLegHost : IAsyncDisposable
         {
             while (true)
             {
-                var result = await from.ReceiveAsync(buffer, CancellationToken.None);
+                var result = await from.ReceiveAsync(buffer.AsMemory(), CancellationToken.None);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
                     // A close ends the leg (answered at once) and its partner's.

@@ -38,6 +38,8 @@ internal sealed class WebSocketStapleTransport(HttpMessageInvoker http, TimeProv
             // The data is ciphertext: compression would cost CPU for nothing (and the protocol negotiates none).
             socket.Options.DangerousDeflateOptions = null;
             socket.Options.CollectHttpResponseDetails = true;
+            // Buffers the size of a message: one read or write per message rather than many small ones.
+            socket.Options.SetBuffer(CrocWire.MaxWebSocketMessage, CrocWire.MaxWebSocketMessage);
             if (ticket.RelayPassword is { } password)
             {
                 socket.Options.SetRequestHeader("Authorization", CrocWire.AuthorizationScheme + " " + password);
