@@ -28,7 +28,7 @@ public sealed class Croc
 
     internal Croc(CrocOptions options, CrocServices services)
     {
-        CrocOptionsValidator.ThrowIfInvalid(options);
+        CrocOptionsValidator.ThrowIfInvalid(options, services);
         _runtime = new CrocRuntime(options, services.Clone(), services.LoggerFactoryOrDefault.CreateLogger<Croc>());
     }
 

@@ -51,6 +51,9 @@ public enum CrocErrorCode
     /// <summary>A file or folder to be sent does not exist.</summary>
     SourceNotFound = 16,
 
+    /// <summary>The relay is private and the relay password (<see cref="CrocOptions.RelayPassword"/>) was missing or wrong.</summary>
+    RelayAccessDenied = 17,
+
     /// <summary>The other side cancelled the transfer (its user pressed Ctrl+C, or its application cancelled).</summary>
     PeerCancelled = 18,
 }

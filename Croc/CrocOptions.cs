@@ -23,6 +23,21 @@ public enum CrocHashAlgorithm
     Sha256,
 }
 
+/// <summary>How data connections (legs) reach the relay.</summary>
+public enum CrocTransport
+{
+    /// <summary>TCP when the relay offers TCP ports and the first connect succeeds within a short bound (2 seconds),
+    /// otherwise a WebSocket on the relay's own address when the relay takes them (the default). Decided per lane.</summary>
+    Auto = 0,
+
+    /// <summary>Only TCP, to the relay's data ports; a relay that offers none fails the transfer before any connection opens.</summary>
+    Tcp = 1,
+
+    /// <summary>Only WebSockets (<c>ws://</c> for an <c>http://</c> relay, <c>wss://</c> for <c>https://</c>); a relay that
+    /// does not take them fails the transfer before any connection opens.</summary>
+    WebSocket = 2,
+}
+
 /// <summary>
 /// Lifetime-wide settings of a <see cref="Croc"/> instance: plain data, bindable from configuration. Every
 /// value is validated when the instance is built (<see cref="Croc.New(Action{CrocOptionsBuilder})"/>, <c>AddCroc</c>
@@ -82,6 +97,15 @@ public sealed class CrocOptions
     /// <summary>The first retry delay; later ones grow exponentially, with jitter.</summary>
     /// <value>Default 200 milliseconds.</value>
     public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>How data connections reach the relay: TCP to its data ports, WebSockets on its HTTP address, or whichever works.</summary>
+    /// <value>Default <see cref="CrocTransport.Auto"/>.</value>
+    public CrocTransport Transport { get; set; } = CrocTransport.Auto;
+
+    /// <summary>The password of a private relay: sent as <c>Authorization: Bearer</c> on every HTTP request and WebSocket
+    /// upgrade, and in every TCP hello. Never logged and never part of a message. Printable ASCII, 1-256 characters.</summary>
+    /// <value>Default <see langword="null"/>: an open relay.</value>
+    public string? RelayPassword { get; set; }
 
     /// <summary>A relay address given as text that is not an absolute URL; reported by validation with the other problems.</summary>
     internal string? UnparsedRelay { get; set; }

@@ -1,3 +1,4 @@
+using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Logging;
 
 namespace CrocNet;
@@ -102,6 +103,35 @@ public sealed class CrocOptionsBuilder
         return this;
     }
 
+    /// <summary>Chooses how data connections reach the relay (see <see cref="CrocTransport"/>).</summary>
+    public CrocOptionsBuilder WithTransport(CrocTransport transport)
+    {
+        Options.Transport = transport;
+        return this;
+    }
+
+    /// <summary>Uses a private relay's password (<see cref="CrocOptions.RelayPassword"/>); it is never logged.</summary>
+    public CrocOptionsBuilder WithRelayPassword(string password)
+    {
+        Options.RelayPassword = password;
+        return this;
+    }
+
+    /// <summary>
+    /// Accepts <paramref name="certificate"/> from an <c>https://</c> relay in addition to the system's trust: either the
+    /// relay's own certificate (self-signed, matched exactly) or the root of a private CA that issued it (the host name must
+    /// still match). Every other certificate is checked as usual. The instance then uses an HTTP handler of its own, for
+    /// requests and WebSocket legs alike, so this cannot be combined with <see cref="UseHttpMessageHandler"/>. Only the
+    /// public part is used; the caller keeps ownership.
+    /// </summary>
+    public CrocOptionsBuilder TrustRelayCertificate(X509Certificate2 certificate)
+    {
+        ArgumentNullException.ThrowIfNull(certificate);
+        // A copy of the public part: the caller may dispose theirs, and no private key is held.
+        Services.TrustedRelayCertificate = X509CertificateLoader.LoadCertificate(certificate.RawData);
+        return this;
+    }
+
     /// <summary>Logs through <paramref name="loggerFactory"/>. Secrets (codes, keys, relay tokens) are never logged.</summary>
     /// <remarks>With <c>AddCroc</c> the container's <see cref="ILoggerFactory"/> is used unless this is called.</remarks>
     public CrocOptionsBuilder UseLoggerFactory(ILoggerFactory loggerFactory)
@@ -118,8 +148,8 @@ public sealed class CrocOptionsBuilder
         return this;
     }
 
-    /// <summary>Talks HTTP to the relay through <paramref name="handler"/> (a proxy, custom certificate checks).
-    /// The instance does not dispose it.</summary>
+    /// <summary>Talks HTTP to the relay through <paramref name="handler"/> (a proxy, custom certificate checks), for its
+    /// requests and its WebSocket legs alike. The instance does not dispose it.</summary>
     public CrocOptionsBuilder UseHttpMessageHandler(HttpMessageHandler handler)
     {
         Services.HttpHandler = handler ?? throw new ArgumentNullException(nameof(handler));

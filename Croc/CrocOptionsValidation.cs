@@ -11,6 +11,15 @@ internal sealed class CrocOptionsValidator : IValidateOptions<CrocOptions>
 {
     private static readonly CrocOptionsAnnotationsValidator Annotations = new();
 
+    private readonly CrocServices? _services;
+
+    public CrocOptionsValidator()
+    {
+    }
+
+    /// <summary>Also checks the services the builder supplied against the options (they are reported together).</summary>
+    public CrocOptionsValidator(CrocServices? services) => _services = services;
+
     public ValidateOptionsResult Validate(string? name, CrocOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -57,8 +66,29 @@ internal sealed class CrocOptionsValidator : IValidateOptions<CrocOptions>
             failures.Add($"FileHash '{options.FileHash}' is not a known algorithm.");
         }
 
+        if (!Enum.IsDefined(options.Transport))
+        {
+            failures.Add($"Transport '{options.Transport}' is not a known transport; use Auto, Tcp or WebSocket.");
+        }
+
+        if (options.RelayPassword is { } password && !IsUsablePassword(password))
+        {
+            // Never quote the password, not even a part of it.
+            failures.Add("RelayPassword must be 1-256 printable ASCII characters without leading or trailing spaces (it travels in an HTTP header), or unset.");
+        }
+
+        if (_services is { HttpHandler: not null, TrustedRelayCertificate: not null })
+        {
+            failures.Add(
+                "TrustRelayCertificate cannot apply to a handler given with UseHttpMessageHandler: the instance would not own its certificate checks. " +
+                "Either trust the certificate in that handler (SslOptions.RemoteCertificateValidationCallback) or drop UseHttpMessageHandler.");
+        }
+
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
+
+    private static bool IsUsablePassword(string password) =>
+        password.Length is > 0 and <= 256 && password[0] != ' ' && password[^1] != ' ' && password.All(c => c is >= ' ' and <= '~');
 
     /// <summary>A relay address for a message: any credentials in it (<c>user:password@</c>) become <c>***@</c>.</summary>
     internal static string Redact(string address)
@@ -83,9 +113,9 @@ internal sealed class CrocOptionsValidator : IValidateOptions<CrocOptions>
     }
 
     /// <summary>Validates and throws the one error every path throws: an <see cref="OptionsValidationException"/> listing every problem.</summary>
-    public static void ThrowIfInvalid(CrocOptions options)
+    public static void ThrowIfInvalid(CrocOptions options, CrocServices? services = null)
     {
-        var result = new CrocOptionsValidator().Validate(Microsoft.Extensions.Options.Options.DefaultName, options);
+        var result = new CrocOptionsValidator(services).Validate(Microsoft.Extensions.Options.Options.DefaultName, options);
         if (result.Failed)
         {
             throw new OptionsValidationException(Microsoft.Extensions.Options.Options.DefaultName, typeof(CrocOptions), result.Failures);

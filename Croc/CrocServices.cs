@@ -1,3 +1,4 @@
+using System.Security.Cryptography.X509Certificates;
 using CrocNet.Transport;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -15,6 +16,9 @@ internal sealed class CrocServices
     public TimeProvider? TimeProvider { get; set; }
 
     public HttpMessageHandler? HttpHandler { get; set; }
+
+    /// <summary>A relay certificate to accept besides the system's trust (a self-signed test relay, a private CA).</summary>
+    public X509Certificate2? TrustedRelayCertificate { get; set; }
 
     /// <summary>How data connections are opened (TCP today); tests put hostile middleboxes here.</summary>
     public IStapleTransport? Transport { get; set; }

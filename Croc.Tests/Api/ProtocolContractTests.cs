@@ -46,6 +46,26 @@ public class ProtocolContractTests
     }
 
     [Test]
+    public void Hello11_LaneAuthStapleAndUnauthorizedMatch()
+    {
+        Assert.That("/" + CrocWire.StapleRoute, Is.EqualTo(RelayWire.Routes.Staple));
+        Assert.That(CrocWire.HelloLane, Is.EqualTo(RelayWire.Hello.Lane));
+        Assert.That(CrocWire.HelloAuth, Is.EqualTo(RelayWire.Hello.Auth));
+        Assert.That(CrocWire.Errors.Unauthorized, Is.EqualTo(RelayWire.Codes.Unauthorized));
+        Assert.That(CrocWire.AuthorizationScheme, Is.EqualTo(CrocNet.Relay.Net.RelayAccess.Scheme));
+
+        var ticket = new CrocNet.Transport.StapleTicket(new string('c', 64), new string('u', 128), new string('p', 256));
+        var tcp = CrocNet.Transport.TcpStapleTransport.BuildHello(ticket);
+        var ws = CrocNet.Transport.WebSocketStapleTransport.BuildHello(ticket, 15);
+        Assert.That(tcp, Has.Length.LessThanOrEqualTo(RelayWire.Hello.MaxLength), "the longest TCP hello, with a password, fits");
+        Assert.That(ws, Has.Length.LessThanOrEqualTo(RelayWire.Hello.MaxLength));
+        var relayHello = JsonSerializer.Deserialize(tcp.AsSpan(0, tcp.Length - 1), CrocNet.Relay.Staple.StapleJsonContext.Default.HelloDto)!;
+        Assert.That((relayHello.Channel, relayHello.Uuid, relayHello.Auth), Is.EqualTo((ticket.Channel, ticket.Uuid, ticket.RelayPassword)));
+        var relayWsHello = JsonSerializer.Deserialize(ws, CrocNet.Relay.Staple.StapleJsonContext.Default.HelloDto)!;
+        Assert.That((relayWsHello.Channel, relayWsHello.Uuid, relayWsHello.Lane, relayWsHello.Auth), Is.EqualTo((ticket.Channel, ticket.Uuid, (int?)15, (string?)null)));
+    }
+
+    [Test]
     public void Curves_Match() => Assert.That(Spake2Suite.Names, Is.EqualTo(RelayWire.Curves.All));
 
     [Test]

@@ -13,6 +13,7 @@ public class PublicSurfaceTests
             ["InvalidCode"] = 5, ["DataTampered"] = 6, ["HashMismatch"] = 7, ["UnsafePath"] = 8, ["FileExists"] = 9,
             ["TransferRejected"] = 10, ["ConnectionLost"] = 11, ["Timeout"] = 12, ["SourceChanged"] = 14, ["WriteFailed"] = 15,
             ["SourceNotFound"] = 16,
+            ["RelayAccessDenied"] = 17,
             ["PeerCancelled"] = 18,
         };
 

@@ -64,12 +64,13 @@ public class CrocOptionsTests
     public void CrocOptions_EveryPublicProperty_IsBindableData()
     {
         // Services and callbacks live on the builder or in ReceiveOptions/SendOptions, never in the bindable POCO.
-        Type[] bindable = [typeof(string), typeof(Uri), typeof(TimeSpan), typeof(int), typeof(CrocOverwritePolicy), typeof(CrocHashAlgorithm)];
+        Type[] bindable = [typeof(string), typeof(Uri), typeof(TimeSpan), typeof(int), typeof(CrocOverwritePolicy), typeof(CrocHashAlgorithm), typeof(CrocTransport)];
         var properties = typeof(CrocOptions).GetProperties();
 
         Assert.That(properties.Select(p => p.Name), Is.EquivalentTo(new[]
         {
             "Relay", "Curve", "OutputDirectory", "Overwrite", "FileHash", "PeerTimeout", "ChannelWaitTimeout", "IdleTimeout", "MaxRetries", "RetryBaseDelay",
+            "Transport", "RelayPassword",
         }));
         Assert.That(properties.Where(p => !bindable.Contains(p.PropertyType)).Select(p => p.Name), Is.Empty);
     }
@@ -192,4 +193,49 @@ public class CrocOptionsTests
         Assert.That(croc.Options.IdleTimeout, Is.EqualTo(TimeSpan.FromSeconds(5)));
         Assert.That(croc.Options.OutputDirectory, Is.EqualTo("/tmp"));
     }
+
+    [TestCase("")]
+    [TestCase(" leading-space")]
+    [TestCase("trailing-space ")]
+    [TestCase("tab\there")]
+    [TestCase("n\u00e4ive")]
+    public void Validate_UnusableRelayPassword_FailsWithoutQuotingIt(string password)
+    {
+        var ex = Assert.Throws<OptionsValidationException>(() => Croc.New(o => o.WithRelayPassword(password)));
+
+        Assert.That(ex!.Message, Does.StartWith("RelayPassword must be"));
+        if (password.Trim().Length > 0)
+        {
+            Assert.That(ex.Message, Does.Not.Contain(password.Trim()));
+        }
+    }
+
+    [Test]
+    public void Validate_LongestPrintablePassword_Accepted() =>
+        Assert.That(Croc.New(o => o.WithRelayPassword(new string('~', 256)).WithTransport(CrocTransport.WebSocket)).Options.RelayPassword, Has.Length.EqualTo(256));
+
+    [Test]
+    public void Validate_UnknownTransport_FailsNamingTheChoices()
+    {
+        var ex = Assert.Throws<OptionsValidationException>(() => Croc.New(o => o.WithTransport((CrocTransport)7)));
+
+        Assert.That(ex!.Message, Is.EqualTo("Transport '7' is not a known transport; use Auto, Tcp or WebSocket."));
+    }
+
+    [Test]
+    public void AddCroc_Configuration_BindsTransportAndRelayPassword()
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["Croc:Transport"] = "WebSocket", ["Croc:RelayPassword"] = "from config" })
+            .Build();
+        using var provider = new ServiceCollection().AddCroc(configuration.GetSection("Croc")).BuildServiceProvider();
+
+        var croc = provider.GetRequiredService<Croc>();
+
+        Assert.That((croc.Options.Transport, croc.Options.RelayPassword), Is.EqualTo((CrocTransport.WebSocket, "from config")));
+    }
+
+    [Test]
+    public void Defaults_TransportAutoAndNoPassword() =>
+        Assert.That((new CrocOptions().Transport, new CrocOptions().RelayPassword), Is.EqualTo((CrocTransport.Auto, (string?)null)));
 }

@@ -87,11 +87,75 @@ public class RelayClientTests
         Assert.That(state.Rev, Is.EqualTo(session.Joined.Rev));
     }
 
-    private static RelayClient NewClient(HttpMessageHandler handler, int retries)
+    [Test]
+    [CancelAfter(10_000)]
+    public async Task EveryRequest_RelayPassword_SentAsBearerOnJoinPollAndClose(CancellationToken cancellationToken)
+    {
+        var seen = new List<string?>();
+        var handler = new ScriptedHandler(request =>
+        {
+            lock (seen)
+            {
+                seen.Add(request.Headers.Authorization?.ToString());
+            }
+
+            return request.RequestUri!.AbsolutePath.EndsWith("/join", StringComparison.Ordinal)
+                ? Json(HttpStatusCode.OK, JoinReply)
+                : Json(HttpStatusCode.OK, """{"channel":"abcdefgh","rev":2,"ports":[1],"y":"AQ=="}""");
+        });
+        var session = await NewClient(handler, retries: 0, password: "s3cret pass").JoinAsync("abcdefgh", "p256", ParticipantRole.Sender, cancellationToken);
+
+        await session.PostAsync(null, cancellationToken);
+        await session.WaitForAsync(session.Joined, s => s.Y is not null, TimeSpan.FromSeconds(5), cancellationToken);
+        await session.CloseAsync();
+
+        Assert.That(seen, Has.Count.EqualTo(4));
+        Assert.That(seen, Is.All.EqualTo("Bearer s3cret pass"));
+    }
+
+    [Test]
+    [CancelAfter(10_000)]
+    public async Task EveryRequest_NoRelayPassword_NoAuthorizationHeader(CancellationToken cancellationToken)
+    {
+        string? seen = "unset";
+        var handler = new ScriptedHandler(request =>
+        {
+            seen = request.Headers.Authorization?.ToString();
+            return Json(HttpStatusCode.OK, JoinReply);
+        });
+
+        await NewClient(handler, retries: 0).JoinAsync("abcdefgh", "p256", ParticipantRole.Sender, cancellationToken);
+
+        Assert.That(seen, Is.Null);
+    }
+
+    [TestCase(null, "none was given")]
+    [TestCase("wrong-one", "wrong")]
+    [CancelAfter(10_000)]
+    public void Join_Unauthorized_AccessDeniedNotRetriedPasswordNotQuoted(string? password, string says, CancellationToken cancellationToken)
+    {
+        var calls = 0;
+        var handler = new ScriptedHandler(_ =>
+        {
+            calls++;
+            var reply = Json(HttpStatusCode.Unauthorized, """{"error":"This relay is private.","code":"unauthorized"}""");
+            reply.Headers.WwwAuthenticate.ParseAdd("Bearer");
+            return reply;
+        });
+
+        var ex = Assert.ThrowsAsync<CrocRelayException>(() => NewClient(handler, retries: 3, password).JoinAsync(null, "p256", ParticipantRole.Sender, cancellationToken));
+
+        Assert.That((ex!.Code, ex.StatusCode, ex.RelayCode), Is.EqualTo((CrocErrorCode.RelayAccessDenied, (int?)401, "unauthorized")));
+        Assert.That(ex.Message, Does.Contain("private").And.Contain(says).And.Contain("http://relay.test/"));
+        Assert.That(ex.Message, Does.Not.Contain("wrong-one"));
+        Assert.That(calls, Is.EqualTo(1), "a 401 is an answer, never retried");
+    }
+
+    private static RelayClient NewClient(HttpMessageHandler handler, int retries, string? password = null)
     {
         var options = new CrocOptions { MaxRetries = retries, RetryBaseDelay = TimeSpan.FromMilliseconds(1) };
         var pipeline = RelayResilience.Create(options, TimeProvider.System, NullLogger.Instance);
-        return new RelayClient(new HttpMessageInvoker(handler), new Uri("http://relay.test/"), pipeline, TimeProvider.System, NullLogger.Instance);
+        return new RelayClient(new HttpMessageInvoker(handler), new Uri("http://relay.test/"), pipeline, TimeProvider.System, NullLogger.Instance, password);
     }
 
     private static HttpResponseMessage Json(HttpStatusCode status, string body) =>

@@ -51,7 +51,8 @@ public class StapleConnectorTests
     }
 
     [Test]
-    public void Ticket_ToString_NeverShowsTheUuid() => Assert.That(Ticket.ToString(), Does.Not.Contain("secret-uuid"));
+    public void Ticket_ToString_NeverShowsTheUuidOrThePassword() =>
+        Assert.That((Ticket with { RelayPassword = "relay-secret" }).ToString(), Does.Not.Contain("secret-uuid").And.Not.Contain("relay-secret"));
 
     private static Polly.ResiliencePipeline Pipeline(int retries) =>
         RelayResilience.Create(new CrocOptions { MaxRetries = retries, RetryBaseDelay = TimeSpan.FromMilliseconds(1) }, TimeProvider.System, NullLogger.Instance);

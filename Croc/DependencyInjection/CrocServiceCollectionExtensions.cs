@@ -63,7 +63,9 @@ public static class CrocServiceCollectionExtensions
         }
 
         builder.ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CrocOptions>, CrocOptionsValidator>());
+        // The validator sees this collection's services too (configure has run by the time it validates), so a service
+        // that contradicts an option fails at host start like any invalid option.
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CrocOptions>>(new CrocOptionsValidator(chosen)));
         services.TryAddSingleton(provider =>
         {
             // Reading the value runs the builder (and validation, which throws the one error type).

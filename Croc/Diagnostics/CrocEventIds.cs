@@ -41,4 +41,10 @@ public static class CrocEventIds
 
     /// <summary>Debug: Closing channel {Channel} failed: {Reason}.</summary>
     public const int CloseFailed = 1012;
+
+    /// <summary>Information: Data connection {Lane} could not reach the relay's TCP port ({Reason}); using a WebSocket.</summary>
+    public const int TcpFallback = 1013;
+
+    /// <summary>Information: Channel {Channel} uses {Tcp} TCP and {WebSocket} WebSocket data connection(s).</summary>
+    public const int TransportUsed = 1014;
 }

@@ -43,4 +43,10 @@ internal static partial class Log
 
     [LoggerMessage(CrocEventIds.CloseFailed, LogLevel.Debug, "Closing channel {Channel} failed: {Reason}.")]
     public static partial void CloseFailed(ILogger logger, string channel, string reason);
+
+    [LoggerMessage(CrocEventIds.TcpFallback, LogLevel.Information, "Data connection {Lane} could not reach the relay's TCP port ({Reason}); using a WebSocket.")]
+    public static partial void TcpFallback(ILogger logger, int lane, string reason);
+
+    [LoggerMessage(CrocEventIds.TransportUsed, LogLevel.Information, "Channel {Channel} uses {Tcp} TCP and {WebSocket} WebSocket data connection(s).")]
+    public static partial void TransportUsed(ILogger logger, string channel, int tcp, int webSocket);
 }

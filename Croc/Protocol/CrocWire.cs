@@ -13,6 +13,9 @@ internal static class CrocWire
     /// <summary>The relative route that reads or changes a channel.</summary>
     public const string ChannelRoute = "channel";
 
+    /// <summary>The relative route of WebSocket legs (protocol 1.1): <c>GET {base}/staple</c>, upgraded.</summary>
+    public const string StapleRoute = "staple";
+
     /// <summary>The longest long-poll (<c>wait</c>) the protocol allows, in seconds.</summary>
     public const int MaxWaitSeconds = 30;
 
@@ -27,6 +30,18 @@ internal static class CrocWire
 
     /// <inheritdoc cref="HelloChannel"/>
     public const string HelloUuid = "uuid";
+
+    /// <summary>A WebSocket leg's lane in its hello (a TCP leg's lane is its port's index).</summary>
+    public const string HelloLane = "lane";
+
+    /// <summary>The relay password in a TCP hello, when one is set (a WebSocket leg carries it on its upgrade request).</summary>
+    public const string HelloAuth = "auth";
+
+    /// <summary>The scheme of the <c>Authorization</c> header that carries the relay password.</summary>
+    public const string AuthorizationScheme = "Bearer";
+
+    /// <summary>The largest WebSocket message a leg sends (protocol 1.1); message boundaries carry no meaning.</summary>
+    public const int MaxWebSocketMessage = 64 * 1024;
 
     /// <summary>The relay's answer that accepts a data connection.</summary>
     public const string HelloOk = "ok";
@@ -45,6 +60,9 @@ internal static class CrocWire
         public const string AlreadySet = "already_set";
         public const string NotReady = "not_ready";
         public const string Closed = "closed";
+
+        /// <summary>A private relay's answer to a request or leg without the right password (HTTP 401, or a hello's <c>error</c>).</summary>
+        public const string Unauthorized = "unauthorized";
 
         /// <summary>Every code version 1.0 of the protocol defines for the HTTP routes.</summary>
         public static readonly string[] All = [BadRequest, IpLimit, BadUuid, NoChannel, Occupied, AlreadySet, NotReady, Closed];

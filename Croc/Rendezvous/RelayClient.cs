@@ -1,5 +1,7 @@
 using System.Net;
+using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using System.Security.Authentication;
 using System.Text.Json;
 using CrocNet.Protocol;
 using Microsoft.Extensions.Logging;
@@ -16,10 +18,12 @@ internal sealed class RelayClient
 {
     private readonly HttpMessageInvoker _http;
     private readonly ResiliencePipeline _pipeline;
+    private readonly string? _password;
 
-    public RelayClient(HttpMessageInvoker http, Uri relay, ResiliencePipeline pipeline, TimeProvider time, ILogger logger)
+    public RelayClient(HttpMessageInvoker http, Uri relay, ResiliencePipeline pipeline, TimeProvider time, ILogger logger, string? password = null)
     {
         _http = http;
+        _password = password;
         var text = relay.ToString();
         BaseAddress = text.EndsWith('/') ? relay : new Uri(text + "/");
         _pipeline = pipeline;
@@ -101,6 +105,13 @@ internal sealed class RelayClient
                     ex.StatusCode,
                     ex);
             }
+            catch (HttpRequestException ex) when (Transport.WebSocketStapleTransport.FindInner<AuthenticationException>(ex) is { } tls)
+            {
+                throw new CrocRelayException(
+                    CrocErrorCode.RelayUnreachable,
+                    $"The relay at {DisplayAddress} could not be reached securely. {Transport.WebSocketStapleTransport.CertificateMessage(tls)}",
+                    innerException: ex);
+            }
             catch (Exception ex) when (ex is HttpRequestException or TimeoutException)
             {
                 throw new CrocRelayException(
@@ -129,10 +140,15 @@ internal sealed class RelayClient
     private Task<HttpResponseMessage> PostRawAsync(string route, HttpContent content, CancellationToken cancellationToken)
     {
         var request = new HttpRequestMessage(HttpMethod.Post, new Uri(BaseAddress, route)) { Content = content };
+        if (_password is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue(CrocWire.AuthorizationScheme, _password);
+        }
+
         return _http.SendAsync(request, cancellationToken);
     }
 
-    private static async Task<RelayState> ReadStateAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    private async Task<RelayState> ReadStateAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         if (response.IsSuccessStatusCode)
         {
@@ -159,6 +175,12 @@ internal sealed class RelayClient
         }
 
         var status = (int)response.StatusCode;
+        if (response.StatusCode == HttpStatusCode.Unauthorized)
+        {
+            // Never retried (a 4xx), and said in our words: the relay's own are not needed, the password must not be.
+            throw Transport.TcpStapleTransport.AccessDenied($"relay at {DisplayAddress}", _password is not null, CrocWire.SafeCode(error?.Code), status);
+        }
+
         var code = CrocWire.SafeCode(error?.Code) ?? (response.StatusCode == HttpStatusCode.NotFound ? "not_found" : "http_" + status);
         // The relay's words are untrusted text that may end up on a terminal.
         var text = Files.ReceivePathValidator.Escape(error?.Error ?? response.ReasonPhrase ?? "no reason given");

@@ -61,6 +61,12 @@ internal sealed class RelayState
 
     public int[] Ports { get; set; } = [];
 
+    /// <summary>How many legs each participant opens (protocol 1.1); absent from a version 1 relay, where it is the port count.</summary>
+    public int? Lanes { get; set; }
+
+    /// <summary>Whether the relay takes WebSocket legs on <c>GET {base}/staple</c> (protocol 1.1); absent means no.</summary>
+    public bool? Ws { get; set; }
+
     public string? Host { get; set; }
 
     public string? Uuid { get; set; }
@@ -70,7 +76,7 @@ internal sealed class RelayState
     /// <summary>A copy marked closed (the relay said <c>closed</c> instead of sending a state).</summary>
     public RelayState AsClosed() => new()
     {
-        Channel = Channel, Curve = Curve, Rev = Rev, X = X, Y = Y, HhK = HhK, HK = HK, Stapled = false, Closed = true, Ports = Ports, Host = Host,
+        Channel = Channel, Curve = Curve, Rev = Rev, X = X, Y = Y, HhK = HhK, HK = HK, Stapled = false, Closed = true, Ports = Ports, Host = Host, Lanes = Lanes, Ws = Ws,
     };
 }
 

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Security.Authentication;
 using CrocNet.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Polly;
@@ -21,7 +22,8 @@ internal static class RelayResilience
             {
                 // Only faults that say "try again": never a 4xx, which is the relay saying "no".
                 ShouldHandle = new PredicateBuilder()
-                    .Handle<HttpRequestException>(ex => ex.StatusCode is null || (int)ex.StatusCode >= 500)
+                    // A certificate that is not trusted stays untrusted however often it is presented.
+                    .Handle<HttpRequestException>(ex => (ex.StatusCode is null || (int)ex.StatusCode >= 500) && ex.InnerException is not AuthenticationException)
                     .Handle<SocketException>(IsTransient)
                     // A data connection reset during its hello (before the relay's "ok") is worth another try.
                     .Handle<IOException>(ex => ex.InnerException is not SocketException inner || IsTransient(inner))

@@ -23,10 +23,14 @@ internal sealed class CrocRuntime
         Options = options;
         Logger = logger;
         Time = services.TimeProviderOrDefault;
-        Transport = services.Transport ?? TcpStapleTransport.Instance;
         Pipeline = RelayResilience.Create(options, Time, logger);
-        // The invoker owns nothing (the handler is shared or the caller's), so Croc needs no Dispose.
-        Http = new HttpMessageInvoker(services.HttpHandler ?? SharedHandler, disposeHandler: false);
+        // The invoker owns nothing (the handler is shared, the caller's, or this instance's for its lifetime: pooled
+        // connections idle out), so Croc needs no Dispose. HTTP requests and WebSocket legs share it.
+        var handler = services.HttpHandler
+            ?? (services.TrustedRelayCertificate is { } trusted ? RelayCertificateTrust.CreateHandler(trusted) : SharedHandler);
+        Http = new HttpMessageInvoker(handler, disposeHandler: false);
+        Transport = services.Transport
+            ?? new ChoosingStapleTransport(options.Transport, new WebSocketStapleTransport(Http, Time), Time, logger);
     }
 
     public CrocOptions Options { get; }
@@ -41,15 +45,28 @@ internal sealed class CrocRuntime
 
     public HttpMessageInvoker Http { get; }
 
-    public RelayClient NewRelayClient() => new(Http, Options.Relay!, Pipeline, Time, Logger);
+    public RelayClient NewRelayClient() => new(Http, Options.Relay!, Pipeline, Time, Logger, Options.RelayPassword);
+
+    /// <summary>Where a session's legs go, checked: a relay state that asks for too many lanes, or a forced transport the
+    /// relay does not offer, fails here, before any leg is opened (the sessions check the join reply already).</summary>
+    public StapleTarget Target(RelaySession relay, RelayState state)
+    {
+        var target = StapleTarget.From(relay.BaseAddress, state);
+        // The forced transport first: "no TCP ports" says more to someone who asked for TCP than "no way at all".
+        ChoosingStapleTransport.Check(Options.Transport, target, relay.DisplayAddress);
+        target.Validate();
+        return target;
+    }
 
     /// <summary>Opens every lane for a confirmed session.</summary>
     public async Task<Stream[]> ConnectAsync(RelaySession relay, RelayState state, CancellationToken cancellationToken)
     {
-        var host = string.IsNullOrWhiteSpace(state.Host) ? relay.BaseAddress.IdnHost : state.Host;
-        var target = new StapleTarget(relay.BaseAddress, host, state.Ports);
-        var streams = await StapleConnector.ConnectAllAsync(Transport, target, new StapleTicket(relay.Channel, relay.Uuid), Pipeline, Time, cancellationToken).ConfigureAwait(false);
-        Diagnostics.Log.Connected(Logger, streams.Length, host, relay.Channel);
+        var target = Target(relay, state);
+        var ticket = new StapleTicket(relay.Channel, relay.Uuid, Options.RelayPassword);
+        var streams = await StapleConnector.ConnectAllAsync(Transport, target, ticket, Pipeline, Time, cancellationToken).ConfigureAwait(false);
+        var webSockets = streams.Count(s => s is WebSocketLegStream);
+        Diagnostics.Log.Connected(Logger, streams.Length, target.Host, relay.Channel);
+        Diagnostics.Log.TransportUsed(Logger, relay.Channel, streams.Length - webSockets, webSockets);
         return streams;
     }
 
@@ -68,11 +85,7 @@ internal sealed class CrocRuntime
         }
     }
 
-    public static async Task DisposeAllAsync(Stream[] streams)
-    {
-        foreach (var stream in streams)
-        {
-            await stream.DisposeAsync().ConfigureAwait(false);
-        }
-    }
+    /// <summary>Closes every leg, together: a WebSocket leg's close waits for the relay's answer.</summary>
+    public static Task DisposeAllAsync(Stream[] streams) =>
+        Task.WhenAll(streams.Select(stream => stream.DisposeAsync().AsTask()));
 }

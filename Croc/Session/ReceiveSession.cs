@@ -30,6 +30,7 @@ internal static class ReceiveSession
             tracker.SetStage(TransferStage.WaitingForPeer);
             relay = await JoinAsync(runtime, phrase.Channel, cancellationToken).ConfigureAwait(false);
             Log.Joined(runtime.Logger, relay.DisplayAddress, "recipient", phrase.Channel, relay.Joined.Curve ?? "?");
+            runtime.Target(relay, relay.Joined);
             tracker.SetStage(TransferStage.Authenticating);
             using var handshake = await Handshake.RunRecipientAsync(relay, relay.Joined, phrase, password, options.PeerTimeout, runtime.Logger, cancellationToken).ConfigureAwait(false);
             tracker.SetStage(TransferStage.Connecting);

@@ -59,6 +59,18 @@ internal sealed class SendSession
             throw;
         }
 
+        try
+        {
+            // A relay that cannot serve the transport asked for fails now, not after a recipient has come and gone.
+            runtime.Target(relay, relay.Joined);
+        }
+        catch
+        {
+            await relay.CloseAsync().ConfigureAwait(false);
+            password.Dispose();
+            throw;
+        }
+
         Log.Joined(runtime.Logger, relay.DisplayAddress, "sender", code.Channel, suite.Name);
         var tracker = new ProgressTracker(call?.Progress, null, runtime.Time)
         {

@@ -13,19 +13,7 @@ internal static class StapleConnector
     public static async Task<Stream[]> ConnectAllAsync(
         IStapleTransport transport, StapleTarget target, StapleTicket ticket, ResiliencePipeline pipeline, TimeProvider time, CancellationToken cancellationToken)
     {
-        if (target.Lanes is 0 or > CrocWire.MaxLanes)
-        {
-            // Each lane costs a connection, socket buffers and a frame buffer: a relay does not get to choose thousands.
-            throw new CrocProtocolException($"The relay offered {target.Lanes} data ports; between 1 and {CrocWire.MaxLanes} are allowed.");
-        }
-
-        foreach (var port in target.Ports)
-        {
-            if (port is <= 0 or > 65535)
-            {
-                throw new CrocProtocolException($"The relay offered an invalid port {port}.");
-            }
-        }
+        target.Validate();
 
         var tasks = new Task<Stream>[target.Lanes];
         for (var i = 0; i < tasks.Length; i++)

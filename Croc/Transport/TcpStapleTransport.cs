@@ -6,8 +6,9 @@ using CrocNet.Protocol;
 namespace CrocNet.Transport;
 
 /// <summary>
-/// A data connection over TCP: connect to the lane's port, send the hello line <c>{"channel":"…","uuid":"…"}\n</c>,
-/// expect <c>ok\n</c>.
+/// A leg over TCP: connect to the lane's port, send the hello line <c>{"channel":"…","uuid":"…"}\n</c> (with
+/// <c>"auth"</c> for a private relay), expect <c>ok\n</c>. TCP legs stay plain TCP even for an <c>https://</c> relay:
+/// everything on them is already end-to-end encrypted and authenticated.
 /// </summary>
 internal sealed class TcpStapleTransport : IStapleTransport
 {
@@ -17,6 +18,15 @@ internal sealed class TcpStapleTransport : IStapleTransport
 
     public async ValueTask<Stream> ConnectAsync(StapleTarget target, int lane, StapleTicket ticket, CancellationToken cancellationToken)
     {
+        var socket = await OpenAsync(target, lane, null, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+        return await HelloAsync(socket, lane, ticket, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Connects the socket of lane <paramref name="lane"/>, within <paramref name="bound"/> if one is given.</summary>
+    /// <exception cref="SocketException">The port could not be reached.</exception>
+    /// <exception cref="TcpConnectTimeoutException">The bound passed first.</exception>
+    public static async Task<Socket> OpenAsync(StapleTarget target, int lane, TimeSpan? bound, TimeProvider time, CancellationToken cancellationToken)
+    {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp)
         {
             NoDelay = true,
@@ -25,31 +35,48 @@ internal sealed class TcpStapleTransport : IStapleTransport
         };
         try
         {
-            await socket.ConnectAsync(target.Host, target.Ports[lane], cancellationToken).ConfigureAwait(false);
-            var stream = new NetworkStream(socket, ownsSocket: true);
+            if (bound is not { } limit)
+            {
+                await socket.ConnectAsync(target.Host, target.Ports[lane], cancellationToken).ConfigureAwait(false);
+                return socket;
+            }
+
+            using var deadline = ProtocolTimings.After(limit, time, cancellationToken);
             try
             {
-                await stream.WriteAsync(BuildHello(ticket), cancellationToken).ConfigureAwait(false);
-                var reply = await ReadLineAsync(stream, cancellationToken).ConfigureAwait(false);
-                if (reply == CrocWire.HelloOk)
-                {
-                    return stream;
-                }
-
-                var code = (reply.StartsWith(CrocWire.HelloErrorPrefix, StringComparison.Ordinal)
-                    ? CrocWire.SafeCode(reply[CrocWire.HelloErrorPrefix.Length..].Trim())
-                    : null) ?? "bad_reply";
-                throw new CrocRelayException(CrocErrorCode.RelayRefused, $"The relay refused data connection {lane + 1} ({code}).", code);
+                await socket.ConnectAsync(target.Host, target.Ports[lane], deadline.Token).ConfigureAwait(false);
+                return socket;
             }
-            catch
+            catch (OperationCanceledException ex) when (deadline.Expired && !cancellationToken.IsCancellationRequested)
             {
-                await stream.DisposeAsync().ConfigureAwait(false);
-                throw;
+                throw new TcpConnectTimeoutException($"Data port {target.Ports[lane]} did not accept a connection within {limit}.", ex);
             }
         }
         catch
         {
             socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Says hello on a connected socket (which it then owns) and returns the leg once the relay said <c>ok</c>.</summary>
+    public static async Task<Stream> HelloAsync(Socket socket, int lane, StapleTicket ticket, CancellationToken cancellationToken)
+    {
+        var stream = new NetworkStream(socket, ownsSocket: true);
+        try
+        {
+            await stream.WriteAsync(BuildHello(ticket), cancellationToken).ConfigureAwait(false);
+            var reply = await ReadLineAsync(stream, cancellationToken).ConfigureAwait(false);
+            if (reply == CrocWire.HelloOk)
+            {
+                return stream;
+            }
+
+            throw Refusal(reply, lane, ticket);
+        }
+        catch
+        {
+            await stream.DisposeAsync().ConfigureAwait(false);
             throw;
         }
     }
@@ -62,12 +89,37 @@ internal sealed class TcpStapleTransport : IStapleTransport
             writer.WriteStartObject();
             writer.WriteString(CrocWire.HelloChannel, ticket.Channel);
             writer.WriteString(CrocWire.HelloUuid, ticket.Uuid);
+            if (ticket.RelayPassword is { } password)
+            {
+                writer.WriteString(CrocWire.HelloAuth, password);
+            }
+
             writer.WriteEndObject();
         }
 
         buffer.WriteByte((byte)'\n');
         return buffer.ToArray();
     }
+
+    /// <summary>The error for a hello reply other than <c>ok</c> (TCP and WebSocket legs alike); never retried.</summary>
+    internal static CrocRelayException Refusal(string reply, int lane, StapleTicket ticket)
+    {
+        var code = (reply.StartsWith(CrocWire.HelloErrorPrefix, StringComparison.Ordinal)
+            ? CrocWire.SafeCode(reply[CrocWire.HelloErrorPrefix.Length..].Trim())
+            : null) ?? "bad_reply";
+        return code == CrocWire.Errors.Unauthorized
+            ? AccessDenied($"the relay refused data connection {lane + 1}", ticket.RelayPassword is not null, code, null)
+            : new CrocRelayException(CrocErrorCode.RelayRefused, $"The relay refused data connection {lane + 1} ({code}).", code);
+    }
+
+    /// <summary>The one message for a private relay's refusal; it never quotes the password.</summary>
+    internal static CrocRelayException AccessDenied(string what, bool passwordGiven, string? code, int? status) => new(
+        CrocErrorCode.RelayAccessDenied,
+        passwordGiven
+            ? $"The relay is private and the relay password given is wrong ({what}). Check RelayPassword with the relay's operator."
+            : $"The relay is private: it needs a relay password and none was given ({what}). Set RelayPassword (WithRelayPassword).",
+        code ?? CrocWire.Errors.Unauthorized,
+        status);
 
     /// <summary>Reads the relay's one-line reply byte by byte so no peer data behind it is consumed.</summary>
     private static async Task<string> ReadLineAsync(Stream stream, CancellationToken cancellationToken)
@@ -97,3 +149,6 @@ internal sealed class TcpStapleTransport : IStapleTransport
         }
     }
 }
+
+/// <summary>A TCP data port did not accept a connection within the bound <see cref="CrocTransport.Auto"/> gives it.</summary>
+internal sealed class TcpConnectTimeoutException(string message, Exception innerException) : TimeoutException(message, innerException);
