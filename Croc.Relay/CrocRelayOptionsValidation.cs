@@ -90,10 +90,12 @@ internal sealed class CrocRelayOptionsValidator : IValidateOptions<CrocRelayOpti
             }
         }
 
-        if (options.Password is { } password && (password.Length is 0 or > 256 || password.Any(char.IsControl)))
+        if (options.Password is { } password
+            && (password.Length is 0 or > 256 || password.Any(c => c is < ' ' or > '~') || password[0] == ' ' || password[^1] == ' '))
         {
-            // Never quote the password itself.
-            failures.Add("Password must be 1-256 characters without control characters, or unset.");
+            // Never quote the password itself. It travels in an HTTP header, which carries printable ASCII and loses
+            // outer spaces.
+            failures.Add("Password must be 1-256 printable ASCII characters, without leading or trailing spaces, or unset.");
         }
 
         if (options.ListenAddress is { } address && !IPAddress.TryParse(address, out _))
@@ -108,10 +110,11 @@ internal sealed class CrocRelayOptionsValidator : IValidateOptions<CrocRelayOpti
 
         // One transfer waits on every port at once, and both participants may connect from one address: limits below
         // that would refuse every transfer.
-        var portCount = Math.Max(options.Ports?.Count ?? 0, options.Lanes ?? 0);
+        // The lanes a transfer uses: one per port, or Lanes (default 4) on a relay without TCP listeners.
+        var portCount = options.Ports is { Count: > 0 } listed ? listed.Count : options.Lanes ?? 4;
         if (options.MaxWaitingConnections < portCount || options.MaxWaitingConnectionsPerAddress < portCount)
         {
-            failures.Add(FormattableString.Invariant($"MaxWaitingConnections and MaxWaitingConnectionsPerAddress must be at least the number of ports ({portCount}): one transfer waits on every port."));
+            failures.Add(FormattableString.Invariant($"MaxWaitingConnections and MaxWaitingConnectionsPerAddress must be at least the number of ports ({portCount}): one transfer waits on every port (lane)."));
         }
 
         if (options.MaxConnections < 2 * portCount || options.MaxConnectionsPerAddress < 2 * portCount)

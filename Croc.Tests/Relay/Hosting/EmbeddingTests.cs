@@ -302,9 +302,12 @@ public class CrocRelayOptionsTests
     [TestCase("connections-range", "MaxConnections must be between 1 and 1000000, or unset")]
     [TestCase("lanes-vs-ports", "Lanes (3) must equal the number of ports (4)")]
     [TestCase("lanes-range", "Lanes must be between 1 and 64")]
+    [TestCase("waiting-below-default-lanes", "MaxWaitingConnections and MaxWaitingConnectionsPerAddress must be at least the number of ports (4)")]
     [TestCase("keepalive", "WebSocketKeepAliveInterval must be between")]
     [TestCase("proxy", "TrustedProxies: '10.0.0.0/33'")]
-    [TestCase("password", "Password must be 1-256 characters")]
+    [TestCase("password", "Password must be 1-256 printable ASCII characters")]
+    [TestCase("password-outer-space", "Password must be 1-256 printable ASCII characters")]
+    [TestCase("password-non-ascii", "Password must be 1-256 printable ASCII characters")]
     public void Validate_BadSetting_FailsNamingIt(string which, string expected)
     {
         var options = new CrocRelayOptions();
@@ -332,9 +335,12 @@ public class CrocRelayOptionsTests
             case "connections-range": options.MaxConnections = 2_000_000; break;
             case "lanes-vs-ports": options.Lanes = 3; break;
             case "lanes-range": options.Ports = []; options.Lanes = 0; break;
+            case "waiting-below-default-lanes": options.Ports = []; options.MaxWaitingConnectionsPerAddress = 3; break;
             case "keepalive": options.WebSocketKeepAliveInterval = TimeSpan.Zero; break;
             case "proxy": options.TrustedProxies = ["127.0.0.1", "10.0.0.0/33"]; break;
             case "password": options.Password = "line\nbreak"; break;
+            case "password-outer-space": options.Password = "secret "; break;
+            case "password-non-ascii": options.Password = "pässword"; break;
         }
 
         var result = new CrocRelayOptionsValidator().Validate(null, options);
