@@ -9,7 +9,7 @@ groups = {}
 for row in rows:
     groups.setdefault((row["case"], row["tool"]), []).append(row)
 
-TOOLS = {"ours": "Croc for .NET (native AOT)", "ours-jit": "Croc for .NET (JIT runtime)", "wormhole": "magic-wormhole (transit relay)", "bare": "bare socat relay hop"}
+TOOLS = {"ours": "Croc for .NET (native AOT)", "ours-jit": "Croc for .NET (JIT runtime)", "ours-ws": "Croc for .NET, WebSocket legs", "ours-wss": "Croc for .NET, wss legs through nginx TLS", "wormhole": "magic-wormhole (transit relay)", "bare": "bare socat relay hop"}
 MIB = 1048576
 
 
@@ -36,7 +36,7 @@ print("Wall = from starting sender and recipient together (handshake and process
       "relay (its mailbox server is not counted), or the middle socat. The bare folder case is `tar c | socat hop | tar x`. Ratio = our (native AOT) median wall / that tool's. “JIT runtime” is the same program as a plain Release build: the library as it runs inside a .NET app.\n")
 print("| case | tool | median wall s | min–max s | throughput | CPU s send / recv / relay | peak RSS MiB send / recv / relay | ours ÷ this |")
 print("|---|---|---:|---:|---:|---|---|---:|")
-order = {"ours": 0, "ours-jit": 1, "wormhole": 2, "bare": 3}
+order = {"ours": 0, "ours-jit": 1, "ours-ws": 2, "ours-wss": 3, "wormhole": 4, "bare": 5}
 cases = []
 for row in rows:
     if row["case"] not in cases:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end transfer benchmark: Croc for .NET vs magic-wormhole (relay path) vs a bare TCP relay hop.
 #
-#   bash bench/run.sh [--install-peers] [--runs N] [--quick] [--only ours,ours-jit,wormhole,bare] [--ports N] [--out FILE]
+#   bash bench/run.sh [--install-peers] [--runs N] [--quick] [--only ours,ours-jit,ours-ws,ours-wss,wormhole,bare] [--ports N] [--out FILE]
 #
 #   --install-peers  apt-get install the peers and tools (time, socat, magic-wormhole, its mailbox server and
 #                    transit relay); without it they must already be installed
@@ -9,7 +9,10 @@
 #   --quick          64 MiB file and 1,000 small files instead of 1 GiB and 10,000 (a smoke run)
 #   --only LIST      run only these tools (comma-separated): ours = our tool published native AOT (as the croc
 #                    command line ships); ours-jit = the same program as a plain Release build on the JIT runtime
-#                    (the library as it runs inside a .NET app); wormhole; bare
+#                    (the library as it runs inside a .NET app); ours-ws = ours with every data connection a
+#                    WebSocket leg to the same relay (no proxy); ours-wss = ours through a real nginx terminating TLS
+#                    in front of the relay, every leg a wss:// WebSocket (the relay's TCP ports unreachable);
+#                    wormhole; bare
 #   --ports N        TCP ports (= stapled connections) our relay offers (default 4; an experiment knob)
 #   --r2r            the ours-jit row uses a ReadyToRun publish instead of the plain build
 #   --memory MODE    how the VM's memory is treated (docs/benchmarks.md, "The VM's memory"); every tool alike:
@@ -36,7 +39,7 @@ SELF="$ROOT/bench/run.sh"
 RUNS=3
 QUICK=0
 INSTALL=0
-ONLY="ours,ours-jit,wormhole,bare"
+ONLY="ours,ours-jit,ours-ws,ours-wss,wormhole,bare"
 PORTS=4
 OUT=""
 INNER=0
@@ -75,7 +78,7 @@ log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # ---------------------------------------------------------------- outer phase: tools, build, data
 if [ "$INNER" = 0 ]; then
-  PKGS="time socat magic-wormhole python3-magic-wormhole-mailbox-server magic-wormhole-transit-relay"
+  PKGS="time socat magic-wormhole python3-magic-wormhole-mailbox-server magic-wormhole-transit-relay nginx openssl"
   if [ "$INSTALL" = 1 ]; then
     log "installing peers: $PKGS"
     apt-get update -qq
@@ -86,6 +89,10 @@ if [ "$INNER" = 0 ]; then
   [ -x /usr/bin/time ] || missing="$missing time"
   command -v python3 >/dev/null || missing="$missing python3"
   if has bare; then command -v socat >/dev/null || missing="$missing socat"; fi
+  if has ours-wss; then
+    { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || missing="$missing nginx"
+    command -v openssl >/dev/null || missing="$missing openssl"
+  fi
   if has wormhole; then
     command -v wormhole >/dev/null || missing="$missing magic-wormhole"
     command -v twistd3 >/dev/null || missing="$missing python3-twisted"
@@ -100,7 +107,7 @@ if [ "$INNER" = 0 ]; then
   mkdir -p "$DATA"
   # Build output goes to a log, shown when the build fails (dotnet writes compiler errors to stdout).
   build() { local what="$1"; shift; "$@" > "$DATA/build.log" 2>&1 || { cat "$DATA/build.log" >&2; echo "$what failed" >&2; exit 1; }; }
-  if { has ours || has ours-jit; } && [ -z "${CROC_BENCH_BIN:-}" ]; then
+  if { has ours || has ours-jit || has ours-ws || has ours-wss; } && [ -z "${CROC_BENCH_BIN:-}" ]; then
     log "publishing Release, native AOT"
     rm -rf "$DATA/aot"
     build "native AOT publish" dotnet publish "$ROOT/bench/Croc.TransferBench/Croc.TransferBench.csproj" -c Release -r linux-x64 \
@@ -236,13 +243,44 @@ start_ours() {
   OURS_URL=$(cat "$WORK/relay.url")
 }
 stop_ours() { kill "$OURS_RELAY"; wait "$OURS_RELAY" 2>/dev/null || true; }
-run_ours() { # case src run [tool binary]
-  local c0 t0 t1 sp rp code="cb${RANDOM}r$3-apple-river-stone" tool="${4:-ours}" bin="${5:-$BIN}"
+# ---- ours-wss: nginx on 127.0.0.1:8443 terminates TLS (a self-signed certificate made here) and forwards the routes
+# and the WebSocket upgrades to our relay; it forwards no TCP port, and the legs are forced to WebSocket.
+start_nginx() {
+  local nginx; nginx=$(command -v nginx || echo /usr/sbin/nginx)
+  mkdir -p "$WORK/nginx"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj "/CN=127.0.0.1" \
+    -addext "subjectAltName=IP:127.0.0.1" -keyout "$WORK/nginx/key.pem" -out "$WORK/nginx/cert.pem" 2>/dev/null
+  cat > "$WORK/nginx/nginx.conf" <<CONF
+daemon off; master_process off; worker_processes 1; pid $WORK/nginx/nginx.pid; error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off; client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fcgi; uwsgi_temp_path $WORK/nginx/uwsgi; scgi_temp_path $WORK/nginx/scgi;
+  map \$http_upgrade \$connection_upgrade { default upgrade; '' close; }
+  server {
+    listen 127.0.0.1:8443 ssl;
+    ssl_certificate $WORK/nginx/cert.pem; ssl_certificate_key $WORK/nginx/key.pem;
+    location / {
+      proxy_pass ${OURS_URL}; proxy_http_version 1.1;
+      proxy_set_header Upgrade \$http_upgrade; proxy_set_header Connection \$connection_upgrade;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_buffering off; proxy_request_buffering off; proxy_read_timeout 300s; proxy_send_timeout 300s;
+    }
+  }
+}
+CONF
+  "$nginx" -p "$WORK/nginx/" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" & NGINX=$!; PIDS+=("$NGINX")
+  wait_for_port 8443
+}
+stop_nginx() { kill "$NGINX"; wait "$NGINX" 2>/dev/null || true; }
+run_ours() { # case src run [tool] [binary] [relay url] [client args...]
+  local c0 t0 t1 sp rp code="cb${RANDOM}r$3-apple-river-stone" tool="${4:-ours}" bin="${5:-$BIN}" url="${6:-$OURS_URL}"
+  local extra=("${@:7}")
   fresh_out
   c0=$(proc_cpu "$OURS_RELAY")
   t0=$(now)
-  timed "$WORK/s.time" "$bin" send --relay "$OURS_URL" --code "$code" "$2" > "$WORK/s.log" 2>&1 & sp=$!
-  timed "$WORK/r.time" "$bin" receive --relay "$OURS_URL" --code "$code" --out "$OUTDIR" > "$WORK/r.log" 2>&1 & rp=$!
+  timed "$WORK/s.time" "$bin" send --relay "$url" --code "$code" "${extra[@]}" "$2" > "$WORK/s.log" 2>&1 & sp=$!
+  timed "$WORK/r.time" "$bin" receive --relay "$url" --code "$code" --out "$OUTDIR" "${extra[@]}" > "$WORK/r.log" 2>&1 & rp=$!
   if ! wait "$sp" || ! wait "$rp"; then kill "$sp" "$rp" 2>/dev/null; cat "$WORK/s.log" "$WORK/r.log" >&2; exit 1; fi
   t1=$(now)
   verify "$2" "$OUTDIR/$(basename "$2")"
@@ -312,16 +350,20 @@ for entry in "${CASES[@]}"; do
   case "$name" in *"$CASE_FILTER"*) ;; *) continue ;; esac
   log "case $name"
   if [ -d "$src" ]; then KEEP_OUT=1; WARM_MIB=0; else KEEP_OUT=0; WARM_MIB=$(( $(stat -c %s "$src") / 1048576 + 16 )); fi
-  { has ours || has ours-jit; } && start_ours
+  { has ours || has ours-jit || has ours-ws || has ours-wss; } && start_ours
+  has ours-wss && start_nginx
   has wormhole && start_wormhole
   for run in $(seq 1 "$RUNS"); do
     # The 1-minute load average just before each run, recorded with it: other work on this machine shows up there.
     has ours && { RUN_LOAD=$(cut -d' ' -f1 /proc/loadavg); run_ours "$name" "$src" "$run"; }
     has ours-jit && { RUN_LOAD=$(cut -d' ' -f1 /proc/loadavg); run_ours "$name" "$src" "$run" ours-jit "$BIN_JIT"; }
+    has ours-ws && { RUN_LOAD=$(cut -d' ' -f1 /proc/loadavg); run_ours "$name" "$src" "$run" ours-ws "$BIN" "$OURS_URL" --transport websocket; }
+    has ours-wss && { RUN_LOAD=$(cut -d' ' -f1 /proc/loadavg); run_ours "$name" "$src" "$run" ours-wss "$BIN" https://127.0.0.1:8443 --transport websocket --trust-cert "$WORK/nginx/cert.pem"; }
     has wormhole && { RUN_LOAD=$(cut -d' ' -f1 /proc/loadavg); run_wormhole "$name" "$src" "$run"; }
     has bare && { RUN_LOAD=$(cut -d' ' -f1 /proc/loadavg); run_bare "$name" "$src" "$run"; }
   done
-  { has ours || has ours-jit; } && stop_ours
+  has ours-wss && stop_nginx
+  { has ours || has ours-jit || has ours-ws || has ours-wss; } && stop_ours
   has wormhole && stop_wormhole
   rm -rf "$WORK"/out-*; OUTDIR=""; sync
   sleep 6  # let ext4 forget the freed inodes before the next case creates files

@@ -130,8 +130,8 @@ public class RelayAccessTests
     [CancelAfter(30_000)]
     public async Task ForcedWebSocket_RelayWithoutWebSocketLegs_RefusedAtJoinAndTheChannelClosed(CancellationToken cancellationToken)
     {
-        // This relay's state does not say "ws": to a client, a relay without WebSocket legs.
-        await using var relay = await StartRelayAsync(cancellationToken);
+        // WebSocket legs switched off: the state says "ws": false.
+        await using var relay = await StartRelayAsync(cancellationToken, o => o.Relay.WebSockets = false);
         var sender = NewCroc(relay.BaseAddress, o => o.WithTransport(CrocTransport.WebSocket));
         var code = Croc.GenerateCode();
 

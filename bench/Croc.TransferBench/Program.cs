@@ -4,6 +4,7 @@
 //                                                       write its URL to <f>; run until killed
 //   send    --relay <url> --code <code> <path>          send a file or folder
 //   receive --relay <url> --code <code> --out <dir>     receive into <dir>, overwriting
+//           send and receive also take --transport auto|tcp|websocket and --trust-cert <pem> (a self-signed https relay)
 //   micro   [--mib N]                                   single-thread costs per MiB: SHA-256, AES-256-GCM, copy
 //
 // Every role writes timestamped stage changes to stderr when CROC_BENCH_TRACE=1 (milliseconds since process
@@ -44,6 +45,22 @@ for (var i = 1; i < args.Length; i++)
 }
 
 string Need(string name) => options.TryGetValue(name, out var value) ? value : throw new ArgumentException($"--{name} is required");
+
+// The client settings send and receive share: the relay, the legs' transport, a certificate to trust.
+Croc NewClient(string relay) => Croc.New(o =>
+{
+    o.WithRelay(relay);
+    if (options.TryGetValue("transport", out var transport))
+    {
+        o.WithTransport(Enum.Parse<CrocTransport>(transport, ignoreCase: true));
+    }
+
+    if (options.TryGetValue("trust-cert", out var certificate))
+    {
+        o.TrustRelayCertificate(System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificate(
+            System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(certificate)).RawData));
+    }
+});
 
 Trace("main");
 using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(30));
@@ -130,7 +147,7 @@ Progress<TransferProgress> StageTracer()
 
 async Task<int> SendAsync(string relay, string code, string path, CancellationToken cancellationToken)
 {
-    var croc = Croc.New(o => o.WithRelay(relay));
+    var croc = NewClient(relay);
     var result = await croc.SendAsync(SendContent.FromPath(path), new SendOptions { Code = code, Progress = trace ? StageTracer() : null }, cancellationToken);
     Trace($"sent {result.Files.Count} files, {result.TotalBytes} bytes in {result.Duration.TotalMilliseconds:F0} ms");
     return 0;
@@ -139,7 +156,7 @@ async Task<int> SendAsync(string relay, string code, string path, CancellationTo
 async Task<int> ReceiveAsync(string relay, string code, string output, CancellationToken cancellationToken)
 {
     Directory.CreateDirectory(output);
-    var croc = Croc.New(o => o.WithRelay(relay));
+    var croc = NewClient(relay);
     var receive = new ReceiveOptions { OutputDirectory = output, Overwrite = CrocOverwritePolicy.Overwrite, Progress = trace ? StageTracer() : null };
     var result = await croc.ReceiveAsync(code, receive, cancellationToken);
     Trace($"received {result.Files.Count} files, {result.TotalBytes} bytes in {result.Duration.TotalMilliseconds:F0} ms");
