@@ -12,7 +12,7 @@ public class SecretLoggingTests
     [CancelAfter(60_000)]
     public async Task Transfer_TraceLoggingEverywhere_NeverLogsCodeSecretOrTokens(CancellationToken cancellationToken)
     {
-        var sink = new CapturingProvider();
+        var sink = new CapturingLoggerProvider();
         using var factory = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Trace).AddProvider(sink));
         await using var relay = await CrocRelayServer.StartAsync(o =>
         {
@@ -56,31 +56,6 @@ public class SecretLoggingTests
         {
             Directory.Delete(source, true);
             Directory.Delete(output, true);
-        }
-    }
-
-    private sealed class CapturingProvider : ILoggerProvider
-    {
-        public ConcurrentQueue<string> Lines { get; } = new();
-
-        public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class Logger(CapturingProvider owner, string category) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state)
-                where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => true;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-            {
-                var structured = state is IEnumerable<KeyValuePair<string, object?>> pairs ? string.Join(";", pairs.Select(p => $"{p.Key}={p.Value}")) : "";
-                owner.Lines.Enqueue($"{category}|{eventId}|{formatter(state, exception)}|{structured}|{exception}");
-            }
         }
     }
 }

@@ -1,3 +1,4 @@
+using System.Security.Cryptography.X509Certificates;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
@@ -36,28 +37,34 @@ internal static class RelayTestKit
             cancellationToken);
 
     /// <summary>An HTTP client whose connections come from <paramref name="source"/> (any 127/8 address works on Linux).</summary>
-    public static HttpClient Client(Uri baseAddress, IPAddress? source = null)
+    public static HttpClient Client(Uri baseAddress, IPAddress? source = null) => new(Handler(source)) { BaseAddress = baseAddress };
+
+    /// <summary>
+    /// A handler whose connections come from <paramref name="source"/> (default 127.0.0.1); with <paramref name="trusted"/>,
+    /// TLS accepts exactly that certificate and nothing else.
+    /// </summary>
+    public static SocketsHttpHandler Handler(IPAddress? source, X509Certificate2? trusted = null) => new()
     {
-        var handler = new SocketsHttpHandler
+        ConnectCallback = async (context, token) =>
         {
-            ConnectCallback = async (context, token) =>
+            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            try
             {
-                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-                try
-                {
-                    socket.Bind(new IPEndPoint(source ?? IPAddress.Loopback, 0));
-                    await socket.ConnectAsync(context.DnsEndPoint, token);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-        };
-        return new HttpClient(handler) { BaseAddress = baseAddress };
-    }
+                socket.Bind(new IPEndPoint(source ?? IPAddress.Loopback, 0));
+                await socket.ConnectAsync(context.DnsEndPoint, token);
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        },
+        SslOptions = trusted is null ? new() : new()
+        {
+            RemoteCertificateValidationCallback = (_, certificate, _, _) => certificate is not null && certificate.GetRawCertData().AsSpan().SequenceEqual(trusted.RawData),
+        },
+    };
 
     public static async Task<RelayReply> PostRawAsync(HttpClient client, string route, string body, CancellationToken cancellationToken)
     {

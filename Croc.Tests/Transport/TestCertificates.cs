@@ -7,6 +7,7 @@ namespace CrocNet.Tests.Transport;
 /// <summary>Certificates made in the test for TLS on 127.0.0.1: a self-signed one, or a private CA and a server certificate it issued.</summary>
 internal static class TestCertificates
 {
+    /// <summary>A self-signed ECDSA server certificate (with its key) for 127.0.0.1, ::1 and localhost, valid for a day.</summary>
     public static X509Certificate2 SelfSigned(string name = "croc test relay")
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
@@ -38,6 +39,8 @@ internal static class TestCertificates
         var request = new CertificateRequest("CN=" + name, key, HashAlgorithmName.SHA256);
         var san = new SubjectAlternativeNameBuilder();
         san.AddIpAddress(IPAddress.Loopback);
+        san.AddIpAddress(IPAddress.IPv6Loopback);
+        san.AddDnsName("localhost");
         request.CertificateExtensions.Add(san.Build());
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));

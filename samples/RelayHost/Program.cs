@@ -3,12 +3,13 @@
 // Clients then use the relay URL http://<this host>:9009/croc
 var builder = WebApplication.CreateBuilder(args);
 
-builder.Services.AddCrocRelay(builder.Configuration.GetSection("CrocRelay")); // relay line 1 of 2
+builder.Services.AddCrocRelay(builder.Configuration.GetSection("CrocRelay")) // relay line 1 of 2
+    .AddHealthChecks();                                                        // optional: a real relay health check
 
 var app = builder.Build();
 
 app.MapGet("/", () => "RelayHost: a web app with a Croc relay under /croc.");
-app.MapGet("/health", () => Results.Ok(new { status = "healthy" }));
+app.MapHealthChecks("/health"); // unhealthy when the relay's listeners or its channel store fail
 
 app.MapCrocRelay("/croc"); // relay line 2 of 2 (returns the route group: add .RequireRateLimiting(...) etc. here)
 

@@ -21,21 +21,7 @@ public class RelayTlsTests
     [TearDown]
     public void TearDown() => _folder.Delete(recursive: true);
 
-    /// <summary>A self-signed server certificate for 127.0.0.1 and localhost.</summary>
-    internal static X509Certificate2 CreateCertificate()
-    {
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var request = new CertificateRequest("CN=croc relay test", key, HashAlgorithmName.SHA256);
-        var names = new SubjectAlternativeNameBuilder();
-        names.AddIpAddress(IPAddress.Loopback);
-        names.AddIpAddress(IPAddress.IPv6Loopback);
-        names.AddDnsName("localhost");
-        request.CertificateExtensions.Add(names.Build());
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], critical: false));
-        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, critical: false));
-        var now = DateTimeOffset.UtcNow;
-        return request.CreateSelfSigned(now.AddDays(-1), now.AddDays(1));
-    }
+    private static X509Certificate2 CreateCertificate() => Transport.TestCertificates.SelfSigned();
 
     /// <summary>An HTTP client that trusts exactly <paramref name="trusted"/> (as its own root), nothing else.</summary>
     internal static HttpClient TrustingClient(Uri baseAddress, X509Certificate2 trusted)

@@ -23,7 +23,7 @@ public sealed class NginxRelayTests
     public async Task StartAsync()
     {
         Assert.That(NginxProxy.Executable, Is.Not.Null, "nginx must be installed for these tests (.ci/run installs it)");
-        _certificate = NginxProxy.CreateCertificate();
+        _certificate = Transport.TestCertificates.SelfSigned();
         _relay = await StartRelayAsync(CancellationToken.None, o =>
         {
             o.Relay.TrustedProxies = ["127.0.0.1"];
@@ -71,8 +71,8 @@ public sealed class NginxRelayTests
             var data = System.Security.Cryptography.RandomNumberGenerator.GetBytes((8 * 1024 * 1024) + 17);
             var file = Path.Join(source, "through-nginx.bin");
             await File.WriteAllBytesAsync(file, data, cancellationToken);
-            using var senderHandler = Handler(Second, _certificate);
-            using var recipientHandler = Handler(Third, _certificate);
+            using var senderHandler = RelayTestKit.Handler(Second, _certificate);
+            using var recipientHandler = RelayTestKit.Handler(Third, _certificate);
             var sender = Croc.New(o => o.WithRelay(_nginx.BaseAddress).UseHttpMessageHandler(senderHandler).WithRetries(2, TimeSpan.FromMilliseconds(20)));
             var recipient = Croc.New(o => o.WithRelay(_nginx.BaseAddress).UseHttpMessageHandler(recipientHandler).WithRetries(2, TimeSpan.FromMilliseconds(20)));
 
@@ -120,28 +120,5 @@ public sealed class NginxRelayTests
     }
 
     /// <summary>An HTTP client to nginx whose connections come from <paramref name="source"/> and that trusts exactly the test certificate.</summary>
-    private HttpClient ThroughNginx(IPAddress source) => new(Handler(source, _certificate)) { BaseAddress = _nginx.BaseAddress };
-
-    internal static SocketsHttpHandler Handler(IPAddress source, X509Certificate2 trusted) => new()
-    {
-        ConnectCallback = async (context, token) =>
-        {
-            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            try
-            {
-                socket.Bind(new IPEndPoint(source, 0));
-                await socket.ConnectAsync(context.DnsEndPoint, token);
-                return new NetworkStream(socket, ownsSocket: true);
-            }
-            catch
-            {
-                socket.Dispose();
-                throw;
-            }
-        },
-        SslOptions = new SslClientAuthenticationOptions
-        {
-            RemoteCertificateValidationCallback = (_, certificate, _, _) => certificate is not null && certificate.GetRawCertData().AsSpan().SequenceEqual(trusted.RawData),
-        },
-    };
+    private HttpClient ThroughNginx(IPAddress source) => new(RelayTestKit.Handler(source, _certificate)) { BaseAddress = _nginx.BaseAddress };
 }

@@ -17,7 +17,7 @@ internal static class WebSocketTestKit
         var socket = new ClientWebSocket();
         socket.Options.CollectHttpResponseDetails = true;
         configure?.Invoke(socket.Options);
-        using var invoker = new HttpMessageInvoker(Handler(source));
+        using var invoker = new HttpMessageInvoker(RelayTestKit.Handler(source));
         try
         {
             await socket.ConnectAsync(StapleUri(baseAddress), invoker, cancellationToken);
@@ -37,7 +37,7 @@ internal static class WebSocketTestKit
         using var socket = new ClientWebSocket();
         socket.Options.CollectHttpResponseDetails = true;
         configure?.Invoke(socket.Options);
-        using var invoker = new HttpMessageInvoker(Handler(source));
+        using var invoker = new HttpMessageInvoker(RelayTestKit.Handler(source));
         try
         {
             await socket.ConnectAsync(StapleUri(baseAddress), invoker, cancellationToken);
@@ -164,23 +164,4 @@ internal static class WebSocketTestKit
             return true;
         }
     }
-
-    private static SocketsHttpHandler Handler(IPAddress? source) => new()
-    {
-        ConnectCallback = async (context, token) =>
-        {
-            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            try
-            {
-                socket.Bind(new IPEndPoint(source ?? IPAddress.Loopback, 0));
-                await socket.ConnectAsync(context.DnsEndPoint, token);
-                return new NetworkStream(socket, ownsSocket: true);
-            }
-            catch
-            {
-                socket.Dispose();
-                throw;
-            }
-        },
-    };
 }
