@@ -175,6 +175,7 @@ public sealed class CliRelayAccessTests : TransferTestBase
         using (var untrusting = await CliRun.CompleteAsync(["send", "--relay", url, "--code", Croc.GenerateCode(), Path.Combine(source, "s.bin")], cancellationToken, environment: environment))
         {
             Assert.That(await untrusting.ExitAsync(cancellationToken), Is.EqualTo(3), untrusting.Stderr);
+            Assert.That(untrusting.Stderr, Does.Contain("certificate was not accepted").And.Contain("trust it with --relay-cert <certificate file> (or CROC_RELAY_CERT)."));
         }
 
         // The sender trusts the PEM file, the recipient the DER one (from the environment).

@@ -619,6 +619,7 @@ public sealed class CliTests : TransferTestBase
     [TestCase("--certificate|relay.pem", "error: A certificate is given (--certificate, --certificate-key or --certificate-password) but --listen http://0.0.0.0:9009 is not https://")]
     [TestCase("--max-wait|soon", "error: --max-wait 'soon' is not valid: expected a duration")]
     [TestCase("--max-channels|0", "error: The relay settings are invalid: MaxChannels")]
+    [TestCase("--http-max-connections-per-address|0", "error: The relay settings are invalid: MaxConnectionsPerAddress")]
     [CancelAfter(30_000)]
     public async Task RelayCommand_BadSetting_OneLineExit1(string arguments, string expected, CancellationToken cancellationToken)
     {

@@ -198,6 +198,9 @@ public static partial class CrocCli
                 .Replace("Set RelayPassword (WithRelayPassword).", "Set CROC_RELAY_PASSWORD (or pass --relay-password).", StringComparison.Ordinal);
         }
 
+        // The library names its builder method; the person needs the flag or the variable.
+        message = message.Replace("trust it with TrustRelayCertificate.", "trust it with --relay-cert <certificate file> (or CROC_RELAY_CERT).", StringComparison.Ordinal);
+
         if (exception is CrocException { Code: CrocErrorCode.RelayRefused })
         {
             message = message
