@@ -84,6 +84,39 @@ public sealed class CliRelayAccessTests : TransferTestBase
 
     [Test]
     [CancelAfter(60_000)]
+    public async Task Send_EmbeddedRelayWithPassword_IsPrivateAndThePrintedCommandNeedsIt(CancellationToken cancellationToken)
+    {
+        var source = NewFolder();
+        var data = WriteRandomFile(Path.Combine(source, "e.bin"), 20_000);
+        var target = NewFolder();
+
+        // No --relay: the built-in relay (off port 9009 for the test) takes the password too.
+        using var send = new CliRun(
+            ["send", "--embedded-url", "http://127.0.0.1:0", "--embedded-ports", "0,0", "--discovery-port", "0", Path.Combine(source, "e.bin")],
+            environment: new Dictionary<string, string> { ["CROC_RELAY_PASSWORD"] = Password },
+            cancellationToken: cancellationToken);
+        var printed = await send.WaitForLineAsync("CROC_SECRET=", cancellationToken);
+        Assert.That(await send.WaitForLineAsync("The relay is private", cancellationToken), Does.Contain("CROC_RELAY_PASSWORD"));
+        Assert.That(printed, Does.Not.Contain(Password).And.Not.Contain("--relay-cert"));
+        var words = printed.Split(' ');
+        var environment = new Dictionary<string, string> { ["CROC_SECRET"] = words[0]["CROC_SECRET=".Length..] };
+
+        using (var without = await CliRun.CompleteAsync([.. words[2..], "--yes", "--out", target], cancellationToken, environment: environment))
+        {
+            Assert.That(await without.ExitAsync(cancellationToken), Is.EqualTo(3), without.Stderr);
+            Assert.That(without.Stderr, Does.Contain("CROC_RELAY_PASSWORD"));
+        }
+
+        environment["CROC_RELAY_PASSWORD"] = Password;
+        using var receive = await CliRun.CompleteAsync([.. words[2..], "--yes", "--out", target], cancellationToken, environment: environment);
+
+        Assert.That(await receive.ExitAsync(cancellationToken), Is.Zero, receive.Stderr);
+        Assert.That(await send.ExitAsync(cancellationToken), Is.Zero, send.Stderr);
+        Assert.That(File.ReadAllBytes(Path.Combine(target, "e.bin")), Is.EqualTo(data));
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
     public async Task SendReceive_WebSocketOnlyRelay_TransportWebSocketAndAutoTransfer(CancellationToken cancellationToken)
     {
         var source = NewFolder();

@@ -72,7 +72,8 @@ internal static class SendCommand
         }
         else
         {
-            relay = await LocalRelay.StartOwnAsync(embeddedUrl, embeddedPorts, loggerFactory, cancellationToken);
+            // A relay password makes this send's own relay private too.
+            relay = await LocalRelay.StartOwnAsync(embeddedUrl, embeddedPorts, access.Password, loggerFactory, cancellationToken);
             embedded = true;
             display.Info(relay.MovedFrom is { } taken
                 ? $"[grey]Port {taken.Port} or {Markup.Escape(string.Join(",", embeddedPorts))} is in use (another croc on this machine?): started this send's own relay on free ports instead, {Markup.Escape(relay.Advertised.ToString())} (TCP ports {Markup.Escape(string.Join(",", relay.Server!.Ports))}; it stops when this transfer ends).[/]"
@@ -97,7 +98,8 @@ internal static class SendCommand
         display.Always("code: " + operation.Code);
         display.Info("On the other computer run:");
         display.Info("  [bold]" + Markup.Escape(ReceiveCommandLine(relay.Advertised, operation.Code, console.CommandName, OperatingSystem.IsWindows())) + "[/]");
-        if (!embedded && RecipientNeeds(access) is { } needs)
+        // The built-in relay is plain http: a certificate this side trusts is nothing the recipient needs for it.
+        if (RecipientNeeds(embedded ? access with { Certificate = null } : access) is { } needs)
         {
             display.Info(Markup.Escape(needs));
         }
