@@ -456,7 +456,7 @@ public sealed class CliTests : TransferTestBase
         var relay = new CliRun(["relay", "--listen", "http://127.0.0.1:0", "--ports", "0,0", "--quiet"], cancellationToken: ctrlC.Token);
         var listening = await relay.WaitForLineAsync("relay listening at ", cancellationToken);
         var url = listening.Split(' ')[3];
-        Assert.That(listening, Does.Match(@"TCP ports \d+,\d+ on 127\.0\.0\.1\)"));
+        Assert.That(listening, Does.Match(@"\(TCP ports \d+,\d+ on 127\.0\.0\.1; WebSocket legs on /staple; plain http; open: no relay password\)"));
 
         var source = NewFolder();
         var data = WriteRandomFile(Path.Combine(source, "r.bin"), 200_000);
@@ -615,9 +615,11 @@ public sealed class CliTests : TransferTestBase
         Assert.That(relay.Stderr.TrimEnd(), Does.Not.Contain("\n"), "one line, no stack trace");
     }
 
-    [TestCase("--listen|https://127.0.0.1:0", "error: --listen 'https://127.0.0.1:0' is not valid: croc relay serves plain http:// only")]
+    [TestCase("--listen|https://127.0.0.1:0", "error: --listen https://127.0.0.1:0 is https:// but no certificate is given: pass --certificate <file>")]
+    [TestCase("--certificate|relay.pem", "error: A certificate is given (--certificate, --certificate-key or --certificate-password) but --listen http://0.0.0.0:9009 is not https://")]
     [TestCase("--max-wait|soon", "error: --max-wait 'soon' is not valid: expected a duration")]
     [TestCase("--max-channels|0", "error: The relay settings are invalid: MaxChannels")]
+    [TestCase("--http-max-connections-per-address|0", "error: The relay settings are invalid: MaxConnectionsPerAddress")]
     [CancelAfter(30_000)]
     public async Task RelayCommand_BadSetting_OneLineExit1(string arguments, string expected, CancellationToken cancellationToken)
     {
@@ -644,7 +646,7 @@ public sealed class CliTests : TransferTestBase
         await ctrlC.CancelAsync();
 
         Assert.That(await relay.ExitAsync(cancellationToken), Is.Zero, relay.Stderr);
-        Assert.That(listening, Does.Match(@"^relay listening at http://127\.0\.0\.1:\d+/ \(TCP ports \d+,\d+ on 127\.0\.0\.1\)"));
+        Assert.That(listening, Does.Match(@"^relay listening at http://127\.0\.0\.1:\d+/ \(TCP ports \d+,\d+ on 127\.0\.0\.1;"));
         Assert.That(others, Does.Match(@"^others use: --relay http://from-flag:\d+$"));
     }
 

@@ -42,4 +42,55 @@ public sealed class RelaySettingsTests
     [TestCase("-5s")]
     public void Time_Rejects(string text) =>
         Assert.That(() => RelaySettings.Time(text), Throws.TypeOf<FormatException>());
+
+    [Test]
+    public void Apply_TrustedProxiesAndWebSocketsFromFlags_ReachTheRelayOptions()
+    {
+        var options = Apply(["--trusted-proxies", "10.0.0.0/8,127.0.0.1", "--web-sockets", "false", "--ports", "0,0"]);
+
+        Assert.That(options.Relay.TrustedProxies, Is.EqualTo(new[] { "10.0.0.0/8", "127.0.0.1" }));
+        Assert.That(options.Relay.WebSockets, Is.False);
+        Assert.That(() => CrocRelayOptionsValidator.ThrowIfInvalid(options.Relay), Throws.Nothing);
+    }
+
+    [TestCase("none")]
+    [TestCase("")]
+    public void Apply_PortsNone_WebSocketOnlyRelay(string ports) =>
+        Assert.That(Apply(["--ports", ports]).Relay.Ports, Is.Empty);
+
+    [Test]
+    public void Apply_PortsNoneFromEnvironment_WebSocketOnlyRelay() =>
+        Assert.That(Apply([], new Dictionary<string, string> { ["CROC_PORTS"] = "none" }).Relay.Ports, Is.Empty);
+
+    [Test]
+    public void Apply_CertificateSettings_MapToTheServerOptionsPasswordFromEnvironment()
+    {
+        var options = Apply(
+            ["--listen", "https://127.0.0.1:0", "--certificate", "/etc/croc/relay.pem", "--certificate-key", "/etc/croc/relay.key"],
+            new Dictionary<string, string> { ["CROC_CERTIFICATE_PASSWORD"] = "pfx-secret", ["CROC_PASSWORD"] = "relay-secret" });
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(options.Url, Is.EqualTo("https://127.0.0.1:0"));
+            Assert.That(options.CertificatePath, Is.EqualTo("/etc/croc/relay.pem"));
+            Assert.That(options.CertificateKeyPath, Is.EqualTo("/etc/croc/relay.key"));
+            Assert.That(options.CertificatePassword, Is.EqualTo("pfx-secret"));
+            Assert.That(options.Relay.Password, Is.EqualTo("relay-secret"));
+        });
+    }
+
+    [Test]
+    public void All_CoversTheServerCertificateSettings() =>
+        Assert.That(RelaySettings.All.Select(s => s.Name), Is.SupersetOf(new[] { "Certificate", "CertificateKey", "CertificatePassword" }));
+
+    private static CrocRelayServerOptions Apply(string[] args, Dictionary<string, string>? environment = null)
+    {
+        var command = new System.CommandLine.Command("relay");
+        RelaySettings.AddTo(command);
+        var parse = command.Parse(args);
+        Assert.That(parse.Errors, Is.Empty);
+        var options = new CrocRelayServerOptions();
+        RelaySettings.Apply(options, parse, name => environment is not null && environment.TryGetValue(name, out var value) ? value : null);
+        return options;
+    }
 }

@@ -13,6 +13,24 @@ public static partial class CrocCli
         Description = "The relay URL, e.g. http://relay.example:9009 (default: CROC_RELAY; send: a built-in relay; receive: the relay on this machine, else the sender's, found on the local network).",
     };
 
+    internal static readonly Option<string?> RelayPasswordOption = new("--relay-password")
+    {
+        Description = "The password of a private relay (default: CROC_RELAY_PASSWORD; prefer the environment variable: a flag shows in the process list). Never printed or logged.",
+        HelpName = "password",
+    };
+
+    internal static readonly Option<string?> RelayCertOption = new("--relay-cert")
+    {
+        Description = "A certificate file (PEM or DER) to trust for an https:// relay with a self-signed or private certificate (default: CROC_RELAY_CERT).",
+        HelpName = "file",
+    };
+
+    internal static readonly Option<string?> TransportOption = new("--transport")
+    {
+        Description = "How data connections reach the relay: auto (TCP ports when offered and reachable, else WebSocket), tcp or websocket (default: CROC_TRANSPORT, else auto).",
+        HelpName = "auto|tcp|websocket",
+    };
+
     internal static readonly Option<string> CurveOption = new("--curve")
     {
         Description = "The SPAKE2 curve to propose (the recipient follows the sender).",
@@ -120,7 +138,7 @@ public static partial class CrocCli
     /// <summary>The options every transfer command takes (added to each, so that help lists them where they apply).</summary>
     internal static void AddTransferOptions(Command command)
     {
-        foreach (var option in new Option[] { RelayOption, QuietOption, NoProgressOption, DebugOption, EmbeddedUrlOption, EmbeddedPortsOption, DiscoveryPortOption, DiscoveryTargetOption })
+        foreach (var option in new Option[] { RelayOption, RelayPasswordOption, RelayCertOption, TransportOption, QuietOption, NoProgressOption, DebugOption, EmbeddedUrlOption, EmbeddedPortsOption, DiscoveryPortOption, DiscoveryTargetOption })
         {
             command.Options.Add(option);
         }
@@ -172,6 +190,24 @@ public static partial class CrocCli
                 .Replace("allow overwriting to replace it.", "pass --overwrite to replace it.", StringComparison.Ordinal);
         }
 
+        if (exception is CrocException { Code: CrocErrorCode.RelayAccessDenied })
+        {
+            // The library's advice names its option; here the person needs the flag or the variable.
+            message = message
+                .Replace("Check RelayPassword with the relay's operator.", "Check CROC_RELAY_PASSWORD (or --relay-password) with the relay's operator.", StringComparison.Ordinal)
+                .Replace("Set RelayPassword (WithRelayPassword).", "Set CROC_RELAY_PASSWORD (or pass --relay-password).", StringComparison.Ordinal);
+        }
+
+        // The library names its builder method; the person needs the flag or the variable.
+        message = message.Replace("trust it with TrustRelayCertificate.", "trust it with --relay-cert <certificate file> (or CROC_RELAY_CERT).", StringComparison.Ordinal);
+
+        if (exception is CrocException { Code: CrocErrorCode.RelayRefused })
+        {
+            message = message
+                .Replace("and Transport is Tcp. Use Transport Auto or WebSocket.", "and --transport is tcp. Use --transport auto or websocket.", StringComparison.Ordinal)
+                .Replace("and Transport is WebSocket. Use Transport Auto or Tcp.", "and --transport is websocket. Use --transport auto or tcp.", StringComparison.Ordinal);
+        }
+
         if (exception is CrocException { Code: CrocErrorCode.RelayRefused } && message.Contains("(not_found)", StringComparison.Ordinal))
         {
             message += " If the relay is served under a path (e.g. /croc), give it in full: --relay http://host:9009/croc.";
@@ -208,6 +244,67 @@ public static partial class CrocCli
         parse.GetValue(RelayOption) is { Length: > 0 } relay ? relay
         : console.GetEnvironmentVariable("CROC_RELAY") is { Length: > 0 } env ? env
         : null;
+
+    /// <summary>
+    /// The relay password, trusted certificate and transport from their flags or environment variables, read and checked
+    /// before anything goes on the network. The password is only ever handed to the library.
+    /// </summary>
+    internal static RelayAccess ReadRelayAccess(ParseResult parse, CliConsole console)
+    {
+        var password = parse.GetValue(RelayPasswordOption) is { Length: > 0 } flag ? flag
+            : console.GetEnvironmentVariable("CROC_RELAY_PASSWORD") is { Length: > 0 } env ? env
+            : null;
+
+        var (certSource, certPath) = parse.GetValue(RelayCertOption) is { Length: > 0 } certFlag ? ("--relay-cert", certFlag)
+            : console.GetEnvironmentVariable("CROC_RELAY_CERT") is { Length: > 0 } certEnv ? ("CROC_RELAY_CERT", certEnv)
+            : (null, null);
+        System.Security.Cryptography.X509Certificates.X509Certificate2? certificate = null;
+        if (certPath is not null)
+        {
+            try
+            {
+                // PEM or DER; of a PEM file that also holds a key, only the certificate is read.
+                certificate = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(certPath);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException or ArgumentException)
+            {
+                throw new CliException(ExitCodes.Usage, $"{certSource} '{certPath}' cannot be read as a PEM or DER certificate ({ex.GetType().Name}: {ex.Message})");
+            }
+        }
+
+        var (transportSource, transportText) = parse.GetValue(TransportOption) is { Length: > 0 } transportFlag ? ("--transport", transportFlag)
+            : console.GetEnvironmentVariable("CROC_TRANSPORT") is { Length: > 0 } transportEnv ? ("CROC_TRANSPORT", transportEnv)
+            : (null, "auto");
+        var transport = transportText.Trim().ToLowerInvariant() switch
+        {
+            "auto" => CrocTransport.Auto,
+            "tcp" => CrocTransport.Tcp,
+            "websocket" or "ws" => CrocTransport.WebSocket,
+            _ => throw new CliException(ExitCodes.Usage, $"{transportSource} '{transportText}' is not a transport: use auto, tcp or websocket."),
+        };
+        return new RelayAccess(password, certificate, transport);
+    }
+
+    /// <summary>How this side reaches the relay: its password (if private), a certificate to trust, the transport.</summary>
+    internal sealed record RelayAccess(string? Password, System.Security.Cryptography.X509Certificates.X509Certificate2? Certificate, CrocTransport Transport)
+    {
+        public void ApplyTo(CrocOptionsBuilder builder)
+        {
+            builder.WithTransport(Transport);
+            if (Password is not null)
+            {
+                builder.WithRelayPassword(Password);
+            }
+
+            if (Certificate is not null)
+            {
+                builder.TrustRelayCertificate(Certificate);
+            }
+        }
+
+        // A record prints its members: this one never does, it holds the password.
+        public override string ToString() => nameof(RelayAccess);
+    }
 
     private sealed class HelpWithEpilog(HelpAction inner) : SynchronousCommandLineAction
     {

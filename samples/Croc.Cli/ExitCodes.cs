@@ -30,14 +30,17 @@ public static class ExitCodes
           0    success
           1    usage error (bad option, missing or malformed code, nothing to send)
           2    authentication failed (the two sides used different codes)
-          3    relay unreachable or refused
+          3    relay unreachable or refused (also: a private relay's password missing or wrong)
           4    transfer failed (tampered data, hash mismatch, connection lost, timeout)
           5    refused (unsafe path, file exists, declined by the recipient)
           130  cancelled (Ctrl+C)
 
         Environment:
-          CROC_SECRET  the code, so it need not appear in the process list (send --code, receive [code])
-          CROC_RELAY   the relay URL when --relay is not given
+          CROC_SECRET          the code, so it need not appear in the process list (send --code, receive [code])
+          CROC_RELAY           the relay URL when --relay is not given
+          CROC_RELAY_PASSWORD  a private relay's password (--relay-password; never printed)
+          CROC_RELAY_CERT      a certificate file to trust for an https:// relay (--relay-cert)
+          CROC_TRANSPORT       auto, tcp or websocket (--transport)
         """;
 
     /// <summary>The help text's epilog for <c>croc relay</c>.</summary>
@@ -46,6 +49,8 @@ public static class ExitCodes
           0    stopped with Ctrl+C or SIGTERM
           1    usage error (bad option, environment variable or configuration file)
           3    cannot listen (an address or port is in use or not allowed)
+
+        A private relay: set CROC_PASSWORD (prefer it to --password). An https:// --listen needs --certificate.
         """;
 
     /// <summary>Maps an exception to its exit code.</summary>
@@ -54,7 +59,7 @@ public static class ExitCodes
         CliException cli => cli.ExitCode,
         CrocAuthenticationException => AuthenticationFailed,
         CrocException { Code: CrocErrorCode.AuthenticationFailed } => AuthenticationFailed,
-        CrocException { Code: CrocErrorCode.RelayRefused or CrocErrorCode.RelayUnreachable } => Relay,
+        CrocException { Code: CrocErrorCode.RelayRefused or CrocErrorCode.RelayUnreachable or CrocErrorCode.RelayAccessDenied } => Relay,
         CrocException { Code: CrocErrorCode.UnsafePath or CrocErrorCode.FileExists or CrocErrorCode.TransferRejected } => Refused,
         CrocException { Code: CrocErrorCode.InvalidCode or CrocErrorCode.SourceNotFound } => Usage,
         Microsoft.Extensions.Options.OptionsValidationException => Usage,

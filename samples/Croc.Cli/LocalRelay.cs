@@ -28,12 +28,13 @@ internal static class LocalRelay
     /// or relay on this machine, or any other program), it starts on free ports instead: a send never borrows a
     /// relay it does not own, which would stop when its owner's transfer ends.
     /// </summary>
-    public static async Task<Found> StartOwnAsync(string url, IList<int> ports, ILoggerFactory? loggerFactory, CancellationToken cancellationToken)
+    /// <remarks>With <paramref name="password"/> the relay is private: the recipient must give the same password.</remarks>
+    public static async Task<Found> StartOwnAsync(string url, IList<int> ports, string? password, ILoggerFactory? loggerFactory, CancellationToken cancellationToken)
     {
         var bind = ParseUrl(url, "--embedded-url");
         try
         {
-            var server = await StartAsync(url, ports, bind, loggerFactory, cancellationToken);
+            var server = await StartAsync(url, ports, bind, password, loggerFactory, cancellationToken);
             return new Found(server, server.BaseAddress, Advertise(bind, server.BaseAddress));
         }
         catch (Exception ex) when (IsAddressInUse(ex))
@@ -41,7 +42,7 @@ internal static class LocalRelay
             var free = new UriBuilder(bind) { Port = 0 }.Uri.GetLeftPart(UriPartial.Authority);
             try
             {
-                var server = await StartAsync(free, [.. ports.Select(_ => 0)], bind, loggerFactory, cancellationToken);
+                var server = await StartAsync(free, [.. ports.Select(_ => 0)], bind, password, loggerFactory, cancellationToken);
                 return new Found(server, server.BaseAddress, Advertise(bind, server.BaseAddress), bind);
             }
             catch (Exception again) when (IsAddressInUse(again))
@@ -53,13 +54,14 @@ internal static class LocalRelay
         }
     }
 
-    private static Task<CrocRelayServer> StartAsync(string url, IList<int> ports, Uri bind, ILoggerFactory? loggerFactory, CancellationToken cancellationToken) =>
+    private static Task<CrocRelayServer> StartAsync(string url, IList<int> ports, Uri bind, string? password, ILoggerFactory? loggerFactory, CancellationToken cancellationToken) =>
         CrocRelayServer.StartAsync(
             o =>
             {
                 o.Url = url;
                 o.Relay.Ports = ports;
                 o.Relay.ListenAddress = ListenAddressFor(bind);
+                o.Relay.Password = password;
                 o.LoggerFactory = loggerFactory;
             },
             cancellationToken);

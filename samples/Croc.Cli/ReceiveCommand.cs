@@ -54,6 +54,7 @@ internal static class ReceiveCommand
 
         var outputDirectory = settings.Stdout ? null : Path.GetFullPath(settings.Output ?? Directory.GetCurrentDirectory());
         var given = CrocCli.ExplicitRelay(parse, console) is { } explicitRelay ? LocalRelay.ParseRelay(explicitRelay) : null;
+        var access = CrocCli.ReadRelayAccess(parse, console);
         var targets = given is null ? DiscoveryTargets(parse) : [];
         var display = new TransferDisplay(console, dataOnStdout: settings.Stdout, parse.GetValue(CrocCli.QuietOption), parse.GetValue(CrocCli.NoProgressOption));
         var code = await ReadCodeAsync(console, display, settings.Code, cancellationToken);
@@ -65,6 +66,7 @@ internal static class ReceiveCommand
             // The code came from a sender who is already waiting: a channel that is still missing after a short
             // grace is a typo, and the person should hear so in seconds, not half a minute.
             o.WithRelay(relay).WithChannelWaitTimeout(ChannelGrace);
+            access.ApplyTo(o);
             if (loggerFactory is not null)
             {
                 o.UseLoggerFactory(loggerFactory);

@@ -22,8 +22,8 @@ internal static class RelaySettings
     /// <summary>The settings, in help order.</summary>
     public static readonly IReadOnlyList<Setting> All =
     [
-        new("Listen", "url", "The HTTP address to listen on (http:// only; put a TLS reverse proxy in front for https).", LocalRelay.DefaultUrl, (s, v) => s.Url = ListenUrl(v), Alias: "--url"),
-        new("Ports", "ports", "The TCP ports for the data connections: a range (9010-9013) or a list (9010,9011).", LocalRelay.DefaultPorts, (s, v) => s.Relay.Ports = Ports(v)),
+        new("Listen", "url", "The address to listen on: http://, or https:// with --certificate (http://[::]:port listens on IPv6 and IPv4).", LocalRelay.DefaultUrl, (s, v) => s.Url = ListenUrl(v), Alias: "--url"),
+        new("Ports", "ports", "The TCP ports for the data connections: a range (9010-9013) or a list (9010,9011); \"none\" (or empty) for a WebSocket-only relay.", LocalRelay.DefaultPorts, (s, v) => s.Relay.Ports = Ports(v)),
         new("Host", "host", "The host name or address clients should use for the TCP ports (default: the relay URL's host).", null, (s, v) => s.Relay.AdvertisedHost = v),
         new("PathBase", "path", "A path prefix the relay is served under, e.g. /croc (default: none).", null, (s, v) => s.PathBase = v),
         new("ChannelExpiry", "duration", "How long a channel may live in all.", "3h", (s, v) => s.Relay.ChannelExpiry = Time(v)),
@@ -51,6 +51,9 @@ internal static class RelaySettings
         new("WebSocketKeepAliveInterval", "duration", "How often a WebSocket data connection is pinged, so idle proxies keep it.", "15s", (s, v) => s.Relay.WebSocketKeepAliveInterval = Time(v)),
         new("TrustedProxies", "list", "Reverse proxies trusted to forward the client's address (X-Forwarded-For, Forwarded, PROXY protocol): addresses or CIDR networks, comma-separated (default: none).", null, (s, v) => s.Relay.TrustedProxies = List(v)),
         new("Password", "secret", "Make the relay private: clients must give this password (prefer the environment variable to the flag; default: an open relay).", null, (s, v) => s.Relay.Password = v, Alias: "--pass"),
+        new("Certificate", "file", "The TLS certificate of an https:// --listen: a .pfx (with its key), or a PEM certificate (its key in the same file or in --certificate-key).", null, (s, v) => s.CertificatePath = v),
+        new("CertificateKey", "file", "The PEM private key of a PEM --certificate, when it is in a file of its own.", null, (s, v) => s.CertificateKeyPath = v),
+        new("CertificatePassword", "secret", "The password of a .pfx --certificate or of an encrypted PEM key (prefer the environment variable to the flag).", null, (s, v) => s.CertificatePassword = v),
         new("HttpMaxConnections", "n", "The most HTTP connections open at once (default: derived from the file-descriptor limit).", null, (s, v) => s.MaxConnections = Count(v)),
         new("HttpMaxConnectionsPerAddress", "n", "The most HTTP connections from one client address.", "64", (s, v) => s.MaxConnectionsPerAddress = Count(v)),
         new("KeepAliveTimeout", "duration", "How long an idle HTTP connection is kept open.", "10s", (s, v) => s.KeepAliveTimeout = Time(v)),
@@ -129,13 +132,17 @@ internal static class RelaySettings
             throw new FormatException("expected an address such as http://0.0.0.0:9009");
         }
 
-        return uri.Scheme == "https"
-            ? throw new FormatException("croc relay serves plain http:// only; for https, put a TLS-terminating reverse proxy in front of it")
-            : text;
+        return text;
     }
 
     private static List<int> Ports(string text)
     {
+        if (text.Trim() is "" or "none")
+        {
+            // No TCP listeners: data connections come as WebSockets only (the relay checks that they are on).
+            return [];
+        }
+
         try
         {
             return LocalRelay.ParsePorts(text, "ports");

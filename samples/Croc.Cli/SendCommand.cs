@@ -58,6 +58,7 @@ internal static class SendCommand
         }
 
         var given = CrocCli.ExplicitRelay(parse, console) is { } explicitRelay ? LocalRelay.ParseRelay(explicitRelay) : null;
+        var access = CrocCli.ReadRelayAccess(parse, console);
         var embeddedUrl = parse.GetValue(CrocCli.EmbeddedUrlOption)!;
         var embeddedPorts = LocalRelay.ParsePorts(parse.GetValue(CrocCli.EmbeddedPortsOption)!, "--embedded-ports");
         LocalRelay.ParseUrl(embeddedUrl, "--embedded-url");
@@ -71,7 +72,8 @@ internal static class SendCommand
         }
         else
         {
-            relay = await LocalRelay.StartOwnAsync(embeddedUrl, embeddedPorts, loggerFactory, cancellationToken);
+            // A relay password makes this send's own relay private too.
+            relay = await LocalRelay.StartOwnAsync(embeddedUrl, embeddedPorts, access.Password, loggerFactory, cancellationToken);
             embedded = true;
             display.Info(relay.MovedFrom is { } taken
                 ? $"[grey]Port {taken.Port} or {Markup.Escape(string.Join(",", embeddedPorts))} is in use (another croc on this machine?): started this send's own relay on free ports instead, {Markup.Escape(relay.Advertised.ToString())} (TCP ports {Markup.Escape(string.Join(",", relay.Server!.Ports))}; it stops when this transfer ends).[/]"
@@ -82,6 +84,7 @@ internal static class SendCommand
         var croc = Croc.New(o =>
         {
             o.WithRelay(relay.Relay).WithCurve(parse.GetValue(CrocCli.CurveOption)!);
+            access.ApplyTo(o);
             if (loggerFactory is not null)
             {
                 o.UseLoggerFactory(loggerFactory);
@@ -95,6 +98,11 @@ internal static class SendCommand
         display.Always("code: " + operation.Code);
         display.Info("On the other computer run:");
         display.Info("  [bold]" + Markup.Escape(ReceiveCommandLine(relay.Advertised, operation.Code, console.CommandName, OperatingSystem.IsWindows())) + "[/]");
+        // The built-in relay is plain http: a certificate this side trusts is nothing the recipient needs for it.
+        if (RecipientNeeds(embedded ? access with { Certificate = null } : access) is { } needs)
+        {
+            display.Info(Markup.Escape(needs));
+        }
         await display.ShowUntilDoneAsync(operation.Completion, "sending");
         var result = await operation.Completion;
         display.Info(Markup.Escape(display.Summary("Sent", result, text)));
@@ -136,6 +144,19 @@ internal static class SendCommand
         var receive = isDefault ? $"{command} receive" : $"{command} receive --relay {address}";
         return windows ? $"{receive} {code}" : $"CROC_SECRET={code} {receive}";
     }
+
+    /// <summary>
+    /// What the recipient needs besides the printed command to reach the same relay: the password's variable (never its
+    /// value) and the certificate this side trusted.
+    /// </summary>
+    internal static string? RecipientNeeds(CrocCli.RelayAccess access) =>
+        (access.Password is not null, access.Certificate is not null) switch
+        {
+            (true, true) => "The relay is private and its certificate self-signed: the recipient also needs CROC_RELAY_PASSWORD set to the relay's password, and --relay-cert with the same certificate file.",
+            (true, false) => "The relay is private: the recipient also needs CROC_RELAY_PASSWORD set to the relay's password.",
+            (false, true) => "The relay's certificate is self-signed: the recipient also needs --relay-cert with the same certificate file.",
+            _ => null,
+        };
 
     /// <summary>A malformed code is a usage error naming where it came from (the library would call it an option).</summary>
     internal static void CheckCode(string code, string source)
