@@ -57,9 +57,12 @@ public class FrameFuzzTests
                     }
                 }
 
-                if (bytes.SequenceEqual(Genuine))
+                if (bytes.Count >= Genuine.Length && bytes.Take(Genuine.Length).SequenceEqual(Genuine))
                 {
-                    return; // an edit that undid itself
+                    // An edit that undid itself, or bytes appended after the authenticated end (an insertion just before
+                    // a last byte of the same value is one): the reader stops at the end mark and never reads them.
+                    Fuzzing.Check(ReadAll(bytes.ToArray(), out var whole).Count == Frames.Length && whole, "the genuine frames read to their end");
+                    return;
                 }
 
                 // Every frame handed out before the reader stops (at an error or at the end) is checked, not only

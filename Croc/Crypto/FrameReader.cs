@@ -8,7 +8,8 @@ internal readonly record struct Frame(FrameType Type, FrameFlags Flags, ReadOnly
 
 /// <summary>
 /// Reads and authenticates frames from one stream in one direction. Any failure (bad tag, wrong order,
-/// bytes after the end, a stream that stops before its end frame) is a typed <see cref="CrocTransferException"/>.
+/// a frame after the end, a stream that stops before its end frame) is a typed <see cref="CrocTransferException"/>;
+/// the reader stops at the end frame and never reads what may follow it.
 /// </summary>
 internal sealed class FrameReader : IDisposable
 {
