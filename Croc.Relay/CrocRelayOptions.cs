@@ -203,6 +203,24 @@ public sealed class CrocRelayOptions
     public IList<string> TrustedProxies { get; set; } = [];
 
     /// <summary>
+    /// Whether the TCP ports sit behind a load balancer that speaks the PROXY protocol (v1 or v2, e.g. HAProxy
+    /// <c>send-proxy-v2</c>, an AWS NLB with proxy protocol on). When on, every TCP connection from a
+    /// <see cref="TrustedProxies"/> address must start with a PROXY header, whose source is the client; one without is
+    /// refused (a receiver must not guess whether a header is there: a client reaching the ports directly from a
+    /// trusted network could otherwise name any address). When off, no PROXY header is read from anyone.
+    /// </summary>
+    /// <value>Default <see langword="false"/>.</value>
+    public bool ProxyProtocol { get; set; }
+
+    /// <summary>
+    /// Which forwarded header the trusted proxies write: <c>X-Forwarded-For</c> or RFC 7239 <c>Forwarded</c>. Only
+    /// that one is read: a proxy passes on whatever other header its client sent, so reading both would let a client
+    /// choose its own address.
+    /// </summary>
+    /// <value>Default <c>X-Forwarded-For</c> (nginx, HAProxy, cloud load balancers, Kubernetes ingresses).</value>
+    public string ForwardedHeader { get; set; } = "X-Forwarded-For";
+
+    /// <summary>
     /// A shared secret that makes this a private relay: every request and every leg must carry it
     /// (<c>Authorization: Bearer …</c> on HTTP requests and WebSocket legs, <c>"auth"</c> in a TCP hello), compared in
     /// constant time; others get <c>401 unauthorized</c> / <c>error unauthorized</c>. Never logged.

@@ -90,6 +90,16 @@ internal sealed class CrocRelayOptionsValidator : IValidateOptions<CrocRelayOpti
             }
         }
 
+        if (options.ForwardedHeader is not ("X-Forwarded-For" or "Forwarded"))
+        {
+            failures.Add($"ForwardedHeader must be X-Forwarded-For or Forwarded; '{options.ForwardedHeader}' is not.");
+        }
+
+        if (options.TrustedProxies is null)
+        {
+            failures.Add("TrustedProxies must be a list (empty for none), not null.");
+        }
+
         if (options.Password is { } password
             && (password.Length is 0 or > 256 || password.Any(c => c is < ' ' or > '~') || password[0] == ' ' || password[^1] == ' '))
         {

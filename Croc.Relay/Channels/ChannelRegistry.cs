@@ -81,6 +81,33 @@ internal sealed class ChannelRegistry : IDisposable
 
     internal void SetPorts(IReadOnlyList<int> ports) => _ports = Array.AsReadOnly(ports.ToArray());
 
+    /// <summary>
+    /// Checks the relay password for a request or leg from <paramref name="address"/> (<paramref name="allowed"/> runs
+    /// the check). A wrong or missing password spends one of the address's failed-lookup tokens; with none left the
+    /// check is not even run, so passwords cannot be guessed faster than <c>MaxFailedLookupsPerMinute</c>.
+    /// </summary>
+    internal bool Authorize(IPAddress address, Func<bool> allowed)
+    {
+        if (Access.IsOpen)
+        {
+            return true;
+        }
+
+        var key = LimitKey(address);
+        if (!_failures.HasToken(key))
+        {
+            return false;
+        }
+
+        if (allowed())
+        {
+            return true;
+        }
+
+        _failures.Take(key);
+        return false;
+    }
+
     /// <summary>The key the per-address limits count <paramref name="address"/> under.</summary>
     public IPAddress LimitKey(IPAddress address) => RelayAddress.LimitKey(address, Options.IPv6PrefixLength);
 

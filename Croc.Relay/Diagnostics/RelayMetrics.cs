@@ -33,13 +33,13 @@ internal sealed class RelayMetrics : IDisposable
         _expired = _meter.CreateCounter<long>("croc.relay.channels.expired", "{channel}", "Channels that expired before they were closed.");
         _closed = _meter.CreateCounter<long>("croc.relay.channels.closed", "{channel}", "Channels closed by a participant.");
         _bytes = _meter.CreateCounter<long>("croc.relay.bytes.piped", "By", "Bytes copied between stapled connections, both directions.");
-        _refusals = _meter.CreateCounter<long>("croc.relay.refusals", "{refusal}", "Refused HTTP requests and TCP hellos, tagged by code and transport.");
+        _refusals = _meter.CreateCounter<long>("croc.relay.refusals", "{refusal}", "Refused HTTP requests and leg hellos (TCP and WebSocket), tagged by code and transport.");
         _stapled = _meter.CreateCounter<long>("croc.relay.connections.stapled", "{pair}", "Connection pairs piped together.");
         _acceptErrors = _meter.CreateCounter<long>("croc.relay.accept.errors", "{error}", "Failed accepts on the TCP stapling listeners (e.g. out of file descriptors).");
         _meter.CreateObservableGauge("croc.relay.channels.held", () => Read(s => s.Channels()), "{channel}", "Channels held now: open, or closed and not yet forgotten (MaxChannels caps them).");
         _meter.CreateObservableGauge("croc.relay.legs.waiting", () => Read(s => s.Waiting()), "{leg}", "Data connections that said hello and wait for their peer.");
         _meter.CreateObservableGauge("croc.relay.pairs.piped", () => Volatile.Read(ref _piping), "{pair}", "Connection pairs moving data now.");
-        _meter.CreateObservableGauge("croc.relay.connections.open", () => Read(s => s.Connections()), "{connection}", "Open connections on the TCP stapling listeners (before, during and after their hello).");
+        _meter.CreateObservableGauge("croc.relay.connections.open", () => Read(s => s.Connections()), "{connection}", "Open data connections, TCP and WebSocket legs alike (before, during and after their hello).");
     }
 
     public Meter Meter => _meter;

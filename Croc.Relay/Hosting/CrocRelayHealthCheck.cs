@@ -68,9 +68,9 @@ public sealed class CrocRelayHealthCheck : IHealthCheck
             ["ports"] = string.Join(",", _registry.Ports),
         };
 
-        if (_registry.Ports.Count != options.Ports.Count)
+        if (!_listeners.Running || _registry.Ports.Count != options.Ports.Count)
         {
-            return HealthCheckResult.Unhealthy("The TCP stapling listeners are not running (the relay has not started, or it stopped).", data: data);
+            return HealthCheckResult.Unhealthy("The relay's data-connection service is not running (the relay has not started, or it stopped).", data: data);
         }
 
         if (_listeners.AcceptLoops.Any(loop => loop.IsCompleted))

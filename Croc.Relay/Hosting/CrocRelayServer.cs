@@ -87,7 +87,7 @@ public sealed class CrocRelayServer : IAsyncDisposable
             options.MaxConnections ?? FileDescriptorBudget.DefaultConnections(FileDescriptorBudget.Limit, MaxDefaultConnections),
             options.MaxConnectionsPerAddress,
             options.Relay.IPv6PrefixLength,
-            new IPNetworkList(options.Relay.TrustedProxies));
+            new IPNetworkList(options.Relay.TrustedProxies ?? []));
         builder.Services.AddSingleton(connections);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -294,7 +294,9 @@ public sealed class CrocRelayServer : IAsyncDisposable
         to.Lanes = from.Lanes;
         to.WebSockets = from.WebSockets;
         to.WebSocketKeepAliveInterval = from.WebSocketKeepAliveInterval;
-        to.TrustedProxies = [.. from.TrustedProxies];
+        to.TrustedProxies = [.. from.TrustedProxies ?? []];
+        to.ForwardedHeader = from.ForwardedHeader;
+        to.ProxyProtocol = from.ProxyProtocol;
         to.Password = from.Password;
     }
 }

@@ -115,7 +115,7 @@ internal sealed class RelayHttpHandler
     /// <summary>A private relay answers a request without its password <c>401 unauthorized</c>, before reading the body.</summary>
     private async Task<bool> AuthorizeAsync(HttpContext context, string route)
     {
-        if (_registry.Access.Allows(context.Request))
+        if (_registry.Authorize(ClientAddress(context), () => _registry.Access.Allows(context.Request)))
         {
             return true;
         }

@@ -27,12 +27,14 @@ internal sealed class ClientAddresses
     private const string Forwarded = "Forwarded";
 
     private readonly IPNetworkList _trusted;
+    private readonly bool _rfc7239;
     private readonly ConcurrentDictionary<IPAddress, byte> _hinted = new();
 
     public ClientAddresses(CrocRelayOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         _trusted = new IPNetworkList(options.TrustedProxies ?? []);
+        _rfc7239 = options.ForwardedHeader == Forwarded;
     }
 
     /// <summary>Whether <paramref name="peer"/> is a proxy the operator trusts to report client addresses.</summary>
@@ -52,20 +54,16 @@ internal sealed class ClientAddresses
     }
 
     /// <summary>
-    /// The client behind trusted proxy <paramref name="peer"/>: RFC 7239 <c>Forwarded</c> when present, else
-    /// <c>X-Forwarded-For</c> (every header line, comma lists), read from the right.
+    /// The client behind trusted proxy <paramref name="peer"/>, from the one header the proxies write
+    /// (<see cref="CrocRelayOptions.ForwardedHeader"/>: <c>X-Forwarded-For</c>, or RFC 7239 <c>Forwarded</c>; every
+    /// header line, comma lists), read from the right. The other header is never read: the proxy passes on whatever
+    /// a client put there.
     /// </summary>
     public IPAddress Resolve(IPAddress peer, IHeaderDictionary headers)
     {
         ArgumentNullException.ThrowIfNull(headers);
-        var forwarded = headers[Forwarded];
-        if (!StringValues.IsNullOrEmpty(forwarded))
-        {
-            return Walk(peer, forwarded, rfc7239: true);
-        }
-
-        var xff = headers[XForwardedFor];
-        return StringValues.IsNullOrEmpty(xff) ? peer : Walk(peer, xff, rfc7239: false);
+        var values = headers[_rfc7239 ? Forwarded : XForwardedFor];
+        return StringValues.IsNullOrEmpty(values) ? peer : Walk(peer, values, _rfc7239);
     }
 
     /// <summary>

@@ -22,6 +22,9 @@ internal enum ProxyHeaderError
 
     /// <summary>A well-formed header of a kind the relay does not serve (UDP, a UNIX socket, an unknown command).</summary>
     Unsupported,
+
+    /// <summary>A connection from a trusted proxy that must carry a header (<see cref="CrocRelayOptions.ProxyProtocol"/>) does not.</summary>
+    Missing,
 }
 
 /// <summary>
@@ -172,9 +175,9 @@ internal static class ProxyProtocol
     }
 
     /// <summary>
-    /// The client address of a leg from trusted proxy <paramref name="peer"/>: the header's source, or the peer itself when
-    /// the connection carries no header (or a <c>LOCAL</c>/<c>UNKNOWN</c> one). <see langword="null"/> with the reason
-    /// when the header is refused, also when it does not arrive within <paramref name="timeout"/>. Never throws for the
+    /// The client address of a leg from trusted proxy <paramref name="peer"/>, whose connections must carry a header: the
+    /// header's source, or the peer itself for a <c>LOCAL</c>/<c>UNKNOWN</c> one. <see langword="null"/> with the reason
+    /// when the header is missing or refused, also when it does not arrive within <paramref name="timeout"/>. Never throws for the
     /// connection's failure (it reads as <see cref="ProxyHeaderError.Truncated"/>).
     /// </summary>
     public static async ValueTask<(IPAddress? Address, ProxyHeaderError Error)> ReadSourceAsync(
@@ -185,7 +188,9 @@ internal static class ProxyProtocol
         try
         {
             var (header, error) = await ReadAsync(socket, linked.Token).ConfigureAwait(false);
-            return error != ProxyHeaderError.None ? (null, error) : (header?.Source ?? peer, ProxyHeaderError.None);
+            return error != ProxyHeaderError.None ? (null, error)
+                : header is null ? (null, ProxyHeaderError.Missing)
+                : (header.Value.Source ?? peer, ProxyHeaderError.None);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
         {

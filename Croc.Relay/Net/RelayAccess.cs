@@ -16,8 +16,13 @@ internal sealed class RelayAccess
     public const string Scheme = "Bearer";
 
     private readonly byte[]? _digest;
+    private readonly byte[]? _password;
 
-    public RelayAccess(string? password) => _digest = password is null ? null : Digest(password);
+    public RelayAccess(string? password)
+    {
+        _digest = password is null ? null : Digest(password);
+        _password = password is null ? null : Encoding.UTF8.GetBytes(password);
+    }
 
     /// <summary>Whether the relay is open (has no password).</summary>
     public bool IsOpen => _digest is null;
@@ -34,6 +39,27 @@ internal sealed class RelayAccess
         var digest = Digest(presented ?? string.Empty);
         return CryptographicOperations.FixedTimeEquals(digest, _digest) && presented is not null;
     }
+
+    /// <summary>
+    /// Whether a TCP hello's <c>auth</c> proves the password for this leg. A TCP leg is not encrypted, so the password
+    /// itself never travels there: the hello carries <see cref="LegProof"/>, an HMAC of the channel and uuid under the
+    /// password, which opens only this participant's legs (and those need its uuid anyway). Compared in constant time.
+    /// </summary>
+    public bool AllowsLeg(string? proof, string channel, string uuid)
+    {
+        if (_password is null)
+        {
+            return true;
+        }
+
+        var expected = Encoding.ASCII.GetBytes(LegProof(_password, channel, uuid));
+        var presented = Encoding.ASCII.GetBytes(proof ?? string.Empty);
+        return CryptographicOperations.FixedTimeEquals(SHA256.HashData(presented), SHA256.HashData(expected)) && proof is not null;
+    }
+
+    /// <summary>The <c>auth</c> of a TCP hello: base64 of HMAC-SHA256(password, "croc leg\n" + channel + "\n" + uuid).</summary>
+    public static string LegProof(ReadOnlySpan<byte> password, string channel, string uuid)
+        => Convert.ToBase64String(HMACSHA256.HashData(password, Encoding.UTF8.GetBytes("croc leg\n" + channel + "\n" + uuid)));
 
     /// <summary>Whether an HTTP request (a route or a WebSocket leg's upgrade) carries <c>Authorization: Bearer &lt;password&gt;</c>.</summary>
     public bool Allows(HttpRequest request)

@@ -30,6 +30,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
     private readonly ConcurrentDictionary<Task, byte> _connections = new();
     private readonly StapleAdmission _admission;
     private int _stopped;
+    private int _running;
 
     public StapleListenerService(ChannelRegistry registry)
     {
@@ -50,6 +51,9 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
 
     /// <summary>How many stapling connections (TCP and WebSocket legs) are open now.</summary>
     internal int OpenConnections => _admission.OpenConnections;
+
+    /// <summary>Whether the relay has started its legs' service and not stopped it (also for a relay without TCP listeners).</summary>
+    internal bool Running => Volatile.Read(ref _running) == 1;
 
     /// <summary>The accept loops, one per port (the health check watches for one that ended while the relay runs).</summary>
     internal IReadOnlyList<Task> AcceptLoops => _acceptLoops;
@@ -100,6 +104,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
         }
 
         _registry.SetPorts(ports);
+        Volatile.Write(ref _running, 1);
         for (var i = 0; i < _listeners.Count; i++)
         {
             _acceptLoops.Add(AcceptLoopAsync(_listeners[i], ports[i], lane: i));
@@ -115,6 +120,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
             return;
         }
 
+        Volatile.Write(ref _running, 0);
         await _stopping.CancelAsync().ConfigureAwait(false);
         foreach (var listener in _listeners)
         {
@@ -185,7 +191,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
 
             // A trusted proxy carries many clients: only the relay-wide caps apply to it (its clients' addresses, from
             // the PROXY protocol header, count for the IP rule and the per-channel limits).
-            var proxy = _registry.Addresses.IsTrustedProxy(address);
+            var proxy = _options.ProxyProtocol && _registry.Addresses.IsTrustedProxy(address);
             if (!_admission.TryOpen(key, proxy))
             {
                 // Every connection holds a file descriptor: past the limits, close at once (reset), no answer, no task.
@@ -228,9 +234,9 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
             return;
         }
 
-        if (_registry.Addresses.IsTrustedProxy(address))
+        if (_options.ProxyProtocol && _registry.Addresses.IsTrustedProxy(address))
         {
-            // A trusted proxy may put a PROXY protocol header before the hello: it names the client.
+            // Behind a PROXY-protocol load balancer, its connections start with a header naming the client (required).
             var (source, error) = await ProxyProtocol.ReadSourceAsync(connection.Socket, address, _options.HelloTimeout, _timeProvider, pending.Evicted, _stopping.Token).ConfigureAwait(false);
             if (source is null)
             {

@@ -88,7 +88,7 @@ internal sealed class StapleSession
                 label = legLane;
             }
 
-            if (!_registry.Access.Allows(hello.Auth) && !connection.Authorized)
+            if (!connection.Authorized && !_registry.Authorize(address, () => _registry.Access.AllowsLeg(hello.Auth, hello.Channel, hello.Uuid)))
             {
                 await RefuseAsync(connection, label, RelayErrors.Unauthorized, null, stopping).ConfigureAwait(false);
                 return;

@@ -24,7 +24,9 @@ public class ChoosingStapleTransportTests
         await using var leg = await transport.ConnectAsync(Target(host, tcp.Port), 0, Ticket, cancellationToken);
 
         Assert.That(leg, Is.InstanceOf<NetworkStream>());
-        Assert.That(await tcp.HelloAsync(cancellationToken), Is.EqualTo("""{"channel":"chan1234","uuid":"uuid-1","auth":"pw"}"""));
+        // The password itself never goes over a TCP leg: the hello carries a proof bound to the channel and uuid.
+        var proof = CrocNet.Relay.Net.RelayAccess.LegProof("pw"u8, "chan1234", "uuid-1");
+        Assert.That(await tcp.HelloAsync(cancellationToken), Is.EqualTo($$"""{"channel":"chan1234","uuid":"uuid-1","auth":"{{proof.Replace("+", "\u002B", StringComparison.Ordinal)}}"}"""));
         Assert.That(host.Upgrades, Is.Zero);
     }
 

@@ -81,6 +81,11 @@ internal sealed class TcpStapleTransport : IStapleTransport
         }
     }
 
+    /// <summary>base64 of HMAC-SHA256(password, "croc leg\n" + channel + "\n" + uuid): what a private relay checks in a TCP hello.</summary>
+    internal static string LegProof(string password, string channel, string uuid)
+        => Convert.ToBase64String(System.Security.Cryptography.HMACSHA256.HashData(
+            System.Text.Encoding.UTF8.GetBytes(password), System.Text.Encoding.UTF8.GetBytes("croc leg\n" + channel + "\n" + uuid)));
+
     internal static byte[] BuildHello(StapleTicket ticket)
     {
         using var buffer = new MemoryStream();
@@ -91,7 +96,8 @@ internal sealed class TcpStapleTransport : IStapleTransport
             writer.WriteString(CrocWire.HelloUuid, ticket.Uuid);
             if (ticket.RelayPassword is { } password)
             {
-                writer.WriteString(CrocWire.HelloAuth, password);
+                // A TCP leg is plain TCP: the password itself never goes there, only a proof bound to this leg.
+                writer.WriteString(CrocWire.HelloAuth, LegProof(password, ticket.Channel, ticket.Uuid));
             }
 
             writer.WriteEndObject();

@@ -50,6 +50,8 @@ internal static class RelaySettings
         new("WebSockets", "bool", "Accept data connections as WebSockets on {path}/staple too (for hosts only HTTP(S) reaches).", "true", (s, v) => s.Relay.WebSockets = Flag(v)),
         new("WebSocketKeepAliveInterval", "duration", "How often a WebSocket data connection is pinged, so idle proxies keep it.", "15s", (s, v) => s.Relay.WebSocketKeepAliveInterval = Time(v)),
         new("TrustedProxies", "list", "Reverse proxies trusted to forward the client's address (X-Forwarded-For, Forwarded, PROXY protocol): addresses or CIDR networks, comma-separated (default: none).", null, (s, v) => s.Relay.TrustedProxies = List(v)),
+        new("ProxyProtocol", "bool", "The TCP ports sit behind a PROXY-protocol load balancer listed in TrustedProxies: its connections must start with a PROXY header naming the client.", "false", (s, v) => s.Relay.ProxyProtocol = Flag(v)),
+        new("ForwardedHeader", "header", "Which forwarded header the trusted proxies write: X-Forwarded-For or Forwarded (only that one is read).", "X-Forwarded-For", (s, v) => s.Relay.ForwardedHeader = v),
         new("Password", "secret", "Make the relay private: clients must give this password (prefer the environment variable to the flag; default: an open relay).", null, (s, v) => s.Relay.Password = v, Alias: "--pass"),
         new("Certificate", "file", "The TLS certificate of an https:// --listen: a .pfx (with its key), or a PEM certificate (its key in the same file or in --certificate-key).", null, (s, v) => s.CertificatePath = v),
         new("CertificateKey", "file", "The PEM private key of a PEM --certificate, when it is in a file of its own.", null, (s, v) => s.CertificateKeyPath = v),

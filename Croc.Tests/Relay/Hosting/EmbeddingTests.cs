@@ -251,6 +251,8 @@ public class CrocRelayOptionsTests
             WebSocketKeepAliveInterval = TimeSpan.FromSeconds(20),
             TrustedProxies = ["10.0.0.0/8"],
             Password = "relay password",
+            ForwardedHeader = "Forwarded",
+            ProxyProtocol = true,
         };
         var properties = typeof(CrocRelayOptions).GetProperties().Where(p => p.CanWrite).ToList();
         var defaults = new CrocRelayOptions();
@@ -305,6 +307,7 @@ public class CrocRelayOptionsTests
     [TestCase("waiting-below-default-lanes", "MaxWaitingConnections and MaxWaitingConnectionsPerAddress must be at least the number of ports (4)")]
     [TestCase("keepalive", "WebSocketKeepAliveInterval must be between")]
     [TestCase("proxy", "TrustedProxies: '10.0.0.0/33'")]
+    [TestCase("forwarded-header", "ForwardedHeader must be X-Forwarded-For or Forwarded")]
     [TestCase("password", "Password must be 1-256 printable ASCII characters")]
     [TestCase("password-outer-space", "Password must be 1-256 printable ASCII characters")]
     [TestCase("password-non-ascii", "Password must be 1-256 printable ASCII characters")]
@@ -338,6 +341,7 @@ public class CrocRelayOptionsTests
             case "waiting-below-default-lanes": options.Ports = []; options.MaxWaitingConnectionsPerAddress = 3; break;
             case "keepalive": options.WebSocketKeepAliveInterval = TimeSpan.Zero; break;
             case "proxy": options.TrustedProxies = ["127.0.0.1", "10.0.0.0/33"]; break;
+            case "forwarded-header": options.ForwardedHeader = "X-Real-IP"; break;
             case "password": options.Password = "line\nbreak"; break;
             case "password-outer-space": options.Password = "secret "; break;
             case "password-non-ascii": options.Password = "pässword"; break;

@@ -91,7 +91,7 @@ public class RelayHealthCheckTests
         await using var app = await StartHostAsync(cancellationToken);
         await app.Services.GetRequiredService<StapleListenerService>().StopAsync(cancellationToken);
         Assert.That(await GetHealthAsync(app, cancellationToken), Is.EqualTo((HttpStatusCode.ServiceUnavailable, "Unhealthy")));
-        Assert.That((await EntryAsync(app, cancellationToken)).Description, Does.Contain("stopped accepting"));
+        Assert.That((await EntryAsync(app, cancellationToken)).Description, Does.Contain("not running"));
     }
 
     [Test]
@@ -104,6 +104,25 @@ public class RelayHealthCheckTests
         var report = await provider.GetRequiredService<HealthCheckService>().CheckHealthAsync(cancellationToken);
         Assert.That(report.Status, Is.EqualTo(HealthStatus.Unhealthy));
         Assert.That(report.Entries[CrocRelayHealthCheck.DefaultName].Description, Does.Contain("not running"));
+    }
+
+    [Test]
+    public async Task Health_WebSocketOnlyRelay_HealthyWhileRunningUnhealthyWhenStoppedOrNotStarted(CancellationToken cancellationToken)
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddCrocRelay(o => o.Ports = []).AddHealthChecks();
+        await using var provider = services.BuildServiceProvider();
+        var health = provider.GetRequiredService<HealthCheckService>();
+        var legs = provider.GetRequiredService<StapleListenerService>();
+
+        Assert.That((await health.CheckHealthAsync(cancellationToken)).Status, Is.EqualTo(HealthStatus.Unhealthy), "not started");
+        await legs.StartAsync(cancellationToken);
+        Assert.That((await health.CheckHealthAsync(cancellationToken)).Status, Is.EqualTo(HealthStatus.Healthy), "running, no TCP listener to watch");
+        await legs.StopAsync(cancellationToken);
+        var stopped = await health.CheckHealthAsync(cancellationToken);
+        Assert.That(stopped.Status, Is.EqualTo(HealthStatus.Unhealthy), "stopped");
+        Assert.That(stopped.Entries[CrocRelayHealthCheck.DefaultName].Description, Does.Contain("not running"));
     }
 
     [Test]

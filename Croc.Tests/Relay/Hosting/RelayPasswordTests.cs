@@ -86,15 +86,53 @@ public sealed class RelayPasswordTests
         await SendAsync(wrong, Hello(pair.Channel, pair.SenderUuid, "nope"), cancellationToken);
         Assert.That(await ReadLineAsync(wrong, cancellationToken), Is.EqualTo("error unauthorized"));
 
+        // The password itself on a TCP leg (which is not encrypted) is refused too: only the leg's proof opens it.
+        using var plain = await ConnectAsync(port, cancellationToken);
+        await SendAsync(plain, Hello(pair.Channel, pair.SenderUuid, Password), cancellationToken);
+        Assert.That(await ReadLineAsync(plain, cancellationToken), Is.EqualTo("error unauthorized"));
+
+        // A proof for another participant's uuid does not open this one's leg.
+        using var borrowed = await ConnectAsync(port, cancellationToken);
+        await SendAsync(borrowed, Hello(pair.Channel, pair.SenderUuid, Proof(pair.Channel, pair.RecipientUuid)), cancellationToken);
+        Assert.That(await ReadLineAsync(borrowed, cancellationToken), Is.EqualTo("error unauthorized"));
+
         using var sender = await ConnectAsync(port, cancellationToken);
-        await SendAsync(sender, Hello(pair.Channel, pair.SenderUuid, Password), cancellationToken);
+        await SendAsync(sender, Hello(pair.Channel, pair.SenderUuid, Proof(pair.Channel, pair.SenderUuid)), cancellationToken);
         Assert.That(await ReadLineAsync(sender, cancellationToken), Is.EqualTo("ok"));
         using var recipient = await ConnectAsync(port, cancellationToken, Second);
-        await SendAsync(recipient, Hello(pair.Channel, pair.RecipientUuid, Password), cancellationToken);
+        await SendAsync(recipient, Hello(pair.Channel, pair.RecipientUuid, Proof(pair.Channel, pair.RecipientUuid)), cancellationToken);
         Assert.That(await ReadLineAsync(recipient, cancellationToken), Is.EqualTo("ok"));
 
         await SendAsync(sender, "ciphertext", cancellationToken);
         Assert.That(System.Text.Encoding.UTF8.GetString(await ReadExactlyAsync(recipient, 10, cancellationToken)), Is.EqualTo("ciphertext"));
+    }
+
+    [Test]
+    public async Task WrongPasswords_SpendTheAddressFailureBudget_ThenEvenTheRightOneWaits(CancellationToken cancellationToken)
+    {
+        await using var relay = await StartRelayAsync(cancellationToken, o =>
+        {
+            o.Relay.Password = Password;
+            o.Relay.MaxFailedLookupsPerMinute = 3;
+        });
+        using var guesser = Authorized(Client(relay.BaseAddress), "guess");
+        for (var i = 0; i < 3; i++)
+        {
+            AssertError(await PostAsync(guesser, "join", new { role = "sender" }, cancellationToken), HttpStatusCode.Unauthorized, "unauthorized");
+        }
+
+        // Out of guesses for a while: the password is not even checked for this address, so guessing cannot go faster.
+        using var sameAddress = Authorized(Client(relay.BaseAddress), Password);
+        AssertError(await PostAsync(sameAddress, "join", new { role = "sender" }, cancellationToken), HttpStatusCode.Unauthorized, "unauthorized");
+        var (leg, answer) = await HelloAsync(relay.Ports[0], "somechannel", "someuuid", cancellationToken);
+        using (leg)
+        {
+            Assert.That(answer, Is.EqualTo("error unauthorized"));
+        }
+
+        // Another address is not affected.
+        using var other = Authorized(Client(relay.BaseAddress, Second), Password);
+        await OkAsync(PostAsync(other, "join", new { role = "sender" }, cancellationToken));
     }
 
     [Test]
@@ -122,6 +160,8 @@ public sealed class RelayPasswordTests
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", password);
         return client;
     }
+
+    private static string Proof(string channel, string uuid) => CrocNet.Relay.Net.RelayAccess.LegProof(System.Text.Encoding.UTF8.GetBytes(Password), channel, uuid);
 
     private static string Hello(string channel, string uuid, string auth) => $"{{\"channel\":\"{channel}\",\"uuid\":\"{uuid}\",\"auth\":\"{auth}\"}}\n";
 }

@@ -24,6 +24,7 @@ public class TrustedProxyTests
         => StartRelayAsync(cancellationToken, o =>
         {
             o.Relay.TrustedProxies = ["127.0.0.1"];
+            o.Relay.ProxyProtocol = true;
             configure?.Invoke(o);
         });
 
@@ -108,7 +109,7 @@ public class TrustedProxyTests
     }
 
     [Test]
-    public async Task Tcp_TrustedProxyWithoutHeader_IsItsOwnAddress(CancellationToken cancellationToken)
+    public async Task Tcp_TrustedProxyWithoutHeader_RefusedWhenProxyProtocolIsOn_ItsOwnAddressWhenOff(CancellationToken cancellationToken)
     {
         await using var relay = await StartTrustingAsync(cancellationToken);
         using var a = Client(relay.BaseAddress);
@@ -117,7 +118,24 @@ public class TrustedProxyTests
         var (s, answer) = await HelloAsync(relay.Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
         using (s)
         {
-            Assert.That(answer, Is.EqualTo("ok"), "the header is optional");
+            Assert.That(answer, Is.EqualTo("error bad_request"), "behind a PROXY-protocol balancer the header is required, never guessed");
+        }
+
+        // Without ProxyProtocol no header is read at all: the trusted peer is its own address, and a PROXY line is a bad hello.
+        await using var plain = await StartTrustingAsync(cancellationToken, o => o.Relay.ProxyProtocol = false);
+        using var c = Client(plain.BaseAddress);
+        using var d = Client(plain.BaseAddress, Second);
+        var other = await OpenAsync(c, d, cancellationToken);
+        var (header, headerAnswer) = await ViaProxyAsync(plain.Ports[0], "PROXY TCP4 10.9.9.9 127.0.0.1 5000 9010\r\n"u8.ToArray(), HelloLine(other.Channel, other.SenderUuid), cancellationToken);
+        using (header)
+        {
+            Assert.That(headerAnswer, Is.EqualTo("error bad_request"));
+        }
+
+        var (bare, bareAnswer) = await HelloAsync(plain.Ports[1], other.Channel, other.SenderUuid, cancellationToken);
+        using (bare)
+        {
+            Assert.That(bareAnswer, Is.EqualTo("ok"));
         }
 
         // A LOCAL header (the proxy's own connection) keeps the proxy's address too.

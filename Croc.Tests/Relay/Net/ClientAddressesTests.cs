@@ -13,6 +13,9 @@ public class ClientAddressesTests
 {
     private static readonly ClientAddresses Trusting = new(new CrocRelayOptions { TrustedProxies = ["10.0.0.1", "10.1.0.0/16", "2001:db8:ffff::/48"] });
 
+    // Proxies that write RFC 7239 Forwarded instead (ForwardedHeader = "Forwarded").
+    private static readonly ClientAddresses TrustingRfc7239 = new(new CrocRelayOptions { TrustedProxies = ["10.0.0.1", "10.1.0.0/16", "2001:db8:ffff::/48"], ForwardedHeader = "Forwarded" });
+
     private static DefaultHttpContext Request(string peer, params (string Name, string[] Values)[] headers)
     {
         var context = new DefaultHttpContext();
@@ -25,8 +28,9 @@ public class ClientAddressesTests
         return context;
     }
 
+    /// <summary>Resolves with the relay configured for the header the test sends (X-Forwarded-For unless only Forwarded).</summary>
     private static string Resolve(string peer, params (string Name, string[] Values)[] headers)
-        => Trusting.FromHttp(Request(peer, headers)).ToString();
+        => (headers.All(h => h.Name == "Forwarded") && headers.Length > 0 ? TrustingRfc7239 : Trusting).FromHttp(Request(peer, headers)).ToString();
 
     [Test]
     public void FromHttp_UntrustedPeer_IgnoresForwardedHeaders()
@@ -141,8 +145,21 @@ public class ClientAddressesTests
         => Assert.That(Resolve("10.0.0.1", ("Forwarded", ["for=203.0.113.5;host=\"a,b\""])), Is.EqualTo("203.0.113.5"));
 
     [Test]
-    public void FromHttp_ForwardedPresent_WinsOverXForwardedFor()
-        => Assert.That(Resolve("10.0.0.1", ("Forwarded", ["for=203.0.113.5"]), ("X-Forwarded-For", ["198.51.100.1"])), Is.EqualTo("203.0.113.5"));
+    public void FromHttp_BothHeaders_OnlyTheConfiguredOneIsRead()
+    {
+        // A proxy that writes X-Forwarded-For passes on a Forwarded its client made up, and the other way round.
+        var context = Request("10.0.0.1", ("Forwarded", ["for=203.0.113.5"]), ("X-Forwarded-For", ["198.51.100.1"]));
+
+        Assert.That(Trusting.FromHttp(context).ToString(), Is.EqualTo("198.51.100.1"));
+        Assert.That(TrustingRfc7239.FromHttp(context).ToString(), Is.EqualTo("203.0.113.5"));
+    }
+
+    [Test]
+    public void FromHttp_OnlyTheOtherHeader_ThePeerItself()
+    {
+        Assert.That(Trusting.FromHttp(Request("10.0.0.1", ("Forwarded", ["for=203.0.113.5"]))).ToString(), Is.EqualTo("10.0.0.1"));
+        Assert.That(TrustingRfc7239.FromHttp(Request("10.0.0.1", ("X-Forwarded-For", ["203.0.113.5"]))).ToString(), Is.EqualTo("10.0.0.1"));
+    }
 
     [Test]
     public void FromHttp_IPv4MappedPeer_MatchesTheTrustedIPv4Proxy()

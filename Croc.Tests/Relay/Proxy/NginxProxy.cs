@@ -36,8 +36,27 @@ internal sealed class NginxProxy : IAsyncDisposable
             .Select(dir => Path.Combine(dir, "nginx"))
             .FirstOrDefault(File.Exists);
 
-    /// <summary>Starts nginx serving TLS with <paramref name="certificate"/> and proxying to <paramref name="upstream"/> (http, loopback).</summary>
+    /// <summary>
+    /// Starts nginx serving TLS with <paramref name="certificate"/> and proxying to <paramref name="upstream"/> (http,
+    /// loopback). The free port is picked before nginx binds it, so another process may take it in between: then it
+    /// tries again on another port, three times in all.
+    /// </summary>
     public static async Task<NginxProxy> StartAsync(Uri upstream, X509Certificate2 certificate, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await StartOnceAsync(upstream, certificate, cancellationToken);
+            }
+            catch (InvalidOperationException) when (attempt < 3)
+            {
+                // nginx exited at start (typically: its port was taken meanwhile).
+            }
+        }
+    }
+
+    private static async Task<NginxProxy> StartOnceAsync(Uri upstream, X509Certificate2 certificate, CancellationToken cancellationToken)
     {
         var executable = Executable ?? throw new InvalidOperationException("nginx is not installed (apt-get install nginx; .ci/run does this).");
         var folder = Directory.CreateTempSubdirectory("croc-nginx-").FullName;

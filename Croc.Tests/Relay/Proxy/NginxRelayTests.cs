@@ -87,6 +87,11 @@ public sealed class NginxRelayTests
             // The relay saw the two machines (from X-Forwarded-For), not nginx: a third machine is refused.
             using var third = ThroughNginx(IPAddress.Parse("127.0.0.4"));
             AssertError(await PostAsync(third, "join", new { role = "recipient", channel = received.Channel }, cancellationToken), HttpStatusCode.Forbidden, "ip_limit");
+
+            // nginx appends to X-Forwarded-For and passes a client's own Forwarded header on untouched: claiming to be
+            // the sender's machine in it changes nothing.
+            third.DefaultRequestHeaders.Add("Forwarded", "for=127.0.0.2");
+            AssertError(await PostAsync(third, "join", new { role = "recipient", channel = received.Channel }, cancellationToken), HttpStatusCode.Forbidden, "ip_limit");
         }
         finally
         {
