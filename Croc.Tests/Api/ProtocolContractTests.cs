@@ -60,7 +60,10 @@ public class ProtocolContractTests
         Assert.That(tcp, Has.Length.LessThanOrEqualTo(RelayWire.Hello.MaxLength), "the longest TCP hello, with a password, fits");
         Assert.That(ws, Has.Length.LessThanOrEqualTo(RelayWire.Hello.MaxLength));
         var relayHello = JsonSerializer.Deserialize(tcp.AsSpan(0, tcp.Length - 1), CrocNet.Relay.Staple.StapleJsonContext.Default.HelloDto)!;
-        Assert.That((relayHello.Channel, relayHello.Uuid, relayHello.Auth), Is.EqualTo((ticket.Channel, ticket.Uuid, ticket.RelayPassword)));
+        Assert.That((relayHello.Channel, relayHello.Uuid), Is.EqualTo((ticket.Channel, ticket.Uuid)));
+        Assert.That(relayHello.Auth, Is.Not.EqualTo(ticket.RelayPassword), "a TCP leg never carries the password itself");
+        Assert.That(new CrocNet.Relay.Net.RelayAccess(ticket.RelayPassword).AllowsLeg(relayHello.Auth, ticket.Channel, ticket.Uuid), Is.True, "the relay accepts the client's proof");
+        Assert.That(new CrocNet.Relay.Net.RelayAccess(ticket.RelayPassword + "x").AllowsLeg(relayHello.Auth, ticket.Channel, ticket.Uuid), Is.False);
         var relayWsHello = JsonSerializer.Deserialize(ws, CrocNet.Relay.Staple.StapleJsonContext.Default.HelloDto)!;
         Assert.That((relayWsHello.Channel, relayWsHello.Uuid, relayWsHello.Lane, relayWsHello.Auth), Is.EqualTo((ticket.Channel, ticket.Uuid, (int?)15, (string?)null)));
     }
