@@ -10,7 +10,7 @@ public sealed class CancelledPeerTests : EndToEnd.TransferTestBase
         var target = NewFolder();
         var code = Croc.GenerateCode();
         using var ctrlC = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var send = new CliRun(["send", "--relay", Relay.BaseAddress.ToString(), "--code", code, "--name", "endless.bin", "-"], stdin: new Endless(), cancellationToken: ctrlC.Token);
+        using var send = new CliRun(["send", "--relay", Relay.BaseAddress.ToString(), "--code", code, "--name", "endless.bin", "-"], stdin: new EndToEnd.EndlessStream(0x42), cancellationToken: ctrlC.Token);
         await send.WaitForLineAsync("code:", cancellationToken);
         using var receive = new CliRun(["receive", "--relay", Relay.BaseAddress.ToString(), "--yes", "--out", target, code], cancellationToken: cancellationToken);
 
@@ -27,35 +27,5 @@ public sealed class CancelledPeerTests : EndToEnd.TransferTestBase
         Assert.That(await receive.ExitAsync(cancellationToken), Is.EqualTo(4), receive.Stderr);
         Assert.That(receive.Stderr, Does.Contain("error: The sender cancelled the transfer."));
         Assert.That(Directory.EnumerateFileSystemEntries(target), Is.Empty, "nothing kept");
-    }
-
-    /// <summary>Standard input that never ends (a pipe from a long-running producer).</summary>
-    private sealed class Endless : Stream
-    {
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count)
-        {
-            buffer.AsSpan(offset, count).Fill(0x42);
-            return count;
-        }
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

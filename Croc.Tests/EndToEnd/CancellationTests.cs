@@ -13,7 +13,7 @@ public sealed class CancellationTests : TransferTestBase
         var output = NewFolder();
         using var cancelSender = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var flowing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var operation = await NewCroc().StartSendAsync(SendContent.FromStream(new EndlessStream(), "endless.bin"), cancelSender.Token);
+        await using var operation = await NewCroc().StartSendAsync(SendContent.FromStream(new EndlessStream(0x5a), "endless.bin"), cancelSender.Token);
         var receive = NewCroc().ReceiveAsync(operation.Code, new ReceiveOptions
         {
             OutputDirectory = output,
@@ -43,7 +43,7 @@ public sealed class CancellationTests : TransferTestBase
         var output = NewFolder();
         using var cancelRecipient = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var flowing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var operation = await NewCroc().StartSendAsync(SendContent.FromStream(new EndlessStream(), "endless.bin"), cancellationToken);
+        await using var operation = await NewCroc().StartSendAsync(SendContent.FromStream(new EndlessStream(0x5a), "endless.bin"), cancellationToken);
         var receive = NewCroc().ReceiveAsync(operation.Code, new ReceiveOptions
         {
             OutputDirectory = output,
@@ -95,35 +95,5 @@ public sealed class CancellationTests : TransferTestBase
     private sealed class InlineProgress(Action<TransferProgress> report) : IProgress<TransferProgress>
     {
         public void Report(TransferProgress value) => report(value);
-    }
-
-    /// <summary>A non-seekable stream of unknown length that never ends.</summary>
-    private sealed class EndlessStream : Stream
-    {
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count)
-        {
-            buffer.AsSpan(offset, count).Fill(0x5a);
-            return count;
-        }
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

@@ -153,3 +153,33 @@ public sealed class CuttingWriteStream(Stream inner, long limit) : PassThroughSt
         await Inner.WriteAsync(buffer, cancellationToken);
     }
 }
+
+/// <summary>A non-seekable stream of unknown length that never ends (a pipe from a long-running producer).</summary>
+public sealed class EndlessStream(byte fill) : Stream
+{
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override int Read(byte[] buffer, int offset, int count)
+    {
+        buffer.AsSpan(offset, count).Fill(fill);
+        return count;
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}

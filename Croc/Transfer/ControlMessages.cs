@@ -24,6 +24,42 @@ internal static class ControlMessages
         }
     }
 
+    /// <summary>
+    /// Sends a control message if the connection can still carry one (no frame was cut part-way before it), within
+    /// <see cref="Protocol.ProtocolTimings.ControlSend"/>; returns whether it was written. Never throws for the
+    /// connection's failure: the peer may already be gone, and our own error is what matters.
+    /// </summary>
+    public static async Task<bool> TrySendAsync<T>(FrameWriter writer, FrameType type, T message, JsonTypeInfo<T> info, TimeProvider time)
+    {
+        if (writer.Interrupted)
+        {
+            return false;
+        }
+
+        try
+        {
+            using var timeout = new CancellationTokenSource(Protocol.ProtocolTimings.ControlSend, time);
+            await WriteAsync(writer, type, message, info, timeout.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception ex) when (ex is CrocException or IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Tells the peer this side cancelled, then, once that is written, lets the peer read it and leave (at most
+    /// <see cref="Protocol.ProtocolTimings.CancelGrace"/>) before the caller tears the channel down.
+    /// </summary>
+    public static async Task TrySendCancelledAsync(FrameWriter writer, FrameReader reader, bool sender, TimeProvider time)
+    {
+        if (await TrySendAsync(writer, FrameType.Abort, CancelledBy(sender), TransferJsonContext.Default.AbortMessage, time).ConfigureAwait(false))
+        {
+            await reader.WaitForCloseAsync(Protocol.ProtocolTimings.CancelGrace, time).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>The wire code for an error we report to the peer.</summary>
     public static string ToWire(CrocErrorCode code) => code switch
     {

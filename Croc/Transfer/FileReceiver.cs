@@ -90,13 +90,13 @@ internal static class FileReceiver
             // from ConfirmOffer is its business: the sender just hears "declined").
             var code = (ex as CrocException)?.Code ?? CrocErrorCode.TransferRejected;
             var message = ex is CrocException ? ex.Message : "The recipient declined the transfer.";
-            await TrySendAsync(control, context.Time, FrameType.Accept, new AcceptMessage { Accept = false, Code = ControlMessages.ToWire(code), Message = message }).ConfigureAwait(false);
+            await ControlMessages.TrySendAsync(control, FrameType.Accept, new AcceptMessage { Accept = false, Code = ControlMessages.ToWire(code), Message = message }, TransferJsonContext.Default.AcceptMessage, context.Time).ConfigureAwait(false);
             throw;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && !context.TimedOut)
         {
             // Cancelled while reading or deciding on the offer: the sender hears it, instead of a lost connection.
-            await TrySendCancelledAsync(context).ConfigureAwait(false);
+            await ControlMessages.TrySendCancelledAsync(context.Writers[0], context.Readers[0], sender: false, context.Time).ConfigureAwait(false);
             throw;
         }
 
@@ -195,7 +195,7 @@ internal static class FileReceiver
                 : null);
             if (error is not null)
             {
-                await TrySendAsync(control, context.Time, FrameType.Abort, new AbortMessage { Code = ControlMessages.ToWire(error.Code), Message = error.Message }).ConfigureAwait(false);
+                await ControlMessages.TrySendAsync(control, FrameType.Abort, new AbortMessage { Code = ControlMessages.ToWire(error.Code), Message = error.Message }, TransferJsonContext.Default.AbortMessage, context.Time).ConfigureAwait(false);
                 if (!ReferenceEquals(error, ex))
                 {
                     throw error;
@@ -210,7 +210,7 @@ internal static class FileReceiver
             await beacon.StopAsync().ConfigureAwait(false);
             if (cancellationToken.IsCancellationRequested && !context.TimedOut)
             {
-                await TrySendCancelledAsync(context).ConfigureAwait(false);
+                await ControlMessages.TrySendCancelledAsync(context.Writers[0], context.Readers[0], sender: false, context.Time).ConfigureAwait(false);
             }
 
             throw;
@@ -350,39 +350,6 @@ internal static class FileReceiver
                 default:
                     throw new CrocProtocolException($"Unexpected {frame.Type} frame during the transfer.");
             }
-        }
-    }
-
-    /// <summary>Tells the sender this side cancelled, then lets it read that before the channel is torn down.</summary>
-    private static async Task TrySendCancelledAsync(TransferContext context)
-    {
-        if (await TrySendAsync(context.Writers[0], context.Time, FrameType.Abort, ControlMessages.CancelledBy(sender: false)).ConfigureAwait(false))
-        {
-            await context.Readers[0].WaitForCloseAsync(Protocol.ProtocolTimings.CancelGrace, context.Time).ConfigureAwait(false);
-        }
-    }
-
-    /// <summary>Sends a control message if the connection can still carry one; returns whether it was written.</summary>
-    private static async Task<bool> TrySendAsync<T>(FrameWriter writer, TimeProvider time, FrameType type, T message)
-        where T : class
-    {
-        if (writer.Interrupted)
-        {
-            // A frame was cut part-way: the sender could not read anything after it.
-            return false;
-        }
-
-        try
-        {
-            using var timeout = new CancellationTokenSource(Protocol.ProtocolTimings.ControlSend, time);
-            var info = (System.Text.Json.Serialization.Metadata.JsonTypeInfo<T>)TransferJsonContext.Default.GetTypeInfo(typeof(T))!;
-            await ControlMessages.WriteAsync(writer, type, message, info, timeout.Token).ConfigureAwait(false);
-            return true;
-        }
-        catch (Exception ex) when (ex is CrocException or IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
-        {
-            // The peer may already be gone; our own error is what matters.
-            return false;
         }
     }
 

@@ -120,10 +120,7 @@ internal sealed class FileSender
         catch (OperationCanceledException) when (CancelledByCaller(cancellationToken))
         {
             // Cancelled while the offer was out: say so, so the recipient's prompt does not end in a bare "connection lost".
-            if (await TrySendAbortAsync(writers[0], ControlMessages.CancelledBy(sender: true), _context.Time).ConfigureAwait(false))
-            {
-                await control.WaitForCloseAsync(Protocol.ProtocolTimings.CancelGrace, _context.Time).ConfigureAwait(false);
-            }
+            await ControlMessages.TrySendCancelledAsync(writers[0], control, sender: true, _context.Time).ConfigureAwait(false);
 
             throw;
         }
@@ -207,16 +204,13 @@ internal sealed class FileSender
                 var cause = all.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is CrocException);
                 if (cause is CrocException crocException)
                 {
-                    await TrySendAbortAsync(writers[0], new AbortMessage { Code = ControlMessages.ToWire(crocException.Code), Message = crocException.Message }, _context.Time).ConfigureAwait(false);
+                    await ControlMessages.TrySendAsync(writers[0], FrameType.Abort, new AbortMessage { Code = ControlMessages.ToWire(crocException.Code), Message = crocException.Message }, TransferJsonContext.Default.AbortMessage, _context.Time).ConfigureAwait(false);
                     System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(cause);
                 }
 
                 if (CancelledByCaller(cancellationToken))
                 {
-                    if (await TrySendAbortAsync(writers[0], ControlMessages.CancelledBy(sender: true), _context.Time).ConfigureAwait(false))
-                    {
-                        await control.WaitForCloseAsync(Protocol.ProtocolTimings.CancelGrace, _context.Time).ConfigureAwait(false);
-                    }
+                    await ControlMessages.TrySendCancelledAsync(writers[0], control, sender: true, _context.Time).ConfigureAwait(false);
 
                     cancellationToken.ThrowIfCancellationRequested();
                 }
@@ -284,28 +278,6 @@ internal sealed class FileSender
 
     /// <summary>A task that stopped only because the caller cancelled and no new work is taken: not a failure of its own.</summary>
     private bool Draining(Exception ex, CancellationToken cancellationToken) => ex is OperationCanceledException && CancelledByCaller(cancellationToken);
-
-    /// <summary>Sends an abort if the connection can still carry one; returns whether it was written.</summary>
-    private static async Task<bool> TrySendAbortAsync(FrameWriter writer, AbortMessage abort, TimeProvider time)
-    {
-        if (writer.Interrupted)
-        {
-            // A frame was cut part-way: the recipient could not read anything after it.
-            return false;
-        }
-
-        try
-        {
-            using var timeout = new CancellationTokenSource(Protocol.ProtocolTimings.ControlSend, time);
-            await ControlMessages.WriteAsync(writer, FrameType.Abort, abort, TransferJsonContext.Default.AbortMessage, timeout.Token).ConfigureAwait(false);
-            return true;
-        }
-        catch (Exception ex) when (ex is CrocException or IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
-        {
-            // The recipient will see the connection end instead.
-            return false;
-        }
-    }
 
     private async Task WatchRecipientAsync(FrameReader control, CancellationTokenSource stop, CancellationToken cancellationToken)
     {
