@@ -103,35 +103,43 @@ internal sealed record FaultCase(int Seed, Fault Fault, CrocTransport Transport,
         FaultTarget target;
         long offset;
         var side = random.Next(3) == 0 ? ProxySide.Recipient : ProxySide.Sender;
-        if (random.Next(4) == 0)
+        var legKind = transport == CrocTransport.WebSocket ? LegKind.WebSocketLeg : LegKind.TcpLane;
+        var dataFlow = side == ProxySide.Sender ? Flow.Up : Flow.Down;
+        var pick = random.Next(100);
+        if (pick < 20)
         {
-            // The rendezvous: one of the first HTTP connections, either way, within its first requests.
-            target = new FaultTarget(side, LegKind.Http, random.Next(2), random.Next(2) == 0 ? Flow.Up : Flow.Down);
-            offset = random.Next(0, 3000);
+            // The rendezvous: a participant's first HTTP connection (rarely its second), within the requests it
+            // carries (about 1.2 KB up and 2.5 KB down for a whole transfer).
+            var flow = random.Next(2) == 0 ? Flow.Up : Flow.Down;
+            target = new FaultTarget(side, LegKind.Http, random.Next(8) == 0 ? 1 : 0, flow);
+            offset = random.Next(0, flow == Flow.Up ? 1100 : 2000);
+        }
+        else if (pick < 32)
+        {
+            // The control direction of the first leg (the recipient's answers, the sender's view of them): a few
+            // hundred bytes, the hello and its "ok" included.
+            target = new FaultTarget(side, legKind, 0, dataFlow == Flow.Up ? Flow.Down : Flow.Up);
+            offset = random.Next(0, 90);
+        }
+        else if (pick < 50)
+        {
+            // The start of the first leg: hello, manifest, the first data.
+            target = new FaultTarget(side, legKind, 0, dataFlow);
+            offset = random.Next(0, 400);
         }
         else
         {
-            // A data leg. The file bytes flow up from the sender and down to the recipient; acknowledgements and the
-            // verdict the other way. Offsets fall within what the leg carries, so most faults fire.
-            var dataFlow = side == ProxySide.Sender ? Flow.Up : Flow.Down;
-            var flow = random.Next(5) == 0 ? Opposite(dataFlow) : dataFlow;
-            var legKind = transport == CrocTransport.WebSocket ? LegKind.WebSocketLeg : LegKind.TcpLane;
-            // Lanes take 1 MiB chunks from one queue, so a small file set keeps only its first lanes busy.
+            // The file data: lanes take 1 MiB chunks from one queue as they free up, so which leg carries what is
+            // decided at run time; the fault hits whichever of the participant's legs reaches the offset first.
             var chunks = files.Sum(f => Math.Max(1, (f.Content.Length + FileChunk - 1) / FileChunk));
-            var busy = Math.Min(Lanes, chunks);
-            // Which lanes take them is decided at run time: half the cases hit whichever leg reaches the offset first.
-            var lane = random.Next(2) == 0 ? -1 : random.Next(busy);
-            // The channel name is only known once the sender joined: tests that need it build the target themselves.
-            target = new FaultTarget(side, legKind, lane, flow);
-            var perLane = (total / busy) + 1024;
-            offset = flow == dataFlow ? random.NextInt64(0, Math.Max(1, perLane)) : random.Next(0, 600);
+            var perLane = total / Math.Min(Lanes, chunks);
+            target = new FaultTarget(side, legKind, -1, dataFlow);
+            offset = random.NextInt64(0, Math.Max(1, perLane * 9 / 10) + 64);
         }
 
         var delay = kind == FaultKind.Delay ? TimeSpan.FromMilliseconds(random.Next(1, 9)) : TimeSpan.Zero;
         return new FaultCase(seed, new Fault(kind, target, offset, delay), transport, files);
     }
-
-    private static Flow Opposite(Flow flow) => flow == Flow.Up ? Flow.Down : Flow.Up;
 
     /// <summary>1–4 files of 0 B–8 MiB (at most one above 1.5 MiB), some with real zero blocks, one maybe in a subfolder.</summary>
     private static List<FaultFile> MakeFiles(Random random)
@@ -143,9 +151,9 @@ internal sealed record FaultCase(int Seed, Fault Fault, CrocTransport Transport,
         {
             var size = random.Next(100) switch
             {
-                < 12 => 0,
-                < 50 => random.Next(1, 64 * 1024),
-                < 85 => random.Next(64 * 1024, 1536 * 1024),
+                < 15 => 0,
+                < 60 => random.Next(1, 64 * 1024),
+                < 94 => random.Next(64 * 1024, 1536 * 1024),
                 _ when !big => random.Next(1536 * 1024, (8 * 1024 * 1024) + 1),
                 _ => random.Next(1, 256 * 1024),
             };

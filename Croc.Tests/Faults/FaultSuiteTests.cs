@@ -15,7 +15,7 @@ namespace CrocNet.Tests.Faults;
 public sealed class FaultSuiteTests
 {
     /// <summary>How many cases run at once: most of a case's time is spent waiting on timeouts and the network, not the CPU.</summary>
-    private static int Parallelism => int.TryParse(Environment.GetEnvironmentVariable("CROC_FAULT_PARALLEL"), CultureInfo.InvariantCulture, out var n) && n > 0 ? n : 8;
+    private static int Parallelism => int.TryParse(Environment.GetEnvironmentVariable("CROC_FAULT_PARALLEL"), CultureInfo.InvariantCulture, out var n) && n > 0 ? n : 12;
 
     [Test]
     [CancelAfter(300_000)]
@@ -24,7 +24,8 @@ public sealed class FaultSuiteTests
         var runs = await RunAsync(Enumerable.Range(1, 200), cancellationToken);
 
         // The suite must actually hurt transfers: most faults fire, and both outcomes occur.
-        Assert.That(runs.Count(r => r.Fired), Is.GreaterThanOrEqualTo(runs.Count * 6 / 10), "too few faults fired: the offsets miss the traffic");
+        var faulted = runs.Where(r => r.Case.Fault.Kind != FaultKind.None).ToList();
+        Assert.That(faulted.Count(r => r.Fired), Is.GreaterThanOrEqualTo(faulted.Count * 6 / 10), "too few faults fired: the offsets miss the traffic");
         Assert.That(runs.Count(r => r.Fired && r.Outcome == FaultOutcome.FailedTyped), Is.GreaterThan(20), "no fault broke a transfer: the proxy does not hurt");
         Assert.That(runs.Count(r => r.Fired && r.Outcome == FaultOutcome.Completed), Is.GreaterThan(20), "no faulted transfer completed");
     }
