@@ -59,6 +59,9 @@ internal static class FaultExpectations
     /// <summary>Generous: each side derives its Argon2id password scalar (CPU and memory bound), and many cases run at once on few cores.</summary>
     public static readonly TimeSpan PeerTimeout = TimeSpan.FromSeconds(25);
 
+    /// <summary>The relay's reconnect window in every fault case.</summary>
+    public static readonly TimeSpan ReconnectWindow = TimeSpan.FromSeconds(10);
+
     public static readonly TimeSpan ChannelWaitTimeout = TimeSpan.FromSeconds(10);
 }
 
@@ -153,7 +156,7 @@ internal sealed record FaultCase(int Seed, Fault Fault, CrocTransport Transport,
             {
                 < 15 => 0,
                 < 60 => random.Next(1, 64 * 1024),
-                < 94 => random.Next(64 * 1024, 1536 * 1024),
+                < 96 => random.Next(64 * 1024, 1100 * 1024),
                 _ when !big => random.Next(1536 * 1024, (8 * 1024 * 1024) + 1),
                 _ => random.Next(1, 256 * 1024),
             };
@@ -267,13 +270,14 @@ internal sealed record FaultRun(FaultCase Case)
 /// <summary>Runs a <see cref="FaultCase"/>: its own relay (so a dropped relay harms no other case), a proxy, a real transfer.</summary>
 internal static class FaultCaseRunner
 {
-    public static async Task<FaultRun> RunAsync(FaultCase fault, CancellationToken cancellationToken)
+    /// <summary>Runs one case on a relay from <paramref name="relays"/> (its own relay when none is given, or when it drops the relay).</summary>
+    public static async Task<FaultRun> RunAsync(FaultCase fault, RelayPool? relays, CancellationToken cancellationToken)
     {
         var run = new FaultRun(fault);
         var folder = Directory.CreateTempSubdirectory("croc-fault-").FullName;
         try
         {
-            await RunInAsync(run, folder, cancellationToken);
+            await RunInAsync(run, folder, relays, cancellationToken);
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
@@ -293,7 +297,7 @@ internal static class FaultCaseRunner
         return run;
     }
 
-    private static async Task RunInAsync(FaultRun run, string folder, CancellationToken cancellationToken)
+    private static async Task RunInAsync(FaultRun run, string folder, RelayPool? relays, CancellationToken cancellationToken)
     {
         var fault = run.Case;
         var source = Path.Combine(folder, "src");
@@ -308,8 +312,30 @@ internal static class FaultCaseRunner
 
         Directory.CreateDirectory(Path.Combine(source, FaultCase.Root));
 
+        // A relay that will be dropped is the case's own, and so is its log; the others are shared between cases.
+        var own = relays is null || fault.Fault.Kind == FaultKind.DropRelay;
         using var relayLog = run.Log.Factory("relay");
-        await using var relay = await StartRelayAsync(cancellationToken, relayLog);
+        var relay = own ? await StartRelayAsync(cancellationToken, relayLog) : await relays!.RentAsync(cancellationToken);
+        try
+        {
+            await RunOnAsync(run, relay, source, destination, cancellationToken);
+        }
+        finally
+        {
+            if (own)
+            {
+                await relay.DisposeAsync();
+            }
+            else
+            {
+                relays!.Return(relay);
+            }
+        }
+    }
+
+    private static async Task RunOnAsync(FaultRun run, CrocRelayServer relay, string source, string destination, CancellationToken cancellationToken)
+    {
+        var fault = run.Case;
         await using var proxy = FaultProxy.Start(relay.BaseAddress, relay.Ports, fault.Fault, () => DropAsync(relay));
         using var senderHandler = new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(5) };
         using var recipientHandler = new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(5) };
@@ -490,6 +516,17 @@ internal static class FaultCaseRunner
         o =>
         {
             o.LoggerFactory = log;
+            // Relays serve many cases from the same two addresses: lift the per-address limits (the relay tests check them).
+            o.MaxConnectionsPerAddress = 10_000;
+            o.Relay.MaxChannelsPerAddress = 100_000;
+            o.Relay.MaxJoinsPerMinute = 100_000;
+            o.Relay.MaxFailedLookupsPerMinute = 100_000;
+            o.Relay.MaxConnectionsPerAddress = 10_000;
+            o.Relay.MaxPendingHellosPerAddress = 10_000;
+            o.Relay.MaxWaitingConnectionsPerAddress = 10_000;
+            // A broken leg's lane waits this long for its re-attachment before the relay gives up on the channel:
+            // short, so a case whose peer is gone ends well within the bound.
+            o.Relay.ReconnectWindow = FaultExpectations.ReconnectWindow;
             o.Url = "http://127.0.0.1:0";
             o.Relay.Ports = [0, 0, 0, 0];
             o.Relay.ListenAddress = "127.0.0.1";
@@ -506,6 +543,35 @@ internal static class FaultCaseRunner
         }
         catch (OperationCanceledException)
         {
+        }
+    }
+}
+
+/// <summary>Relays shared by the cases of a run: a case rents an idle one (or a new one starts) and returns it.</summary>
+internal sealed class RelayPool : IAsyncDisposable
+{
+    private readonly System.Collections.Concurrent.ConcurrentBag<CrocRelayServer> _idle = [];
+    private readonly System.Collections.Concurrent.ConcurrentBag<CrocRelayServer> _all = [];
+
+    public async Task<CrocRelayServer> RentAsync(CancellationToken cancellationToken)
+    {
+        if (_idle.TryTake(out var relay))
+        {
+            return relay;
+        }
+
+        relay = await FaultCaseRunner.StartRelayAsync(cancellationToken);
+        _all.Add(relay);
+        return relay;
+    }
+
+    public void Return(CrocRelayServer relay) => _idle.Add(relay);
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var relay in _all)
+        {
+            await relay.DisposeAsync();
         }
     }
 }
