@@ -1,0 +1,1 @@
+namespace CrocNet.Relay.Redis; internal static class Placeholder;
