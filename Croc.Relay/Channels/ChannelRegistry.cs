@@ -354,13 +354,23 @@ internal sealed class ChannelRegistry : IDisposable
     /// <summary>The same from a synchronous callback (a pipe's fault or idle timer): the work is tracked, not dropped.</summary>
     public void EndConnections(ChannelRef channel, string reason) => Track(EndConnectionsAsync(channel, reason));
 
-    /// <summary>Closes every channel and cuts every connection (the relay is stopping).</summary>
+    /// <summary>
+    /// Closes every channel and cuts every connection (the relay is stopping). With a shared store only this node's
+    /// connections are cut: the channels stay for the other nodes.
+    /// </summary>
     public async ValueTask CloseAllAsync(CancellationToken cancellationToken = default)
     {
-        await foreach (var state in _store.AllAsync(cancellationToken).ConfigureAwait(false))
+        if (_store.IsShared)
         {
-            await _store.UpdateAsync(state.Name, state.Id, static s => ChannelMachine.Close(s), cancellationToken).ConfigureAwait(false);
-            StapleTable.Abort(_staples.End(state.Id));
+            _staples.EndAll();
+        }
+        else
+        {
+            await foreach (var state in _store.AllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                await _store.UpdateAsync(state.Name, state.Id, static s => ChannelMachine.Close(s), cancellationToken).ConfigureAwait(false);
+                StapleTable.Abort(_staples.End(state.Id));
+            }
         }
 
         DisposeTimers();

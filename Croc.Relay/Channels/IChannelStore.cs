@@ -38,6 +38,12 @@ internal interface IChannelStore
     /// <summary>Forgets channel <paramref name="id"/>; returns whether it was stored.</summary>
     ValueTask<bool> RemoveAsync(string name, long id, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Whether other relay nodes share this store: then a stopping node leaves the channels to them (it closes none)
+    /// and only cuts its own connections.
+    /// </summary>
+    bool IsShared => false;
+
     /// <summary>Every stored state (relay shutdown, diagnostics).</summary>
     IAsyncEnumerable<ChannelState> AllAsync(CancellationToken cancellationToken = default);
 

@@ -1,1 +1,0 @@
-namespace CrocNet.Relay.Redis; internal static class Placeholder;
