@@ -119,7 +119,7 @@ internal sealed class RedisServer : IAsyncDisposable
     }
 
     /// <summary>A client connection of the test's own, for looking at the keys.</summary>
-    public Task<ConnectionMultiplexer> ConnectAsync() => ConnectionMultiplexer.ConnectAsync(Configuration);
+    public Task<ConnectionMultiplexer> ConnectAsync() => ConnectionMultiplexer.ConnectAsync(Configuration + ",allowAdmin=true");
 
     public ValueTask DisposeAsync() => new(StopAsync());
 
