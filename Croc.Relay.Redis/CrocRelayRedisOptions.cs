@@ -10,8 +10,8 @@ public sealed class CrocRelayRedisOptions
 {
     /// <summary>
     /// The prefix of every key and of the change-notification channel, so several relays (or other applications) can
-    /// share one Redis: 1-64 characters, no braces (the store puts each channel's name in a <c>{hash tag}</c>), no
-    /// spaces.
+    /// share one Redis: 1-64 characters, no braces (the store puts each channel's name in a <c>{hash tag}</c>), no glob
+    /// characters (<c>* ? [ ] \</c>: the store scans by pattern), no spaces.
     /// </summary>
     /// <value>Default <c>croc:</c>.</value>
     public string KeyPrefix { get; set; } = "croc:";

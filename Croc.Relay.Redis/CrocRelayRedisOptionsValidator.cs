@@ -12,9 +12,9 @@ internal sealed class CrocRelayRedisOptionsValidator : IValidateOptions<CrocRela
         ArgumentNullException.ThrowIfNull(options);
         var failures = new List<string>();
         if (string.IsNullOrEmpty(options.KeyPrefix) || options.KeyPrefix.Length > MaxLength
-            || options.KeyPrefix.Any(c => c is '{' or '}' || char.IsWhiteSpace(c) || char.IsControl(c)))
+            || options.KeyPrefix.Any(c => c is '{' or '}' or '*' or '?' or '[' or ']' or '\\' || char.IsWhiteSpace(c) || char.IsControl(c)))
         {
-            failures.Add(FormattableString.Invariant($"KeyPrefix must be 1-{MaxLength} characters without braces, spaces or control characters (e.g. \"croc:\")."));
+            failures.Add(FormattableString.Invariant($"KeyPrefix must be 1-{MaxLength} characters without braces, glob characters (* ? [ ] \\), spaces or control characters (e.g. \"croc:\")."));
         }
 
         if (string.IsNullOrEmpty(options.NodeId) || options.NodeId.Length > MaxLength
