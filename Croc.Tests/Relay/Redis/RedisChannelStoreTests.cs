@@ -294,5 +294,51 @@ public class RedisChannelStoreTests
         await OkAsync(PostAsync(cluster.Client(2, Second), "join", new { role = "recipient", channel = joined.Str("channel") }, cancellationToken));
     }
 
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task PipedChannel_KeyNearItsTtl_RefreshedWhileThisNodePipesIt(CancellationToken cancellationToken)
+    {
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var cluster = await RelayCluster.StartAsync(
+            _redis,
+            cancellationToken,
+            o =>
+            {
+                o.Relay.Ports = [0];
+                o.TimeProvider = clock;
+            },
+            r => r.KeyTtlMargin = TimeSpan.FromSeconds(30),
+            nodes: 1);
+        var node = cluster.Nodes[0];
+        var pair = await OpenAsync(cluster.Client(0), cluster.Client(0, Second), cancellationToken);
+        var (s, _) = await HelloAsync(node.Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
+        var (r, _) = await HelloAsync(node.Ports[0], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+        using var senderLeg = s;
+        using var recipientLeg = r;
+        var deadline = Stopwatch.StartNew();
+        while (!(await cluster.RecordAsync(pair.Channel)).Json!.Contains("\"st\":true", StringComparison.Ordinal))
+        {
+            Assert.That(deadline.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)), "the channel is stapled");
+            await Task.Delay(20, cancellationToken);
+        }
+
+        // The transfer outlives what the key was last given (as a long one would): the piping node keeps it alive.
+        await using (var connection = await _redis.ConnectAsync())
+        {
+            await connection.GetDatabase().KeyExpireAsync(cluster.Prefix + "ch:{" + pair.Channel + "}", TimeSpan.FromSeconds(3));
+        }
+
+        clock.Advance(TimeSpan.FromSeconds(11));
+        deadline.Restart();
+        TimeSpan? ttl;
+        while ((ttl = (await cluster.RecordAsync(pair.Channel)).Ttl) is not { } left || left < TimeSpan.FromSeconds(30))
+        {
+            Assert.That(deadline.Elapsed, Is.LessThan(TimeSpan.FromSeconds(2)), $"refreshed (ttl {ttl})");
+            await Task.Delay(20, cancellationToken);
+        }
+
+        Assert.That(ttl, Is.LessThanOrEqualTo(TimeSpan.FromSeconds(60)), "twice the margin");
+    }
+
     private static string UuidHashOf(string uuid) => CrocNet.Relay.Channels.UuidHash.Of(uuid);
 }
