@@ -78,6 +78,8 @@ internal sealed class RedisChannelStore : IChannelStore, IAsyncDisposable
     private readonly SemaphoreSlim _subscribing = new(1, 1);
     private readonly ITimer _refresh;
     private volatile bool _subscribed;
+    private readonly Lock _refreshGate = new();
+    private Task _refreshing = Task.CompletedTask;
 
     public RedisChannelStore(RedisConnection redis, IOptions<CrocRelayOptions> relay, RelayClock clock, ILogger<RedisChannelStore>? logger = null)
     {
@@ -92,7 +94,7 @@ internal sealed class RedisChannelStore : IChannelStore, IAsyncDisposable
         _changes = RedisChannel.Literal(_options.KeyPrefix + "changes");
         _ids = _options.KeyPrefix + "ids";
         var every = _options.KeyTtlMargin / 3;
-        _refresh = _time.CreateTimer(static s => _ = ((RedisChannelStore)s!).RefreshPipedAsync(), this, every, every);
+        _refresh = _time.CreateTimer(static s => ((RedisChannelStore)s!).StartRefresh(), this, every, every);
     }
 
     public string NodeId => _options.NodeId;
@@ -256,6 +258,7 @@ internal sealed class RedisChannelStore : IChannelStore, IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _refresh.DisposeAsync().ConfigureAwait(false);
+        await Volatile.Read(ref _refreshing).ConfigureAwait(false);
         _subscribing.Dispose();
     }
 
@@ -302,6 +305,18 @@ internal sealed class RedisChannelStore : IChannelStore, IAsyncDisposable
         }
     }
 
+    /// <summary>One refresh round at a time; the round is kept so disposal waits for it (never fire-and-forget).</summary>
+    private void StartRefresh()
+    {
+        lock (_refreshGate)
+        {
+            if (_refreshing.IsCompleted)
+            {
+                _refreshing = RefreshPipedAsync();
+            }
+        }
+    }
+
     private async Task RefreshPipedAsync()
     {
         var ttl = (long)Math.Ceiling((_options.KeyTtlMargin + _options.KeyTtlMargin).TotalMilliseconds);
@@ -315,7 +330,9 @@ internal sealed class RedisChannelStore : IChannelStore, IAsyncDisposable
                     _piped.TryRemove(new KeyValuePair<string, long>(name, id));
                 }
             }
-            catch (ChannelStoreUnavailableException e)
+#pragma warning disable CA1031 // A timer's round: any failure is logged and the next round tries again.
+            catch (Exception e)
+#pragma warning restore CA1031
             {
                 var failure = (e.InnerException ?? e).GetType().Name;
                 RedisLog.RefreshFailed(_logger, _options.NodeId, failure);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using CrocNet.Relay;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using static CrocNet.Tests.Relay.RelayTestKit;
 
@@ -220,6 +221,7 @@ public class RedisChannelStoreTests
                 o.Relay.ChannelExpiry = TimeSpan.FromSeconds(10);
                 o.Relay.HandshakeExpiry = TimeSpan.FromSeconds(10);
                 o.Relay.ClosedRetention = TimeSpan.Zero;
+                o.Relay.ReconnectWindow = TimeSpan.FromSeconds(5);
             },
             r => r.KeyTtlMargin = TimeSpan.FromSeconds(10));
         var pair = await OpenAsync(cluster.Client(0), cluster.Client(1, Second), cancellationToken, confirm: false);
@@ -338,6 +340,35 @@ public class RedisChannelStoreTests
         }
 
         Assert.That(ttl, Is.LessThanOrEqualTo(TimeSpan.FromSeconds(60)), "twice the margin");
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task AllAsync_ChannelsOfEveryNode_ScannedFromAnyNodeAndStoppingANodeClosesNone(CancellationToken cancellationToken)
+    {
+        await using var cluster = await RelayCluster.StartAsync(_redis, cancellationToken);
+        var names = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            names.Add((await OkAsync(PostAsync(cluster.Client(i), "join", new { role = "sender" }, cancellationToken))).Str("channel"));
+        }
+
+        var store = cluster.Nodes[2].Services.GetRequiredService<CrocNet.Relay.Channels.IChannelStore>();
+        var all = new List<string>();
+        await foreach (var state in store.AllAsync(cancellationToken))
+        {
+            all.Add(state.Name);
+        }
+
+        Assert.That(all, Is.EquivalentTo(names));
+
+        // A node that stops (a rolling deploy) leaves the shared channels open for the others.
+        await cluster.Nodes[0].StopAsync(cancellationToken);
+        foreach (var name in names)
+        {
+            var (_, json, _) = await cluster.RecordAsync(name);
+            Assert.That(json, Does.Contain("\"cl\":false"), name);
+        }
     }
 
     private static string UuidHashOf(string uuid) => CrocNet.Relay.Channels.UuidHash.Of(uuid);
