@@ -56,6 +56,12 @@ public enum CrocErrorCode
 
     /// <summary>The other side cancelled the transfer (its user pressed Ctrl+C, or its application cancelled).</summary>
     PeerCancelled = 18,
+
+    /// <summary>
+    /// The relay answered, but kept saying it cannot serve right now (<c>503 unavailable</c>: a scaled-out relay lost its
+    /// channel store), even after retries. Transient: try again later.
+    /// </summary>
+    RelayUnavailable = 19,
 }
 
 /// <summary>

@@ -33,7 +33,7 @@ internal static class ChannelMachine
             Id = id,
             Name = name,
             Curve = curve,
-            SenderUuid = senderUuid,
+            SenderUuidHash = UuidHash.Of(senderUuid),
             Addresses = [creator],
             CreatorKey = creatorKey,
             Created = created,
@@ -51,12 +51,12 @@ internal static class ChannelMachine
             return new Transition(state, refusal);
         }
 
-        if (state.RecipientUuid is not null)
+        if (state.RecipientUuidHash is not null)
         {
             return new Transition(state, new RelayError(RelayErrorCode.Occupied, "This channel already has a recipient."));
         }
 
-        return new Transition(Bump(Record(state, address) with { RecipientUuid = uuid }), Role: ParticipantRole.Recipient);
+        return new Transition(Bump(Record(state, address) with { RecipientUuidHash = UuidHash.Of(uuid) }), Role: ParticipantRole.Recipient);
     }
 
     /// <summary>Why a sender join naming this existing channel is refused (it always has a sender).</summary>
@@ -196,15 +196,19 @@ internal static class ChannelMachine
     public static Transition Close(ChannelState state)
         => state.Closed ? new Transition(state, RelayErrors.Closed) : new Transition(Bump(state with { Closed = true }), NowClosed: true);
 
-    /// <summary>Which participant <paramref name="uuid"/> is, compared in constant time; <see langword="null"/> for neither.</summary>
+    /// <summary>
+    /// Which participant <paramref name="uuid"/> is: its hash compared with each stored one in constant time;
+    /// <see langword="null"/> for neither.
+    /// </summary>
     public static ParticipantRole? RoleOf(ChannelState state, string uuid)
     {
-        if (FixedTimeEquals(uuid, state.SenderUuid))
+        var hash = UuidHash.Of(uuid);
+        if (FixedTimeEquals(hash, state.SenderUuidHash))
         {
             return ParticipantRole.Sender;
         }
 
-        return state.RecipientUuid is { } recipient && FixedTimeEquals(uuid, recipient) ? ParticipantRole.Recipient : null;
+        return state.RecipientUuidHash is { } recipient && FixedTimeEquals(hash, recipient) ? ParticipantRole.Recipient : null;
     }
 
     /// <summary>The checks every request naming the channel passes: the IP rule, then closed.</summary>
@@ -228,4 +232,16 @@ internal static class ChannelMachine
 
     private static bool FixedTimeEquals(string a, string b)
         => CryptographicOperations.FixedTimeEquals(MemoryMarshal.AsBytes(a.AsSpan()), MemoryMarshal.AsBytes(b.AsSpan()));
+}
+
+/// <summary>How a channel state keeps a participant's uuid: SHA-256 of its UTF-8 bytes, as 64 lowercase hex digits.</summary>
+internal static class UuidHash
+{
+    public static string Of(string uuid)
+    {
+        ArgumentNullException.ThrowIfNull(uuid);
+        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+        SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(uuid), hash);
+        return Convert.ToHexStringLower(hash);
+    }
 }

@@ -19,18 +19,15 @@ internal sealed class ChannelRegistry : IDisposable
 {
     private readonly IChannelStore _store;
     private readonly StapleTable _staples;
-    private readonly AddressCounter _channelsByAddress = new();
-    private readonly AddressRateLimit _joins;
-    private readonly AddressRateLimit _failures;
+    private readonly IRelayLimits _limits;
     private readonly ConcurrentDictionary<long, ITimer> _timers = new();
     private readonly ConcurrentDictionary<Task, byte> _background = new();
     private readonly ConcurrentDictionary<IPAddress, Queue<ChannelRef>> _closedByCreator = new();
-    private int _channelCount;
     // Read-only: CrocRelayListeners hands this list to host apps, and the relay's checks rely on it.
     private volatile System.Collections.ObjectModel.ReadOnlyCollection<int> _ports = System.Collections.ObjectModel.ReadOnlyCollection<int>.Empty;
     private bool _disposed;
 
-    public ChannelRegistry(IOptions<CrocRelayOptions> options, RelayClock clock, RelayMetrics metrics, IChannelStore? store = null, ILogger<ChannelRegistry>? logger = null)
+    public ChannelRegistry(IOptions<CrocRelayOptions> options, RelayClock clock, RelayMetrics metrics, IChannelStore? store = null, ILogger<ChannelRegistry>? logger = null, IRelayLimits? limits = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(clock);
@@ -40,8 +37,7 @@ internal sealed class ChannelRegistry : IDisposable
         Log = new RelayLog(logger ?? (ILogger)NullLogger.Instance);
         _store = store ?? new InMemoryChannelStore();
         _staples = new StapleTable(Options, TimeProvider, (channel, lane, generation) => Track(OnWindowPassedAsync(channel, lane, generation)));
-        _joins = new AddressRateLimit(Options.MaxJoinsPerMinute, TimeProvider);
-        _failures = new AddressRateLimit(Options.MaxFailedLookupsPerMinute, TimeProvider);
+        _limits = limits ?? new InMemoryRelayLimits(Options, TimeProvider);
         Access = new RelayAccess(Options.Password);
         Addresses = new ClientAddresses(Options);
     }
@@ -73,8 +69,8 @@ internal sealed class ChannelRegistry : IDisposable
     /// <summary>The lanes of a relay that runs no TCP listeners and sets no <see cref="CrocRelayOptions.Lanes"/>.</summary>
     public const int DefaultLanes = 4;
 
-    /// <summary>How many channels are stored, closed ones still remembered included.</summary>
-    public int Count => Volatile.Read(ref _channelCount);
+    /// <summary>How many channels are stored, closed ones still remembered included (with shared limits: as this node last saw).</summary>
+    public int Count => _limits.Count;
 
     /// <summary>How many accepted data connections are waiting for their peer.</summary>
     public int WaitingConnections => _staples.Waiting;
@@ -86,7 +82,7 @@ internal sealed class ChannelRegistry : IDisposable
     /// the check). A wrong or missing password spends one of the address's failed-lookup tokens; with none left the
     /// check is not even run, so passwords cannot be guessed faster than <c>MaxFailedLookupsPerMinute</c>.
     /// </summary>
-    internal bool Authorize(IPAddress address, Func<bool> allowed)
+    internal async ValueTask<bool> AuthorizeAsync(IPAddress address, Func<bool> allowed, CancellationToken cancellationToken = default)
     {
         if (Access.IsOpen)
         {
@@ -94,7 +90,7 @@ internal sealed class ChannelRegistry : IDisposable
         }
 
         var key = LimitKey(address);
-        if (!_failures.HasToken(key))
+        if (!await _limits.HasTokenAsync(RateLimit.FailedLookups, key, cancellationToken).ConfigureAwait(false))
         {
             return false;
         }
@@ -104,7 +100,7 @@ internal sealed class ChannelRegistry : IDisposable
             return true;
         }
 
-        _failures.Take(key);
+        await _limits.TakeAsync(RateLimit.FailedLookups, key, cancellationToken).ConfigureAwait(false);
         return false;
     }
 
@@ -127,41 +123,44 @@ internal sealed class ChannelRegistry : IDisposable
         if (command.Channel is { } wanted)
         {
             // Past its budget of failed lookups, an address is told "occupied" without a look: it cannot enumerate.
-            if (!_failures.HasToken(key))
+            if (!await _limits.HasTokenAsync(RateLimit.FailedLookups, key, cancellationToken).ConfigureAwait(false))
             {
-                _failures.Take(key);
+                await _limits.TakeAsync(RateLimit.FailedLookups, key, cancellationToken).ConfigureAwait(false);
                 return RelayErrors.Occupied;
             }
 
             if (await _store.GetAsync(wanted, cancellationToken).ConfigureAwait(false) is { } taken)
             {
-                _failures.Take(key);
+                await _limits.TakeAsync(RateLimit.FailedLookups, key, cancellationToken).ConfigureAwait(false);
                 return ChannelMachine.RefuseSenderJoin(taken, address);
             }
         }
 
-        if (!_joins.TryTake(key))
+        if (!await _limits.TryTakeAsync(RateLimit.Joins, key, cancellationToken).ConfigureAwait(false))
         {
             return RelayErrors.JoinRate;
         }
 
         // At its limit, an address recycles the oldest of its own closed (still remembered) channels: closed channels
         // count against their creator, so churn cannot fill MaxChannels, yet one transfer after another never stalls.
-        while (!_channelsByAddress.TryAcquire(key, Options.MaxChannelsPerAddress))
+        var id = await _store.NewIdAsync(cancellationToken).ConfigureAwait(false);
+        var created = TimeProvider.GetUtcNow();
+        var forgetBy = created + Options.ChannelExpiry + Options.ClosedRetention;
+        ChannelSlot slot;
+        while ((slot = await _limits.TryAcquireChannelAsync(key, id, forgetBy, cancellationToken).ConfigureAwait(false)) == ChannelSlot.AddressFull)
         {
             if (await TryForgetOldestClosedAsync(key, cancellationToken).ConfigureAwait(false))
             {
                 continue;
             }
 
-            _joins.Refund(key);
+            await _limits.RefundAsync(RateLimit.Joins, key, cancellationToken).ConfigureAwait(false);
             return new RelayError(RelayErrorCode.Capacity, "This address has too many channels (closed ones count until forgotten); finish one and try again later.");
         }
 
-        if (!TryIncrementBelow(ref _channelCount, Options.MaxChannels))
+        if (slot == ChannelSlot.RelayFull)
         {
-            _joins.Refund(key);
-            _channelsByAddress.Release(key);
+            await _limits.RefundAsync(RateLimit.Joins, key, cancellationToken).ConfigureAwait(false);
             return RelayErrors.Capacity;
         }
 
@@ -170,7 +169,7 @@ internal sealed class ChannelRegistry : IDisposable
         for (var attempt = 0; ; attempt++)
         {
             var name = command.Channel ?? ChannelNames.NewChannelName();
-            var state = ChannelMachine.Create(Random.Shared.NextInt64(1, long.MaxValue), name, curve, uuid, address, key, TimeProvider.GetUtcNow());
+            var state = ChannelMachine.Create(id, name, curve, uuid, address, key, created);
             if (await _store.TryAddAsync(state, cancellationToken).ConfigureAwait(false))
             {
                 ArmExpiry(state);
@@ -182,9 +181,8 @@ internal sealed class ChannelRegistry : IDisposable
             // Lost a race for a requested name, or (astronomically rarely) generated a taken one.
             if (command.Channel is not null || attempt >= 8)
             {
-                Interlocked.Decrement(ref _channelCount);
-                _channelsByAddress.Release(key);
-                _joins.Refund(key);
+                await _limits.ReleaseChannelAsync(key, id, cancellationToken).ConfigureAwait(false);
+                await _limits.RefundAsync(RateLimit.Joins, key, cancellationToken).ConfigureAwait(false);
                 return command.Channel is not null && await _store.GetAsync(command.Channel, cancellationToken).ConfigureAwait(false) is { } raced
                     ? ChannelMachine.RefuseSenderJoin(raced, address)
                     : RelayErrors.Occupied;
@@ -202,13 +200,15 @@ internal sealed class ChannelRegistry : IDisposable
     {
         ArgumentNullException.ThrowIfNull(command);
         var key = LimitKey(address);
-        var current = _failures.HasToken(key) ? await _store.GetAsync(command.Channel, cancellationToken).ConfigureAwait(false) : null;
+        var current = await _limits.HasTokenAsync(RateLimit.FailedLookups, key, cancellationToken).ConfigureAwait(false)
+            ? await _store.GetAsync(command.Channel, cancellationToken).ConfigureAwait(false)
+            : null;
         var result = current is null
             ? null
             : await _store.UpdateAsync(command.Channel, current.Id, s => ChannelMachine.Apply(s, command, address), cancellationToken).ConfigureAwait(false);
         if (result is not { } transition)
         {
-            _failures.Take(key);
+            await _limits.TakeAsync(RateLimit.FailedLookups, key, cancellationToken).ConfigureAwait(false);
             return RelayErrors.BadUuid;
         }
 
@@ -216,7 +216,7 @@ internal sealed class ChannelRegistry : IDisposable
         {
             if (error.Code == RelayErrorCode.BadUuid)
             {
-                _failures.Take(key);
+                await _limits.TakeAsync(RateLimit.FailedLookups, key, cancellationToken).ConfigureAwait(false);
             }
 
             return error;
@@ -255,10 +255,12 @@ internal sealed class ChannelRegistry : IDisposable
     public async ValueTask<Outcome<StapleAttachment>> AttachAsync(string channelName, string uuid, IPAddress address, int lane, IStapleLink link, CancellationToken cancellationToken = default)
     {
         var key = LimitKey(address);
-        var state = _failures.HasToken(key) ? await _store.GetAsync(channelName, cancellationToken).ConfigureAwait(false) : null;
+        var state = await _limits.HasTokenAsync(RateLimit.FailedLookups, key, cancellationToken).ConfigureAwait(false)
+            ? await _store.GetAsync(channelName, cancellationToken).ConfigureAwait(false)
+            : null;
         if (state is null)
         {
-            _failures.Take(key);
+            await _limits.TakeAsync(RateLimit.FailedLookups, key, cancellationToken).ConfigureAwait(false);
             return RelayErrors.BadUuid;
         }
 
@@ -267,7 +269,7 @@ internal sealed class ChannelRegistry : IDisposable
         {
             if (refusal.Code == RelayErrorCode.BadUuid)
             {
-                _failures.Take(key);
+                await _limits.TakeAsync(RateLimit.FailedLookups, key, cancellationToken).ConfigureAwait(false);
             }
 
             return refusal;
@@ -421,13 +423,23 @@ internal sealed class ChannelRegistry : IDisposable
     /// <summary>The same from a synchronous callback (a pipe's fault or idle timer): the work is tracked, not dropped.</summary>
     public void EndConnections(ChannelRef channel, string reason) => Track(EndConnectionsAsync(channel, reason));
 
-    /// <summary>Closes every channel and cuts every connection (the relay is stopping).</summary>
+    /// <summary>
+    /// Closes every channel and cuts every connection (the relay is stopping). With a shared store only this node's
+    /// connections are cut: the channels stay for the other nodes.
+    /// </summary>
     public async ValueTask CloseAllAsync(CancellationToken cancellationToken = default)
     {
-        await foreach (var state in _store.AllAsync(cancellationToken).ConfigureAwait(false))
+        if (_store.IsShared)
         {
-            await _store.UpdateAsync(state.Name, state.Id, static s => ChannelMachine.Close(s), cancellationToken).ConfigureAwait(false);
-            StapleTable.Abort(_staples.End(state.Id));
+            _staples.EndAll();
+        }
+        else
+        {
+            await foreach (var state in _store.AllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                await _store.UpdateAsync(state.Name, state.Id, static s => ChannelMachine.Close(s), cancellationToken).ConfigureAwait(false);
+                StapleTable.Abort(_staples.End(state.Id));
+            }
         }
 
         DisposeTimers();
@@ -446,7 +458,7 @@ internal sealed class ChannelRegistry : IDisposable
     }
 
     /// <summary>How many stored channels (open, or closed and not yet forgotten) <paramref name="address"/> has created.</summary>
-    internal int ChannelsOf(IPAddress address) => _channelsByAddress.Of(LimitKey(address));
+    internal int ChannelsOf(IPAddress address) => _limits.ChannelsOf(LimitKey(address));
 
     /// <summary>How many connections waiting for their peer come from <paramref name="address"/>'s key.</summary>
     internal int WaitingOf(IPAddress address) => _staples.WaitingOf(LimitKey(address));
@@ -664,8 +676,7 @@ internal sealed class ChannelRegistry : IDisposable
         DisposeTimer(state.Id);
         if (await _store.RemoveAsync(state.Name, state.Id).ConfigureAwait(false))
         {
-            Interlocked.Decrement(ref _channelCount);
-            _channelsByAddress.Release(state.CreatorKey);
+            await _limits.ReleaseChannelAsync(state.CreatorKey, state.Id).ConfigureAwait(false);
             _staples.Forget(state.Id);
             Log.ChannelForgotten(state.Name);
             if (_closedByCreator.TryGetValue(state.CreatorKey, out var closed))
@@ -707,23 +718,6 @@ internal sealed class ChannelRegistry : IDisposable
         }
     }
 
-    private static bool TryIncrementBelow(ref int counter, int limit)
-    {
-        var current = Volatile.Read(ref counter);
-        while (current < limit)
-        {
-            var seen = Interlocked.CompareExchange(ref counter, current + 1, current);
-            if (seen == current)
-            {
-                return true;
-            }
-
-            current = seen;
-        }
-
-        return false;
-    }
-
     private async ValueTask<Outcome<JoinResult>> JoinRecipientAsync(JoinCommand command, IPAddress address, IPAddress key, CancellationToken cancellationToken)
     {
         if (command.Channel is null)
@@ -732,14 +726,16 @@ internal sealed class ChannelRegistry : IDisposable
         }
 
         // Past its budget of failed lookups, an address is told "no channel" without a look: it cannot enumerate.
-        var existing = _failures.HasToken(key) ? await _store.GetAsync(command.Channel, cancellationToken).ConfigureAwait(false) : null;
+        var existing = await _limits.HasTokenAsync(RateLimit.FailedLookups, key, cancellationToken).ConfigureAwait(false)
+            ? await _store.GetAsync(command.Channel, cancellationToken).ConfigureAwait(false)
+            : null;
         if (existing is null)
         {
-            _failures.Take(key);
+            await _limits.TakeAsync(RateLimit.FailedLookups, key, cancellationToken).ConfigureAwait(false);
             return RelayErrors.NoChannel;
         }
 
-        if (!_joins.TryTake(key))
+        if (!await _limits.TryTakeAsync(RateLimit.Joins, key, cancellationToken).ConfigureAwait(false))
         {
             return RelayErrors.JoinRate;
         }
@@ -749,8 +745,8 @@ internal sealed class ChannelRegistry : IDisposable
         var joined = await _store.UpdateAsync(command.Channel, existing.Id, s => ChannelMachine.JoinRecipient(s, address, uuid), cancellationToken).ConfigureAwait(false);
         if (joined is not { Refused: false } transition)
         {
-            _joins.Refund(key);
-            _failures.Take(key);
+            await _limits.RefundAsync(RateLimit.Joins, key, cancellationToken).ConfigureAwait(false);
+            await _limits.TakeAsync(RateLimit.FailedLookups, key, cancellationToken).ConfigureAwait(false);
             return joined?.Error ?? RelayErrors.NoChannel;
         }
 

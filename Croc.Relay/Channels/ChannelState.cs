@@ -5,8 +5,9 @@ namespace CrocNet.Relay.Channels;
 
 /// <summary>
 /// One channel's whole shared state, immutable: what a channel store keeps. <see cref="ChannelMachine"/> computes every
-/// next state from it; node-local things (TCP connections, timers) live elsewhere. Holds the participants' uuids:
-/// never log it (its <see cref="ToString"/> leaves them out).
+/// next state from it; node-local things (TCP connections, timers) live elsewhere. A participant's uuid is a bearer
+/// token, so the state keeps only its SHA-256 (<see cref="UuidHash.Of"/>): a store (or a dump of one) holds nothing a
+/// caller could present. Its <see cref="ToString"/> leaves even the hashes out.
 /// </summary>
 internal sealed record ChannelState
 {
@@ -20,9 +21,11 @@ internal sealed record ChannelState
     /// <summary>Starts at 1; grows by one on every change participants can see.</summary>
     public long Rev { get; init; } = 1;
 
-    public required string SenderUuid { get; init; }
+    /// <summary>The SHA-256 of the sender's uuid (<see cref="UuidHash.Of"/>), never the uuid.</summary>
+    public required string SenderUuidHash { get; init; }
 
-    public string? RecipientUuid { get; init; }
+    /// <summary>The SHA-256 of the recipient's uuid once one joined, never the uuid.</summary>
+    public string? RecipientUuidHash { get; init; }
 
     public string? X { get; init; }
 

@@ -3,10 +3,17 @@ namespace CrocNet.Relay.Channels;
 /// <summary>
 /// Where channel states live. The in-memory store serves one node; a shared store (Redis, registered through
 /// <c>ICrocRelayBuilder</c>) lets several relay nodes serve the same channels. Every change goes through
-/// <see cref="UpdateAsync"/> with a pure transition, so a store can make it atomic its own way.
+/// <see cref="UpdateAsync"/> with a pure transition, so a store can make it atomic its own way. A store that cannot be
+/// reached throws <see cref="ChannelStoreUnavailableException"/> (quickly: its commands have a bounded timeout), which
+/// the routes answer <c>503 unavailable</c>.
 /// </summary>
 internal interface IChannelStore
 {
+    /// <summary>
+    /// A new channel id, unique among the channels this store holds (a shared store hands out ids unique across nodes).
+    /// </summary>
+    ValueTask<long> NewIdAsync(CancellationToken cancellationToken = default) => ValueTask.FromResult(Random.Shared.NextInt64(1, long.MaxValue));
+
     /// <summary>The current state of the channel named <paramref name="name"/>, or <see langword="null"/>.</summary>
     ValueTask<ChannelState?> GetAsync(string name, CancellationToken cancellationToken = default);
 
@@ -31,6 +38,12 @@ internal interface IChannelStore
     /// <summary>Forgets channel <paramref name="id"/>; returns whether it was stored.</summary>
     ValueTask<bool> RemoveAsync(string name, long id, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Whether other relay nodes share this store: then a stopping node leaves the channels to them (it closes none)
+    /// and only cuts its own connections.
+    /// </summary>
+    bool IsShared => false;
+
     /// <summary>Every stored state (relay shutdown, diagnostics).</summary>
     IAsyncEnumerable<ChannelState> AllAsync(CancellationToken cancellationToken = default);
 
@@ -39,4 +52,26 @@ internal interface IChannelStore
     /// cheap round trip; the in-memory one is always reachable (so is a store that does not say otherwise).
     /// </summary>
     ValueTask ProbeAsync(CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
+}
+
+/// <summary>
+/// The channel store could not be reached or did not answer in time (a shared store's server is down, say). Transient:
+/// the routes answer <c>503 unavailable</c> and the client retries. Its message never holds a connection string.
+/// </summary>
+internal sealed class ChannelStoreUnavailableException : IOException
+{
+    public ChannelStoreUnavailableException()
+        : this("The channel store cannot be reached.")
+    {
+    }
+
+    public ChannelStoreUnavailableException(string message)
+        : base(message)
+    {
+    }
+
+    public ChannelStoreUnavailableException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
 }

@@ -18,6 +18,7 @@ internal enum RelayErrorCode
     ReconnectLimit,
     Timeout,
     Unauthorized,
+    Unavailable,
 }
 
 /// <summary>A refusal: a stable code and a sentence for people. Never contains a secret.</summary>
@@ -40,6 +41,7 @@ internal static class RelayErrors
         RelayErrorCode.ReconnectLimit => RelayWire.Codes.ReconnectLimit,
         RelayErrorCode.Timeout => RelayWire.Codes.Timeout,
         RelayErrorCode.Unauthorized => RelayWire.Codes.Unauthorized,
+        RelayErrorCode.Unavailable => RelayWire.Codes.Unavailable,
         _ => throw new ArgumentOutOfRangeException(nameof(code)),
     };
 
@@ -52,6 +54,7 @@ internal static class RelayErrors
     public static readonly RelayError Capacity = new(RelayErrorCode.Capacity, "The relay is at capacity; try again later.");
     public static readonly RelayError JoinRate = new(RelayErrorCode.Capacity, "This address joined too often in the last minute; try again later.");
     public static readonly RelayError Unauthorized = new(RelayErrorCode.Unauthorized, "This relay is private: the request did not carry its password.");
+    public static readonly RelayError Unavailable = new(RelayErrorCode.Unavailable, "The relay cannot reach its channel store right now; try again shortly.");
     public static readonly RelayError Occupied = new(RelayErrorCode.Occupied, "This channel already has a sender; choose another channel name.");
 }
 

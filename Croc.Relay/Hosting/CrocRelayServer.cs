@@ -115,7 +115,8 @@ public sealed class CrocRelayServer : IAsyncDisposable
         builder.Services.AddSingleton(typeof(ILogger<>), typeof(Logger<>));
         builder.Services.AddSingleton(new RelayClock(options.TimeProvider ?? TimeProvider.System));
         var relay = options.Relay;
-        builder.Services.AddCrocRelay(o => Copy(relay, o));
+        var relayBuilder = builder.Services.AddCrocRelay(o => Copy(relay, o));
+        options.ConfigureRelay?.Invoke(relayBuilder);
 
         var app = builder.Build();
         app.UseRouting();

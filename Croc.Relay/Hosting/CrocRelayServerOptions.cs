@@ -1,4 +1,5 @@
 using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace CrocNet.Relay;
@@ -65,6 +66,14 @@ public sealed class CrocRelayServerOptions
     /// <summary>The password of a PKCS#12 <see cref="CertificatePath"/> or of an encrypted PEM key. Never logged or quoted.</summary>
     /// <value>Default <see langword="null"/>: not encrypted.</value>
     public string? CertificatePassword { get; set; }
+
+    /// <summary>
+    /// Further configuration of the relay's services, run right after <c>AddCrocRelay</c>: for example a shared channel
+    /// store, <c>relay =&gt; relay.AddRedisChannelStore("localhost:6379")</c> (package Croc.Relay.Redis), so several
+    /// servers serve the same channels.
+    /// </summary>
+    /// <value>Default <see langword="null"/>: the in-memory store and limits of one node.</value>
+    public Action<ICrocRelayBuilder>? ConfigureRelay { get; set; }
 
     /// <summary>The relay's clock for channel expiry, hello and long-poll timeouts (not used by Kestrel itself).</summary>
     /// <value>Default <see langword="null"/>: <see cref="TimeProvider.System"/>.</value>

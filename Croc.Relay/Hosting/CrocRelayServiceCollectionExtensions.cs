@@ -2,6 +2,7 @@ using CrocNet.Relay;
 using CrocNet.Relay.Channels;
 using CrocNet.Relay.Diagnostics;
 using CrocNet.Relay.Hosting;
+using CrocNet.Relay.Net;
 using CrocNet.Relay.Staple;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -94,6 +95,7 @@ public static class CrocRelayServiceCollectionExtensions
         // The channel store is a seam: a shared store registered before AddCrocRelay (or replacing this one) serves
         // several nodes; the in-memory one is the default.
         services.TryAddSingleton<IChannelStore, InMemoryChannelStore>();
+        services.TryAddSingleton<IRelayLimits>(sp => new InMemoryRelayLimits(sp.GetRequiredService<IOptions<CrocRelayOptions>>().Value, sp.GetRequiredService<RelayClock>().TimeProvider));
         services.TryAddSingleton<ChannelRegistry>();
         services.TryAddSingleton(sp => new CrocRelayListeners(sp.GetRequiredService<ChannelRegistry>()));
         services.TryAddSingleton<RelayHttpHandler>();

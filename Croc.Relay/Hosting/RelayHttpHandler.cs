@@ -32,7 +32,24 @@ internal sealed class RelayHttpHandler
         _stopping = lifetime?.ApplicationStopping ?? CancellationToken.None;
     }
 
-    public async Task JoinAsync(HttpContext context)
+    public Task JoinAsync(HttpContext context) => GuardAsync(context, "join", JoinCoreAsync);
+
+    public Task ChannelAsync(HttpContext context) => GuardAsync(context, "channel", ChannelCoreAsync);
+
+    /// <summary>A channel store that cannot be reached is a transient refusal (<c>503 unavailable</c>), never a crash or a hang.</summary>
+    private async Task GuardAsync(HttpContext context, string route, Func<HttpContext, Task> handle)
+    {
+        try
+        {
+            await handle(context).ConfigureAwait(false);
+        }
+        catch (ChannelStoreUnavailableException) when (!context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
+        {
+            await WriteErrorAsync(context, route, RelayErrors.Unavailable, null).ConfigureAwait(false);
+        }
+    }
+
+    private async Task JoinCoreAsync(HttpContext context)
     {
         if (!await AuthorizeAsync(context, "join").ConfigureAwait(false))
         {
@@ -62,7 +79,7 @@ internal sealed class RelayHttpHandler
         await WriteStateAsync(context, joined.State, joined.Uuid, joined.Role).ConfigureAwait(false);
     }
 
-    public async Task ChannelAsync(HttpContext context)
+    private async Task ChannelCoreAsync(HttpContext context)
     {
         if (!await AuthorizeAsync(context, "channel").ConfigureAwait(false))
         {
@@ -115,7 +132,7 @@ internal sealed class RelayHttpHandler
     /// <summary>A private relay answers a request without its password <c>401 unauthorized</c>, before reading the body.</summary>
     private async Task<bool> AuthorizeAsync(HttpContext context, string route)
     {
-        if (_registry.Authorize(ClientAddress(context), () => _registry.Access.Allows(context.Request)))
+        if (await _registry.AuthorizeAsync(ClientAddress(context), () => _registry.Access.Allows(context.Request), context.RequestAborted).ConfigureAwait(false))
         {
             return true;
         }

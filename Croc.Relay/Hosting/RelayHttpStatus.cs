@@ -13,7 +13,7 @@ internal static class RelayHttpStatus
         RelayErrorCode.NoChannel => 404,
         RelayErrorCode.Occupied or RelayErrorCode.AlreadySet or RelayErrorCode.NotReady or RelayErrorCode.Duplicate or RelayErrorCode.ReconnectLimit => 409,
         RelayErrorCode.Closed => 410,
-        RelayErrorCode.Capacity => 503,
+        RelayErrorCode.Capacity or RelayErrorCode.Unavailable => 503,
         RelayErrorCode.Timeout => 408,
         _ => 500,
     };

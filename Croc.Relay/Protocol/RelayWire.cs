@@ -65,6 +65,9 @@ internal static class RelayWire
 
         public const string Timeout = "timeout";
         public const string Unauthorized = "unauthorized";
+
+        /// <summary>The channel store (a shared one, e.g. Redis) cannot be reached: HTTP 503, transient.</summary>
+        public const string Unavailable = "unavailable";
     }
 
     /// <summary>The TCP hello line <c>{"channel":"…","uuid":"…"}\n</c> and the relay's answers.</summary>

@@ -88,7 +88,7 @@ internal sealed class StapleSession
                 label = legLane;
             }
 
-            if (!connection.Authorized && !_registry.Authorize(address, () => _registry.Access.AllowsLeg(hello.Auth, hello.Channel, hello.Uuid)))
+            if (!connection.Authorized && !await _registry.AuthorizeAsync(address, () => _registry.Access.AllowsLeg(hello.Auth, hello.Channel, hello.Uuid), stopping).ConfigureAwait(false))
             {
                 await RefuseAsync(connection, label, RelayErrors.Unauthorized, null, stopping).ConfigureAwait(false);
                 return;

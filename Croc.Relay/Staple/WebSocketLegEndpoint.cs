@@ -52,7 +52,7 @@ internal sealed class WebSocketLegEndpoint
             return;
         }
 
-        if (!_registry.Authorize(_registry.Addresses.FromHttp(context), () => _registry.Access.Allows(context.Request)))
+        if (!await _registry.AuthorizeAsync(_registry.Addresses.FromHttp(context), () => _registry.Access.Allows(context.Request), context.RequestAborted).ConfigureAwait(false))
         {
             context.Response.Headers.WWWAuthenticate = RelayAccess.Scheme;
             await RefuseAsync(context, RelayErrors.Unauthorized).ConfigureAwait(false);

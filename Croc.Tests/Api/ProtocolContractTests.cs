@@ -52,6 +52,7 @@ public class ProtocolContractTests
         Assert.That(CrocWire.HelloLane, Is.EqualTo(RelayWire.Hello.Lane));
         Assert.That(CrocWire.HelloAuth, Is.EqualTo(RelayWire.Hello.Auth));
         Assert.That(CrocWire.Errors.Unauthorized, Is.EqualTo(RelayWire.Codes.Unauthorized));
+        Assert.That(CrocWire.Errors.Unavailable, Is.EqualTo(RelayWire.Codes.Unavailable));
         Assert.That(CrocWire.AuthorizationScheme, Is.EqualTo(CrocNet.Relay.Net.RelayAccess.Scheme));
 
         var ticket = new CrocNet.Transport.StapleTicket(new string('c', 64), new string('u', 128), new string('p', 256));

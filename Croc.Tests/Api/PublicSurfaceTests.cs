@@ -15,6 +15,7 @@ public class PublicSurfaceTests
             ["SourceNotFound"] = 16,
             ["RelayAccessDenied"] = 17,
             ["PeerCancelled"] = 18,
+            ["RelayUnavailable"] = 19,
         };
 
         var actual = Enum.GetValues<CrocErrorCode>().ToDictionary(c => c.ToString(), c => (int)c);

@@ -151,6 +151,38 @@ public class RelayClientTests
         Assert.That(calls, Is.EqualTo(1), "a 401 is an answer, never retried");
     }
 
+    [TestCase("unavailable", CrocErrorCode.RelayUnavailable)]
+    [TestCase("capacity", CrocErrorCode.RelayUnreachable)]
+    [CancelAfter(10_000)]
+    public void Join_Relay503EveryTime_RetriedThenTypedByItsCode(string code, CrocErrorCode expected, CancellationToken cancellationToken)
+    {
+        var calls = 0;
+        var handler = new ScriptedHandler(_ =>
+        {
+            calls++;
+            return Json(HttpStatusCode.ServiceUnavailable, $$"""{"error":"Not now.","code":"{{code}}"}""");
+        });
+
+        var ex = Assert.ThrowsAsync<CrocRelayException>(() => NewClient(handler, retries: 2).JoinAsync(null, "p256", ParticipantRole.Sender, cancellationToken));
+
+        Assert.That((ex!.Code, ex.StatusCode, ex.RelayCode), Is.EqualTo((expected, (int?)503, code)));
+        Assert.That(calls, Is.EqualTo(3), "a 503 is transient: retried");
+    }
+
+    [Test]
+    [CancelAfter(10_000)]
+    public async Task Join_RelayUnavailableOnce_RetriedAndJoins(CancellationToken cancellationToken)
+    {
+        var calls = 0;
+        var handler = new ScriptedHandler(_ => ++calls == 1
+            ? Json(HttpStatusCode.ServiceUnavailable, """{"error":"Not now.","code":"unavailable"}""")
+            : Json(HttpStatusCode.OK, JoinReply));
+
+        var session = await NewClient(handler, retries: 2).JoinAsync("abcdefgh", "p256", ParticipantRole.Sender, cancellationToken);
+
+        Assert.That((session.Channel, calls), Is.EqualTo(("abcdefgh", 2)));
+    }
+
     private static RelayClient NewClient(HttpMessageHandler handler, int retries, string? password = null)
     {
         var options = new CrocOptions { MaxRetries = retries, RetryBaseDelay = TimeSpan.FromMilliseconds(1) };

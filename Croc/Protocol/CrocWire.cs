@@ -67,6 +67,9 @@ internal static class CrocWire
         /// <summary>A private relay's answer to a request or leg without the right password (HTTP 401, or a hello's <c>error</c>).</summary>
         public const string Unauthorized = "unauthorized";
 
+        /// <summary>The relay cannot reach its channel store (a scaled-out relay's Redis): HTTP 503, transient, retried.</summary>
+        public const string Unavailable = "unavailable";
+
         /// <summary>Every code version 1.0 of the protocol defines for the HTTP routes.</summary>
         public static readonly string[] All = [BadRequest, IpLimit, BadUuid, NoChannel, Occupied, AlreadySet, NotReady, Closed];
     }

@@ -99,7 +99,7 @@ internal sealed class RelayClient
             {
                 // Reached, but failing or out of capacity even after retries: say so, and keep its code.
                 throw new CrocRelayException(
-                    CrocErrorCode.RelayUnreachable,
+                    ex.RelayCode == CrocWire.Errors.Unavailable ? CrocErrorCode.RelayUnavailable : CrocErrorCode.RelayUnreachable,
                     $"The relay at {DisplayAddress} is not taking requests: {ex.Message} Try again later.",
                     ex.RelayCode,
                     ex.StatusCode,

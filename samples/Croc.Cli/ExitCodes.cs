@@ -59,7 +59,7 @@ public static class ExitCodes
         CliException cli => cli.ExitCode,
         CrocAuthenticationException => AuthenticationFailed,
         CrocException { Code: CrocErrorCode.AuthenticationFailed } => AuthenticationFailed,
-        CrocException { Code: CrocErrorCode.RelayRefused or CrocErrorCode.RelayUnreachable or CrocErrorCode.RelayAccessDenied } => Relay,
+        CrocException { Code: CrocErrorCode.RelayRefused or CrocErrorCode.RelayUnreachable or CrocErrorCode.RelayUnavailable or CrocErrorCode.RelayAccessDenied } => Relay,
         CrocException { Code: CrocErrorCode.UnsafePath or CrocErrorCode.FileExists or CrocErrorCode.TransferRejected } => Refused,
         CrocException { Code: CrocErrorCode.InvalidCode or CrocErrorCode.SourceNotFound } => Usage,
         Microsoft.Extensions.Options.OptionsValidationException => Usage,

@@ -65,6 +65,26 @@ public class ChannelMachineTests
     }
 
     [Test]
+    public void State_Participants_KeepsOnlyHashesOfTheirUuids()
+    {
+        var sender = ChannelNames.NewUuid();
+        var recipient = ChannelNames.NewUuid();
+        var state = ChannelMachine.JoinRecipient(ChannelMachine.Create(7, "chan", "p256", sender, A, A, DateTimeOffset.UnixEpoch), B, recipient).State;
+
+        // Every string the state holds (what a shared store writes down): no uuid, not even part of one.
+        var texts = typeof(ChannelState).GetProperties().Where(p => p.PropertyType == typeof(string)).Select(p => (string?)p.GetValue(state) ?? "").ToList();
+        Assert.That(texts, Has.None.Contains(sender).And.None.Contains(recipient[..16]));
+        Assert.That(texts, Has.Some.EqualTo(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(sender)))));
+        Assert.Multiple(() =>
+        {
+            Assert.That(ChannelMachine.RoleOf(state, sender), Is.EqualTo(ParticipantRole.Sender));
+            Assert.That(ChannelMachine.RoleOf(state, recipient), Is.EqualTo(ParticipantRole.Recipient));
+            Assert.That(ChannelMachine.RoleOf(state, UuidHash.Of(sender)), Is.Null, "the hash itself is no token");
+            Assert.That(ChannelMachine.RoleOf(state, sender[..^1]), Is.Null);
+        });
+    }
+
+    [Test]
     public void ToString_State_LeavesOutUuidsAndValues()
     {
         var state = ChannelMachine.Apply(ChannelMachine.JoinRecipient(New(), B, "r-uuid").State, new ChannelCommand("chan", "s-uuid", ChannelAction.SetX, null, "eA=="), A).State;
