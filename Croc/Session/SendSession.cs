@@ -103,7 +103,9 @@ internal sealed class SendSession
             }
 
             Log.Stapled(_runtime.Logger, _code.Channel);
-            using var context = DataPlane.Create(handshake.Keys, streams, StreamDirection.SenderToRecipient, _tracker, options.IdleTimeout, options.PeerTimeout, _runtime.Time);
+            using var context = DataPlane.Create(
+                handshake.Keys, streams, StreamDirection.SenderToRecipient, _tracker, options.IdleTimeout, options.PeerTimeout, _runtime.Time,
+                _runtime.Dialer(_relay, handshake.State), _runtime.Reconnected(_code.Channel));
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, context.IdleToken);
             IReadOnlyList<TransferredFile> files;
             try
@@ -126,6 +128,8 @@ internal sealed class SendSession
                 TotalBytes = files.Sum(f => f.Length),
                 Duration = _runtime.Time.GetElapsedTime(_started),
                 Text = _plan.Manifest.Text,
+                Reconnects = context.Reconnects,
+                BytesResent = context.BytesResent,
             };
             Log.Completed(_runtime.Logger, _code.Channel, files.Count, result.TotalBytes, result.Duration);
             return result;
