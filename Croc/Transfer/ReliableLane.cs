@@ -177,6 +177,18 @@ internal sealed class ReliableLane : IDisposable
         }
     }
 
+    /// <summary>The peer's frames this side has acknowledged (the last acknowledgement sent).</summary>
+    public long AcknowledgedFrames
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _ackSent;
+            }
+        }
+    }
+
     /// <summary>Frames written so far (logical, resent ones not counted again).</summary>
     public long FramesWritten => Interlocked.Read(ref _next);
 
@@ -631,7 +643,13 @@ internal sealed class ReliableLane : IDisposable
         }
         catch (Exception ex)
         {
-            Fail(ex is OperationCanceledException && _closing.IsCancellationRequested ? new ObjectDisposedException(nameof(ReliableLane)) : ex);
+            Fail(ex switch
+            {
+                OperationCanceledException when _closing.IsCancellationRequested => new ObjectDisposedException(nameof(ReliableLane)),
+                CrocException or OperationCanceledException => ex,
+                // A transient fault that outlasted the dialer's retries: the connection is lost, as it was.
+                _ => new CrocTransferException(CrocErrorCode.ConnectionLost, $"Data connection {_index + 1} broke and could not be re-established: {ex.Message}", ex),
+            });
             broken.Replaced.TrySetResult(false);
             return;
         }
