@@ -190,7 +190,7 @@ public class ReliableLaneTests
     public async Task RunAsync_RelayRefusesTheRedial_TypedErrorNothingKept(CancellationToken cancellationToken)
     {
         var (path, _) = NewFile(8 * MiB);
-        using var wire = new LaneWire(1) { RefuseWith = new CrocRelayException(CrocErrorCode.RelayRefused, "The relay refused data connection 1 (reconnect_limit).", LaneDialer.ReconnectLimit) };
+        using var wire = new LaneWire(1) { RefuseWith = new CrocRelayException(CrocErrorCode.RelayRefused, "The relay refused data connection 1 (reconnect_limit).", CrocNet.Protocol.CrocWire.Errors.ReconnectLimit) };
         using var sender = Side(wire, sender: true);
         using var recipient = Side(wire, sender: false);
         wire.Current[0].SenderEnd.CutAt = 2L * MiB;
@@ -200,8 +200,8 @@ public class ReliableLaneTests
         var receive = FileReceiver.RunAsync(recipient, new ReceiveTarget { OutputDirectory = target }, cancellationToken);
 
         var error = Assert.CatchAsync<CrocRelayException>(async () => await send);
-        Assert.That(error!.RelayCode, Is.EqualTo(LaneDialer.ReconnectLimit));
-        Assert.That(Assert.CatchAsync<CrocRelayException>(async () => await receive)!.RelayCode, Is.EqualTo(LaneDialer.ReconnectLimit));
+        Assert.That(error!.RelayCode, Is.EqualTo(CrocNet.Protocol.CrocWire.Errors.ReconnectLimit));
+        Assert.That(Assert.CatchAsync<CrocRelayException>(async () => await receive)!.RelayCode, Is.EqualTo(CrocNet.Protocol.CrocWire.Errors.ReconnectLimit));
         Assert.That(Directory.EnumerateFileSystemEntries(target), Is.Empty);
     }
 

@@ -66,8 +66,6 @@ internal sealed class LaneDialer : ILaneDialer
 
     private static readonly ResiliencePropertyKey<int> LaneKey = new("croc.lane");
 
-    /// <summary>The relay's refusal of a channel past its re-attachment budget (protocol 1.1).</summary>
-    internal const string ReconnectLimit = "reconnect_limit";
 
     public TimeSpan Timeout { get; }
 
@@ -108,7 +106,7 @@ internal sealed class LaneDialer : ILaneDialer
                 context,
                 lane).ConfigureAwait(false);
         }
-        catch (CrocRelayException ex) when (ex.Code == CrocErrorCode.RelayRefused && ex.RelayCode != ReconnectLimit)
+        catch (CrocRelayException ex) when (ex.Code == CrocErrorCode.RelayRefused && ex.RelayCode != CrocWire.Errors.ReconnectLimit)
         {
             // The channel is gone (the other side gave up or finished) or the relay cannot take legs back: the
             // connection is lost, as it was before reconnecting existed. The relay's budget is its own error.

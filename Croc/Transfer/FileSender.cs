@@ -271,10 +271,16 @@ internal sealed class FileSender
             await verdict.ConfigureAwait(false);
             return files;
         }
-        catch (Exception) when (verdict.IsFaulted)
+        catch (Exception ex) when (verdict.IsFaulted || (ex is OperationCanceledException && stop.IsCancellationRequested && !CancelledByCaller(cancellationToken)))
         {
-            // The recipient's reason beats the cancellation or broken pipe it caused on our side.
-            await verdict.ConfigureAwait(false);
+            // The recipient's reason beats the cancellation or broken pipe it caused on our side (a write waiting for
+            // acknowledgements the recipient will no longer send, say); it cancels before it is marked faulted.
+            await Task.WhenAny(verdict, Task.Delay(Protocol.ProtocolTimings.VerdictGrace, _context.Time, CancellationToken.None)).ConfigureAwait(false);
+            if (verdict.IsFaulted)
+            {
+                await verdict.ConfigureAwait(false);
+            }
+
             throw;
         }
         finally

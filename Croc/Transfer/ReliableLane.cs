@@ -646,8 +646,9 @@ internal sealed class ReliableLane : IDisposable
             Fail(ex switch
             {
                 OperationCanceledException when _closing.IsCancellationRequested => new ObjectDisposedException(nameof(ReliableLane)),
-                CrocException or OperationCanceledException => ex,
-                // A transient fault that outlasted the dialer's retries: the connection is lost, as it was.
+                CrocException => ex,
+                // A transient fault that outlasted the dialer's retries, or a dial that timed out on its own (nobody
+                // cancelled this recovery but the transfer's end): the connection is lost, as it was.
                 _ => new CrocTransferException(CrocErrorCode.ConnectionLost, $"Data connection {_index + 1} broke and could not be re-established: {ex.Message}", ex),
             });
             broken.Replaced.TrySetResult(false);
