@@ -47,7 +47,8 @@ internal sealed class LaneDialer : ILaneDialer
                     .Handle<TimeoutException>()
                     .Handle<WebSocketException>()
                     .Handle<HttpRequestException>(ex => (ex.StatusCode is null || (int)ex.StatusCode >= 500) && ex.InnerException is not AuthenticationException)
-                    .Handle<CrocRelayException>(ex => ex.StatusCode >= 500),
+                    // A relay that still holds the broken leg says "duplicate" for a moment; the refusals below are final.
+                    .Handle<CrocRelayException>(ex => ex.StatusCode >= 500 || (ex.StatusCode is null && ex.RelayCode is { } code && !Final.Contains(code))),
                 MaxRetryAttempts = options.ReconnectAttempts - 1,
                 Delay = TimeSpan.FromMilliseconds(100),
                 MaxDelay = TimeSpan.FromSeconds(5),
@@ -65,6 +66,13 @@ internal sealed class LaneDialer : ILaneDialer
     }
 
     private static readonly ResiliencePropertyKey<int> LaneKey = new("croc.lane");
+
+    /// <summary>Hello refusals that another dial cannot change: the relay said no for good.</summary>
+    private static readonly HashSet<string> Final =
+    [
+        CrocWire.Errors.ReconnectLimit, CrocWire.Errors.Closed, CrocWire.Errors.NoChannel, CrocWire.Errors.BadUuid,
+        CrocWire.Errors.IpLimit, CrocWire.Errors.Unauthorized, CrocWire.Errors.BadRequest,
+    ];
 
 
     public TimeSpan Timeout { get; }

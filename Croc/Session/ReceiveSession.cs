@@ -91,13 +91,13 @@ internal static class ReceiveSession
         }
         finally
         {
-            context?.Dispose();
             if (relay is not null)
             {
                 await relay.CloseAsync().ConfigureAwait(false);
             }
 
-            await CrocRuntime.DisposeAllAsync(streams).ConfigureAwait(false);
+            await CrocRuntime.DisposeAllAsync([.. streams, .. context?.DialedStreams ?? []]).ConfigureAwait(false);
+            context?.Dispose();
         }
     }
 

@@ -117,6 +117,18 @@ internal sealed class ReliableLane : IDisposable
     /// <summary>The leg in use now (a re-dialed one after a reconnect).</summary>
     public Stream Stream => _leg.Stream;
 
+    /// <summary>The legs this lane dialed itself (after breaks); the session closes them with its own legs.</summary>
+    public IReadOnlyList<Stream> DialedStreams
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _legs.Where(l => l.Owned).Select(l => l.Stream)];
+            }
+        }
+    }
+
     /// <summary>Whether the peer's authenticated end has been read.</summary>
     public bool Ended => _peerEnded;
 

@@ -24,6 +24,9 @@ internal sealed class TransferContext : IDisposable
     /// <summary>Lane <c>i</c> is stapled connection <c>i</c>; lane 0 carries the control frames.</summary>
     public ReliableLane[] Lanes { get; }
 
+    /// <summary>The legs the lanes dialed after breaks (the session closes them).</summary>
+    public IReadOnlyList<Stream> DialedStreams => [.. Lanes.SelectMany(l => l.DialedStreams)];
+
     /// <summary>How many times a broken leg was replaced, over every lane.</summary>
     public int Reconnects => Lanes.Sum(l => l.Reconnects);
 
