@@ -11,7 +11,7 @@ namespace CrocNet.Tests.EndToEnd;
 /// </summary>
 public class ReconnectTransferTests
 {
-    private const int FileSize = 12 * 1024 * 1024;
+    private const int FileSize = 24 * 1024 * 1024;
     private readonly List<string> _folders = [];
 
     [TearDown]
@@ -70,7 +70,7 @@ public class ReconnectTransferTests
     {
         // The sender's leg is reset in its sending direction; the recipient's in the direction it receives.
         var target = sendersLeg ? new FaultTarget(ProxySide.Sender, LegKind.TcpLane, lane, Flow.Up) : new FaultTarget(ProxySide.Recipient, LegKind.TcpLane, lane, Flow.Down);
-        var fault = new Fault(FaultKind.Reset, target, 600_000);
+        var fault = new Fault(FaultKind.Reset, target, 300_000);
 
         var (sent, received, bytes, output) = await TransferAsync(fault, CrocTransport.Tcp, reconnectAttempts: 8, cancellationToken);
 
@@ -86,7 +86,7 @@ public class ReconnectTransferTests
     [CancelAfter(60_000)]
     public async Task SendAsync_WebSocketLegResetMidTransfer_LaneReconnectsAndTransferCompletes(CancellationToken cancellationToken)
     {
-        var fault = new Fault(FaultKind.Reset, new FaultTarget(ProxySide.Sender, LegKind.WebSocketLeg, 1, Flow.Up), 600_000);
+        var fault = new Fault(FaultKind.Reset, new FaultTarget(ProxySide.Sender, LegKind.WebSocketLeg, 1, Flow.Up), 300_000);
 
         var (sent, received, bytes, output) = await TransferAsync(fault, CrocTransport.WebSocket, reconnectAttempts: 8, cancellationToken);
 
@@ -100,7 +100,7 @@ public class ReconnectTransferTests
     [CancelAfter(60_000)]
     public void SendAsync_LegResetWithReconnectOff_ConnectionLostAndNoFile(CancellationToken cancellationToken)
     {
-        var fault = new Fault(FaultKind.Reset, new FaultTarget(ProxySide.Sender, LegKind.TcpLane, 1, Flow.Up), 600_000);
+        var fault = new Fault(FaultKind.Reset, new FaultTarget(ProxySide.Sender, LegKind.TcpLane, 1, Flow.Up), 300_000);
         string? output = null;
 
         var error = Assert.CatchAsync<CrocException>(async () =>
