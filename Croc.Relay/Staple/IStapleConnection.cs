@@ -32,6 +32,20 @@ internal interface IStapleConnection : IStapleLink
 
     void MarkPaired();
 
+    /// <summary>
+    /// Completes once the waiting watch no longer reads the connection (or it closed), so the pipe never reads
+    /// alongside it.
+    /// </summary>
+    Task Watched { get; }
+
+    void MarkWatched();
+
+    /// <summary>
+    /// Whether the watch saw the client's connection fail (a reset). A socket reports a reset once: after it, reads
+    /// return "end of stream", which the pipe would take for a clean half-close.
+    /// </summary>
+    bool FailedWhileWaiting { get; }
+
     /// <summary>Reads exactly the hello line and nothing after it; the caller times it out through the token.</summary>
     ValueTask<(Hello? Hello, RelayError Error)> ReadHelloAsync(CancellationToken cancellationToken);
 
@@ -56,6 +70,8 @@ internal abstract class StapleConnectionBase : IStapleConnection
 {
     private readonly TaskCompletionSource<bool> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _paired = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _watched = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private volatile bool _failedWhileWaiting;
     private readonly Action? _onClosed;
     private int _closed;
 
@@ -75,6 +91,15 @@ internal abstract class StapleConnectionBase : IStapleConnection
     public void SetReady(bool ready) => _ready.TrySetResult(ready);
 
     public void MarkPaired() => _paired.TrySetResult();
+
+    public Task Watched => _watched.Task;
+
+    public void MarkWatched() => _watched.TrySetResult();
+
+    public bool FailedWhileWaiting => _failedWhileWaiting;
+
+    /// <summary>The watch saw the client's connection fail.</summary>
+    protected void MarkFailedWhileWaiting() => _failedWhileWaiting = true;
 
     public abstract ValueTask<(Hello? Hello, RelayError Error)> ReadHelloAsync(CancellationToken cancellationToken);
 
@@ -99,6 +124,7 @@ internal abstract class StapleConnectionBase : IStapleConnection
         }
 
         _ready.TrySetResult(false);
+        _watched.TrySetResult();
         CloseTransport(graceful);
         _onClosed?.Invoke();
     }

@@ -72,6 +72,8 @@ internal sealed class SocketStapleConnection : StapleConnectionBase
         }
         catch (SocketException)
         {
+            // The reset is reported to this peek only; remember it for the pipe.
+            MarkFailedWhileWaiting();
             return true;
         }
     }

@@ -125,7 +125,9 @@ internal sealed class StapleSession
             }
 
             peer.MarkPaired();
-            if (!await peer.Ready.ConfigureAwait(false))
+
+            // The waiting leg's watch stops reading first; a reset it consumed makes this pair broken from the start.
+            if (!await peer.Ready.ConfigureAwait(false) || !await WatchStoppedAsync(peer).ConfigureAwait(false))
             {
                 await _registry.PairBrokenAsync(attached, "a connection failed before it was piped").ConfigureAwait(false);
                 connection.Abort();
@@ -179,6 +181,18 @@ internal sealed class StapleSession
     /// </summary>
     private async Task WatchWaitingAsync(IStapleConnection connection, StapleAttachment attachment, int label, CancellationTokenSource timeout, CancellationToken stopping)
     {
+        try
+        {
+            await WatchAsync(connection, attachment, label, timeout, stopping).ConfigureAwait(false);
+        }
+        finally
+        {
+            connection.MarkWatched();
+        }
+    }
+
+    private async Task WatchAsync(IStapleConnection connection, StapleAttachment attachment, int label, CancellationTokenSource timeout, CancellationToken stopping)
+    {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, stopping);
         var left = connection.ClientLeftAsync(linked.Token).AsTask();
         var first = await Task.WhenAny(left, connection.Paired).ConfigureAwait(false);
@@ -217,6 +231,13 @@ internal sealed class StapleSession
             _log.WaitingDropped(attachment.Channel.Name, label, reason);
             connection.Abort();
         }
+    }
+
+    /// <summary>Waits for a waiting leg's watch to stop reading; false when it saw the client's connection fail.</summary>
+    private static async Task<bool> WatchStoppedAsync(IStapleConnection peer)
+    {
+        await peer.Watched.ConfigureAwait(false);
+        return !peer.FailedWhileWaiting;
     }
 
     private async Task RefuseAsync(IStapleConnection connection, int label, RelayError error, string? channel, CancellationToken stopping)

@@ -80,6 +80,17 @@ public sealed class RelaySettingsTests
     }
 
     [Test]
+    public void Apply_ReconnectSettings_FromFlagEnvironmentOrDefaults()
+    {
+        var defaults = Apply([]);
+        var set = Apply(["--reconnect-window", "20s"], new Dictionary<string, string> { ["CROC_MAX_REATTACHMENTS"] = "0" });
+
+        Assert.That((defaults.Relay.ReconnectWindow, defaults.Relay.MaxReattachments), Is.EqualTo((new CrocRelayOptions().ReconnectWindow, new CrocRelayOptions().MaxReattachments)));
+        Assert.That((set.Relay.ReconnectWindow, set.Relay.MaxReattachments), Is.EqualTo((TimeSpan.FromSeconds(20), 0)));
+        Assert.That(() => CrocRelayOptionsValidator.ThrowIfInvalid(set.Relay), Throws.Nothing);
+    }
+
+    [Test]
     public void All_CoversTheServerCertificateSettings() =>
         Assert.That(RelaySettings.All.Select(s => s.Name), Is.SupersetOf(new[] { "Certificate", "CertificateKey", "CertificatePassword" }));
 

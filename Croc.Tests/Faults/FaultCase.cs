@@ -59,6 +59,9 @@ internal static class FaultExpectations
     /// <summary>Generous: each side derives its Argon2id password scalar (CPU and memory bound), and many cases run at once on few cores.</summary>
     public static readonly TimeSpan PeerTimeout = TimeSpan.FromSeconds(25);
 
+    /// <summary>The relay's reconnect window in every fault case.</summary>
+    public static readonly TimeSpan ReconnectWindow = TimeSpan.FromSeconds(10);
+
     public static readonly TimeSpan ChannelWaitTimeout = TimeSpan.FromSeconds(10);
 }
 
@@ -103,35 +106,43 @@ internal sealed record FaultCase(int Seed, Fault Fault, CrocTransport Transport,
         FaultTarget target;
         long offset;
         var side = random.Next(3) == 0 ? ProxySide.Recipient : ProxySide.Sender;
-        if (random.Next(4) == 0)
+        var legKind = transport == CrocTransport.WebSocket ? LegKind.WebSocketLeg : LegKind.TcpLane;
+        var dataFlow = side == ProxySide.Sender ? Flow.Up : Flow.Down;
+        var pick = random.Next(100);
+        if (pick < 20)
         {
-            // The rendezvous: one of the first HTTP connections, either way, within its first requests.
-            target = new FaultTarget(side, LegKind.Http, random.Next(2), random.Next(2) == 0 ? Flow.Up : Flow.Down);
-            offset = random.Next(0, 3000);
+            // The rendezvous: a participant's first HTTP connection (rarely its second), within the requests it
+            // carries (about 1.2 KB up and 2.5 KB down for a whole transfer).
+            var flow = random.Next(2) == 0 ? Flow.Up : Flow.Down;
+            target = new FaultTarget(side, LegKind.Http, random.Next(8) == 0 ? 1 : 0, flow);
+            offset = random.Next(0, flow == Flow.Up ? 1100 : 2000);
+        }
+        else if (pick < 32)
+        {
+            // The control direction of the first leg (the recipient's answers, the sender's view of them): a few
+            // hundred bytes, the hello and its "ok" included.
+            target = new FaultTarget(side, legKind, 0, dataFlow == Flow.Up ? Flow.Down : Flow.Up);
+            offset = random.Next(0, 90);
+        }
+        else if (pick < 50)
+        {
+            // The start of the first leg: hello, manifest, the first data.
+            target = new FaultTarget(side, legKind, 0, dataFlow);
+            offset = random.Next(0, 400);
         }
         else
         {
-            // A data leg. The file bytes flow up from the sender and down to the recipient; acknowledgements and the
-            // verdict the other way. Offsets fall within what the leg carries, so most faults fire.
-            var dataFlow = side == ProxySide.Sender ? Flow.Up : Flow.Down;
-            var flow = random.Next(5) == 0 ? Opposite(dataFlow) : dataFlow;
-            var legKind = transport == CrocTransport.WebSocket ? LegKind.WebSocketLeg : LegKind.TcpLane;
-            // Lanes take 1 MiB chunks from one queue, so a small file set keeps only its first lanes busy.
+            // The file data: lanes take 1 MiB chunks from one queue as they free up, so which leg carries what is
+            // decided at run time; the fault hits whichever of the participant's legs reaches the offset first.
             var chunks = files.Sum(f => Math.Max(1, (f.Content.Length + FileChunk - 1) / FileChunk));
-            var busy = Math.Min(Lanes, chunks);
-            // Which lanes take them is decided at run time: half the cases hit whichever leg reaches the offset first.
-            var lane = random.Next(2) == 0 ? -1 : random.Next(busy);
-            // The channel name is only known once the sender joined: tests that need it build the target themselves.
-            target = new FaultTarget(side, legKind, lane, flow);
-            var perLane = (total / busy) + 1024;
-            offset = flow == dataFlow ? random.NextInt64(0, Math.Max(1, perLane)) : random.Next(0, 600);
+            var perLane = total / Math.Min(Lanes, chunks);
+            target = new FaultTarget(side, legKind, -1, dataFlow);
+            offset = random.NextInt64(0, Math.Max(1, perLane * 9 / 10) + 64);
         }
 
         var delay = kind == FaultKind.Delay ? TimeSpan.FromMilliseconds(random.Next(1, 9)) : TimeSpan.Zero;
         return new FaultCase(seed, new Fault(kind, target, offset, delay), transport, files);
     }
-
-    private static Flow Opposite(Flow flow) => flow == Flow.Up ? Flow.Down : Flow.Up;
 
     /// <summary>1–4 files of 0 B–8 MiB (at most one above 1.5 MiB), some with real zero blocks, one maybe in a subfolder.</summary>
     private static List<FaultFile> MakeFiles(Random random)
@@ -143,9 +154,9 @@ internal sealed record FaultCase(int Seed, Fault Fault, CrocTransport Transport,
         {
             var size = random.Next(100) switch
             {
-                < 12 => 0,
-                < 50 => random.Next(1, 64 * 1024),
-                < 85 => random.Next(64 * 1024, 1536 * 1024),
+                < 15 => 0,
+                < 60 => random.Next(1, 64 * 1024),
+                < 96 => random.Next(64 * 1024, 1100 * 1024),
                 _ when !big => random.Next(1536 * 1024, (8 * 1024 * 1024) + 1),
                 _ => random.Next(1, 256 * 1024),
             };
@@ -259,13 +270,14 @@ internal sealed record FaultRun(FaultCase Case)
 /// <summary>Runs a <see cref="FaultCase"/>: its own relay (so a dropped relay harms no other case), a proxy, a real transfer.</summary>
 internal static class FaultCaseRunner
 {
-    public static async Task<FaultRun> RunAsync(FaultCase fault, CancellationToken cancellationToken)
+    /// <summary>Runs one case on a relay from <paramref name="relays"/> (its own relay when none is given, or when it drops the relay).</summary>
+    public static async Task<FaultRun> RunAsync(FaultCase fault, RelayPool? relays, CancellationToken cancellationToken)
     {
         var run = new FaultRun(fault);
         var folder = Directory.CreateTempSubdirectory("croc-fault-").FullName;
         try
         {
-            await RunInAsync(run, folder, cancellationToken);
+            await RunInAsync(run, folder, relays, cancellationToken);
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
@@ -285,7 +297,7 @@ internal static class FaultCaseRunner
         return run;
     }
 
-    private static async Task RunInAsync(FaultRun run, string folder, CancellationToken cancellationToken)
+    private static async Task RunInAsync(FaultRun run, string folder, RelayPool? relays, CancellationToken cancellationToken)
     {
         var fault = run.Case;
         var source = Path.Combine(folder, "src");
@@ -300,8 +312,30 @@ internal static class FaultCaseRunner
 
         Directory.CreateDirectory(Path.Combine(source, FaultCase.Root));
 
+        // A relay that will be dropped is the case's own, and so is its log; the others are shared between cases.
+        var own = relays is null || fault.Fault.Kind == FaultKind.DropRelay;
         using var relayLog = run.Log.Factory("relay");
-        await using var relay = await StartRelayAsync(cancellationToken, relayLog);
+        var relay = own ? await StartRelayAsync(cancellationToken, relayLog) : await relays!.RentAsync(cancellationToken);
+        try
+        {
+            await RunOnAsync(run, relay, source, destination, cancellationToken);
+        }
+        finally
+        {
+            if (own)
+            {
+                await relay.DisposeAsync();
+            }
+            else
+            {
+                relays!.Return(relay);
+            }
+        }
+    }
+
+    private static async Task RunOnAsync(FaultRun run, CrocRelayServer relay, string source, string destination, CancellationToken cancellationToken)
+    {
+        var fault = run.Case;
         await using var proxy = FaultProxy.Start(relay.BaseAddress, relay.Ports, fault.Fault, () => DropAsync(relay));
         using var senderHandler = new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(5) };
         using var recipientHandler = new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(5) };
@@ -482,6 +516,17 @@ internal static class FaultCaseRunner
         o =>
         {
             o.LoggerFactory = log;
+            // Relays serve many cases from the same two addresses: lift the per-address limits (the relay tests check them).
+            o.MaxConnectionsPerAddress = 10_000;
+            o.Relay.MaxChannelsPerAddress = 100_000;
+            o.Relay.MaxJoinsPerMinute = 100_000;
+            o.Relay.MaxFailedLookupsPerMinute = 100_000;
+            o.Relay.MaxConnectionsPerAddress = 10_000;
+            o.Relay.MaxPendingHellosPerAddress = 10_000;
+            o.Relay.MaxWaitingConnectionsPerAddress = 10_000;
+            // A broken leg's lane waits this long for its re-attachment before the relay gives up on the channel:
+            // short, so a case whose peer is gone ends well within the bound.
+            o.Relay.ReconnectWindow = FaultExpectations.ReconnectWindow;
             o.Url = "http://127.0.0.1:0";
             o.Relay.Ports = [0, 0, 0, 0];
             o.Relay.ListenAddress = "127.0.0.1";
@@ -498,6 +543,35 @@ internal static class FaultCaseRunner
         }
         catch (OperationCanceledException)
         {
+        }
+    }
+}
+
+/// <summary>Relays shared by the cases of a run: a case rents an idle one (or a new one starts) and returns it.</summary>
+internal sealed class RelayPool : IAsyncDisposable
+{
+    private readonly System.Collections.Concurrent.ConcurrentBag<CrocRelayServer> _idle = [];
+    private readonly System.Collections.Concurrent.ConcurrentBag<CrocRelayServer> _all = [];
+
+    public async Task<CrocRelayServer> RentAsync(CancellationToken cancellationToken)
+    {
+        if (_idle.TryTake(out var relay))
+        {
+            return relay;
+        }
+
+        relay = await FaultCaseRunner.StartRelayAsync(cancellationToken);
+        _all.Add(relay);
+        return relay;
+    }
+
+    public void Return(CrocRelayServer relay) => _idle.Add(relay);
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var relay in _all)
+        {
+            await relay.DisposeAsync();
         }
     }
 }

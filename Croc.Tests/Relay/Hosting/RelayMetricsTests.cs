@@ -72,6 +72,40 @@ public class RelayMetricsTests
         Assert.That(await EventuallyAsync(() => Now(1, 0, 0, 0), TimeSpan.FromSeconds(5), cancellationToken), Is.True, string.Join(", ", Read()));
     }
 
+    [Test]
+    public async Task Counters_PairBreaksThenReattaches_OneBrokenPairOneReattachmentAndGaugesFollow(CancellationToken cancellationToken)
+    {
+        await using var relay = await StartRelayAsync(cancellationToken, o => o.Relay.Ports = [0]);
+        var counters = new ConcurrentDictionary<string, long>();
+        using var listener = Listen(relay, (name, value, _) => counters.AddOrUpdate(name, value, (_, total) => total + value));
+        using var a = Client(relay.BaseAddress);
+        using var b = Client(relay.BaseAddress, Second);
+        var pair = await OpenAsync(a, b, cancellationToken);
+        var (s, _) = await HelloAsync(relay.Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
+        var (r, _) = await HelloAsync(relay.Ports[0], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+        using (r)
+        {
+            s.LingerState = new System.Net.Sockets.LingerOption(true, 0);
+            s.Dispose();
+            Assert.That(await ReadToEndAsync(r, cancellationToken), Is.Empty);
+        }
+
+        Assert.That(await EventuallyAsync(() => counters.GetValueOrDefault("croc.relay.pairs.broken") == 1, TimeSpan.FromSeconds(5), cancellationToken), Is.True);
+        Assert.That(counters.GetValueOrDefault("croc.relay.reattachments"), Is.Zero);
+        var (s2, _) = await HelloAsync(relay.Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
+        using (s2)
+        {
+            Assert.That(counters.GetValueOrDefault("croc.relay.reattachments"), Is.EqualTo(1), "counted as its first leg attaches");
+            counters.TryRemove("croc.relay.legs.waiting", out _);
+            listener.RecordObservableInstruments();
+            Assert.That(counters.GetValueOrDefault("croc.relay.legs.waiting"), Is.EqualTo(1), "the re-attached leg waits");
+            var (r2, _) = await HelloAsync(relay.Ports[0], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+            r2.Dispose();
+        }
+
+        Assert.That((counters.GetValueOrDefault("croc.relay.reattachments"), counters.GetValueOrDefault("croc.relay.connections.stapled")), Is.EqualTo((1, 2)), "the second leg of a re-attachment counts no new one");
+    }
+
     private static int OpenStapleConnections(CrocRelayServer relay)
         => relay.Services.GetRequiredService<CrocNet.Relay.Staple.StapleListenerService>().OpenConnections;
 
