@@ -63,7 +63,7 @@ public class ReconnectTransferTests
         return (await operation.Completion, await receive, bytes, output);
     }
 
-    [TestCase(0, true)]
+    [TestCase(0, false)]
     [TestCase(2, false)]
     [CancelAfter(60_000)]
     public async Task SendAsync_TcpLegResetMidTransfer_LaneReconnectsAndTransferCompletes(int lane, bool sendersLeg, CancellationToken cancellationToken)
@@ -100,7 +100,7 @@ public class ReconnectTransferTests
     [CancelAfter(60_000)]
     public void SendAsync_LegResetWithReconnectOff_ConnectionLostAndNoFile(CancellationToken cancellationToken)
     {
-        var fault = new Fault(FaultKind.Reset, new FaultTarget(ProxySide.Sender, LegKind.TcpLane, 1, Flow.Up), 300_000);
+        var fault = new Fault(FaultKind.Reset, new FaultTarget(ProxySide.Recipient, LegKind.TcpLane, 1, Flow.Down), 300_000);
         string? output = null;
 
         var error = Assert.CatchAsync<CrocException>(async () =>
