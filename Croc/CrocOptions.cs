@@ -98,6 +98,19 @@ public sealed class CrocOptions
     /// <value>Default 200 milliseconds.</value>
     public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromMilliseconds(200);
 
+    /// <summary>
+    /// How many times a data connection that breaks mid-transfer is dialed again before the transfer fails; the transfer
+    /// then carries on where it was, sending again only what the other side had not received. <c>0</c> turns reconnecting
+    /// off: a broken connection fails the transfer with <see cref="CrocErrorCode.ConnectionLost"/>.
+    /// </summary>
+    /// <value>Default 8.</value>
+    [Range(0, 100)]
+    public int ReconnectAttempts { get; set; } = 8;
+
+    /// <summary>How long a broken data connection may take to come back, all attempts included, before the transfer fails.</summary>
+    /// <value>Default 30 seconds.</value>
+    public TimeSpan ReconnectTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>How data connections reach the relay: TCP to its data ports, WebSockets on its HTTP address, or whichever works.</summary>
     /// <value>Default <see cref="CrocTransport.Auto"/>.</value>
     public CrocTransport Transport { get; set; } = CrocTransport.Auto;

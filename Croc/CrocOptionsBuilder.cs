@@ -103,6 +103,15 @@ public sealed class CrocOptionsBuilder
         return this;
     }
 
+    /// <summary>Sets how a data connection that breaks mid-transfer is dialed again: at most <paramref name="attempts"/>
+    /// dials (<c>0</c>: never, a break fails the transfer) within <paramref name="within"/> in all.</summary>
+    public CrocOptionsBuilder WithReconnect(int attempts, TimeSpan within)
+    {
+        Options.ReconnectAttempts = attempts;
+        Options.ReconnectTimeout = within;
+        return this;
+    }
+
     /// <summary>Chooses how data connections reach the relay (see <see cref="CrocTransport"/>).</summary>
     public CrocOptionsBuilder WithTransport(CrocTransport transport)
     {

@@ -36,6 +36,7 @@ internal sealed class CrocOptionsValidator : IValidateOptions<CrocOptions>
         CheckRange(failures, nameof(CrocOptions.ChannelWaitTimeout), options.ChannelWaitTimeout, TimeSpan.Zero, TimeSpan.FromDays(1));
         CheckRange(failures, nameof(CrocOptions.IdleTimeout), options.IdleTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromDays(1));
         CheckRange(failures, nameof(CrocOptions.RetryBaseDelay), options.RetryBaseDelay, TimeSpan.Zero, TimeSpan.FromMinutes(1));
+        CheckRange(failures, nameof(CrocOptions.ReconnectTimeout), options.ReconnectTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromHours(1));
 
         if (options.UnparsedRelay is { } text)
         {

@@ -118,4 +118,12 @@ public sealed class TransferResult
 
     /// <summary>The text received, for a text transfer; otherwise <see langword="null"/>.</summary>
     public string? Text { get; init; }
+
+    /// <summary>How many times a data connection broke and was dialed again during the transfer (see
+    /// <see cref="CrocOptions.ReconnectAttempts"/>).</summary>
+    public int Reconnects { get; init; }
+
+    /// <summary>Bytes this side sent a second time after reconnects (frames the other side had not received yet); never
+    /// counted in <see cref="TotalBytes"/> or in progress.</summary>
+    public long BytesResent { get; init; }
 }

@@ -35,6 +35,16 @@ public sealed class TransferDisplayTests
     }
 
     [Test]
+    public void Summary_AfterReconnects_SaysHowManyAndWhatWentAgain() =>
+        Assert.That(
+            TransferDisplay.Summary("Sent", new TransferResult
+            {
+                Direction = TransferDirection.Send, Channel = "c", Curve = "p256", Files = [new TransferredFile("a.bin", 4_000_000, "00", null)], Directories = [],
+                TotalBytes = 4_000_000, Duration = TimeSpan.FromSeconds(2), Reconnects = 2, BytesResent = 1_500_000,
+            }, TimeSpan.FromSeconds(2)),
+            Is.EqualTo("Sent 1 file, 4.0 MB (4000000 bytes) in 2.0 s, 2.0 MB/s (2 reconnects, 1.5 MB sent again)"));
+
+    [Test]
     public void Summary_Text_CountsCharacters() =>
         Assert.That(
             TransferDisplay.Summary("Sent", new TransferResult { Direction = TransferDirection.Send, Channel = "c", Curve = "p256", Files = [], Directories = [], TotalBytes = 0, Duration = TimeSpan.FromSeconds(4) }, TimeSpan.FromSeconds(1), "café ☕ 🐊"),

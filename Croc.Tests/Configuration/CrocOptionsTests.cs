@@ -70,7 +70,7 @@ public class CrocOptionsTests
         Assert.That(properties.Select(p => p.Name), Is.EquivalentTo(new[]
         {
             "Relay", "Curve", "OutputDirectory", "Overwrite", "FileHash", "PeerTimeout", "ChannelWaitTimeout", "IdleTimeout", "MaxRetries", "RetryBaseDelay",
-            "Transport", "RelayPassword",
+            "Transport", "RelayPassword", "ReconnectAttempts", "ReconnectTimeout",
         }));
         Assert.That(properties.Where(p => !bindable.Contains(p.PropertyType)).Select(p => p.Name), Is.Empty);
     }

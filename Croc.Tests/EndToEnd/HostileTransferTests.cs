@@ -31,6 +31,8 @@ public class HostileTransferTests : TransferTestBase
         var receiver = NewCroc(o =>
         {
             o.WithOutputDirectory(output);
+            // A cut is what reconnecting repairs (ReliableLaneTests, ReconnectTransferTests); here it must be reported.
+            o.WithReconnect(0, TimeSpan.FromSeconds(30));
             // Every connection misbehaves once it has carried 300 kB: whichever ones the chunks went to.
             o.UseTransport(new InterceptingTransport((stream, index) => new TamperingStream(stream, mode, at: 300_000 + index)));
         });
@@ -52,10 +54,11 @@ public class HostileTransferTests : TransferTestBase
         var source = NewFolder();
         var output = NewFolder();
         WriteRandomFile(Path.Join(source, "payload.bin"), FileSize);
-        var sender = NewCroc(o => o.UseTransport(new InterceptingTransport((stream, index) => new CuttingWriteStream(stream, 500_000 + index))));
+        // With reconnecting off, as before it existed: every leg the sender opens is cut part-way.
+        var sender = NewCroc(o => o.WithReconnect(0, TimeSpan.FromSeconds(30)).UseTransport(new InterceptingTransport((stream, index) => new CuttingWriteStream(stream, 500_000 + index))));
 
         await using var operation = await sender.StartSendAsync(SendContent.FromPath(Path.Join(source, "payload.bin")), cancellationToken: cancellationToken);
-        var receive = NewCroc(o => o.WithOutputDirectory(output)).ReceiveAsync(operation.Code, cancellationToken);
+        var receive = NewCroc(o => o.WithOutputDirectory(output).WithReconnect(0, TimeSpan.FromSeconds(30))).ReceiveAsync(operation.Code, cancellationToken);
 
         Assert.That(Assert.CatchAsync<CrocException>(async () => await receive)!.Code, Is.AnyOf(CrocErrorCode.ConnectionLost, CrocErrorCode.DataTampered));
         Assert.CatchAsync<Exception>(async () => await operation.Completion);

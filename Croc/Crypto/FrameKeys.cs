@@ -28,4 +28,19 @@ internal static class FrameKeys
         HKDF.DeriveKey(HashAlgorithmName.SHA256, sessionKey, key, Salt, info);
         return key;
     }
+
+    /// <summary>
+    /// The key of one direction of a re-dialed leg: the info also names both sides' fresh leg nonces (lower-case hex,
+    /// the sender's first), so each writer's key is new on every leg and its sequence numbers may start at 0 again.
+    /// </summary>
+    public static byte[] DeriveLeg(ReadOnlySpan<byte> sessionKey, StreamDirection direction, int connection, ReadOnlySpan<byte> senderNonce, ReadOnlySpan<byte> recipientNonce)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(connection);
+        var info = Encoding.ASCII.GetBytes(string.Create(
+            System.Globalization.CultureInfo.InvariantCulture,
+            $"croc/1|{(direction == StreamDirection.SenderToRecipient ? "s2r" : "r2s")}|{connection}|{Convert.ToHexStringLower(senderNonce)}|{Convert.ToHexStringLower(recipientNonce)}"));
+        var key = new byte[32];
+        HKDF.DeriveKey(HashAlgorithmName.SHA256, sessionKey, key, Salt, info);
+        return key;
+    }
 }

@@ -27,6 +27,14 @@ internal enum FrameType : byte
     /// <summary>The recipient's periodic count of bytes received (JSON), so a sender that has written everything
     /// can tell a slow drain from a dead peer.</summary>
     Progress = 8,
+
+    /// <summary>Lane bookkeeping, never numbered: "I have every frame of yours below index n" (8 bytes, big-endian). Sent on
+    /// the reverse direction of the lane the frames came on; for data, only once the chunk was handed to the file.</summary>
+    Ack = 9,
+
+    /// <summary>Lane bookkeeping, never numbered: the first frame of each side on a re-dialed leg, giving the index of the
+    /// next frame it expects from the peer on that lane (8 bytes, big-endian); the peer re-sends from there.</summary>
+    Resume = 10,
 }
 
 /// <summary>Frame flags.</summary>

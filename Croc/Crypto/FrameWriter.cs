@@ -92,11 +92,38 @@ internal sealed class FrameWriter : IDisposable
         return true;
     }
 
-    /// <summary>Copies <paramref name="payload"/> into a frame and writes it.</summary>
+    /// <summary>Encrypts <paramref name="payload"/> (left untouched: a lane keeps it to send again) into a frame and writes it.</summary>
     public ValueTask WriteAsync(FrameType type, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken, FrameFlags flags = FrameFlags.None)
     {
-        payload.CopyTo(GetPayloadBuffer(payload.Length));
-        return WritePayloadAsync(type, flags, payload.Length, cancellationToken);
+        ObjectDisposedException.ThrowIf(_buffer.Length == 0, this);
+        if (_ended)
+        {
+            throw new InvalidOperationException("The stream has already been ended.");
+        }
+
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(payload.Length, FrameFormat.MaxPayload);
+        var length = payload.Length;
+        var needed = FrameFormat.HeaderSize + length + FrameFormat.TagSize;
+        if (_buffer.Length < needed)
+        {
+            CryptographicOperations.ZeroMemory(_buffer);
+            _buffer = GC.AllocateUninitializedArray<byte>(needed);
+        }
+
+        var frame = _buffer.AsSpan(0, needed);
+        var header = frame[..FrameFormat.HeaderSize];
+        FrameFormat.WriteHeader(header, type, flags, length);
+        Span<byte> nonce = stackalloc byte[FrameFormat.NonceSize];
+        Span<byte> aad = stackalloc byte[FrameFormat.AadSize];
+        FrameFormat.WriteNonceAndAad(nonce, aad, header, _sequence);
+        _aes.Encrypt(nonce, payload.Span, frame.Slice(FrameFormat.HeaderSize, length), frame.Slice(FrameFormat.HeaderSize + length, FrameFormat.TagSize), aad);
+        _sequence++;
+        if (type == FrameType.End)
+        {
+            _ended = true;
+        }
+
+        return WriteFrameAsync(needed, cancellationToken);
     }
 
     /// <summary>Writes the authenticated end of the stream.</summary>

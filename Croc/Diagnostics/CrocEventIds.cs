@@ -47,4 +47,10 @@ public static class CrocEventIds
 
     /// <summary>Information: Channel {Channel} uses {Tcp} TCP and {WebSocket} WebSocket data connection(s).</summary>
     public const int TransportUsed = 1014;
+
+    /// <summary>Warning: Data connection {Lane} on channel {Channel} broke ({Reason}); dialing it again, attempt {Attempt}.</summary>
+    public const int LaneReconnecting = 1015;
+
+    /// <summary>Information: Data connection {Lane} on channel {Channel} is back; {Bytes} bytes sent again.</summary>
+    public const int LaneReconnected = 1016;
 }

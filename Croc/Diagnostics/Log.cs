@@ -49,4 +49,10 @@ internal static partial class Log
 
     [LoggerMessage(CrocEventIds.TransportUsed, LogLevel.Information, "Channel {Channel} uses {Tcp} TCP and {WebSocket} WebSocket data connection(s).")]
     public static partial void TransportUsed(ILogger logger, string channel, int tcp, int webSocket);
+
+    [LoggerMessage(CrocEventIds.LaneReconnecting, LogLevel.Warning, "Data connection {Lane} on channel {Channel} broke ({Reason}); dialing it again, attempt {Attempt}.")]
+    public static partial void LaneReconnecting(ILogger logger, int lane, string channel, string reason, int attempt);
+
+    [LoggerMessage(CrocEventIds.LaneReconnected, LogLevel.Information, "Data connection {Lane} on channel {Channel} is back; {Bytes} bytes sent again.")]
+    public static partial void LaneReconnected(ILogger logger, int lane, string channel, long bytes);
 }

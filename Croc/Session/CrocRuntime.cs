@@ -1,4 +1,5 @@
 using CrocNet.Rendezvous;
+using CrocNet.Transfer;
 using CrocNet.Transport;
 using Microsoft.Extensions.Logging;
 using Polly;
@@ -69,6 +70,14 @@ internal sealed class CrocRuntime
         Diagnostics.Log.TransportUsed(Logger, relay.Channel, streams.Length - webSockets, webSockets);
         return streams;
     }
+
+    /// <summary>What re-dials a session's broken lanes, or <see langword="null"/> when reconnecting is off.</summary>
+    public ILaneDialer? Dialer(RelaySession relay, RelayState state) => Options.ReconnectAttempts == 0
+        ? null
+        : new LaneDialer(Transport, Target(relay, state), new StapleTicket(relay.Channel, relay.Uuid, Options.RelayPassword), Options, Time, Logger);
+
+    /// <summary>Logs a lane that came back (no secrets: the channel is public, the lane a number).</summary>
+    public Action<int, long> Reconnected(string channel) => (lane, bytes) => Diagnostics.Log.LaneReconnected(Logger, lane + 1, channel, bytes);
 
     public CrocTimeoutException IdleTimeout(Exception inner) => new(
         $"The transfer made no progress for {Options.IdleTimeout}; the other side or the relay stopped responding.", inner);

@@ -15,12 +15,13 @@ internal static class DataPlane
     public const int MaxFramePayload = FileSender.ChunkSize + (64 * 1024);
 
     public static TransferContext Create(
-        Spake2Keys keys, Stream[] streams, StreamDirection own, ProgressTracker tracker, TimeSpan idleTimeout, TimeSpan decisionTimeout, TimeProvider time)
+        Spake2Keys keys, Stream[] streams, StreamDirection own, ProgressTracker tracker, TimeSpan idleTimeout, TimeSpan decisionTimeout, TimeProvider time,
+        ILaneDialer? dialer = null, Action<int, long>? reconnected = null)
     {
         var key = keys.SessionKey.ToArray();
         try
         {
-            return Create(key, streams, own, tracker, idleTimeout, decisionTimeout, time);
+            return Create(key, streams, own, tracker, idleTimeout, decisionTimeout, time, dialer, reconnected);
         }
         finally
         {
@@ -30,59 +31,28 @@ internal static class DataPlane
 
     /// <summary>The same from a raw session key (tests run the data plane over in-memory pipes with one).</summary>
     public static TransferContext Create(
-        ReadOnlySpan<byte> sessionKey, Stream[] streams, StreamDirection own, ProgressTracker tracker, TimeSpan idleTimeout, TimeSpan decisionTimeout, TimeProvider time)
+        ReadOnlySpan<byte> sessionKey, Stream[] streams, StreamDirection own, ProgressTracker tracker, TimeSpan idleTimeout, TimeSpan decisionTimeout, TimeProvider time,
+        ILaneDialer? dialer = null, Action<int, long>? reconnected = null, int window = LaneSettings.DefaultWindow)
     {
-        var peer = own == StreamDirection.SenderToRecipient ? StreamDirection.RecipientToSender : StreamDirection.SenderToRecipient;
-        // The sender writes on every connection and reads its recipient's answers on the first;
-        // the recipient does the mirror image.
-        FrameWriter[] writers;
-        FrameReader[] readers;
-        if (own == StreamDirection.SenderToRecipient)
+        // Both sides write on every lane now (the recipient its acknowledgements) and read every lane.
+        TransferContext? context = null;
+        var settings = new LaneSettings
         {
-            writers = new FrameWriter[streams.Length];
-            for (var i = 0; i < streams.Length; i++)
-            {
-                writers[i] = NewWriter(streams[i], sessionKey, own, i);
-            }
-
-            readers = [NewReader(streams[0], sessionKey, peer, 0)];
-        }
-        else
+            Window = window,
+            FramePayload = MaxFramePayload,
+            Dialer = dialer,
+            Time = time,
+            Reconnected = reconnected,
+            // An acknowledgement is the peer saying it got something: progress, as far as the idle watchdog goes.
+            Acknowledged = () => context?.Touch(),
+        };
+        var lanes = new ReliableLane[streams.Length];
+        for (var i = 0; i < streams.Length; i++)
         {
-            writers = [NewWriter(streams[0], sessionKey, own, 0)];
-            readers = new FrameReader[streams.Length];
-            for (var i = 0; i < streams.Length; i++)
-            {
-                readers[i] = NewReader(streams[i], sessionKey, peer, i);
-            }
+            lanes[i] = new ReliableLane(i, streams[i], sessionKey, own, settings);
         }
 
-        return new TransferContext(writers, readers, tracker, idleTimeout, time) { DecisionTimeout = decisionTimeout };
-    }
-
-    private static FrameWriter NewWriter(Stream stream, ReadOnlySpan<byte> sessionKey, StreamDirection direction, int connection)
-    {
-        var key = FrameKeys.Derive(sessionKey, direction, connection);
-        try
-        {
-            return new FrameWriter(stream, key, MaxFramePayload);
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(key);
-        }
-    }
-
-    private static FrameReader NewReader(Stream stream, ReadOnlySpan<byte> sessionKey, StreamDirection direction, int connection)
-    {
-        var key = FrameKeys.Derive(sessionKey, direction, connection);
-        try
-        {
-            return new FrameReader(stream, key);
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(key);
-        }
+        context = new TransferContext(lanes, tracker, idleTimeout, time) { DecisionTimeout = decisionTimeout };
+        return context;
     }
 }

@@ -25,6 +25,7 @@ internal static class ReceiveSession
         using var password = new PasswordScalar(phrase, Spake2Suite.Get(options.Curve));
         RelaySession? relay = null;
         Stream[] streams = [];
+        TransferContext? context = null;
         try
         {
             tracker.SetStage(TransferStage.WaitingForPeer);
@@ -36,7 +37,9 @@ internal static class ReceiveSession
             tracker.SetStage(TransferStage.Connecting);
             streams = await runtime.ConnectAsync(relay, handshake.State, cancellationToken).ConfigureAwait(false);
 
-            using var context = DataPlane.Create(handshake.Keys, streams, StreamDirection.RecipientToSender, tracker, options.IdleTimeout, options.PeerTimeout, runtime.Time);
+            context = DataPlane.Create(
+                handshake.Keys, streams, StreamDirection.RecipientToSender, tracker, options.IdleTimeout, options.PeerTimeout, runtime.Time,
+                runtime.Dialer(relay, handshake.State), runtime.Reconnected(phrase.Channel));
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, context.IdleToken);
             ReceiveOutcome outcome;
             try
@@ -49,7 +52,7 @@ internal static class ReceiveSession
             }
 
             // Let the sender read our verdict before the channel (and its connections) go away.
-            await WaitForGoodbyeAsync(streams[0], ProtocolTimings.Goodbye, runtime.Time, cancellationToken).ConfigureAwait(false);
+            await WaitForGoodbyeAsync(context.Lanes[0].Stream, ProtocolTimings.Goodbye, runtime.Time, cancellationToken).ConfigureAwait(false);
             var files = outcome.Files;
             if (call?.ComputeSha256 == true)
             {
@@ -67,6 +70,8 @@ internal static class ReceiveSession
                 TotalBytes = files.Sum(f => f.Length),
                 Duration = runtime.Time.GetElapsedTime(started),
                 Text = outcome.Manifest.Text,
+                Reconnects = context.Reconnects,
+                BytesResent = context.BytesResent,
             };
             Log.Completed(runtime.Logger, phrase.Channel, result.Files.Count, result.TotalBytes, result.Duration);
             return result;
@@ -79,7 +84,7 @@ internal static class ReceiveSession
                 // Our refusal or abort is on the wire: closing the channel now would have the relay reset the
                 // connections, and a reset discards what the sender has not read yet. Give it a moment to read
                 // and leave first.
-                await WaitForGoodbyeAsync(streams[0], ProtocolTimings.RefusalGoodbye, runtime.Time, cancellationToken).ConfigureAwait(false);
+                await WaitForGoodbyeAsync(context?.Lanes[0].Stream ?? streams[0], ProtocolTimings.RefusalGoodbye, runtime.Time, cancellationToken).ConfigureAwait(false);
             }
 
             throw;
@@ -91,7 +96,8 @@ internal static class ReceiveSession
                 await relay.CloseAsync().ConfigureAwait(false);
             }
 
-            await CrocRuntime.DisposeAllAsync(streams).ConfigureAwait(false);
+            await CrocRuntime.DisposeAllAsync([.. streams, .. context?.DialedStreams ?? []]).ConfigureAwait(false);
+            context?.Dispose();
         }
     }
 

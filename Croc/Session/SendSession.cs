@@ -89,6 +89,7 @@ internal sealed class SendSession
         using var _ = _password;
         var options = _runtime.Options;
         Stream[] streams = [];
+        TransferContext? context = null;
         try
         {
             _tracker.SetStage(TransferStage.WaitingForPeer);
@@ -103,7 +104,9 @@ internal sealed class SendSession
             }
 
             Log.Stapled(_runtime.Logger, _code.Channel);
-            using var context = DataPlane.Create(handshake.Keys, streams, StreamDirection.SenderToRecipient, _tracker, options.IdleTimeout, options.PeerTimeout, _runtime.Time);
+            context = DataPlane.Create(
+                handshake.Keys, streams, StreamDirection.SenderToRecipient, _tracker, options.IdleTimeout, options.PeerTimeout, _runtime.Time,
+                _runtime.Dialer(_relay, handshake.State), _runtime.Reconnected(_code.Channel));
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, context.IdleToken);
             IReadOnlyList<TransferredFile> files;
             try
@@ -126,6 +129,8 @@ internal sealed class SendSession
                 TotalBytes = files.Sum(f => f.Length),
                 Duration = _runtime.Time.GetElapsedTime(_started),
                 Text = _plan.Manifest.Text,
+                Reconnects = context.Reconnects,
+                BytesResent = context.BytesResent,
             };
             Log.Completed(_runtime.Logger, _code.Channel, files.Count, result.TotalBytes, result.Duration);
             return result;
@@ -138,7 +143,8 @@ internal sealed class SendSession
         finally
         {
             await _relay.CloseAsync().ConfigureAwait(false);
-            await CrocRuntime.DisposeAllAsync(streams).ConfigureAwait(false);
+            await CrocRuntime.DisposeAllAsync([.. streams, .. context?.DialedStreams ?? []]).ConfigureAwait(false);
+            context?.Dispose();
         }
     }
 }

@@ -8,7 +8,7 @@ namespace CrocNet.Transfer;
 /// <summary>Reading and writing the small JSON control frames, and mapping errors to and from the wire.</summary>
 internal static class ControlMessages
 {
-    public static ValueTask WriteAsync<T>(FrameWriter writer, FrameType type, T message, JsonTypeInfo<T> info, CancellationToken cancellationToken) =>
+    public static ValueTask WriteAsync<T>(ReliableLane writer, FrameType type, T message, JsonTypeInfo<T> info, CancellationToken cancellationToken) =>
         writer.WriteAsync(type, JsonSerializer.SerializeToUtf8Bytes(message, info), cancellationToken);
 
     public static T Parse<T>(Frame frame, JsonTypeInfo<T> info)
@@ -29,7 +29,7 @@ internal static class ControlMessages
     /// <see cref="Protocol.ProtocolTimings.ControlSend"/>; returns whether it was written. Never throws for the
     /// connection's failure: the peer may already be gone, and our own error is what matters.
     /// </summary>
-    public static async Task<bool> TrySendAsync<T>(FrameWriter writer, FrameType type, T message, JsonTypeInfo<T> info, TimeProvider time)
+    public static async Task<bool> TrySendAsync<T>(ReliableLane writer, FrameType type, T message, JsonTypeInfo<T> info, TimeProvider time)
     {
         if (writer.Interrupted)
         {
@@ -52,11 +52,11 @@ internal static class ControlMessages
     /// Tells the peer this side cancelled, then, once that is written, lets the peer read it and leave (at most
     /// <see cref="Protocol.ProtocolTimings.CancelGrace"/>) before the caller tears the channel down.
     /// </summary>
-    public static async Task TrySendCancelledAsync(FrameWriter writer, FrameReader reader, bool sender, TimeProvider time)
+    public static async Task TrySendCancelledAsync(ReliableLane control, bool sender, TimeProvider time)
     {
-        if (await TrySendAsync(writer, FrameType.Abort, CancelledBy(sender), TransferJsonContext.Default.AbortMessage, time).ConfigureAwait(false))
+        if (await TrySendAsync(control, FrameType.Abort, CancelledBy(sender), TransferJsonContext.Default.AbortMessage, time).ConfigureAwait(false))
         {
-            await reader.WaitForCloseAsync(Protocol.ProtocolTimings.CancelGrace, time).ConfigureAwait(false);
+            await control.WaitForCloseAsync(Protocol.ProtocolTimings.CancelGrace, time).ConfigureAwait(false);
         }
     }
 

@@ -35,7 +35,7 @@ internal static class FileReceiver
 
     public static async Task<ReceiveOutcome> RunAsync(TransferContext context, ReceiveTarget target, CancellationToken cancellationToken)
     {
-        var control = context.Writers[0];
+        var control = context.Lanes[0];
         IReceiveSink sink;
         DiskSink? disk = null;
         Manifest manifest;
@@ -96,7 +96,7 @@ internal static class FileReceiver
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && !context.TimedOut)
         {
             // Cancelled while reading or deciding on the offer: the sender hears it, instead of a lost connection.
-            await ControlMessages.TrySendCancelledAsync(context.Writers[0], context.Readers[0], sender: false, context.Time).ConfigureAwait(false);
+            await ControlMessages.TrySendCancelledAsync(context.Lanes[0], sender: false, context.Time).ConfigureAwait(false);
             throw;
         }
 
@@ -117,7 +117,7 @@ internal static class FileReceiver
             }
 
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var readers = new Task[context.Readers.Length];
+            var readers = new Task[context.Lanes.Length];
             for (var i = 0; i < readers.Length; i++)
             {
                 var connection = i;
@@ -210,7 +210,7 @@ internal static class FileReceiver
             await beacon.StopAsync().ConfigureAwait(false);
             if (cancellationToken.IsCancellationRequested && !context.TimedOut)
             {
-                await ControlMessages.TrySendCancelledAsync(context.Writers[0], context.Readers[0], sender: false, context.Time).ConfigureAwait(false);
+                await ControlMessages.TrySendCancelledAsync(context.Lanes[0], sender: false, context.Time).ConfigureAwait(false);
             }
 
             throw;
@@ -219,7 +219,7 @@ internal static class FileReceiver
 
     private static async Task<Manifest> ReadManifestAsync(TransferContext context, ReceivePathTree tree, CancellationToken cancellationToken)
     {
-        var reader = context.Readers[0];
+        var reader = context.Lanes[0];
         long total = 0;
         long bytes = 0;
         var count = 0;
@@ -300,7 +300,7 @@ internal static class FileReceiver
     /// <summary>Reads one connection to its end, handing the trailer's pieces (connection 0 only) to the sink.</summary>
     private static async Task ReadDataAsync(TransferContext context, int connection, IReceiveSink sink, CancellationToken cancellationToken)
     {
-        var reader = context.Readers[connection];
+        var reader = context.Lanes[connection];
         var trailerDone = false;
         while (true)
         {
@@ -357,7 +357,7 @@ internal static class FileReceiver
     /// Tells the sender, twice a second while bytes keep arriving, how many have: after its last write the sender
     /// hears nothing else until the verdict, and without this it could not tell a slow drain from a dead peer.
     /// </summary>
-    private sealed class ProgressBeacon(FrameWriter control, TransferContext context) : IAsyncDisposable
+    private sealed class ProgressBeacon(ReliableLane control, TransferContext context) : IAsyncDisposable
     {
         private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(500);
         private readonly CancellationTokenSource _stop = new();

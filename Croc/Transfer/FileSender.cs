@@ -69,8 +69,8 @@ internal sealed class FileSender
 
     private async Task<IReadOnlyList<TransferredFile>> RunAsync(CancellationToken cancellationToken)
     {
-        var writers = _context.Writers;
-        var control = _context.Readers[0];
+        var writers = _context.Lanes;
+        var control = writers[0];
 
         Frame answer;
         // The decision's timer runs on the session's clock, like every other timeout.
@@ -120,7 +120,7 @@ internal sealed class FileSender
         catch (OperationCanceledException) when (CancelledByCaller(cancellationToken))
         {
             // Cancelled while the offer was out: say so, so the recipient's prompt does not end in a bare "connection lost".
-            await ControlMessages.TrySendCancelledAsync(writers[0], control, sender: true, _context.Time).ConfigureAwait(false);
+            await ControlMessages.TrySendCancelledAsync(control, sender: true, _context.Time).ConfigureAwait(false);
 
             throw;
         }
@@ -147,6 +147,7 @@ internal sealed class FileSender
         using var drain = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, cancellationToken);
         using var grace = cancellationToken.Register(static s => ((CancellationTokenSource)s!).CancelAfter(Protocol.ProtocolTimings.CancelGrace), stop);
         var verdict = WatchRecipientAsync(control, stop, cancellationToken);
+        Task[] acknowledgements = [];
         try
         {
             var queue = System.Threading.Channels.Channel.CreateBounded<Work>(new BoundedChannelOptions(writers.Length * 2) { SingleWriter = true });
@@ -185,6 +186,33 @@ internal sealed class FileSender
                     CancellationToken.None);
             }
 
+            // The recipient acknowledges on every lane; lane 0's are read with its answers, the others' here.
+            var pumps = new Task[writers.Length - 1];
+            for (var i = 1; i < writers.Length; i++)
+            {
+                var lane = writers[i];
+                pumps[i - 1] = Task.Run(
+                    async () =>
+                    {
+                        try
+                        {
+                            await lane.ReadAcknowledgementsAsync(stop.Token).ConfigureAwait(false);
+                        }
+                        catch (Exception ex) when (ex is OperationCanceledException || lane.OwnEnded || ex is CrocTransferException { Code: CrocErrorCode.ConnectionLost })
+                        {
+                            // Stopped, or the lane's data is all out (the verdict decides), or the lane's writer meets the
+                            // same broken leg and reports it.
+                        }
+                        catch (Exception)
+                        {
+                            await stop.CancelAsync().ConfigureAwait(false);
+                            throw;
+                        }
+                    },
+                    CancellationToken.None);
+            }
+
+            acknowledgements = pumps;
             var all = workers.Append(producer).ToArray();
             try
             {
@@ -201,7 +229,7 @@ internal sealed class FileSender
                 }
 
                 // Surface the first real cause (not the cancellations it triggered) and tell the recipient.
-                var cause = all.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is CrocException);
+                var cause = all.Concat(pumps).Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is CrocException);
                 if (cause is CrocException crocException)
                 {
                     await ControlMessages.TrySendAsync(writers[0], FrameType.Abort, new AbortMessage { Code = ControlMessages.ToWire(crocException.Code), Message = crocException.Message }, TransferJsonContext.Default.AbortMessage, _context.Time).ConfigureAwait(false);
@@ -210,7 +238,7 @@ internal sealed class FileSender
 
                 if (CancelledByCaller(cancellationToken))
                 {
-                    await ControlMessages.TrySendCancelledAsync(writers[0], control, sender: true, _context.Time).ConfigureAwait(false);
+                    await ControlMessages.TrySendCancelledAsync(control, sender: true, _context.Time).ConfigureAwait(false);
 
                     cancellationToken.ThrowIfCancellationRequested();
                 }
@@ -243,15 +271,30 @@ internal sealed class FileSender
             await verdict.ConfigureAwait(false);
             return files;
         }
-        catch (Exception) when (verdict.IsFaulted)
+        catch (Exception ex) when (verdict.IsFaulted || (ex is OperationCanceledException && stop.IsCancellationRequested && !CancelledByCaller(cancellationToken)))
         {
-            // The recipient's reason beats the cancellation or broken pipe it caused on our side.
-            await verdict.ConfigureAwait(false);
+            // The recipient's reason beats the cancellation or broken pipe it caused on our side (a write waiting for
+            // acknowledgements the recipient will no longer send, say); it cancels before it is marked faulted.
+            await Task.WhenAny(verdict, Task.Delay(Protocol.ProtocolTimings.VerdictGrace, _context.Time, CancellationToken.None)).ConfigureAwait(false);
+            if (verdict.IsFaulted)
+            {
+                await verdict.ConfigureAwait(false);
+            }
+
             throw;
         }
         finally
         {
             await stop.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await Task.WhenAll(acknowledgements).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or CrocException)
+            {
+                // Reported with the transfer's failure above, if it mattered.
+            }
+
             try
             {
                 // Bounded: after our own failure a silent recipient must not hold the error back.
@@ -265,7 +308,7 @@ internal sealed class FileSender
     }
 
     /// <summary>Streams the manifest's JSON out in pieces of <see cref="ManifestPiece"/> bytes, never whole in memory.</summary>
-    private async Task SendManifestAsync(FrameWriter writer, CancellationToken cancellationToken)
+    private async Task SendManifestAsync(ReliableLane writer, CancellationToken cancellationToken)
     {
         var pieces = new ManifestPieces(writer);
         await using var _ = pieces.ConfigureAwait(false);
@@ -279,7 +322,7 @@ internal sealed class FileSender
     /// <summary>A task that stopped only because the caller cancelled and no new work is taken: not a failure of its own.</summary>
     private bool Draining(Exception ex, CancellationToken cancellationToken) => ex is OperationCanceledException && CancelledByCaller(cancellationToken);
 
-    private async Task WatchRecipientAsync(FrameReader control, CancellationTokenSource stop, CancellationToken cancellationToken)
+    private async Task WatchRecipientAsync(ReliableLane control, CancellationTokenSource stop, CancellationToken cancellationToken)
     {
         try
         {
@@ -451,7 +494,7 @@ internal sealed class FileSender
     /// <summary>Sends work from the queue on one connection: takes new work until <paramref name="drain"/>, writes until <paramref name="cancellationToken"/>.</summary>
     private async Task WorkAsync(int connection, ChannelReader<Work> queue, CancellationToken drain, CancellationToken cancellationToken)
     {
-        var writer = _context.Writers[connection];
+        var writer = _context.Lanes[connection];
         await foreach (var work in queue.ReadAllAsync(drain).ConfigureAwait(false))
         {
             int length;
@@ -460,7 +503,7 @@ internal sealed class FileSender
             {
                 case Work.Chunk chunk:
                 {
-                    var buffer = writer.GetPayloadBuffer(DataRecord.HeaderSize + chunk.Length);
+                    var buffer = await writer.GetPayloadBufferAsync(DataRecord.HeaderSize + chunk.Length, cancellationToken).ConfigureAwait(false);
                     ReadChunk(chunk.Entry, chunk.Offset, buffer.Span.Slice(DataRecord.HeaderSize, chunk.Length), closeWhenDone: true);
                     DataRecord.WriteHeader(buffer.Span, chunk.Entry, chunk.Offset, chunk.Length);
                     length = DataRecord.HeaderSize + chunk.Length;
@@ -471,7 +514,7 @@ internal sealed class FileSender
                 case Work.Batch batch:
                 {
                     var total = batch.Entries.Sum(e => DataRecord.HeaderSize + (int)_plan.Manifest.Entries[e].Size);
-                    var span = writer.GetPayloadBuffer(total).Span;
+                    var span = (await writer.GetPayloadBufferAsync(total, cancellationToken).ConfigureAwait(false)).Span;
                     var at = 0;
                     foreach (var entry in batch.Entries)
                     {
@@ -490,7 +533,7 @@ internal sealed class FileSender
                 {
                     try
                     {
-                        var buffer = writer.GetPayloadBuffer(DataRecord.HeaderSize + data.Length);
+                        var buffer = await writer.GetPayloadBufferAsync(DataRecord.HeaderSize + data.Length, cancellationToken).ConfigureAwait(false);
                         DataRecord.WriteHeader(buffer.Span, data.Entry, data.Offset, data.Length);
                         var bytes = data.Buffer.AsSpan(0, data.Length);
                         bytes.CopyTo(buffer.Span[DataRecord.HeaderSize..]);
@@ -606,7 +649,7 @@ internal sealed class FileSender
     }
 
     /// <summary>A write-only stream that cuts what is written into Manifest frames; the last is flagged on finish.</summary>
-    private sealed class ManifestPieces(FrameWriter writer) : Stream
+    private sealed class ManifestPieces(ReliableLane writer) : Stream
     {
         private readonly byte[] _buffer = new byte[ManifestPiece];
         private int _length;

@@ -3,8 +3,8 @@ using CrocNet.Crypto;
 namespace CrocNet.Transfer;
 
 /// <summary>
-/// What one side's data plane works with: its frame writers and readers (one per stapled connection and
-/// direction it uses), progress, and the idle watchdog that fails a transfer which stops moving.
+/// What one side's data plane works with: its lanes (one reliable frame stream each way per stapled connection),
+/// progress, and the idle watchdog that fails a transfer which stops moving.
 /// </summary>
 internal sealed class TransferContext : IDisposable
 {
@@ -12,19 +12,26 @@ internal sealed class TransferContext : IDisposable
     private readonly TimeSpan _idleTimeout;
     private int _idleStarted;
 
-    public TransferContext(FrameWriter[] writers, FrameReader[] readers, ProgressTracker progress, TimeSpan idleTimeout, TimeProvider time)
+    public TransferContext(ReliableLane[] lanes, ProgressTracker progress, TimeSpan idleTimeout, TimeProvider time)
     {
-        Writers = writers;
-        Readers = readers;
+        Lanes = lanes;
         Progress = progress;
         Time = time;
         _idleTimeout = idleTimeout;
         _idle = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
     }
 
-    public FrameWriter[] Writers { get; }
+    /// <summary>Lane <c>i</c> is stapled connection <c>i</c>; lane 0 carries the control frames.</summary>
+    public ReliableLane[] Lanes { get; }
 
-    public FrameReader[] Readers { get; }
+    /// <summary>The legs the lanes dialed after breaks (the session closes them).</summary>
+    public IReadOnlyList<Stream> DialedStreams => [.. Lanes.SelectMany(l => l.DialedStreams)];
+
+    /// <summary>How many times a broken leg was replaced, over every lane.</summary>
+    public int Reconnects => Lanes.Sum(l => l.Reconnects);
+
+    /// <summary>Payload bytes sent again on replaced legs, over every lane.</summary>
+    public long BytesResent => Lanes.Sum(l => l.BytesResent);
 
     public ProgressTracker Progress { get; }
 
@@ -74,7 +81,7 @@ internal sealed class TransferContext : IDisposable
         }
     }
 
-    public async ValueTask<Frame> ReadAsync(FrameReader reader, CancellationToken cancellationToken)
+    public async ValueTask<Frame> ReadAsync(ReliableLane reader, CancellationToken cancellationToken)
     {
         var frame = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
         Touch();
@@ -84,14 +91,9 @@ internal sealed class TransferContext : IDisposable
     public void Dispose()
     {
         _idle.Dispose();
-        foreach (var writer in Writers)
+        foreach (var lane in Lanes)
         {
-            writer.Dispose();
-        }
-
-        foreach (var reader in Readers)
-        {
-            reader.Dispose();
+            lane.Dispose();
         }
     }
 }

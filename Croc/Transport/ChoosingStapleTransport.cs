@@ -46,6 +46,24 @@ internal sealed class ChoosingStapleTransport : IStapleTransport
         }
     }
 
+    /// <summary>A lane that broke goes back over the kind of leg it had: <see cref="CrocTransport.Auto"/> decided once.</summary>
+    public async ValueTask<Stream> ReconnectAsync(StapleTarget target, int lane, StapleTicket ticket, Stream previous, CancellationToken cancellationToken)
+    {
+        if (previous is WebSocketLegStream)
+        {
+            return await _webSocket.ConnectAsync(target, lane, ticket, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (_mode == CrocTransport.WebSocket || target.Ports.Count == 0)
+        {
+            // Not a leg this transport opened (a test's stream, say): choose afresh.
+            return await ConnectAsync(target, lane, ticket, cancellationToken).ConfigureAwait(false);
+        }
+
+        var socket = await TcpStapleTransport.OpenAsync(target, lane, null, _time, cancellationToken).ConfigureAwait(false);
+        return await TcpStapleTransport.HelloAsync(socket, lane, ticket, cancellationToken).ConfigureAwait(false);
+    }
+
     public async ValueTask<Stream> ConnectAsync(StapleTarget target, int lane, StapleTicket ticket, CancellationToken cancellationToken)
     {
         var tcp = _mode switch

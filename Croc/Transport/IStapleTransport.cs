@@ -80,4 +80,9 @@ internal interface IStapleTransport
     /// <summary>Opens lane <paramref name="lane"/>. A refusal is a <see cref="CrocRelayException"/>; a network fault an
     /// <see cref="System.Net.Sockets.SocketException"/> or <see cref="IOException"/> (the caller retries those).</summary>
     ValueTask<Stream> ConnectAsync(StapleTarget target, int lane, StapleTicket ticket, CancellationToken cancellationToken);
+
+    /// <summary>Opens lane <paramref name="lane"/> again after its leg <paramref name="previous"/> broke, over the same kind
+    /// of leg where the transport chose one; errors as for <see cref="ConnectAsync"/>.</summary>
+    ValueTask<Stream> ReconnectAsync(StapleTarget target, int lane, StapleTicket ticket, Stream previous, CancellationToken cancellationToken) =>
+        ConnectAsync(target, lane, ticket, cancellationToken);
 }

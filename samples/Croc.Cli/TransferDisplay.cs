@@ -299,7 +299,10 @@ internal sealed class TransferDisplay : IProgress<TransferProgress>
 
         var rate = Size((long)(result.TotalBytes / seconds));
         var files = result.Files.Count == 1 ? "1 file" : $"{result.Files.Count} files";
-        return string.Create(CultureInfo.InvariantCulture, $"{verb} {files}, {Size(result.TotalBytes)} ({result.TotalBytes} bytes) in {Duration(TimeSpan.FromSeconds(seconds))}, {rate}/s");
+        var line = string.Create(CultureInfo.InvariantCulture, $"{verb} {files}, {Size(result.TotalBytes)} ({result.TotalBytes} bytes) in {Duration(TimeSpan.FromSeconds(seconds))}, {rate}/s");
+        return result.Reconnects == 0 ? line : string.Create(
+            CultureInfo.InvariantCulture,
+            $"{line} ({result.Reconnects} {(result.Reconnects == 1 ? "reconnect" : "reconnects")}, {Size(result.BytesResent)} sent again)");
     }
 
     /// <summary>The summary of <paramref name="result"/> timed by what this display saw.</summary>

@@ -1,0 +1,121 @@
+using System.Security.Cryptography;
+using CrocNet.Tests.Faults;
+using CrocNet.Transfer;
+
+namespace CrocNet.Tests.EndToEnd;
+
+/// <summary>
+/// A leg reset mid-transfer through the real relay (on Kestrel, loopback) and the fault proxy: the lane is dialed
+/// again, the transfer completes byte-exact, and both sides report the reconnect; with reconnecting off the same
+/// reset fails both sides with <see cref="CrocErrorCode.ConnectionLost"/> and leaves no file.
+/// </summary>
+public class ReconnectTransferTests
+{
+    private const int FileSize = 24 * 1024 * 1024;
+    private readonly List<string> _folders = [];
+
+    [TearDown]
+    public void DeleteFolders()
+    {
+        foreach (var folder in _folders)
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+
+        _folders.Clear();
+    }
+
+    private string NewFolder()
+    {
+        var folder = Directory.CreateTempSubdirectory("croc-reconnect-").FullName;
+        _folders.Add(folder);
+        return folder;
+    }
+
+    private static Croc NewCroc(Uri relay, CrocTransport transport, HttpMessageHandler handler, int reconnectAttempts) => Croc.New(o => o
+        .WithRelay(relay)
+        .WithTransport(transport)
+        .WithReconnect(reconnectAttempts, TimeSpan.FromSeconds(20))
+        .WithRetries(2, TimeSpan.FromMilliseconds(20))
+        .WithIdleTimeout(TimeSpan.FromSeconds(20))
+        .UseHttpMessageHandler(handler));
+
+    private async Task<(TransferResult Sent, TransferResult Received, byte[] Bytes, string Output)> TransferAsync(
+        Fault fault, CrocTransport transport, int reconnectAttempts, CancellationToken cancellationToken)
+    {
+        var source = Path.Join(NewFolder(), "payload.bin");
+        var bytes = RandomNumberGenerator.GetBytes(FileSize);
+        await File.WriteAllBytesAsync(source, bytes, cancellationToken);
+        var output = NewFolder();
+        await using var relay = await FaultCaseRunner.StartRelayAsync(cancellationToken);
+        await using var proxy = FaultProxy.Start(relay.BaseAddress, relay.Ports, fault);
+        using var senderHandler = new SocketsHttpHandler();
+        using var recipientHandler = new SocketsHttpHandler();
+        var sender = NewCroc(proxy.SenderRelay, transport, senderHandler, reconnectAttempts);
+        var recipient = NewCroc(proxy.RecipientRelay, transport, recipientHandler, reconnectAttempts);
+
+        await using var operation = await sender.StartSendAsync(SendContent.FromPath(source), cancellationToken: cancellationToken);
+        var receive = recipient.ReceiveAsync(operation.Code, new ReceiveOptions { OutputDirectory = output }, cancellationToken);
+        var both = Task.WhenAll(receive, operation.Completion);
+        await both.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+        Assert.That(proxy.HasFired, Is.True, $"the leg was reset mid-transfer (the transfer: {both.Exception?.InnerException?.Message ?? "ok"})");
+        await both;
+        return (await operation.Completion, await receive, bytes, output);
+    }
+
+    [TestCase(0, false)]
+    [TestCase(2, false)]
+    [CancelAfter(60_000)]
+    public async Task SendAsync_TcpLegResetMidTransfer_LaneReconnectsAndTransferCompletes(int lane, bool sendersLeg, CancellationToken cancellationToken)
+    {
+        // The sender's leg is reset in its sending direction; the recipient's in the direction it receives.
+        var target = sendersLeg ? new FaultTarget(ProxySide.Sender, LegKind.TcpLane, lane, Flow.Up) : new FaultTarget(ProxySide.Recipient, LegKind.TcpLane, lane, Flow.Down);
+        var fault = new Fault(FaultKind.Reset, target, 300_000);
+
+        var (sent, received, bytes, output) = await TransferAsync(fault, CrocTransport.Tcp, reconnectAttempts: 8, cancellationToken);
+
+        Assert.That((await File.ReadAllBytesAsync(Path.Join(output, "payload.bin"), cancellationToken)).AsSpan().SequenceEqual(bytes), Is.True);
+        Assert.That(sent.Reconnects, Is.EqualTo(1));
+        Assert.That(received.Reconnects, Is.EqualTo(1));
+        Assert.That(sent.BytesResent, Is.InRange(0, LaneSettings.DefaultWindow + CrocNet.Session.DataPlane.MaxFramePayload), "at most what one lane may keep unacknowledged");
+        Assert.That(sent.TotalBytes, Is.EqualTo(FileSize), "re-sent bytes are not counted as payload twice");
+        TestContext.Out.WriteLine($"lane {lane}: re-sent {sent.BytesResent:N0} B");
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task SendAsync_WebSocketLegResetMidTransfer_LaneReconnectsAndTransferCompletes(CancellationToken cancellationToken)
+    {
+        var fault = new Fault(FaultKind.Reset, new FaultTarget(ProxySide.Sender, LegKind.WebSocketLeg, 1, Flow.Up), 300_000);
+
+        var (sent, received, bytes, output) = await TransferAsync(fault, CrocTransport.WebSocket, reconnectAttempts: 8, cancellationToken);
+
+        Assert.That((await File.ReadAllBytesAsync(Path.Join(output, "payload.bin"), cancellationToken)).AsSpan().SequenceEqual(bytes), Is.True);
+        Assert.That(sent.Reconnects, Is.EqualTo(1));
+        Assert.That(received.Reconnects, Is.EqualTo(1));
+        Assert.That(sent.BytesResent, Is.InRange(0, LaneSettings.DefaultWindow + CrocNet.Session.DataPlane.MaxFramePayload));
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public void SendAsync_LegResetWithReconnectOff_ConnectionLostAndNoFile(CancellationToken cancellationToken)
+    {
+        var fault = new Fault(FaultKind.Reset, new FaultTarget(ProxySide.Recipient, LegKind.TcpLane, 1, Flow.Down), 300_000);
+        string? output = null;
+
+        var error = Assert.CatchAsync<CrocException>(async () =>
+        {
+            try
+            {
+                await TransferAsync(fault, CrocTransport.Tcp, reconnectAttempts: 0, cancellationToken);
+            }
+            finally
+            {
+                output = _folders[^1];
+            }
+        });
+
+        Assert.That(error!.Code, Is.EqualTo(CrocErrorCode.ConnectionLost), error.ToString());
+        Assert.That(Directory.GetFileSystemEntries(output!), Is.Empty, "no file, complete-looking or partial, is left");
+    }
+}
