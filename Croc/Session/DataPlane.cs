@@ -57,7 +57,7 @@ internal static class DataPlane
             }
         }
 
-        return new TransferContext(writers, readers, tracker, idleTimeout, time) { DecisionTimeout = decisionTimeout };
+        return new TransferContext(writers, readers, tracker, idleTimeout, time) { DecisionTimeout = decisionTimeout, ResumeKey = ResumeHandshake.DeriveKey(sessionKey) };
     }
 
     private static FrameWriter NewWriter(Stream stream, ReadOnlySpan<byte> sessionKey, StreamDirection direction, int connection)
