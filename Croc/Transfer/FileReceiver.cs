@@ -83,7 +83,7 @@ internal static class FileReceiver
             }
             else
             {
-                disk = new DiskSink(manifest, plan, target.Overwrite, target.Partials);
+                disk = new DiskSink(manifest, plan, target.Overwrite, target.Partials) { Progress = context.Progress };
                 sink = disk;
             }
         }
@@ -111,7 +111,6 @@ internal static class FileReceiver
             disk?.CreateDirectories();
             // What earlier receives kept, checked again against the disk; the sender is told (when it resumes).
             var kept = disk?.PreparePartials() ?? [];
-            context.Progress.AddResumed(disk?.ResumedBytes ?? 0);
             await ResumeHandshake.WriteAcceptAsync(control, manifest.Resume == true, kept, context.ResumeKey, cancellationToken).ConfigureAwait(false);
             context.Progress.SetStage(TransferStage.Transferring);
             context.StartIdleTimer();

@@ -248,6 +248,7 @@ internal sealed class DiskSink : ReceiveSinkBase
     private readonly PartialFile?[] _partials;
     private readonly Dictionary<int, long> _keptBytes = [];
     private readonly HashSet<int> _suspect = [];
+    private long _resumedBytes;
 
     public DiskSink(Manifest manifest, ReceivePlan plan, CrocOverwritePolicy policy, PartialSettings? settings = null)
         : base(manifest)
@@ -276,8 +277,11 @@ internal sealed class DiskSink : ReceiveSinkBase
     /// <summary>Replaces the flush to disk before journal records are appended (tests record the order of operations).</summary>
     internal Action<SafeFileHandle>? FlushHook { get; init; }
 
-    /// <summary>Bytes kept from earlier receives, in all.</summary>
-    public long ResumedBytes { get; private set; }
+    /// <summary>Where resumed bytes are counted (kept chunks the sender then replaced are taken off again).</summary>
+    internal ProgressTracker? Progress { get; init; }
+
+    /// <summary>Bytes kept from earlier receives and used, in all.</summary>
+    public long ResumedBytes => Interlocked.Read(ref _resumedBytes);
 
     /// <summary>
     /// After the offer is accepted: removes leftovers older than the maximum age from the folders this transfer writes
@@ -307,7 +311,8 @@ internal sealed class DiskSink : ReceiveSinkBase
                 budget -= chunks.Count;
                 var bytes = Preload(i, chunks);
                 _keptBytes[i] = bytes;
-                ResumedBytes += bytes;
+                _resumedBytes += bytes;
+                Progress?.AddResumed(bytes);
                 _flags[i] |= Created;
                 _targets[i] = new Target(partial.PartialPath, Manifest.Entries[i].Size, bytes);
                 kept.Add((i, chunks));
@@ -319,6 +324,14 @@ internal sealed class DiskSink : ReceiveSinkBase
         }
 
         return kept;
+    }
+
+    private long KeptBytes(int entry)
+    {
+        lock (_keptBytes)
+        {
+            return _keptBytes.GetValueOrDefault(entry);
+        }
     }
 
     /// <summary>The folders that hold this transfer's files: the output folder and every existing parent of a file.</summary>
@@ -397,6 +410,13 @@ internal sealed class DiskSink : ReceiveSinkBase
                 throw WriteFailed(ex);
             }
 
+            lock (_keptBytes)
+            {
+                _keptBytes[entry] -= data.Length;
+            }
+
+            Interlocked.Add(ref _resumedBytes, -data.Length);
+            Progress?.AddResumed(-data.Length);
             return ValueTask.CompletedTask;
         }
 
@@ -497,7 +517,7 @@ internal sealed class DiskSink : ReceiveSinkBase
                 _flags[i] |= Created;
             }
 
-            files.Add(new TransferredFile(entries[i].Path, size, hash, full) { ResumedBytes = _keptBytes.GetValueOrDefault(i) });
+            files.Add(new TransferredFile(entries[i].Path, size, hash, full) { ResumedBytes = KeptBytes(i) });
             indexes.Add(i);
         }
 
