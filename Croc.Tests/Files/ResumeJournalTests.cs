@@ -178,6 +178,39 @@ public class ResumeJournalTests
         Assert.That(JournaledChunks(partial), Is.Not.Empty, "batches were journaled along the way");
     }
 
+    [Test]
+    [Explicit("A measurement, not a check: the cost of journaling (flush to disk every 64 MiB, then append) on this machine's disk")]
+    public void Written_256MiB_CostOfFlushingAndJournaling()
+    {
+        const int Mib = 1024 * 1024;
+        var bytes = RandomNumberGenerator.GetBytes(Mib);
+        var digest = FileDigest.Hash(CrocHashAlgorithm.XxHash128, bytes);
+        foreach (var real in new[] { false, true, false, true })
+        {
+            var partial = new PartialFile(_folder, real ? "real.bin" : "none.bin", 256L * Mib, 1, Mib, CrocHashAlgorithm.XxHash128, TimeProvider.System, real ? null : _ => { });
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            using (var handle = File.OpenHandle(partial.PartialPath, FileMode.CreateNew, FileAccess.Write))
+            {
+                for (long c = 0; c < 256; c++)
+                {
+                    RandomAccess.Write(handle, bytes, c * Mib);
+                    if (real)
+                    {
+                        partial.Written(handle, c, digest, Mib);
+                    }
+                }
+            }
+
+            if (real)
+            {
+                partial.FlushPending();
+            }
+
+            TestContext.Out.WriteLine($"{(real ? "journaled" : "plain")}: 256 MiB in {clock.Elapsed.TotalMilliseconds:F0} ms");
+            partial.Delete();
+        }
+    }
+
     private PartialFile NewPartial(long chunks, TimeProvider time, Action<SafeFileHandle>? flush) =>
         new(_folder, "big.bin", chunks * Chunk, 1_764_120_000_000, Chunk, CrocHashAlgorithm.XxHash128, time, flush);
 
