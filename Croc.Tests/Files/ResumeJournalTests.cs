@@ -211,6 +211,19 @@ public class ResumeJournalTests
         }
     }
 
+    [TestCase("photos/.croc-0123456789abcdef.partial")]
+    [TestCase(".CROC-0123456789ABCDEF.Journal")]
+    [TestCase("a/.croc-anything-at-all.partial")]
+    public void ReceivePlan_FileNamedLikeAPartial_RefusedBeforeAnythingIsWritten(string path)
+    {
+        var manifest = new Manifest { ChunkSize = Chunk, Hash = "xxh128", Entries = [new ManifestEntry { Path = "photos/big.bin", Size = 3 * Chunk }, new ManifestEntry { Path = path, Size = 10 }] };
+
+        var error = Assert.Throws<CrocTransferException>(() => ReceivePlan.Create(_folder, manifest, CrocOverwritePolicy.Overwrite));
+
+        Assert.That(error!.Code, Is.EqualTo(CrocErrorCode.UnsafePath));
+        Assert.That(Directory.GetFileSystemEntries(_folder), Is.Empty);
+    }
+
     private PartialFile NewPartial(long chunks, TimeProvider time, Action<SafeFileHandle>? flush) =>
         new(_folder, "big.bin", chunks * Chunk, 1_764_120_000_000, Chunk, CrocHashAlgorithm.XxHash128, time, flush);
 

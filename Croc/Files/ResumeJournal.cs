@@ -151,6 +151,11 @@ internal static class PartialNames
     /// <summary>The shared part of a partial's and its journal's names: <c>.croc-&lt;16 hex&gt;</c>.</summary>
     public static string Stem(ReadOnlySpan<byte> identity) => Prefix + Convert.ToHexStringLower(identity[..8]);
 
+    /// <summary>Whether a received file's name could be one of our temporary names, ignoring case (as some file systems do).</summary>
+    public static bool LooksLikeOurs(ReadOnlySpan<char> fileName) =>
+        fileName.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase)
+        && (fileName.EndsWith(PartialExtension, StringComparison.OrdinalIgnoreCase) || fileName.EndsWith(JournalExtension, StringComparison.OrdinalIgnoreCase));
+
     /// <summary>
     /// Whether <paramref name="fileName"/> is one of this library's temporary names: <c>.croc-&lt;16 hex&gt;.partial</c>,
     /// <c>.croc-&lt;16 hex&gt;.journal</c> or a transfer's non-resumable <c>.croc-&lt;16 hex&gt;-&lt;entry&gt;.partial</c>.
