@@ -6,7 +6,7 @@ namespace CrocNet.Tests.EndToEnd;
 /// <summary>A receive that fails part-way keeps what arrived; a later transfer of the same content fetches only the rest.</summary>
 public class ResumeTransferTests : TransferTestBase
 {
-    private const int Size = 32 * 1024 * 1024;
+    private const int Size = 16 * 1024 * 1024;
     private const int ChunkSize = 1024 * 1024;
     private const int Lanes = 4;
     private static readonly DateTime Mtime = new(2026, 11, 20, 12, 0, 0, DateTimeKind.Utc);
@@ -50,7 +50,7 @@ public class ResumeTransferTests : TransferTestBase
         var slow = NewCroc(o => o.UseTransport(new InterceptingTransport((stream, _) => new TamperingStream(stream, TamperingStream.Mode.Slow, 0, span: 64 * 1024))));
         await using (var operation = await NewCroc().StartSendAsync(SendContent.FromPath(source), cancellationToken: cancellationToken))
         {
-            var receive = slow.ReceiveAsync(operation.Code, new ReceiveOptions { OutputDirectory = output, Progress = new CancelAt(cancel, 6 * ChunkSize) }, cancel.Token);
+            var receive = slow.ReceiveAsync(operation.Code, new ReceiveOptions { OutputDirectory = output, Progress = new CancelAt(cancel, 4 * ChunkSize) }, cancel.Token);
             Assert.CatchAsync<OperationCanceledException>(async () => await receive);
             Assert.CatchAsync<CrocException>(async () => await operation.Completion);
         }
@@ -62,7 +62,7 @@ public class ResumeTransferTests : TransferTestBase
             NewCroc(), SendContent.FromPath(source), code => NewCroc().ReceiveAsync(code, new ReceiveOptions { OutputDirectory = output }, cancellationToken), cancellationToken, new SendOptions { Progress = sent });
 
         Assert.That(File.ReadAllBytes(Path.Join(output, "big.bin")), Is.EqualTo(data));
-        Assert.That(receiveResult.ResumedBytes, Is.GreaterThanOrEqualTo(4 * ChunkSize), "what arrived before the cancel was kept");
+        Assert.That(receiveResult.ResumedBytes, Is.GreaterThanOrEqualTo(2 * ChunkSize), "what arrived before the cancel was kept");
         Assert.That(sent.Value.BytesTransferred, Is.LessThanOrEqualTo(Size - receiveResult.ResumedBytes + (Lanes * ChunkSize)));
     }
 
@@ -203,10 +203,10 @@ public class ResumeTransferTests : TransferTestBase
         return (path, data);
     }
 
-    /// <summary>A receive whose sender's connections are each cut after ~4 MB: it fails with a typed error part-way.</summary>
+    /// <summary>A receive whose sender's connections are each cut after ~3 MB: it fails with a typed error part-way.</summary>
     private async Task InterruptAsync(string source, string output, CancellationToken cancellationToken, ReceiveOptions? options = null)
     {
-        var cutting = NewCroc(o => o.UseTransport(new InterceptingTransport((stream, lane) => new CuttingWriteStream(stream, 4_000_000 + lane))));
+        var cutting = NewCroc(o => o.UseTransport(new InterceptingTransport((stream, lane) => new CuttingWriteStream(stream, 3_000_000 + lane))));
         await using var operation = await cutting.StartSendAsync(SendContent.FromPath(source), cancellationToken: cancellationToken);
         var receive = NewCroc().ReceiveAsync(operation.Code, new ReceiveOptions { OutputDirectory = output, Resume = options?.Resume ?? true }, cancellationToken);
         Assert.That(Assert.CatchAsync<CrocException>(async () => await receive)!.Code, Is.AnyOf(CrocErrorCode.ConnectionLost, CrocErrorCode.DataTampered));

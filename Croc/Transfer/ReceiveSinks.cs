@@ -701,8 +701,9 @@ internal sealed class DiskSink : ReceiveSinkBase
                 // bytes of traffic claim the whole disk until the transfer fails.
                 // On Unix FileShare is only an advisory flock() that nobody else honours; skipping it saves two
                 // system calls per file, which is what ten thousand small files are made of.
-                // A partial kept from an earlier receive (checked again before this one accepted) is opened as it is.
-                return _handle ??= File.OpenHandle(tempPath, _resumed ? FileMode.Open : FileMode.CreateNew, FileAccess.Write, OperatingSystem.IsWindows() ? FileShare.None : FileShare.ReadWrite);
+                // A partial kept from an earlier receive (checked again before this one accepted) is opened as it is,
+                // shared: a kept chunk the sender replaces is written through a handle of its own.
+                return _handle ??= File.OpenHandle(tempPath, _resumed ? FileMode.Open : FileMode.CreateNew, FileAccess.Write, OperatingSystem.IsWindows() && !_resumed ? FileShare.None : FileShare.ReadWrite);
             }
         }
 
