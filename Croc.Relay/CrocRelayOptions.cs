@@ -175,6 +175,28 @@ public sealed class CrocRelayOptions
     public TimeSpan PipeIdleTimeout { get; set; } = TimeSpan.FromMinutes(30);
 
     /// <summary>
+    /// How long a lane whose pair ended stays open for a new leg, counted from the moment it ended. When a piped pair
+    /// breaks (a leg fails or resets, or the pair goes idle for <see cref="PipeIdleTimeout"/>), the relay cuts the
+    /// partner leg too but keeps the channel: either participant may attach a new leg on that lane, with its uuid, and
+    /// the new legs pair afresh. A lane that broke and has no pair again when this time passes has the channel reset
+    /// (its legs cut, the channel closed). A lane whose pair finished cleanly may also pair again within this time;
+    /// when every lane's pair has finished and none did, the channel's connections end as without reconnection.
+    /// Must not exceed <see cref="ChannelExpiry"/>.
+    /// </summary>
+    /// <value>Default 60 seconds.</value>
+    public TimeSpan ReconnectWindow { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// How many re-attachments one channel may make: a re-attachment is a new pair on a lane that had one before,
+    /// counted when its first leg attaches (and given back if that leg leaves before it pairs). Past it, a hello that
+    /// would start another gets <c>error reconnect_limit</c>. <c>0</c> turns reconnection off: a lane pairs once, and a
+    /// broken pair ends every connection of its channel.
+    /// </summary>
+    /// <value>Default 16.</value>
+    [Range(0, 1_000_000)]
+    public int MaxReattachments { get; set; } = 16;
+
+    /// <summary>
     /// How many data connections ("lanes") each participant opens. With TCP listeners, lane <c>i</c> is served by
     /// <c>Ports[i]</c>, so this must be unset or equal to the number of ports; a relay without TCP listeners
     /// (<see cref="Ports"/> empty, WebSocket legs only) still offers this many lanes.

@@ -35,6 +35,11 @@ internal sealed class CrocRelayOptionsValidator : IValidateOptions<CrocRelayOpti
         CheckRange(failures, nameof(CrocRelayOptions.MaxWait), options.MaxWait, TimeSpan.Zero, TimeSpan.FromMinutes(5));
         CheckRange(failures, nameof(CrocRelayOptions.PipeIdleTimeout), options.PipeIdleTimeout, TimeSpan.FromSeconds(1), TimeSpan.FromDays(1));
 
+        if (options.ReconnectWindow <= TimeSpan.Zero || options.ReconnectWindow > options.ChannelExpiry)
+        {
+            failures.Add(FormattableString.Invariant($"ReconnectWindow must be longer than zero and at most ChannelExpiry ({options.ChannelExpiry}); {options.ReconnectWindow} is not."));
+        }
+
         if (options.MaxConnections is < 1 or > 1_000_000)
         {
             failures.Add(FormattableString.Invariant($"MaxConnections must be between 1 and 1000000, or unset; {options.MaxConnections} is not."));

@@ -178,9 +178,19 @@ internal static class ChannelMachine
         return new Transition(Record(state, address), Role: role);
     }
 
-    /// <summary>Every lane is piped: <c>stapled</c> becomes true (once).</summary>
-    public static Transition Staple(ChannelState state)
-        => state.Stapled || state.Closed ? new Transition(state, RelayErrors.Closed) : Bump(state with { Stapled = true });
+    /// <summary>
+    /// Every lane is piped (<paramref name="stapled"/> true), or a lane lost its pair and waits for a reconnect (false):
+    /// <c>stapled</c> follows, and <c>rev</c> grows when it changes. A closed channel refuses.
+    /// </summary>
+    public static Transition SetStapled(ChannelState state, bool stapled)
+    {
+        if (state.Closed)
+        {
+            return new Transition(state, RelayErrors.Closed);
+        }
+
+        return state.Stapled == stapled ? new Transition(state) : Bump(state with { Stapled = stapled });
+    }
 
     /// <summary>Closes (an expiry, a shutdown); a closed channel refuses, changing nothing.</summary>
     public static Transition Close(ChannelState state)

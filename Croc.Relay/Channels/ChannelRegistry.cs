@@ -39,7 +39,7 @@ internal sealed class ChannelRegistry : IDisposable
         Metrics = metrics;
         Log = new RelayLog(logger ?? (ILogger)NullLogger.Instance);
         _store = store ?? new InMemoryChannelStore();
-        _staples = new StapleTable(Options);
+        _staples = new StapleTable(Options, TimeProvider, (channel, lane, generation) => Track(OnWindowPassedAsync(channel, lane, generation)));
         _joins = new AddressRateLimit(Options.MaxJoinsPerMinute, TimeProvider);
         _failures = new AddressRateLimit(Options.MaxFailedLookupsPerMinute, TimeProvider);
         Access = new RelayAccess(Options.Password);
@@ -279,8 +279,15 @@ internal sealed class ChannelRegistry : IDisposable
         }
 
         var role = authorized.Role;
-        if (_staples.TryAttach(state.Id, lane, Lanes, role, link, key, out var peer, out var nowStapled) is { } taken)
+        var channel = new ChannelRef(channelName, state.Id);
+        if (_staples.TryAttach(channel, lane, Lanes, role, link, key, out var peer, out var generation, out var stapledChanged, out var reattached) is { } taken)
         {
+            if (taken.Code == RelayErrorCode.ReconnectLimit)
+            {
+                var refusedPort = LaneLabel(lane);
+                Log.ReconnectLimit(channelName, refusedPort, Options.MaxReattachments);
+            }
+
             return taken;
         }
 
@@ -301,18 +308,25 @@ internal sealed class ChannelRegistry : IDisposable
             return recorded?.Error ?? RelayErrors.Closed;
         }
 
+        var port = LaneLabel(lane);
+        if (reattached)
+        {
+            Metrics.Reattached();
+            Log.LaneReattaching(channelName, port);
+        }
+
         if (peer is not null)
         {
             Metrics.ConnectionsStapled();
-            Log.PairPiped(channelName, Ports.Count > lane ? Ports[lane] : lane);
+            Log.PairPiped(channelName, port);
         }
 
-        if (nowStapled && await _store.UpdateAsync(channelName, state.Id, static s => ChannelMachine.Staple(s), cancellationToken).ConfigureAwait(false) is { Refused: false })
+        if (stapledChanged)
         {
-            Log.ChannelStapled(channelName);
+            await SyncStapledAsync(channel, cancellationToken).ConfigureAwait(false);
         }
 
-        return new StapleAttachment(new ChannelRef(channelName, state.Id), lane, role, peer);
+        return new StapleAttachment(channel, lane, role, peer, generation);
     }
 
     /// <summary>Takes a waiting (not yet piped) connection out of its lane; see <see cref="StapleTable.Detach"/>.</summary>
@@ -324,19 +338,74 @@ internal sealed class ChannelRegistry : IDisposable
 
     /// <summary>
     /// Records that the pair on the attachment's lane finished cleanly (the caller closed it). Other pairs may still be
-    /// moving data, so nothing else is cut until the channel is stapled and every lane's pair has finished.
+    /// moving data, so nothing else is cut: without reconnection, until the channel is stapled and every lane's pair
+    /// has finished; with it, the lane may pair again within <c>ReconnectWindow</c>.
     /// </summary>
     public async ValueTask PairFinishedAsync(StapleAttachment attachment, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(attachment);
         var channel = attachment.Channel;
-        if (_staples.PairFinished(channel.Id, attachment.Lane, Lanes, out var reason) is { } cut)
+        if (_staples.PairFinished(channel.Id, attachment.Lane, attachment.Generation, Lanes, out var reason) is { } cut)
         {
             Log.ConnectionsEnded(channel.Name, reason);
             StapleTable.Abort(cut);
             await ExpireIfDeferredAsync(channel, cancellationToken).ConfigureAwait(false);
         }
     }
+
+    /// <summary>
+    /// The attachment's pair broke (<paramref name="reason"/>: a leg failed, or the pair went idle): its legs are cut
+    /// at once, so each peer notices. Without reconnection every connection of the channel ends; with it, the lane
+    /// waits for new legs within <c>ReconnectWindow</c> and <c>stapled</c> turns false. A pair someone else already
+    /// ended changes nothing.
+    /// </summary>
+    public async ValueTask PairBrokenAsync(StapleAttachment attachment, string reason, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(attachment);
+        var channel = attachment.Channel;
+        var cut = _staples.PairBroken(channel.Id, attachment.Lane, attachment.Generation, Lanes, out var sessionEnded, out var stapledChanged);
+        if (cut is null)
+        {
+            return;
+        }
+
+        StapleTable.Abort(cut);
+        Metrics.PairBroken();
+        if (sessionEnded)
+        {
+            Log.ConnectionsEnded(channel.Name, reason);
+            await ExpireIfDeferredAsync(channel, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var port = LaneLabel(attachment.Lane);
+        Log.PairBroken(channel.Name, port, reason, Options.ReconnectWindow);
+        if (stapledChanged)
+        {
+            await SyncStapledAsync(channel, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// A leg failed outside its pipe (its answer could not be sent, its watch failed). Without reconnection every
+    /// connection of the channel ends, as for any failure; with it, a waiting leg just leaves its lane and a piped one
+    /// breaks its pair.
+    /// </summary>
+    public async ValueTask LegFailedAsync(StapleAttachment attachment, IStapleLink link, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(attachment);
+        if (Options.MaxReattachments == 0)
+        {
+            await EndConnectionsAsync(attachment.Channel, "a connection failed", cancellationToken).ConfigureAwait(false);
+        }
+        else if (!Detach(attachment, link))
+        {
+            await PairBrokenAsync(attachment, "a connection failed", cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The same from a synchronous callback (a pipe's fault or idle timer): the work is tracked, not dropped.</summary>
+    public void PairBroken(StapleAttachment attachment, string reason) => Track(PairBrokenAsync(attachment, reason));
 
     /// <summary>Cuts every data connection of the channel; later hellos get <c>closed</c>. The channel itself stays open.</summary>
     public async ValueTask EndConnectionsAsync(ChannelRef channel, string reason, CancellationToken cancellationToken = default)
@@ -382,8 +451,68 @@ internal sealed class ChannelRegistry : IDisposable
     /// <summary>How many connections waiting for their peer come from <paramref name="address"/>'s key.</summary>
     internal int WaitingOf(IPAddress address) => _staples.WaitingOf(LimitKey(address));
 
+    /// <summary>Whether channel <paramref name="id"/>'s connections on this node ended, and how many of its lanes have a reconnect window open (tests).</summary>
+    internal (bool Ended, int Windows) InspectLegs(long id) => _staples.Inspect(id);
+
     /// <summary>Timer and callback work still running (none with the in-memory store: it completes synchronously).</summary>
     internal Task BackgroundWork => Task.WhenAll(_background.Keys).ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+
+    /// <summary>The label of a lane in logs: its TCP port when it has one, else its number.</summary>
+    private int LaneLabel(int lane) => Ports.Count > lane ? Ports[lane] : lane;
+
+    /// <summary>
+    /// Brings the stored <c>stapled</c> in line with this node's lanes. The transition reads the lanes when it runs, so
+    /// whichever of two racing updates runs last stores the latest answer.
+    /// </summary>
+    private async ValueTask SyncStapledAsync(ChannelRef channel, CancellationToken cancellationToken)
+    {
+        var changed = false;
+        var synced = await _store.UpdateAsync(
+            channel.Name,
+            channel.Id,
+            s =>
+            {
+                var next = ChannelMachine.SetStapled(s, _staples.IsStapled(channel.Id));
+                changed = !next.Refused && !ReferenceEquals(next.State, s);
+                return next;
+            },
+            cancellationToken).ConfigureAwait(false);
+        if (synced is { Refused: false } transition && changed)
+        {
+            if (transition.State.Stapled)
+            {
+                Log.ChannelStapled(channel.Name);
+            }
+            else
+            {
+                Log.ChannelUnstapled(channel.Name);
+            }
+        }
+    }
+
+    /// <summary>A lane's reconnect window passed: reset the channel (a reconnect was pending), or seal the lane.</summary>
+    private async ValueTask OnWindowPassedAsync(ChannelRef channel, int lane, int generation)
+    {
+        var cut = _staples.WindowPassed(channel.Id, lane, generation, Lanes, out var reset);
+        if (reset)
+        {
+            var closed = await _store.UpdateAsync(channel.Name, channel.Id, static s => ChannelMachine.Close(s)).ConfigureAwait(false);
+            if (closed is { NowClosed: true } transition)
+            {
+                Metrics.ChannelReset();
+                AfterClose(transition.State, FormattableString.Invariant($"was reset: lane {lane} had no pair within ReconnectWindow"));
+            }
+
+            return;
+        }
+
+        if (cut is not null)
+        {
+            Log.ConnectionsEnded(channel.Name, "every pair finished and none reconnected within ReconnectWindow");
+            StapleTable.Abort(cut);
+            await ExpireIfDeferredAsync(channel, CancellationToken.None).ConfigureAwait(false);
+        }
+    }
 
     /// <summary>Sets the expiry timer: the channel's lifetime from its creation (re-armed when <c>h_k</c> extends it).</summary>
     private void ArmExpiry(ChannelState state)

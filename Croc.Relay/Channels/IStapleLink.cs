@@ -15,4 +15,5 @@ internal readonly record struct ChannelRef(string Name, long Id);
 /// <param name="Lane">The lane (TCP: the index of its port in <c>ports</c>).</param>
 /// <param name="Role">Whose connection it is.</param>
 /// <param name="Peer">The other participant's connection on the same lane, when it was already waiting: pipe the two.</param>
-internal sealed record StapleAttachment(ChannelRef Channel, int Lane, ParticipantRole Role, IStapleLink? Peer);
+/// <param name="Generation">Which of the lane's pairs the connection belongs to (1 for the first; a reconnected lane counts on).</param>
+internal sealed record StapleAttachment(ChannelRef Channel, int Lane, ParticipantRole Role, IStapleLink? Peer, int Generation = 1);

@@ -15,6 +15,7 @@ internal enum RelayErrorCode
     Closed,
     Capacity,
     Duplicate,
+    ReconnectLimit,
     Timeout,
     Unauthorized,
 }
@@ -36,6 +37,7 @@ internal static class RelayErrors
         RelayErrorCode.Closed => RelayWire.Codes.Closed,
         RelayErrorCode.Capacity => RelayWire.Codes.Capacity,
         RelayErrorCode.Duplicate => RelayWire.Codes.Duplicate,
+        RelayErrorCode.ReconnectLimit => RelayWire.Codes.ReconnectLimit,
         RelayErrorCode.Timeout => RelayWire.Codes.Timeout,
         RelayErrorCode.Unauthorized => RelayWire.Codes.Unauthorized,
         _ => throw new ArgumentOutOfRangeException(nameof(code)),

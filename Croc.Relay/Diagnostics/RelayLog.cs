@@ -70,6 +70,18 @@ internal sealed partial class RelayLog
     [LoggerMessage(EventId = 30, EventName = "ConnectionLimit", Level = LogLevel.Debug, Message = "TCP port {Port}: connection closed at once, too many open connections (relay-wide or from its address).")]
     public partial void ConnectionLimit(int port);
 
+    [LoggerMessage(EventId = 33, EventName = "PairBroken", Level = LogLevel.Information, Message = "Channel {Channel}: port {Port} broke ({Reason}); both legs cut, the lane takes new legs for {Window}.")]
+    public partial void PairBroken(string channel, int port, string reason, TimeSpan window);
+
+    [LoggerMessage(EventId = 34, EventName = "LaneReattaching", Level = LogLevel.Information, Message = "Channel {Channel}: port {Port} re-attaching (a new leg on a lane that had a pair).")]
+    public partial void LaneReattaching(string channel, int port);
+
+    [LoggerMessage(EventId = 35, EventName = "ReconnectLimit", Level = LogLevel.Information, Message = "Channel {Channel}: port {Port}: a new leg refused, the channel used its {MaxReattachments} re-attachments.")]
+    public partial void ReconnectLimit(string channel, int port, int maxReattachments);
+
+    [LoggerMessage(EventId = 36, EventName = "ChannelUnstapled", Level = LogLevel.Information, Message = "Channel {Channel} is no longer stapled on every port (a lane waits for a reconnect).")]
+    public partial void ChannelUnstapled(string channel);
+
     [LoggerMessage(EventId = 40, EventName = "UntrustedForwardedHeaders", Level = LogLevel.Warning, Message = "Requests carry {Header} from {Peer}, which is not in TrustedProxies: the relay ignores the header and sees every client behind it as {Peer}, so transfers between two machines fail with ip_limit. If {Peer} is your reverse proxy, add it (or its network) to CrocRelayOptions.TrustedProxies (croc relay: --trusted-proxies). Logged once per address.")]
     public partial void UntrustedForwardedHeaders(string header, string peer);
 

@@ -20,6 +20,9 @@ internal sealed class RelayMetrics : IDisposable
     private readonly Counter<long> _refusals;
     private readonly Counter<long> _stapled;
     private readonly Counter<long> _acceptErrors;
+    private readonly Counter<long> _reattached;
+    private readonly Counter<long> _broken;
+    private readonly Counter<long> _reset;
     private readonly Queue<long> _acceptFailures = new();
     private readonly Lock _acceptLock = new();
     private volatile GaugeSources? _sources;
@@ -35,6 +38,9 @@ internal sealed class RelayMetrics : IDisposable
         _bytes = _meter.CreateCounter<long>("croc.relay.bytes.piped", "By", "Bytes copied between stapled connections, both directions.");
         _refusals = _meter.CreateCounter<long>("croc.relay.refusals", "{refusal}", "Refused HTTP requests and leg hellos (TCP and WebSocket), tagged by code and transport.");
         _stapled = _meter.CreateCounter<long>("croc.relay.connections.stapled", "{pair}", "Connection pairs piped together.");
+        _reattached = _meter.CreateCounter<long>("croc.relay.reattachments", "{reattachment}", "New pairs started on lanes that had a pair before (counted when the first new leg attaches).");
+        _broken = _meter.CreateCounter<long>("croc.relay.pairs.broken", "{pair}", "Piped pairs that broke (a leg failed or reset, or the pair went idle); the relay cut both legs.");
+        _reset = _meter.CreateCounter<long>("croc.relay.channels.reset", "{channel}", "Channels the relay closed because a broken lane had no pair again within ReconnectWindow.");
         _acceptErrors = _meter.CreateCounter<long>("croc.relay.accept.errors", "{error}", "Failed accepts on the TCP stapling listeners (e.g. out of file descriptors).");
         _meter.CreateObservableGauge("croc.relay.channels.held", () => Read(s => s.Channels()), "{channel}", "Channels held now: open, or closed and not yet forgotten (MaxChannels caps them).");
         _meter.CreateObservableGauge("croc.relay.legs.waiting", () => Read(s => s.Waiting()), "{leg}", "Data connections that said hello and wait for their peer.");
@@ -59,6 +65,12 @@ internal sealed class RelayMetrics : IDisposable
     public void BytesPiped(long count) => _bytes.Add(count);
 
     public void ConnectionsStapled() => _stapled.Add(1);
+
+    public void Reattached() => _reattached.Add(1);
+
+    public void PairBroken() => _broken.Add(1);
+
+    public void ChannelReset() => _reset.Add(1);
 
     /// <summary>Counts a pair as piping until the returned scope is disposed.</summary>
     public PipingScope StartPiping()

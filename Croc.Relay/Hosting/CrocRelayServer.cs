@@ -298,5 +298,7 @@ public sealed class CrocRelayServer : IAsyncDisposable
         to.ForwardedHeader = from.ForwardedHeader;
         to.ProxyProtocol = from.ProxyProtocol;
         to.Password = from.Password;
+        to.ReconnectWindow = from.ReconnectWindow;
+        to.MaxReattachments = from.MaxReattachments;
     }
 }

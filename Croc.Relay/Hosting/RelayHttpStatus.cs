@@ -11,7 +11,7 @@ internal static class RelayHttpStatus
         RelayErrorCode.Unauthorized => 401,
         RelayErrorCode.IpLimit or RelayErrorCode.BadUuid => 403,
         RelayErrorCode.NoChannel => 404,
-        RelayErrorCode.Occupied or RelayErrorCode.AlreadySet or RelayErrorCode.NotReady or RelayErrorCode.Duplicate => 409,
+        RelayErrorCode.Occupied or RelayErrorCode.AlreadySet or RelayErrorCode.NotReady or RelayErrorCode.Duplicate or RelayErrorCode.ReconnectLimit => 409,
         RelayErrorCode.Closed => 410,
         RelayErrorCode.Capacity => 503,
         RelayErrorCode.Timeout => 408,

@@ -59,6 +59,10 @@ internal static class RelayWire
         public const string Closed = "closed";
         public const string Capacity = "capacity";
         public const string Duplicate = "duplicate";
+
+        /// <summary>A hello refused because its channel has used up its re-attachments (<c>MaxReattachments</c>).</summary>
+        public const string ReconnectLimit = "reconnect_limit";
+
         public const string Timeout = "timeout";
         public const string Unauthorized = "unauthorized";
     }

@@ -103,6 +103,9 @@ internal sealed class StapleSession
 
             attachment = attached;
             var channel = attached.Channel;
+
+            // A waiting leg's time counts from its attach, before the answer, so the clock cannot pass unseen meanwhile.
+            using var waitingTimeout = attached.Peer is null ? new CancellationTokenSource(_options.WaitingTimeout, _timeProvider) : null;
             try
             {
                 await connection.SendLineAsync(RelayWire.Hello.Ok, stopping).ConfigureAwait(false);
@@ -117,14 +120,15 @@ internal sealed class StapleSession
             if (attached.Peer is not IStapleConnection peer)
             {
                 // The first of the pair waits, owned by the channel; the second one runs the pipe.
-                await WatchWaitingAsync(connection, attached, label, stopping).ConfigureAwait(false);
+                await WatchWaitingAsync(connection, attached, label, waitingTimeout!, stopping).ConfigureAwait(false);
                 return;
             }
 
             peer.MarkPaired();
             if (!await peer.Ready.ConfigureAwait(false))
             {
-                await _registry.EndConnectionsAsync(channel, "a connection failed before it was piped").ConfigureAwait(false);
+                await _registry.PairBrokenAsync(attached, "a connection failed before it was piped").ConfigureAwait(false);
+                connection.Abort();
                 return;
             }
 
@@ -136,8 +140,8 @@ internal sealed class StapleSession
                 _metrics,
                 _options.PipeIdleTimeout,
                 _timeProvider,
-                () => _registry.EndConnections(channel, "no data either way within PipeIdleTimeout"),
-                () => _registry.EndConnections(channel, "a piped connection failed"),
+                () => _registry.PairBroken(attached, "no data either way within PipeIdleTimeout"),
+                () => _registry.PairBroken(attached, "a piped connection failed"),
                 stopping).ConfigureAwait(false);
             if (clean)
             {
@@ -148,9 +152,11 @@ internal sealed class StapleSession
             }
             else
             {
-                // Whoever cut the pair (a close, an expiry, a failure on another lane) logged why, once per channel.
+                // Whoever cut the pair (a close, an expiry, a reset, the pipe's own fault or idle callback) logged why.
                 _log.PairCut(channel.Name, label, fromSender, fromRecipient);
-                await _registry.EndConnectionsAsync(channel, "a piped connection failed").ConfigureAwait(false);
+                await _registry.PairBrokenAsync(attached, "a piped connection failed").ConfigureAwait(false);
+                sender.Abort();
+                recipient.Abort();
             }
         }
         catch (Exception e) when (e is System.Net.Sockets.SocketException or ObjectDisposedException or OperationCanceledException or IOException or InvalidOperationException)
@@ -158,7 +164,7 @@ internal sealed class StapleSession
             _log.ConnectionFailed(label, e);
             if (attachment is not null)
             {
-                await _registry.EndConnectionsAsync(attachment.Channel, "a connection failed").ConfigureAwait(false);
+                await _registry.LegFailedAsync(attachment, connection).ConfigureAwait(false);
             }
 
             // Also when the channel no longer held it (its session had ended, or it was detached): never leak a connection.
@@ -171,9 +177,8 @@ internal sealed class StapleSession
     /// <c>WaitingTimeout</c> passes unpaired. Watching never consumes payload the client sent early; after such early
     /// bytes only the timeout and pairing are watched.
     /// </summary>
-    private async Task WatchWaitingAsync(IStapleConnection connection, StapleAttachment attachment, int label, CancellationToken stopping)
+    private async Task WatchWaitingAsync(IStapleConnection connection, StapleAttachment attachment, int label, CancellationTokenSource timeout, CancellationToken stopping)
     {
-        using var timeout = new CancellationTokenSource(_options.WaitingTimeout, _timeProvider);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, stopping);
         var left = connection.ClientLeftAsync(linked.Token).AsTask();
         var first = await Task.WhenAny(left, connection.Paired).ConfigureAwait(false);

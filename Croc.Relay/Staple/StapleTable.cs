@@ -10,30 +10,59 @@ namespace CrocNet.Relay.Staple;
 /// <c>ports[i]</c>; other transports name lanes directly). Node-local by nature — a socket cannot be shared — so it is
 /// not part of the channel store. Also counts the legs waiting for their peer, relay-wide and per address.
 /// </summary>
+/// <remarks>
+/// With reconnection on (<see cref="CrocRelayOptions.MaxReattachments"/> &gt; 0), a lane whose pair ended — broken or
+/// finished — takes a new leg from either participant for <see cref="CrocRelayOptions.ReconnectWindow"/> from that
+/// moment; each such new pair is a re-attachment, counted (against the channel's budget) when its first leg attaches.
+/// A lane that broke (or took a re-attached leg that now waits) and has no pair when its window passes has the channel
+/// reset; a lane that finished cleanly and took nobody is sealed, and when every lane is sealed the session ends. With
+/// reconnection off, a lane pairs once, and a break ends the whole session.
+/// </remarks>
 internal sealed class StapleTable
 {
     private readonly ConcurrentDictionary<long, Session> _sessions = new();
     private readonly AddressCounter _waiting = new();
     private readonly CrocRelayOptions _options;
+    private readonly TimeProvider _timeProvider;
+    private readonly Action<ChannelRef, int, int> _windowPassed;
 
-    public StapleTable(CrocRelayOptions options) => _options = options;
+    /// <param name="options">The relay's settings.</param>
+    /// <param name="timeProvider">The clock of the reconnect windows.</param>
+    /// <param name="windowPassed">
+    /// Runs (on a timer) when a lane's reconnect window passes: channel, lane and the generation it was armed for; the
+    /// callee asks <see cref="WindowPassed"/> what follows.
+    /// </param>
+    public StapleTable(CrocRelayOptions options, TimeProvider? timeProvider = null, Action<ChannelRef, int, int>? windowPassed = null)
+    {
+        _options = options;
+        _timeProvider = timeProvider ?? TimeProvider.System;
+        _windowPassed = windowPassed ?? ((_, _, _) => { });
+    }
 
     /// <summary>How many legs wait for their peer, on this node.</summary>
     public int Waiting => _waiting.Total;
+
+    /// <summary>Whether a lane whose pair ended may pair again.</summary>
+    private bool Reconnects => _options.MaxReattachments > 0;
 
     /// <summary>How many waiting legs come from the address key <paramref name="key"/>.</summary>
     public int WaitingOf(IPAddress key) => _waiting.Of(key);
 
     /// <summary>
     /// Puts a leg into its lane: it waits (reserving a waiting slot for <paramref name="key"/>), or it completes the
-    /// lane's pair (<paramref name="peer"/> is then the other participant's leg). <paramref name="nowStapled"/> is true
-    /// for the one attach that pipes the last of <paramref name="lanes"/> lanes.
+    /// lane's pair (<paramref name="peer"/> is then the other participant's leg). <paramref name="generation"/> numbers
+    /// the lane's pair the leg belongs to (1 for its first). <paramref name="stapledChanged"/> is true when the
+    /// channel's "every lane piped" changed (see <see cref="IsStapled"/>); <paramref name="reattached"/> when this leg
+    /// opened a re-attachment.
     /// </summary>
-    public RelayError? TryAttach(long channel, int lane, int lanes, ParticipantRole role, IStapleLink link, IPAddress key, out IStapleLink? peer, out bool nowStapled)
+    public RelayError? TryAttach(
+        ChannelRef channel, int lane, int lanes, ParticipantRole role, IStapleLink link, IPAddress key, out IStapleLink? peer, out int generation, out bool stapledChanged, out bool reattached)
     {
         peer = null;
-        nowStapled = false;
-        var session = _sessions.GetOrAdd(channel, static _ => new Session());
+        generation = 0;
+        stapledChanged = false;
+        reattached = false;
+        var session = _sessions.GetOrAdd(channel.Id, static (_, c) => new Session(c), channel);
         lock (session.Lock)
         {
             // Past its end (or its expiry), a session only lets the transfer in flight finish: no new legs.
@@ -42,13 +71,28 @@ internal sealed class StapleTable
                 return RelayErrors.Closed;
             }
 
-            session.Lanes.TryGetValue(lane, out var slot);
+            if (!session.Lanes.TryGetValue(lane, out var slot))
+            {
+                slot = new Lane();
+            }
+
+            if (slot.Sealed)
+            {
+                return new RelayError(RelayErrorCode.Closed, "This lane's pair finished and its reconnect window has passed.");
+            }
+
             if ((role == ParticipantRole.Sender ? slot.Sender : slot.Recipient) is not null)
             {
                 return new RelayError(RelayErrorCode.Duplicate, "This participant is already connected on this lane.");
             }
 
             peer = role == ParticipantRole.Sender ? slot.Recipient : slot.Sender;
+            var reattaching = peer is null && slot.Generation > 0;
+            if (reattaching && session.Reattachments >= _options.MaxReattachments)
+            {
+                return new RelayError(RelayErrorCode.ReconnectLimit, "This channel has reconnected its lanes as often as the relay allows; start a new transfer.");
+            }
+
             if (peer is null && !_waiting.TryAcquire(key, _options.MaxWaitingConnectionsPerAddress, _options.MaxWaitingConnections))
             {
                 return RelayErrors.Capacity;
@@ -66,28 +110,39 @@ internal sealed class StapleTable
             if (peer is null)
             {
                 slot.WaitingKey = key;
+                generation = slot.Generation + 1;
+                if (reattaching)
+                {
+                    session.Reattachments++;
+                    slot.Reattaching = true;
+                    reattached = true;
+
+                    // A participant reconnects this lane: until it pairs again, not every lane is piped.
+                    slot.Broken = true;
+                }
             }
             else
             {
                 _waiting.Release(slot.WaitingKey!);
                 slot.WaitingKey = null;
                 slot.Piped = true;
+                slot.Ended = false;
+                slot.Broken = false;
+                slot.Reattaching = false;
+                slot.DisposeWindow();
+                generation = ++slot.Generation;
             }
 
             session.Lanes[lane] = slot;
-            if (peer is not null && !session.Stapled && AllLocked(session, lanes, static s => s.Piped))
-            {
-                session.Stapled = true;
-                nowStapled = true;
-            }
-
+            stapledChanged = UpdateStapledLocked(session, lanes);
             return null;
         }
     }
 
     /// <summary>
     /// Takes a waiting (not yet piped) leg out of its lane (its client left, or it waited too long): the lane and the
-    /// waiting slot are freed. <see langword="false"/>, changing nothing, when the leg no longer waits.
+    /// waiting slot are freed (a re-attachment that never paired is given back). <see langword="false"/>, changing
+    /// nothing, when the leg no longer waits.
     /// </summary>
     public bool Detach(long channel, int lane, IStapleLink link)
     {
@@ -98,27 +153,49 @@ internal sealed class StapleTable
 
         lock (session.Lock)
         {
-            if (session.Ended || !session.Lanes.TryGetValue(lane, out var slot) || slot.Piped)
+            if (session.Ended || !session.Lanes.TryGetValue(lane, out var slot) || slot.Piped || slot.Finished)
             {
                 return false;
             }
 
-            if (!ReferenceEquals(slot.Sender, link) && !ReferenceEquals(slot.Recipient, link))
+            if (ReferenceEquals(slot.Sender, link))
+            {
+                slot.Sender = null;
+            }
+            else if (ReferenceEquals(slot.Recipient, link))
+            {
+                slot.Recipient = null;
+            }
+            else
             {
                 return false;
             }
 
-            session.Lanes.Remove(lane);
             _waiting.Release(slot.WaitingKey!);
+            slot.WaitingKey = null;
+            if (slot.Reattaching)
+            {
+                // Counted when it attached, as a new pair; it never became one.
+                slot.Reattaching = false;
+                session.Reattachments--;
+            }
+
+            if (slot.Generation == 0)
+            {
+                session.Lanes.Remove(lane);
+            }
+
             return true;
         }
     }
 
     /// <summary>
-    /// Records that a lane's pair finished cleanly. When the channel is stapled and every lane has finished — or an
-    /// expiry waits and nothing pipes any more — the session ends: returns the legs to cut, else <see langword="null"/>.
+    /// Records that pair <paramref name="generation"/> of a lane finished cleanly (the caller closed its legs
+    /// gracefully). Returns the legs to cut when the session ends with it, else <see langword="null"/>: without
+    /// reconnection, once the channel is stapled and every lane's pair has finished; with it, only when an expiry waits
+    /// and nothing pipes any more (otherwise the lane's reconnect window starts).
     /// </summary>
-    public List<IStapleLink>? PairFinished(long channel, int lane, int lanes, out string reason)
+    public List<IStapleLink>? PairFinished(long channel, int lane, int generation, int lanes, out string reason)
     {
         reason = string.Empty;
         if (!_sessions.TryGetValue(channel, out var session))
@@ -128,14 +205,21 @@ internal sealed class StapleTable
 
         lock (session.Lock)
         {
-            if (session.Ended || !session.Lanes.TryGetValue(lane, out var slot))
+            if (session.Ended || !session.Lanes.TryGetValue(lane, out var slot) || !slot.Piped || slot.Finished || slot.Generation != generation)
             {
                 return null;
             }
 
-            slot.Finished = true;
-            session.Lanes[lane] = slot;
-            var everyPairFinished = session.Stapled && AllLocked(session, lanes, static s => s.Finished);
+            if (Reconnects)
+            {
+                EndPairLocked(session, lane, slot, broken: false);
+            }
+            else
+            {
+                slot.Finished = true;
+            }
+
+            var everyPairFinished = !Reconnects && session.Stapled && AllLocked(session, lanes, static s => s.Finished);
             if (!everyPairFinished && !(session.ExpiryDeferred && !PipingLocked(session)))
             {
                 return null;
@@ -146,10 +230,112 @@ internal sealed class StapleTable
         }
     }
 
+    /// <summary>
+    /// Pair <paramref name="generation"/> of a lane broke (a leg failed, or the pair went idle). Without reconnection,
+    /// or when an expiry waits and nothing pipes any more, the whole session ends (<paramref name="sessionEnded"/>);
+    /// otherwise only the pair's legs are cut and the lane's reconnect window starts. Returns the legs to cut, or
+    /// <see langword="null"/> when that pair is no longer piped (someone else ended it).
+    /// </summary>
+    public List<IStapleLink>? PairBroken(long channel, int lane, int generation, int lanes, out bool sessionEnded, out bool stapledChanged)
+    {
+        sessionEnded = false;
+        stapledChanged = false;
+        if (!_sessions.TryGetValue(channel, out var session))
+        {
+            return null;
+        }
+
+        lock (session.Lock)
+        {
+            if (session.Ended || !session.Lanes.TryGetValue(lane, out var slot) || !slot.Piped || slot.Finished || slot.Generation != generation)
+            {
+                return null;
+            }
+
+            if (!Reconnects)
+            {
+                sessionEnded = true;
+                return EndLocked(session);
+            }
+
+            var cut = EndPairLocked(session, lane, slot, broken: true);
+            if (session.ExpiryDeferred && !PipingLocked(session))
+            {
+                // Past the expiry nothing may reconnect: with nothing left piping, the session is over.
+                sessionEnded = true;
+                cut.AddRange(EndLocked(session));
+                return cut;
+            }
+
+            stapledChanged = UpdateStapledLocked(session, lanes);
+            return cut;
+        }
+    }
+
+    /// <summary>
+    /// A lane's reconnect window (armed when its pair <paramref name="generation"/> ended) passed. <paramref name="reset"/>
+    /// is true when the lane is still unpaired after a break or with a re-attached leg waiting: the caller resets the
+    /// channel. Otherwise the lane is sealed, and when every lane is, the session ends: returns the legs to cut then.
+    /// </summary>
+    public List<IStapleLink>? WindowPassed(long channel, int lane, int generation, int lanes, out bool reset)
+    {
+        reset = false;
+        if (!_sessions.TryGetValue(channel, out var session))
+        {
+            return null;
+        }
+
+        lock (session.Lock)
+        {
+            if (session.Ended || !session.Lanes.TryGetValue(lane, out var slot) || !slot.Ended || slot.Generation != generation)
+            {
+                return null;
+            }
+
+            slot.DisposeWindow();
+            if (slot.Broken)
+            {
+                reset = true;
+                return null;
+            }
+
+            slot.Sealed = true;
+            return AllLocked(session, lanes, static s => s.Sealed) ? EndLocked(session) : null;
+        }
+    }
+
+    /// <summary>Whether every lane of the channel has its pair piped (or finished cleanly with no reconnect pending).</summary>
+    public bool IsStapled(long channel)
+    {
+        if (!_sessions.TryGetValue(channel, out var session))
+        {
+            return false;
+        }
+
+        lock (session.Lock)
+        {
+            return session.Stapled && !session.Ended;
+        }
+    }
+
+    /// <summary>For diagnostics and tests: whether the channel's session ended, and how many reconnect windows are open.</summary>
+    public (bool Ended, int Windows) Inspect(long channel)
+    {
+        if (!_sessions.TryGetValue(channel, out var session))
+        {
+            return (false, 0);
+        }
+
+        lock (session.Lock)
+        {
+            return (session.Ended, session.Lanes.Values.Count(static l => l.Window is not null));
+        }
+    }
+
     /// <summary>Ends the channel's session on this node: later legs get <c>closed</c>. Returns the legs to cut, or <see langword="null"/> when it had ended already.</summary>
     public List<IStapleLink>? End(long channel)
     {
-        var session = _sessions.GetOrAdd(channel, static _ => new Session());
+        var session = _sessions.GetOrAdd(channel, static id => new Session(new ChannelRef(string.Empty, id)));
         lock (session.Lock)
         {
             return session.Ended ? null : EndLocked(session);
@@ -227,12 +413,51 @@ internal sealed class StapleTable
         }
     }
 
+    /// <summary>Ends a lane's piped pair (reconnection on): frees the lane for new legs and arms its reconnect window.</summary>
+    private List<IStapleLink> EndPairLocked(Session session, int lane, Lane slot, bool broken)
+    {
+        var cut = new List<IStapleLink>(2);
+        if (slot.Sender is { } s)
+        {
+            cut.Add(s);
+        }
+
+        if (slot.Recipient is { } r)
+        {
+            cut.Add(r);
+        }
+
+        slot.Sender = null;
+        slot.Recipient = null;
+        slot.Piped = false;
+        slot.Ended = true;
+        slot.Broken = broken;
+        slot.DisposeWindow();
+        var armed = new WindowState(this, session.Channel, lane, slot.Generation);
+        slot.Window = _timeProvider.CreateTimer(static s => ((WindowState)s!).Fire(), armed, _options.ReconnectWindow, Timeout.InfiniteTimeSpan);
+        return cut;
+    }
+
+    /// <summary>Recomputes whether every lane is piped; returns whether that changed.</summary>
+    private static bool UpdateStapledLocked(Session session, int lanes)
+    {
+        var stapled = AllLocked(session, lanes, static s => s.Piped || (s.Ended && !s.Broken));
+        if (stapled == session.Stapled)
+        {
+            return false;
+        }
+
+        session.Stapled = stapled;
+        return true;
+    }
+
     private List<IStapleLink> EndLocked(Session session)
     {
         session.Ended = true;
         var links = new List<IStapleLink>();
         foreach (var slot in session.Lanes.Values)
         {
+            slot.DisposeWindow();
             if (!slot.Piped && slot.WaitingKey is { } waiting)
             {
                 _waiting.Release(waiting);
@@ -284,25 +509,64 @@ internal sealed class StapleTable
         return true;
     }
 
-    private sealed class Session
+    private sealed class Session(ChannelRef channel)
     {
         public Lock Lock { get; } = new();
 
+        public ChannelRef Channel { get; } = channel;
+
         public Dictionary<int, Lane> Lanes { get; } = [];
 
+        /// <summary>Every lane is piped (or finished cleanly with no reconnect pending) right now.</summary>
         public bool Stapled { get; set; }
 
         public bool Ended { get; set; }
 
         public bool ExpiryDeferred { get; set; }
+
+        /// <summary>Re-attachments counted so far (a re-attachment's first leg that left unpaired is given back).</summary>
+        public int Reattachments { get; set; }
     }
 
-    private struct Lane
+    /// <summary>One lane of a session; only touched under its session's lock.</summary>
+    private sealed class Lane
     {
         public IStapleLink? Sender;
         public IStapleLink? Recipient;
         public IPAddress? WaitingKey;
+
+        /// <summary>How many pairs the lane has had; the current (or last) pair's number.</summary>
+        public int Generation;
+
+        /// <summary>The current pair is piped (and, without reconnection, may have finished: see <see cref="Finished"/>).</summary>
         public bool Piped;
+
+        /// <summary>Without reconnection: the lane's only pair finished cleanly (its legs stay recorded).</summary>
         public bool Finished;
+
+        /// <summary>With reconnection: the last pair ended and no new one formed yet.</summary>
+        public bool Ended;
+
+        /// <summary>A reconnect is pending: the last pair broke, or a re-attached leg waits. Cleared by a new pair.</summary>
+        public bool Broken;
+
+        /// <summary>The waiting leg opened a re-attachment (counted; given back if it leaves unpaired).</summary>
+        public bool Reattaching;
+
+        /// <summary>The last pair finished cleanly and its window passed with no new leg: the lane takes no more.</summary>
+        public bool Sealed;
+
+        public ITimer? Window;
+
+        public void DisposeWindow()
+        {
+            Window?.Dispose();
+            Window = null;
+        }
+    }
+
+    private sealed class WindowState(StapleTable table, ChannelRef channel, int lane, int generation)
+    {
+        public void Fire() => table._windowPassed(channel, lane, generation);
     }
 }

@@ -69,6 +69,10 @@ public class ProtocolContractTests
     }
 
     [Test]
+    public void ReconnectLimit_ClientAndRelayNameTheSameCode()
+        => Assert.That(CrocWire.Errors.ReconnectLimit, Is.EqualTo(RelayWire.Codes.ReconnectLimit).And.EqualTo("reconnect_limit"));
+
+    [Test]
     public void Curves_Match() => Assert.That(Spake2Suite.Names, Is.EqualTo(RelayWire.Curves.All));
 
     [Test]

@@ -61,6 +61,9 @@ internal static class CrocWire
         public const string NotReady = "not_ready";
         public const string Closed = "closed";
 
+        /// <summary>A hello refused because the channel has used up its re-attachments: the lane cannot be reconnected.</summary>
+        public const string ReconnectLimit = "reconnect_limit";
+
         /// <summary>A private relay's answer to a request or leg without the right password (HTTP 401, or a hello's <c>error</c>).</summary>
         public const string Unauthorized = "unauthorized";
 

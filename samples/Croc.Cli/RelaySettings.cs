@@ -39,6 +39,8 @@ internal static class RelaySettings
         new("MaxWaitingConnections", "n", "The most TCP connections waiting for their peer, relay-wide.", "1000", (s, v) => s.Relay.MaxWaitingConnections = Count(v)),
         new("MaxWait", "duration", "The longest long-poll a client may ask for.", "30s", (s, v) => s.Relay.MaxWait = Time(v)),
         new("PipeIdleTimeout", "duration", "How long a joined pair of connections may stay silent.", "30min", (s, v) => s.Relay.PipeIdleTimeout = Time(v)),
+        new("ReconnectWindow", "duration", "How long a lane whose pair of connections broke (or finished) may take new ones from the same participants.", "60s", (s, v) => s.Relay.ReconnectWindow = Time(v)),
+        new("MaxReattachments", "n", "How often one channel may reconnect its lanes; 0 turns reconnecting off.", "16", (s, v) => s.Relay.MaxReattachments = Count(v)),
         new("PipeBufferSize", "bytes", "The size of each copy buffer.", "131072", (s, v) => s.Relay.PipeBufferSize = Count(v)),
         new("MaxConnections", "n", "The most TCP data connections open at once, relay-wide (default: derived from the file-descriptor limit).", null, (s, v) => s.Relay.MaxConnections = Count(v)),
         new("MaxConnectionsPerAddress", "n", "The most TCP data connections from one client address (an IPv6 /64 counts as one).", "256", (s, v) => s.Relay.MaxConnectionsPerAddress = Count(v)),

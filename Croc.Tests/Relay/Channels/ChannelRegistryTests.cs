@@ -420,23 +420,185 @@ public class ChannelRegistryTests
     }
 
     [Test]
-    public async Task PairFinished_OnePairOfStapledChannel_OthersKeptUntilEveryPairFinished()
+    public async Task PairFinished_ReconnectionOff_OthersKeptUntilEveryPairFinishedThenEndsAtOnce()
+    {
+        using var registry = NewRegistry(new CrocRelayOptions { MaxReattachments = 0 });
+        var (channel, sender, recipient) = await ConfirmedAsync(registry, A, B);
+        var links = new[] { new FakeLink(), new FakeLink(), new FakeLink(), new FakeLink() };
+        await registry.AttachAsync(channel, sender, A, 0, links[0]);
+        var lane0 = (await registry.AttachAsync(channel, recipient, B, 0, links[1])).Value!;
+        await registry.AttachAsync(channel, sender, A, 1, links[2]);
+
+        await registry.PairFinishedAsync(lane0);
+        Assert.That(links[2].Aborted, Is.False, "not stapled yet: a finished pair cuts nothing");
+        Assert.That((await registry.AttachAsync(channel, sender, A, 0, new FakeLink())).Error.Code, Is.EqualTo(RelayErrorCode.Duplicate), "a lane pairs once");
+
+        var lane1 = (await registry.AttachAsync(channel, recipient, B, 1, links[3])).Value!;
+        Assert.That((await registry.GetAsync(channel))!.Stapled, Is.True);
+        await registry.PairFinishedAsync(lane1);
+
+        Assert.That(links.All(l => l.Aborted), Is.True, "every pair finished: the TCP session ends");
+        Assert.That((await registry.AttachAsync(channel, recipient, B, 0, new FakeLink())).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+    }
+
+    [Test]
+    public async Task PairFinished_EveryPairFinished_StapledStaysTrueAndLegsEndOnlyOnceTheReconnectWindowPassed()
+    {
+        var (channel, sender, recipient) = await OpenAsync(confirm: true);
+        var lanes = await PipeEveryLaneAsync(_registry, channel, sender, recipient);
+        var rev = await RevAsync(channel);
+        var id = lanes[0].Channel.Id;
+
+        await _registry.PairFinishedAsync(lanes[0]);
+        _time.Advance(TimeSpan.FromSeconds(30));
+        await _registry.PairFinishedAsync(lanes[1]);
+
+        Assert.That(_registry.InspectLegs(id), Is.EqualTo((false, 2)), "each finished lane may pair again for a while");
+        Assert.That((await _registry.GetAsync(channel))!.Stapled, Is.True, "a clean end is not a break");
+        Assert.That(await RevAsync(channel), Is.EqualTo(rev));
+
+        _time.Advance(TimeSpan.FromSeconds(30));
+        Assert.That(_registry.InspectLegs(id), Is.EqualTo((false, 1)), "lane 0's window passed: sealed; lane 1's runs on");
+        Assert.That((await _registry.AttachAsync(channel, sender, A, 0, new FakeLink())).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+
+        _time.Advance(TimeSpan.FromSeconds(30));
+        Assert.That(_registry.InspectLegs(id).Ended, Is.True, "every pair finished and none came back: the session ends");
+        Assert.That((await _registry.AttachAsync(channel, recipient, B, 1, new FakeLink())).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+        var state = (await _registry.GetAsync(channel))!;
+        Assert.That((state.Closed, state.Stapled, state.Rev), Is.EqualTo((false, true, rev)), "the channel itself stays as it was");
+    }
+
+    [Test]
+    public async Task Attach_FinishedLaneWithinWindow_NewPairAndStapledFalseWhileItsFirstLegWaits()
+    {
+        var (channel, sender, recipient) = await OpenAsync(confirm: true);
+        var lanes = await PipeEveryLaneAsync(_registry, channel, sender, recipient);
+        await _registry.PairFinishedAsync(lanes[0]);
+        var rev = await RevAsync(channel);
+
+        var first = (await _registry.AttachAsync(channel, recipient, B, 0, new FakeLink())).Value!;
+        Assert.That(first.Peer, Is.Null);
+        Assert.That(first.Generation, Is.EqualTo(2));
+        var state = (await _registry.GetAsync(channel))!;
+        Assert.That((state.Stapled, state.Rev), Is.EqualTo((false, rev + 1)), "a re-attached leg waits: not every lane is piped");
+        Assert.That(_registry.WaitingConnections, Is.EqualTo(1));
+
+        var second = (await _registry.AttachAsync(channel, sender, A, 0, new FakeLink())).Value!;
+        Assert.That(second.Peer, Is.Not.Null);
+        state = (await _registry.GetAsync(channel))!;
+        Assert.That((state.Stapled, state.Rev), Is.EqualTo((true, rev + 2)));
+    }
+
+    [Test]
+    public async Task PairBroken_ReconnectionOn_PairCutOtherLanesKeptStapledFalseUntilBothReattach()
     {
         var (channel, sender, recipient) = await OpenAsync(confirm: true);
         var links = new[] { new FakeLink(), new FakeLink(), new FakeLink(), new FakeLink() };
-        await _registry.AttachAsync(channel, sender, A, 0, links[0]);
-        var lane0 = (await _registry.AttachAsync(channel, recipient, B, 0, links[1])).Value!;
-        await _registry.AttachAsync(channel, sender, A, 1, links[2]);
+        var lanes = await PipeEveryLaneAsync(_registry, channel, sender, recipient, links);
+        var rev = await RevAsync(channel);
 
-        await _registry.PairFinishedAsync(lane0);
-        Assert.That(links[2].Aborted, Is.False, "not stapled yet: a finished pair cuts nothing");
+        await _registry.PairBrokenAsync(lanes[0], "test");
 
-        var lane1 = (await _registry.AttachAsync(channel, recipient, B, 1, links[3])).Value!;
-        Assert.That((await _registry.GetAsync(channel))!.Stapled, Is.True);
-        await _registry.PairFinishedAsync(lane1);
+        Assert.That(links.Select(l => l.Aborted), Is.EqualTo(new[] { true, true, false, false }), "the broken pair's legs only");
+        var state = (await _registry.GetAsync(channel))!;
+        Assert.That((state.Stapled, state.Closed, state.Rev), Is.EqualTo((false, false, rev + 1)));
+        await _registry.PairBrokenAsync(lanes[0], "test again");
+        Assert.That(await RevAsync(channel), Is.EqualTo(rev + 1), "a pair already broken changes nothing");
 
-        Assert.That(links.All(l => l.Aborted), Is.True, "every pair finished: the TCP session ends");
+        var newSender = new FakeLink();
+        Assert.That((await _registry.AttachAsync(channel, sender, A, 0, newSender)).Value!.Peer, Is.Null);
+        Assert.That((await _registry.GetAsync(channel))!.Stapled, Is.False);
+        var r = (await _registry.AttachAsync(channel, recipient, B, 0, new FakeLink())).Value!;
+        Assert.That(r.Peer, Is.SameAs(newSender), "the new legs pair afresh");
+        Assert.That(r.Generation, Is.EqualTo(2));
+        state = (await _registry.GetAsync(channel))!;
+        Assert.That((state.Stapled, state.Rev), Is.EqualTo((true, rev + 2)));
+
+        await _registry.PairBrokenAsync(lanes[0], "the first pair, long gone");
+        Assert.That((await _registry.GetAsync(channel))!.Stapled, Is.True, "a report about an earlier pair of the lane is ignored");
+        _time.Advance(TimeSpan.FromMinutes(2));
+        Assert.That((await _registry.GetAsync(channel))!.Closed, Is.False, "re-paired in time: the window does nothing");
+    }
+
+    [Test]
+    public async Task PairBroken_ReconnectionOff_EveryConnectionOfTheChannelEnds()
+    {
+        using var registry = NewRegistry(new CrocRelayOptions { MaxReattachments = 0 });
+        var (channel, sender, recipient) = await ConfirmedAsync(registry, A, B);
+        var links = new[] { new FakeLink(), new FakeLink(), new FakeLink(), new FakeLink() };
+        var lanes = await PipeEveryLaneAsync(registry, channel, sender, recipient, links);
+
+        await registry.PairBrokenAsync(lanes[1], "test");
+
+        Assert.That(links.All(l => l.Aborted), Is.True);
+        Assert.That((await registry.AttachAsync(channel, sender, A, 1, new FakeLink())).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+        var state = (await registry.GetAsync(channel))!;
+        Assert.That((state.Stapled, state.Closed), Is.EqualTo((true, false)), "as before reconnection: the channel stays, its legs end");
+    }
+
+    [Test]
+    public async Task PairBroken_NoPairAgainWithinTheWindow_ChannelResetItsLegsCutAndLongPollsWake()
+    {
+        var (channel, sender, recipient) = await OpenAsync(confirm: true);
+        var links = new[] { new FakeLink(), new FakeLink(), new FakeLink(), new FakeLink() };
+        var lanes = await PipeEveryLaneAsync(_registry, channel, sender, recipient, links);
+        await _registry.PairBrokenAsync(lanes[0], "test");
+        var waiting = new FakeLink();
+        Assert.That((await _registry.AttachAsync(channel, sender, A, 0, waiting)).IsSuccess);
+        var observed = (await _registry.GetAsync(channel))!;
+        var poll = _registry.WaitAsync(observed, observed.Rev, TimeSpan.FromMinutes(5), CancellationToken.None).AsTask();
+
+        _time.Advance(TimeSpan.FromSeconds(60) - TimeSpan.FromTicks(1));
+        Assert.That(poll.IsCompleted, Is.False);
+        _time.Advance(TimeSpan.FromTicks(1));
+
+        var woke = await poll.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.That((woke.Closed, woke.Rev), Is.EqualTo((true, observed.Rev + 1)), "the reset closes the channel and wakes long-polls");
+        Assert.That(links[2].Aborted && links[3].Aborted && waiting.Aborted, Is.True, "every leg of the channel is cut");
+        Assert.That(_registry.WaitingConnections, Is.Zero);
         Assert.That((await _registry.AttachAsync(channel, recipient, B, 0, new FakeLink())).Error.Code, Is.EqualTo(RelayErrorCode.Closed));
+    }
+
+    [Test]
+    public async Task Attach_PastMaxReattachments_ReconnectLimitAndAReattachmentThatNeverPairedIsGivenBack()
+    {
+        using var registry = NewRegistry(new CrocRelayOptions { MaxReattachments = 2 });
+        var (channel, sender, recipient) = await ConfirmedAsync(registry, A, B);
+        var lanes = await PipeEveryLaneAsync(registry, channel, sender, recipient);
+
+        // A re-attachment whose only leg leaves before it pairs costs nothing.
+        await registry.PairBrokenAsync(lanes[0], "test");
+        var gone = new FakeLink();
+        var left = (await registry.AttachAsync(channel, sender, A, 0, gone)).Value!;
+        Assert.That(registry.Detach(left, gone), Is.True);
+
+        StapleAttachment lane0 = null!;
+        for (var i = 0; i < 2; i++)
+        {
+            Assert.That((await registry.AttachAsync(channel, sender, A, 0, new FakeLink())).IsSuccess, $"re-attachment {i + 1}");
+            lane0 = (await registry.AttachAsync(channel, recipient, B, 0, new FakeLink())).Value!;
+            await registry.PairBrokenAsync(lane0, "test");
+        }
+
+        var refused = await registry.AttachAsync(channel, recipient, B, 0, new FakeLink());
+        Assert.That((refused.Error.Code, refused.Error.Code.ToWire()), Is.EqualTo((RelayErrorCode.ReconnectLimit, "reconnect_limit")));
+        Assert.That((await registry.AttachAsync(channel, sender, A, 1, new FakeLink())).Error.Code, Is.EqualTo(RelayErrorCode.Duplicate), "the budget is the channel's, lane 1 still holds its pair");
+        Assert.That(registry.WaitingConnections, Is.Zero, "a refused hello takes no waiting slot");
+    }
+
+    /// <summary>Pipes both lanes of a confirmed channel; returns each lane's second attachment (the one that runs its pipe).</summary>
+    private static async Task<StapleAttachment[]> PipeEveryLaneAsync(ChannelRegistry registry, string channel, string sender, string recipient, FakeLink[]? links = null)
+    {
+        links ??= [new FakeLink(), new FakeLink(), new FakeLink(), new FakeLink()];
+        var result = new StapleAttachment[2];
+        for (var lane = 0; lane < 2; lane++)
+        {
+            Assert.That((await registry.AttachAsync(channel, sender, A, lane, links[2 * lane])).IsSuccess);
+            result[lane] = (await registry.AttachAsync(channel, recipient, B, lane, links[(2 * lane) + 1])).Value!;
+        }
+
+        Assert.That((await registry.GetAsync(channel))!.Stapled, Is.True);
+        return result;
     }
 
     [Test]

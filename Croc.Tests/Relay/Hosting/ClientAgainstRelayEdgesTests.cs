@@ -17,7 +17,9 @@ public class ClientAgainstRelayEdgesTests
         yield return Case("MaxWait=1s", o => o.Relay.MaxWait = TimeSpan.FromSeconds(1));
         yield return Case("MaxWait=5min", o => o.Relay.MaxWait = TimeSpan.FromMinutes(5));
         yield return Case("HandshakeExpiry=10s", o => o.Relay.HandshakeExpiry = TimeSpan.FromSeconds(10));
-        yield return Case("ChannelExpiry=10s", o => o.Relay.ChannelExpiry = TimeSpan.FromSeconds(10));
+        yield return Case("ChannelExpiry=10s", o => { o.Relay.ChannelExpiry = TimeSpan.FromSeconds(10); o.Relay.ReconnectWindow = TimeSpan.FromSeconds(10); });
+        yield return Case("ReconnectWindow=1ms", o => o.Relay.ReconnectWindow = TimeSpan.FromMilliseconds(1));
+        yield return Case("MaxReattachments=0", o => o.Relay.MaxReattachments = 0);
         yield return Case("PipeIdleTimeout=1s", o => o.Relay.PipeIdleTimeout = TimeSpan.FromSeconds(1));
         yield return Case("ClosedRetention=0", o => o.Relay.ClosedRetention = TimeSpan.Zero);
         yield return Case("MaxChannels=1", o => o.Relay.MaxChannels = 1);

@@ -253,6 +253,8 @@ public class CrocRelayOptionsTests
             Password = "relay password",
             ForwardedHeader = "Forwarded",
             ProxyProtocol = true,
+            ReconnectWindow = TimeSpan.FromSeconds(45),
+            MaxReattachments = 3,
         };
         var properties = typeof(CrocRelayOptions).GetProperties().Where(p => p.CanWrite).ToList();
         var defaults = new CrocRelayOptions();
@@ -280,6 +282,7 @@ public class CrocRelayOptionsTests
         Assert.That(new CrocRelayOptionsValidator().Validate(null, options).Succeeded, Is.True);
         Assert.That(options.Ports, Is.EqualTo(new[] { 9010, 9011, 9012, 9013 }));
         Assert.That(options.ChannelExpiry, Is.EqualTo(TimeSpan.FromHours(3)));
+        Assert.That((options.ReconnectWindow, options.MaxReattachments), Is.EqualTo((TimeSpan.FromSeconds(60), 16)));
     }
 
     [TestCase("ports-empty-no-websockets", "Ports is empty and WebSockets is off")]
@@ -311,6 +314,9 @@ public class CrocRelayOptionsTests
     [TestCase("password", "Password must be 1-256 printable ASCII characters")]
     [TestCase("password-outer-space", "Password must be 1-256 printable ASCII characters")]
     [TestCase("password-non-ascii", "Password must be 1-256 printable ASCII characters")]
+    [TestCase("reconnect-window-zero", "ReconnectWindow must be longer than zero and at most ChannelExpiry")]
+    [TestCase("reconnect-window-vs-expiry", "ReconnectWindow must be longer than zero and at most ChannelExpiry")]
+    [TestCase("max-reattachments", "MaxReattachments")]
     public void Validate_BadSetting_FailsNamingIt(string which, string expected)
     {
         var options = new CrocRelayOptions();
@@ -345,6 +351,9 @@ public class CrocRelayOptionsTests
             case "password": options.Password = "line\nbreak"; break;
             case "password-outer-space": options.Password = "secret "; break;
             case "password-non-ascii": options.Password = "pässword"; break;
+            case "reconnect-window-zero": options.ReconnectWindow = TimeSpan.Zero; break;
+            case "reconnect-window-vs-expiry": options.ChannelExpiry = TimeSpan.FromSeconds(30); break;
+            case "max-reattachments": options.MaxReattachments = -1; break;
         }
 
         var result = new CrocRelayOptionsValidator().Validate(null, options);

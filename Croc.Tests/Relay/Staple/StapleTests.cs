@@ -233,7 +233,7 @@ public class StapleTests : RelayFixture
     }
 
     [Test]
-    public async Task Pipe_PeerResets_TearsDownTheChannelsOtherConnections(CancellationToken cancellationToken)
+    public async Task Pipe_PeerResets_PartnerCutOtherLanesKeepPipingChannelOpen(CancellationToken cancellationToken)
     {
         var pair = await OpenAsync(A, B, cancellationToken);
         var (s0, _) = await HelloAsync(RelayServer.Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
@@ -248,10 +248,10 @@ public class StapleTests : RelayFixture
             s0.Dispose();
 
             Assert.That(await ReadToEndAsync(r0, cancellationToken), Is.Empty);
-            Assert.That(await ReadToEndAsync(s1, cancellationToken), Is.Empty);
-            Assert.That(await ReadToEndAsync(r1, cancellationToken), Is.Empty);
+            await SendAsync(s1, "lane 1 goes on\n", cancellationToken);
+            Assert.That(await ReadLineAsync(r1, cancellationToken), Is.EqualTo("lane 1 goes on"), "a break cuts its own pair only");
             var state = await StateAsync(pair, cancellationToken);
-            Assert.That((bool)state.Body["closed"]!, Is.False, "a TCP failure ends the connections, not the channel");
+            Assert.That((bool)state.Body["closed"]!, Is.False, "a TCP failure ends the pair, not the channel");
         }
     }
 }
@@ -349,10 +349,15 @@ public class StapleTimeoutTests
 
         Assert.That(await ReadToEndAsync(recipient, cancellationToken), Is.Empty, "the idle pair is cut");
         Assert.That(await ReadToEndAsync(sender, cancellationToken), Is.Empty);
-        var (late, answer) = await HelloAsync(relay.Ports[1], pair.Channel, pair.SenderUuid, cancellationToken);
+
+        // An idle cut is a break: the lane waits for new legs within ReconnectWindow, then the channel is reset.
+        await WaitForWindowsAsync(relay, pair, 1, cancellationToken);
+        time.Advance(TimeSpan.FromSeconds(60));
+        AssertError(await piped.PollUntilNotOpenAsync(cancellationToken), HttpStatusCode.Gone, "closed");
+        var (late, answer) = await HelloAsync(relay.Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
         using (late)
         {
-            Assert.That(answer, Is.EqualTo("error closed"), "the channel's TCP session has ended");
+            Assert.That(answer, Is.EqualTo("error closed"), "the channel was reset");
         }
     }
 
@@ -428,6 +433,16 @@ public class StapleTimeoutTests
     }
 
     private static ChannelRegistry Registry(CrocRelayServer relay) => relay.Services.GetRequiredService<ChannelRegistry>();
+
+    /// <summary>Waits (polling, bounded by the test's cancellation) until <paramref name="count"/> of the channel's lanes have a reconnect window open.</summary>
+    private static async Task WaitForWindowsAsync(CrocRelayServer relay, Pair pair, int count, CancellationToken cancellationToken)
+    {
+        var id = (await Registry(relay).GetAsync(pair.Channel, cancellationToken))!.Id;
+        while (Registry(relay).InspectLegs(id).Windows != count)
+        {
+            await Task.Delay(5, cancellationToken);
+        }
+    }
 
     /// <summary>Waits (polling, bounded by the test's cancellation) until the relay has <paramref name="count"/> waiting connections.</summary>
     private static async Task WaitForWaitingAsync(CrocRelayServer relay, int count, CancellationToken cancellationToken)
