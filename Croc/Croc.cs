@@ -120,11 +120,13 @@ public sealed class Croc
     /// <exception cref="CrocException">The receive failed; the subclass and <see cref="CrocException.Code"/> say how.</exception>
     public Task<TransferResult> ReceiveAsync(string code, ReceiveOptions? options = null, CancellationToken cancellationToken = default)
     {
+        options?.Validate();
         var target = new ReceiveTarget
         {
             OutputDirectory = options?.OutputDirectory ?? _runtime.Options.OutputDirectory ?? Directory.GetCurrentDirectory(),
             Overwrite = options?.Overwrite ?? _runtime.Options.Overwrite,
             ConfirmOffer = options?.ConfirmOffer,
+            Partials = new Files.PartialSettings(options?.Resume ?? true, options?.DiscardPartial ?? false, options?.PartialMaxAge ?? TimeSpan.FromDays(7), _runtime.Time),
         };
         return ReceiveSession.RunAsync(_runtime, code, target, options, cancellationToken);
     }
@@ -141,6 +143,7 @@ public sealed class Croc
     public Task<TransferResult> ReceiveToStreamAsync(string code, Stream destination, ReceiveOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(destination);
+        options?.Validate();
         if (!destination.CanWrite)
         {
             throw new ArgumentException("The destination stream must be writable.", nameof(destination));

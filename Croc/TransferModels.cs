@@ -40,9 +40,15 @@ public enum TransferStage
 /// <param name="TotalFiles">Files in all (0 while unknown).</param>
 public readonly record struct TransferProgress(TransferStage Stage, long BytesTransferred, long TotalBytes, int FilesCompleted, int TotalFiles)
 {
-    /// <summary>The fraction done, between 0 and 1; 1 once completed.</summary>
+    /// <summary>
+    /// Payload bytes the recipient already held from an earlier, interrupted receive of the same files, which this
+    /// transfer does not move (see <see cref="ReceiveOptions.Resume"/>); not part of <see cref="BytesTransferred"/>.
+    /// </summary>
+    public long ResumedBytes { get; init; }
+
+    /// <summary>The fraction done (bytes moved plus bytes resumed), between 0 and 1; 1 once completed.</summary>
     public double Fraction => Stage == TransferStage.Completed ? 1.0
-        : TotalBytes > 0 ? Math.Clamp((double)BytesTransferred / TotalBytes, 0, 1) : 0;
+        : TotalBytes > 0 ? Math.Clamp((double)(BytesTransferred + ResumedBytes) / TotalBytes, 0, 1) : 0;
 }
 
 /// <summary>One file or folder in a transfer.</summary>
@@ -90,6 +96,9 @@ public sealed record TransferredFile(string RelativePath, long Length, string Di
 {
     /// <summary>The file's plain SHA-256, lowercase hex, when the receive asked for it (<see cref="ReceiveOptions.ComputeSha256"/>); otherwise <see langword="null"/>.</summary>
     public string? Sha256 { get; init; }
+
+    /// <summary>Bytes of this file the recipient already held from an earlier, interrupted receive and did not get again; 0 when none.</summary>
+    public long ResumedBytes { get; init; }
 }
 
 /// <summary>The outcome of a completed, verified transfer.</summary>
@@ -112,6 +121,9 @@ public sealed class TransferResult
 
     /// <summary>Payload bytes moved.</summary>
     public required long TotalBytes { get; init; }
+
+    /// <summary>Of the files' bytes, those the recipient already held from an earlier, interrupted receive (see <see cref="TransferredFile.ResumedBytes"/>).</summary>
+    public long ResumedBytes { get; init; }
 
     /// <summary>Wall time from the first relay request to verified completion.</summary>
     public required TimeSpan Duration { get; init; }

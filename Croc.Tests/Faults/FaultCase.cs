@@ -230,7 +230,7 @@ internal sealed record FaultRun(FaultCase Case)
     /// <summary>Final (not hidden partial) files found in the destination after a failure.</summary>
     public int FinalFilesAfterFailure { get; set; }
 
-    /// <summary>Hidden <c>.croc-*.partial</c> files left in the destination.</summary>
+    /// <summary>Hidden <c>.croc-*.partial</c> files (and their journals) left in the destination.</summary>
     public int PartialFiles { get; set; }
 
     /// <summary>The proxy's connections with their byte counts.</summary>
@@ -499,7 +499,8 @@ internal static class FaultCaseRunner
     private static bool IsPartial(string relativePath)
     {
         var name = Path.GetFileName(relativePath);
-        return name.StartsWith(".croc-", StringComparison.Ordinal) && name.EndsWith(".partial", StringComparison.Ordinal);
+        // A resumable file's partial keeps its journal beside it (docs/protocol.md, "Resume").
+        return CrocNet.Files.PartialNames.IsOurs(name);
     }
 
     private static Croc NewCroc(Uri relay, FaultCase fault, HttpMessageHandler handler, Microsoft.Extensions.Logging.ILoggerFactory log) => Croc.New(o => o

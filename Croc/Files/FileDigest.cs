@@ -13,18 +13,17 @@ namespace CrocNet.Files;
 internal sealed class FileDigest
 {
     private readonly CrocHashAlgorithm _algorithm;
-    private readonly int _digestSize;
 
     private readonly Lock _gate = new();
 
     // Sparse on purpose: memory follows the chunks that actually arrived, never a size a peer merely declared.
     private readonly Dictionary<long, byte[]> _digests = [];
     private long _highest = -1;
+    private HashSet<long>? _kept;
 
     public FileDigest(CrocHashAlgorithm algorithm)
     {
         _algorithm = algorithm;
-        _digestSize = algorithm == CrocHashAlgorithm.Sha256 ? 32 : 16;
     }
 
     /// <summary>How many distinct chunks have been hashed.</summary>
@@ -42,11 +41,56 @@ internal sealed class FileDigest
     public static long ChunkCount(long size, int chunkSize) => size <= 0 ? 0 : ((size - 1) / chunkSize) + 1;
 
     /// <summary>Hashes chunk <paramref name="index"/>; false if that chunk was already seen.</summary>
-    public bool AddChunk(long index, ReadOnlySpan<byte> data)
+    public bool AddChunk(long index, ReadOnlySpan<byte> data) => Add(index, data, out _) != ChunkAddition.Duplicate;
+
+    /// <summary>
+    /// Hashes chunk <paramref name="index"/> and hands out its digest. A chunk already seen is a duplicate, unless it
+    /// was kept from an earlier transfer (<see cref="AddKept"/>): that one may be replaced once.
+    /// </summary>
+    public ChunkAddition Add(long index, ReadOnlySpan<byte> data, out byte[] digest)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(index);
-        var digest = new byte[_digestSize];
-        if (_algorithm == CrocHashAlgorithm.Sha256)
+        digest = Hash(_algorithm, data);
+        lock (_gate)
+        {
+            if (_kept is not null && _kept.Remove(index))
+            {
+                _digests[index] = digest;
+                return ChunkAddition.Replaced;
+            }
+
+            if (!_digests.TryAdd(index, digest))
+            {
+                return ChunkAddition.Duplicate;
+            }
+
+            _highest = Math.Max(_highest, index);
+            return ChunkAddition.Added;
+        }
+    }
+
+    /// <summary>Records the digest of a chunk kept on disk from an earlier transfer (already verified against the bytes).</summary>
+    public void AddKept(long index, byte[] digest)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        lock (_gate)
+        {
+            if (_digests.TryAdd(index, digest))
+            {
+                (_kept ??= []).Add(index);
+                _highest = Math.Max(_highest, index);
+            }
+        }
+    }
+
+    /// <summary>Whether any chunk came from an earlier transfer.</summary>
+    public bool Resumed => Volatile.Read(ref _kept) is not null;
+
+    /// <summary>The chunk digest of <paramref name="data"/> under <paramref name="algorithm"/>.</summary>
+    public static byte[] Hash(CrocHashAlgorithm algorithm, ReadOnlySpan<byte> data)
+    {
+        var digest = new byte[algorithm == CrocHashAlgorithm.Sha256 ? 32 : 16];
+        if (algorithm == CrocHashAlgorithm.Sha256)
         {
             SHA256.HashData(data, digest);
         }
@@ -55,16 +99,7 @@ internal sealed class FileDigest
             System.IO.Hashing.XxHash128.Hash(data, digest);
         }
 
-        lock (_gate)
-        {
-            if (!_digests.TryAdd(index, digest))
-            {
-                return false;
-            }
-
-            _highest = Math.Max(_highest, index);
-            return true;
-        }
+        return digest;
     }
 
     /// <summary>Whether exactly chunks 0 … n-1 are present.</summary>
@@ -111,4 +146,17 @@ internal sealed class FileDigest
 
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
+}
+
+/// <summary>What adding a chunk's digest did.</summary>
+internal enum ChunkAddition
+{
+    /// <summary>A chunk not seen before.</summary>
+    Added,
+
+    /// <summary>A chunk kept from an earlier transfer, now replaced by the one the sender sent.</summary>
+    Replaced,
+
+    /// <summary>A chunk already seen: a protocol violation.</summary>
+    Duplicate,
 }

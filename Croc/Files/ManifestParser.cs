@@ -158,7 +158,7 @@ internal sealed class ManifestParser
             return true;
         }
 
-        var field = reader.ValueTextEquals("version"u8) ? 1 : reader.ValueTextEquals("chunk_size"u8) ? 2 : reader.ValueTextEquals("hash"u8) ? 3 : reader.ValueTextEquals("text"u8) ? 4 : 0;
+        var field = reader.ValueTextEquals("version"u8) ? 1 : reader.ValueTextEquals("chunk_size"u8) ? 2 : reader.ValueTextEquals("hash"u8) ? 3 : reader.ValueTextEquals("text"u8) ? 4 : reader.ValueTextEquals("resume"u8) ? 5 : 0;
         if (!reader.Read())
         {
             return false;
@@ -170,7 +170,7 @@ internal sealed class ManifestParser
             return reader.TrySkip();
         }
 
-        if (reader.TokenType == JsonTokenType.Null && field is 3 or 4)
+        if (reader.TokenType == JsonTokenType.Null && field is 3 or 4 or 5)
         {
             return true;
         }
@@ -188,6 +188,10 @@ internal sealed class ManifestParser
             case 3:
                 Expect(reader.TokenType == JsonTokenType.String);
                 _manifest.Hash = reader.GetString();
+                break;
+            case 5:
+                Expect(reader.TokenType is JsonTokenType.True or JsonTokenType.False);
+                _manifest.Resume = reader.GetBoolean();
                 break;
             default:
                 Expect(reader.TokenType == JsonTokenType.String);

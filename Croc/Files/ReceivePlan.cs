@@ -76,6 +76,14 @@ internal sealed class ReceivePlan
         for (var n = 1; n < nodes.Count; n++)
         {
             var node = nodes[n];
+            if (!node.IsFolder && PartialNames.LooksLikeOurs(Path.GetFileName(node.RelativePath)))
+            {
+                // Such a file could take the place of another entry's partial before it is renamed into place.
+                throw new CrocTransferException(
+                    CrocErrorCode.UnsafePath,
+                    $"{ReceivePathValidator.Describe(node.Entry >= 0 ? manifest.Entries[node.Entry].Path : node.RelativePath.ToString())} has a name this library uses for partial files; it cannot be received. Nothing was written.");
+            }
+
             if (!exists[node.Parent])
             {
                 // Under a folder this transfer creates: nothing can be in the way.

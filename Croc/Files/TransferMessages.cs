@@ -16,6 +16,9 @@ internal sealed class Manifest
     public string? Text { get; set; }
 
     public List<ManifestEntry> Entries { get; set; } = [];
+
+    /// <summary>Whether the sender takes the recipient's claims of chunks it already holds (the Accept's <c>resume</c>).</summary>
+    public bool? Resume { get; set; }
 }
 
 internal sealed class ManifestEntry
@@ -39,6 +42,21 @@ internal sealed class AcceptMessage
     public string? Code { get; set; }
 
     public string? Message { get; set; }
+
+    /// <summary>Chunks the recipient already holds, for a sender whose manifest said <c>resume</c>.</summary>
+    public List<ResumeClaim>? Resume { get; set; }
+}
+
+/// <summary>The chunks of one file the recipient holds from an earlier transfer, each with its keyed digest.</summary>
+internal sealed class ResumeClaim
+{
+    public int Index { get; set; }
+
+    /// <summary>Ascending, disjoint <c>[first chunk, count]</c> pairs.</summary>
+    public List<long[]>? Ranges { get; set; }
+
+    /// <summary>Base64 of one 16-byte keyed digest per claimed chunk, in the order of the ranges.</summary>
+    public string? Macs { get; set; }
 }
 
 internal sealed class TrailerMessage
@@ -80,6 +98,7 @@ internal sealed class AbortMessage
 [JsonSerializable(typeof(Manifest))]
 [JsonSerializable(typeof(ManifestEntry))]
 [JsonSerializable(typeof(AcceptMessage))]
+[JsonSerializable(typeof(ResumeClaim))]
 [JsonSerializable(typeof(TrailerMessage))]
 [JsonSerializable(typeof(DoneMessage))]
 [JsonSerializable(typeof(AbortMessage))]

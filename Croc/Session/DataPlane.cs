@@ -52,7 +52,7 @@ internal static class DataPlane
             lanes[i] = new ReliableLane(i, streams[i], sessionKey, own, settings);
         }
 
-        context = new TransferContext(lanes, tracker, idleTimeout, time) { DecisionTimeout = decisionTimeout };
+        context = new TransferContext(lanes, tracker, idleTimeout, time) { DecisionTimeout = decisionTimeout, ResumeKey = ResumeHandshake.DeriveKey(sessionKey) };
         return context;
     }
 }

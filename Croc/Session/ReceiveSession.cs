@@ -68,6 +68,7 @@ internal static class ReceiveSession
                 Files = files,
                 Directories = outcome.Directories,
                 TotalBytes = files.Sum(f => f.Length),
+                ResumedBytes = files.Sum(f => f.ResumedBytes),
                 Duration = runtime.Time.GetElapsedTime(started),
                 Text = outcome.Manifest.Text,
                 Reconnects = context.Reconnects,

@@ -127,6 +127,7 @@ internal sealed class SendSession
                 Files = files,
                 Directories = _plan.Manifest.Entries.Where(e => e.Dir).Select(e => e.Path).ToList(),
                 TotalBytes = files.Sum(f => f.Length),
+                ResumedBytes = files.Sum(f => f.ResumedBytes),
                 Duration = _runtime.Time.GetElapsedTime(_started),
                 Text = _plan.Manifest.Text,
                 Reconnects = context.Reconnects,

@@ -17,6 +17,9 @@ internal sealed class ReceiveTarget
     public CrocOverwritePolicy Overwrite { get; init; }
 
     public Func<TransferOffer, CancellationToken, ValueTask<bool>>? ConfirmOffer { get; init; }
+
+    /// <summary>Resume and leftovers (into a folder only); <see langword="null"/>: the defaults.</summary>
+    public PartialSettings? Partials { get; init; }
 }
 
 /// <summary>
@@ -80,7 +83,7 @@ internal static class FileReceiver
             }
             else
             {
-                disk = new DiskSink(manifest, plan, target.Overwrite);
+                disk = new DiskSink(manifest, plan, target.Overwrite, target.Partials) { Progress = context.Progress };
                 sink = disk;
             }
         }
@@ -106,7 +109,9 @@ internal static class FileReceiver
         try
         {
             disk?.CreateDirectories();
-            await ControlMessages.WriteAsync(control, FrameType.Accept, new AcceptMessage { Accept = true }, TransferJsonContext.Default.AcceptMessage, cancellationToken).ConfigureAwait(false);
+            // What earlier receives kept, checked again against the disk; the sender is told (when it resumes).
+            var kept = disk?.PreparePartials() ?? [];
+            await ResumeHandshake.WriteAcceptAsync(control, manifest.Resume == true, kept, context.ResumeKey, cancellationToken).ConfigureAwait(false);
             context.Progress.SetStage(TransferStage.Transferring);
             context.StartIdleTimer();
             beacon.Start(cancellationToken);

@@ -27,6 +27,8 @@ internal sealed class FileSender
     private readonly FileDigest?[] _digests;
     private readonly long[] _sentBytes;
     private readonly SourceFile?[] _files;
+    private readonly long[] _resumedBytes;
+    private ResumeClaims? _claims;
 
     private FileSender(SendPlan plan, TransferContext context)
     {
@@ -36,6 +38,13 @@ internal sealed class FileSender
         var algorithm = FileDigest.ParseWireName(plan.Manifest.Hash);
         _digests = new FileDigest?[entries.Count];
         _sentBytes = new long[entries.Count];
+        _resumedBytes = new long[entries.Count];
+        if (plan.Manifest.Text is null)
+        {
+            // We take the recipient's claims of chunks it kept from an interrupted receive.
+            plan.Manifest.Resume = true;
+        }
+
         _files = new SourceFile?[entries.Count];
         for (var i = 0; i < entries.Count; i++)
         {
@@ -134,6 +143,12 @@ internal sealed class FileSender
         if (!accept.Accept)
         {
             throw ControlMessages.FromAbort(new AbortMessage { Code = accept.Code ?? "declined", Message = accept.Message ?? "declined" }, peerIsRecipient: true);
+        }
+
+        if (_plan.Manifest.Resume == true)
+        {
+            // The chunks the recipient already holds, each checked against ours as it comes up.
+            _claims = await ResumeClaims.ReadAsync(answer, accept, _context, control, _plan.Manifest, _context.ResumeKey, cancellationToken).ConfigureAwait(false);
         }
 
         _context.Progress.SetStage(TransferStage.Transferring);
@@ -256,7 +271,7 @@ internal sealed class FileSender
                     var size = _sentBytes[i];
                     var hash = digest.Finish(size, _plan.Manifest.ChunkSize);
                     trailer.Files.Add(new TrailerFile { Index = i, Size = size, Hash = hash });
-                    files.Add(new TransferredFile(_plan.Manifest.Entries[i].Path, size, hash, _plan.Sources[i].FullPath));
+                    files.Add(new TransferredFile(_plan.Manifest.Entries[i].Path, size, hash, _plan.Sources[i].FullPath) { ResumedBytes = Interlocked.Read(ref _resumedBytes[i]) });
                     if (trailer.Files.Count == TrailerPiece)
                     {
                         await writers[0].WriteAsync(FrameType.Trailer, JsonSerializer.SerializeToUtf8Bytes(trailer, TransferJsonContext.Default.TrailerMessage), stop.Token).ConfigureAwait(false);
@@ -419,7 +434,8 @@ internal sealed class FileSender
                 for (long c = 0; c < chunks; c++)
                 {
                     var offset = c * chunkSize;
-                    await queue.WriteAsync(new Work.Chunk(i, offset, (int)Math.Min(chunkSize, entry.Size - offset)), cancellationToken).ConfigureAwait(false);
+                    var length = (int)Math.Min(chunkSize, entry.Size - offset);
+                    await queue.WriteAsync(_claims?.IsClaimed(i, c) == true ? new Work.Claimed(i, offset, length) : new Work.Chunk(i, offset, length), cancellationToken).ConfigureAwait(false);
                 }
             }
 
@@ -504,10 +520,39 @@ internal sealed class FileSender
                 case Work.Chunk chunk:
                 {
                     var buffer = await writer.GetPayloadBufferAsync(DataRecord.HeaderSize + chunk.Length, cancellationToken).ConfigureAwait(false);
-                    ReadChunk(chunk.Entry, chunk.Offset, buffer.Span.Slice(DataRecord.HeaderSize, chunk.Length), closeWhenDone: true);
+                    _ = ReadChunk(chunk.Entry, chunk.Offset, buffer.Span.Slice(DataRecord.HeaderSize, chunk.Length), closeWhenDone: true);
                     DataRecord.WriteHeader(buffer.Span, chunk.Entry, chunk.Offset, chunk.Length);
                     length = DataRecord.HeaderSize + chunk.Length;
                     payloadBytes = chunk.Length;
+                    break;
+                }
+
+                case Work.Claimed claimed:
+                {
+                    // Read and hashed like every chunk (the file's digest covers it); sent only if the recipient's copy differs.
+                    var bytes = ArrayPool<byte>.Shared.Rent(claimed.Length);
+                    try
+                    {
+                        var digest = ReadChunk(claimed.Entry, claimed.Offset, bytes.AsSpan(0, claimed.Length), closeWhenDone: true);
+                        if (_claims!.Matches(claimed.Entry, claimed.Offset / _plan.Manifest.ChunkSize, digest))
+                        {
+                            Interlocked.Add(ref _resumedBytes[claimed.Entry], claimed.Length);
+                            _context.Progress.AddResumed(claimed.Length);
+                            _context.Touch();
+                            continue;
+                        }
+
+                        var buffer = await writer.GetPayloadBufferAsync(DataRecord.HeaderSize + claimed.Length, cancellationToken).ConfigureAwait(false);
+                        DataRecord.WriteHeader(buffer.Span, claimed.Entry, claimed.Offset, claimed.Length);
+                        bytes.AsSpan(0, claimed.Length).CopyTo(buffer.Span[DataRecord.HeaderSize..]);
+                    }
+                    finally
+                    {
+                        ArrayPool<byte>.Shared.Return(bytes);
+                    }
+
+                    length = DataRecord.HeaderSize + claimed.Length;
+                    payloadBytes = claimed.Length;
                     break;
                 }
 
@@ -520,7 +565,7 @@ internal sealed class FileSender
                     {
                         var size = (int)_plan.Manifest.Entries[entry].Size;
                         DataRecord.WriteHeader(span[at..], entry, 0, size);
-                        ReadChunk(entry, 0, span.Slice(at + DataRecord.HeaderSize, size), closeWhenDone: true, wholeFile: true);
+                        _ = ReadChunk(entry, 0, span.Slice(at + DataRecord.HeaderSize, size), closeWhenDone: true, wholeFile: true);
                         at += DataRecord.HeaderSize + size;
                     }
 
@@ -565,7 +610,7 @@ internal sealed class FileSender
         }
     }
 
-    private void ReadChunk(int entry, long offset, Span<byte> destination, bool closeWhenDone, bool wholeFile = false)
+    private byte[] ReadChunk(int entry, long offset, Span<byte> destination, bool closeWhenDone, bool wholeFile = false)
     {
         var file = _files[entry]!;
         var read = 0;
@@ -606,8 +651,9 @@ internal sealed class FileSender
                 $"'{_plan.Manifest.Entries[entry].Path}' changed while it was being sent (it is now shorter). Send it again once it is stable.");
         }
 
-        _digests[entry]!.AddChunk(offset / _plan.Manifest.ChunkSize, destination);
+        _ = _digests[entry]!.Add(offset / _plan.Manifest.ChunkSize, destination, out var digest);
         Interlocked.Add(ref _sentBytes[entry], read);
+        return digest;
     }
 
     /// <summary>A file read by several connections at once through one handle, closed after its last chunk.</summary>
@@ -642,6 +688,9 @@ internal sealed class FileSender
     private abstract record Work
     {
         public sealed record Chunk(int Entry, long Offset, int Length) : Work;
+
+        /// <summary>A chunk the recipient claims to hold already.</summary>
+        public sealed record Claimed(int Entry, long Offset, int Length) : Work;
 
         public sealed record Batch(int[] Entries) : Work;
 

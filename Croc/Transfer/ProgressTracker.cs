@@ -9,6 +9,7 @@ internal sealed class ProgressTracker
     private readonly IProgress<TransferProgress>? _optionsProgress;
     private readonly TimeProvider _time;
     private long _bytes;
+    private long _resumed;
     private int _files;
     private long _lastReport;
     private int _stage;
@@ -43,6 +44,11 @@ internal sealed class ProgressTracker
         }
     }
 
+    /// <summary>Bytes already at the recipient from an earlier transfer, which this one does not move.</summary>
+    public long ResumedBytes => Interlocked.Read(ref _resumed);
+
+    public void AddResumed(long count) => Interlocked.Add(ref _resumed, count);
+
     public void FileCompleted() => Interlocked.Increment(ref _files);
 
     public void Report()
@@ -52,7 +58,7 @@ internal sealed class ProgressTracker
             return;
         }
 
-        var report = new TransferProgress((TransferStage)Volatile.Read(ref _stage), Bytes, TotalBytes, Volatile.Read(ref _files), TotalFiles);
+        var report = new TransferProgress((TransferStage)Volatile.Read(ref _stage), Bytes, TotalBytes, Volatile.Read(ref _files), TotalFiles) { ResumedBytes = ResumedBytes };
         _progress?.Report(report);
         _optionsProgress?.Report(report);
     }

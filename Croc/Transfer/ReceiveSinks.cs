@@ -83,8 +83,29 @@ internal abstract class ReceiveSinkBase : IReceiveSink
         _trailerSizes[line.Index] = line.Size;
     }
 
-    /// <summary>Validates a chunk's place and hashes it.</summary>
-    protected void Accept(int entry, long offset, ReadOnlySpan<byte> data)
+    /// <summary>
+    /// Counts the chunks of <paramref name="entry"/> kept from an earlier transfer (verified against the disk) as
+    /// received, with their digests; the sender may still send any of them once more, which replaces it. Returns
+    /// the bytes they hold.
+    /// </summary>
+    protected long Preload(int entry, SortedDictionary<long, byte[]> kept)
+    {
+        var digest = new FileDigest(_algorithm);
+        var size = Manifest.Entries[entry].Size;
+        long bytes = 0;
+        foreach (var (chunk, chunkDigest) in kept)
+        {
+            digest.AddKept(chunk, chunkDigest);
+            bytes += Math.Min(Manifest.ChunkSize, size - (chunk * Manifest.ChunkSize));
+        }
+
+        Volatile.Write(ref _digests[entry], digest);
+        Volatile.Write(ref _received[entry], bytes);
+        return bytes;
+    }
+
+    /// <summary>Validates a chunk's place and hashes it; returns its digest and whether it replaced a kept chunk.</summary>
+    protected (byte[] Digest, bool Replaced) Accept(int entry, long offset, ReadOnlySpan<byte> data)
     {
         var chunkSize = Manifest.ChunkSize;
         if (entry >= _digests.Length || Manifest.Entries[entry].Dir)
@@ -118,17 +139,27 @@ internal abstract class ReceiveSinkBase : IReceiveSink
             throw new CrocProtocolException("The sender sent more than one partial chunk for a streamed file.");
         }
 
-        if (!digest.AddChunk(chunk, data))
+        var added = digest.Add(chunk, data, out var chunkDigest);
+        if (added == ChunkAddition.Duplicate)
         {
             throw new CrocProtocolException("The sender sent the same chunk twice.");
         }
 
-        if (Interlocked.Add(ref _received[entry], data.Length) == size)
+        if (added == ChunkAddition.Replaced)
+        {
+            // A kept chunk the sender's bytes did not match: already counted.
+            return (chunkDigest, true);
+        }
+
+        if (Interlocked.Add(ref _received[entry], data.Length) == size && !digest.Resumed)
         {
             // Every chunk is in (each was checked for place, length and uniqueness): keep the hash, drop the digests.
+            // (A resumed file keeps its digests to the end: any kept chunk may still be replaced.)
             Convert.FromHexString(digest.Finish(size, chunkSize), _hashes.AsSpan(entry * HashSize, HashSize), out _, out _);
             Volatile.Write(ref _digests[entry], null);
         }
+
+        return (chunkDigest, false);
     }
 
     /// <summary>Checks one file against its trailer line; returns its verified size and hash.</summary>
@@ -151,7 +182,21 @@ internal abstract class ReceiveSinkBase : IReceiveSink
                 throw new CrocTransferException(CrocErrorCode.HashMismatch, $"{path} did not arrive complete. Nothing from this transfer was kept.");
             }
 
-            hash = declared == 0 ? _emptyHash : _hashes.AsSpan(entry * HashSize, HashSize);
+            if (declared > 0 && Volatile.Read(ref _digests[entry]) is { Resumed: true } resumed)
+            {
+                if (!resumed.HasExactly(FileDigest.ChunkCount(declared, Manifest.ChunkSize)))
+                {
+                    throw new CrocTransferException(CrocErrorCode.HashMismatch, $"{path} did not arrive complete. Nothing from this transfer was kept.");
+                }
+
+                var whole = new byte[HashSize];
+                Convert.FromHexString(resumed.Finish(declared, Manifest.ChunkSize), whole, out _, out _);
+                hash = whole;
+            }
+            else
+            {
+                hash = declared == 0 ? _emptyHash : _hashes.AsSpan(entry * HashSize, HashSize);
+            }
         }
         else
         {
@@ -197,14 +242,119 @@ internal sealed class DiskSink : ReceiveSinkBase
     private readonly string _tempPrefix = $".croc-{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8))}-";
     private readonly List<string> _createdDirectories = [];
     private readonly Lock _createGate = new();
+    private readonly PartialSettings _settings;
 
-    public DiskSink(Manifest manifest, ReceivePlan plan, CrocOverwritePolicy policy)
+    // Resumable files (more than one chunk, when resuming is on) and what earlier receives kept of them.
+    private readonly PartialFile?[] _partials;
+    private readonly Dictionary<int, long> _keptBytes = [];
+    private readonly HashSet<int> _suspect = [];
+    private long _resumedBytes;
+
+    public DiskSink(Manifest manifest, ReceivePlan plan, CrocOverwritePolicy policy, PartialSettings? settings = null)
         : base(manifest)
     {
         _plan = plan;
         _policy = policy;
+        _settings = settings ?? PartialSettings.Default;
         _targets = new Target?[manifest.Entries.Count];
         _flags = new byte[manifest.Entries.Count];
+        _partials = new PartialFile?[manifest.Entries.Count];
+        if (_settings.Resume && manifest.Text is null)
+        {
+            var algorithm = FileDigest.ParseWireName(manifest.Hash);
+            for (var i = 0; i < manifest.Entries.Count; i++)
+            {
+                var entry = manifest.Entries[i];
+                if (PartialFile.Resumable(entry, manifest.ChunkSize))
+                {
+                    _partials[i] = new PartialFile(
+                        Path.GetDirectoryName(plan.FullPath(i))!, entry.Path, entry.Size, entry.Mtime, manifest.ChunkSize, algorithm, _settings.Time, FlushHook);
+                }
+            }
+        }
+    }
+
+    /// <summary>Replaces the flush to disk before journal records are appended (tests record the order of operations).</summary>
+    internal Action<SafeFileHandle>? FlushHook { get; init; }
+
+    /// <summary>Where resumed bytes are counted (kept chunks the sender then replaced are taken off again).</summary>
+    internal ProgressTracker? Progress { get; init; }
+
+    /// <summary>Bytes kept from earlier receives and used, in all.</summary>
+    public long ResumedBytes => Interlocked.Read(ref _resumedBytes);
+
+    /// <summary>
+    /// After the offer is accepted: removes leftovers older than the maximum age from the folders this transfer writes
+    /// into, then finds what earlier receives kept of each resumable file, checks it again against the disk and counts
+    /// what still matches as received (or deletes it all when asked to discard). Returns the kept chunks per entry.
+    /// </summary>
+    public IReadOnlyList<(int Entry, SortedDictionary<long, byte[]> Chunks)> PreparePartials()
+    {
+        PartialCleanup.RemoveOld(Folders(), _settings.MaxAge, _settings.Time);
+        var kept = new List<(int, SortedDictionary<long, byte[]>)>();
+        var budget = ResumeHandshake.MaxClaimedChunks;
+        try
+        {
+            for (var i = 0; i < _partials.Length; i++)
+            {
+                if (_partials[i] is not { } partial)
+                {
+                    continue;
+                }
+
+                var chunks = partial.Recover(_settings.Discard, budget);
+                if (chunks.Count == 0)
+                {
+                    continue;
+                }
+
+                budget -= chunks.Count;
+                var bytes = Preload(i, chunks);
+                _keptBytes[i] = bytes;
+                _resumedBytes += bytes;
+                Progress?.AddResumed(bytes);
+                _flags[i] |= Created;
+                _targets[i] = new Target(partial.PartialPath, Manifest.Entries[i].Size, bytes);
+                kept.Add((i, chunks));
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw WriteFailed(ex);
+        }
+
+        return kept;
+    }
+
+    private long KeptBytes(int entry)
+    {
+        lock (_keptBytes)
+        {
+            return _keptBytes.GetValueOrDefault(entry);
+        }
+    }
+
+    /// <summary>The folders that hold this transfer's files: the output folder and every existing parent of a file.</summary>
+    private IEnumerable<string> Folders()
+    {
+        var relative = new HashSet<string>(StringComparer.Ordinal) { "" };
+        foreach (var entry in Manifest.Entries)
+        {
+            if (!entry.Dir)
+            {
+                var slash = entry.Path.LastIndexOf('/');
+                relative.Add(slash < 0 ? "" : entry.Path[..slash]);
+            }
+        }
+
+        foreach (var folder in relative)
+        {
+            var full = folder.Length == 0 ? _plan.Root : Path.Join(_plan.Root, folder.Replace('/', Path.DirectorySeparatorChar));
+            if (Directory.Exists(full))
+            {
+                yield return full;
+            }
+        }
     }
 
     /// <summary>Creates the folders the transfer needs (after the offer was accepted).</summary>
@@ -228,7 +378,7 @@ internal sealed class DiskSink : ReceiveSinkBase
     }
 
     /// <summary>The temporary name of a file: beside its target, unique to this transfer and entry.</summary>
-    private string TempPath(int entry, string fullPath) => Path.Join(Path.GetDirectoryName(fullPath.AsSpan()), _tempPrefix + entry.ToString(System.Globalization.CultureInfo.InvariantCulture) + ".partial");
+    private string TempPath(int entry, string fullPath) => _partials[entry]?.PartialPath ?? Path.Join(Path.GetDirectoryName(fullPath.AsSpan()), _tempPrefix + entry.ToString(System.Globalization.CultureInfo.InvariantCulture) + ".partial");
 
     private Target TargetOf(int entry)
     {
@@ -243,7 +393,33 @@ internal sealed class DiskSink : ReceiveSinkBase
 
     public override ValueTask WriteAsync(int entry, long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
-        Accept(entry, offset, data.Span);
+        var (digest, replaced) = Accept(entry, offset, data.Span);
+        var partial = _partials[entry];
+        if (replaced)
+        {
+            // A kept chunk the sender did not match (rare): written through a handle of its own, so the file's
+            // handle closes when its last missing chunk is written, whatever replacements are still on their way.
+            try
+            {
+                using var own = File.OpenHandle(partial!.PartialPath, FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
+                RandomAccess.Write(own, data.Span, offset);
+                partial.Written(own, offset / Manifest.ChunkSize, digest, data.Length);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw WriteFailed(ex);
+            }
+
+            lock (_keptBytes)
+            {
+                _keptBytes[entry] -= data.Length;
+            }
+
+            Interlocked.Add(ref _resumedBytes, -data.Length);
+            Progress?.AddResumed(-data.Length);
+            return ValueTask.CompletedTask;
+        }
+
         var target = TargetOf(entry);
         try
         {
@@ -269,6 +445,9 @@ internal sealed class DiskSink : ReceiveSinkBase
             {
                 RandomAccess.Write(handle, data.Span, offset);
             }
+
+            // Before the write is counted, so the handle is still open if the journal's batch is due now.
+            partial?.Written(handle, offset / Manifest.ChunkSize, digest, data.Length);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -316,7 +495,19 @@ internal sealed class DiskSink : ReceiveSinkBase
                 continue;
             }
 
-            var (size, hash) = Verify(i);
+            long size;
+            string hash;
+            try
+            {
+                (size, hash) = Verify(i);
+            }
+            catch (CrocTransferException ex) when (ex.Code == CrocErrorCode.HashMismatch)
+            {
+                // What is on disk does not add up to the sender's file: do not keep it for a later resume.
+                _suspect.Add(i);
+                throw;
+            }
+
             var full = _plan.FullPath(i);
             Volatile.Read(ref _targets[i])?.Close();
             if ((_flags[i] & Created) == 0)
@@ -326,7 +517,7 @@ internal sealed class DiskSink : ReceiveSinkBase
                 _flags[i] |= Created;
             }
 
-            files.Add(new TransferredFile(entries[i].Path, size, hash, full));
+            files.Add(new TransferredFile(entries[i].Path, size, hash, full) { ResumedBytes = KeptBytes(i) });
             indexes.Add(i);
         }
 
@@ -371,6 +562,12 @@ internal sealed class DiskSink : ReceiveSinkBase
                 ex);
         }
 
+        // In place: the journals have served their purpose.
+        foreach (var partial in _partials)
+        {
+            partial?.DeleteJournal();
+        }
+
         return ValueTask.FromResult<IReadOnlyList<TransferredFile>>(files);
     }
 
@@ -401,8 +598,18 @@ internal sealed class DiskSink : ReceiveSinkBase
         for (var i = 0; i < _flags.Length; i++)
         {
             Volatile.Read(ref _targets[i])?.Close();
-            if ((_flags[i] & (Created | Moved)) == Created)
+            if ((_flags[i] & (Created | Moved)) != Created)
             {
+                continue;
+            }
+
+            if (_partials[i] is { } partial && !_suspect.Contains(i))
+            {
+                Keep(partial);
+            }
+            else
+            {
+                _partials[i]?.DeleteJournal();
                 TryDelete(TempPath(i, _plan.FullPath(i)));
             }
         }
@@ -417,6 +624,27 @@ internal sealed class DiskSink : ReceiveSinkBase
             {
                 // Not empty (someone else put something there) or already gone: leave it.
             }
+        }
+    }
+
+    /// <summary>Keeps a resumable partial after a failure: journals what is pending; one with nothing journaled goes.</summary>
+    private static void Keep(PartialFile partial)
+    {
+        try
+        {
+            if (File.Exists(partial.PartialPath))
+            {
+                partial.FlushPending();
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // The journal then names what it named before the failure: still a subset of what is on disk.
+        }
+
+        if (partial.Journaled == 0 || !File.Exists(partial.PartialPath))
+        {
+            partial.Delete();
         }
     }
 
@@ -447,12 +675,13 @@ internal sealed class DiskSink : ReceiveSinkBase
     }
 
     /// <summary>A file being written: its handle, opened at the first chunk and closed after the last.</summary>
-    private sealed class Target(string tempPath, long size)
+    private sealed class Target(string tempPath, long size, long kept = 0)
     {
         private readonly Lock _gate = new();
         private SafeFileHandle? _handle;
         private bool _closed;
-        private long _written;
+        private readonly bool _resumed = kept > 0;
+        private long _written = kept;
 
         public Lock WriteGate { get; } = new();
 
@@ -472,7 +701,9 @@ internal sealed class DiskSink : ReceiveSinkBase
                 // bytes of traffic claim the whole disk until the transfer fails.
                 // On Unix FileShare is only an advisory flock() that nobody else honours; skipping it saves two
                 // system calls per file, which is what ten thousand small files are made of.
-                return _handle ??= File.OpenHandle(tempPath, FileMode.CreateNew, FileAccess.Write, OperatingSystem.IsWindows() ? FileShare.None : FileShare.ReadWrite);
+                // A partial kept from an earlier receive (checked again before this one accepted) is opened as it is,
+                // shared: a kept chunk the sender replaces is written through a handle of its own.
+                return _handle ??= File.OpenHandle(tempPath, _resumed ? FileMode.Open : FileMode.CreateNew, FileAccess.Write, OperatingSystem.IsWindows() && !_resumed ? FileShare.None : FileShare.ReadWrite);
             }
         }
 
@@ -518,7 +749,7 @@ internal sealed class StreamSink : ReceiveSinkBase
 
     public override async ValueTask WriteAsync(int entry, long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
-        Accept(entry, offset, data.Span);
+        _ = Accept(entry, offset, data.Span);
         var chunk = offset / Manifest.ChunkSize;
         Task? turn = null;
         lock (_gate)

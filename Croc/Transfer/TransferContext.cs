@@ -37,6 +37,9 @@ internal sealed class TransferContext : IDisposable
 
     public TimeProvider Time { get; }
 
+    /// <summary>The key of resume claims (<see cref="ResumeHandshake.DeriveKey"/>), derived from the session key.</summary>
+    public byte[] ResumeKey { get; init; } = [];
+
     /// <summary>How long a recipient may take to accept or decline an offer.</summary>
     public TimeSpan DecisionTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
@@ -90,6 +93,7 @@ internal sealed class TransferContext : IDisposable
 
     public void Dispose()
     {
+        System.Security.Cryptography.CryptographicOperations.ZeroMemory(ResumeKey);
         _idle.Dispose();
         foreach (var lane in Lanes)
         {

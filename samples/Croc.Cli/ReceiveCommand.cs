@@ -76,7 +76,11 @@ internal static class ReceiveCommand
         {
             OutputDirectory = outputDirectory,
             Overwrite = settings.Overwrite ? CrocOverwritePolicy.Overwrite : CrocOverwritePolicy.Fail,
-            ConfirmOffer = (offer, ct) => ConfirmAsync(console, display, settings, outputDirectory, offer, ct),
+            ConfirmOffer = (offer, ct) =>
+            {
+                display.Subject = offer.FileCount == 1 ? offer.Entries.First(e => !e.IsDirectory).RelativePath : $"{offer.FileCount} files";
+                return ConfirmAsync(console, display, settings, outputDirectory, offer, ct);
+            },
             Progress = display,
         };
 

@@ -27,6 +27,7 @@ internal sealed class TransferDisplay : IProgress<TransferProgress>
     private TransferProgress _latest;
     private bool _lineShown;
     private bool _prompting;
+    private bool _resumeShown;
     private string _verb = string.Empty;
     private long? _transferStarted;
     private long? _transferEnded;
@@ -72,8 +73,30 @@ internal sealed class TransferDisplay : IProgress<TransferProgress>
         }
     }
 
+    /// <summary>What is being received, named in the resume line: one file's name, or how many files.</summary>
+    public string? Subject { get; set; }
+
+    /// <summary>The line shown once when a receive finds part of its files already here: <c>resuming photos.tar: 1.2 GB of 3.0 GB already here</c>.</summary>
+    internal static string ResumeLine(string subject, long resumed, long total) =>
+        $"resuming {subject}: {Size(resumed)} of {Size(total)} already here";
+
     public void Report(TransferProgress value)
     {
+        string? resume = null;
+        lock (_lock)
+        {
+            if (!_resumeShown && value.ResumedBytes > 0 && value.Stage >= TransferStage.Transferring)
+            {
+                _resumeShown = true;
+                resume = ResumeLine(Subject ?? (value.TotalFiles == 1 ? "1 file" : $"{value.TotalFiles} files"), value.ResumedBytes, value.TotalBytes);
+            }
+        }
+
+        if (resume is not null)
+        {
+            Info("[grey]" + Markup.Escape(resume) + "[/]");
+        }
+
         lock (_lock)
         {
             _latest = value;
@@ -209,14 +232,16 @@ internal sealed class TransferDisplay : IProgress<TransferProgress>
         if (p.Stage >= TransferStage.Transferring)
         {
             var known = p.TotalBytes >= 0;
-            var fraction = p.Stage == TransferStage.Completed ? 1.0 : known && p.TotalBytes > 0 ? Math.Clamp((double)p.BytesTransferred / p.TotalBytes, 0, 1) : known ? 1.0 : 0.0;
+            // Bytes already here from an interrupted receive count as done; the rate and time left follow what moves.
+            var done = p.BytesTransferred + p.ResumedBytes;
+            var fraction = p.Stage == TransferStage.Completed ? 1.0 : known && p.TotalBytes > 0 ? Math.Clamp((double)done / p.TotalBytes, 0, 1) : known ? 1.0 : 0.0;
             if (known)
             {
                 const int BarWidth = 24;
                 var filled = (int)Math.Round(fraction * BarWidth);
                 line.Append(' ').Append('━', filled).Append('╺', filled < BarWidth ? 1 : 0).Append('─', Math.Max(0, BarWidth - filled - 1));
                 line.Append(CultureInfo.InvariantCulture, $" {fraction * 100,3:0}%");
-                line.Append(' ').Append(Size(p.BytesTransferred)).Append(" of ").Append(Size(p.TotalBytes));
+                line.Append(' ').Append(Size(done)).Append(" of ").Append(Size(p.TotalBytes));
             }
             else
             {
@@ -227,9 +252,9 @@ internal sealed class TransferDisplay : IProgress<TransferProgress>
             {
                 var rate = p.BytesTransferred / elapsed.TotalSeconds;
                 line.Append(", ").Append(Size((long)rate)).Append("/s");
-                if (known && p.TotalBytes > p.BytesTransferred && rate > 0)
+                if (known && p.TotalBytes > done && rate > 0)
                 {
-                    var left = TimeSpan.FromSeconds(Math.Ceiling((p.TotalBytes - p.BytesTransferred) / rate));
+                    var left = TimeSpan.FromSeconds(Math.Ceiling((p.TotalBytes - done) / rate));
                     line.Append(", ").Append(Duration(left)).Append(" left");
                 }
             }
@@ -297,9 +322,11 @@ internal sealed class TransferDisplay : IProgress<TransferProgress>
             return string.Create(CultureInfo.InvariantCulture, $"{verb} a text ({message.EnumerateRunes().Count()} characters).");
         }
 
-        var rate = Size((long)(result.TotalBytes / seconds));
+        // The rate is of what moved: bytes resumed from an earlier receive did not travel.
+        var rate = Size((long)((result.TotalBytes - result.ResumedBytes) / seconds));
         var files = result.Files.Count == 1 ? "1 file" : $"{result.Files.Count} files";
-        var line = string.Create(CultureInfo.InvariantCulture, $"{verb} {files}, {Size(result.TotalBytes)} ({result.TotalBytes} bytes) in {Duration(TimeSpan.FromSeconds(seconds))}, {rate}/s");
+        var resumed = result.ResumedBytes > 0 ? $" ({Size(result.ResumedBytes)} of it resumed)" : string.Empty;
+        var line = string.Create(CultureInfo.InvariantCulture, $"{verb} {files}, {Size(result.TotalBytes)} ({result.TotalBytes} bytes){resumed} in {Duration(TimeSpan.FromSeconds(seconds))}, {rate}/s");
         return result.Reconnects == 0 ? line : string.Create(
             CultureInfo.InvariantCulture,
             $"{line} ({result.Reconnects} {(result.Reconnects == 1 ? "reconnect" : "reconnects")}, {Size(result.BytesResent)} sent again)");
