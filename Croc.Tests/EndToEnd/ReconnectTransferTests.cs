@@ -65,12 +65,15 @@ public class ReconnectTransferTests
 
     [TestCase(0, false)]
     [TestCase(2, false)]
+    [TestCase(-1, false)]
     [CancelAfter(60_000)]
     public async Task SendAsync_TcpLegResetMidTransfer_LaneReconnectsAndTransferCompletes(int lane, bool sendersLeg, CancellationToken cancellationToken)
     {
         // The sender's leg is reset in its sending direction; the recipient's in the direction it receives.
         var target = sendersLeg ? new FaultTarget(ProxySide.Sender, LegKind.TcpLane, lane, Flow.Up) : new FaultTarget(ProxySide.Recipient, LegKind.TcpLane, lane, Flow.Down);
-        var fault = new Fault(FaultKind.Reset, target, 300_000);
+        // Lanes pull chunks from one queue, so a given lane may carry little data; lane 0 is reset inside its first frame
+        // (the manifest: the control lane breaks before the acceptance), any other lane once it carried 300 kB.
+        var fault = new Fault(FaultKind.Reset, target, lane == 0 ? 64 : 300_000);
 
         var (sent, received, bytes, output) = await TransferAsync(fault, CrocTransport.Tcp, reconnectAttempts: 8, cancellationToken);
 
@@ -116,6 +119,6 @@ public class ReconnectTransferTests
         });
 
         Assert.That(error!.Code, Is.EqualTo(CrocErrorCode.ConnectionLost), error.ToString());
-        Assert.That(Directory.GetFileSystemEntries(output!), Is.Empty, "no file, complete-looking or partial, is left");
+        Assert.That(Directory.GetFileSystemEntries(output!).Where(p => !CrocNet.Files.PartialNames.IsOurs(Path.GetFileName(p))), Is.Empty, "nothing is left but resumable partials");
     }
 }

@@ -206,9 +206,10 @@ public class ResumeTransferTests : TransferTestBase
     /// <summary>A receive whose sender's connections are each cut after ~3 MB: it fails with a typed error part-way.</summary>
     private async Task InterruptAsync(string source, string output, CancellationToken cancellationToken, ReceiveOptions? options = null)
     {
-        var cutting = NewCroc(o => o.UseTransport(new InterceptingTransport((stream, lane) => new CuttingWriteStream(stream, 3_000_000 + lane))));
+        // Reconnecting off on both sides: a cut leg would otherwise come back and the transfer complete.
+        var cutting = NewCroc(o => o.WithReconnect(0, TimeSpan.FromSeconds(1)).UseTransport(new InterceptingTransport((stream, lane) => new CuttingWriteStream(stream, 3_000_000 + lane))));
         await using var operation = await cutting.StartSendAsync(SendContent.FromPath(source), cancellationToken: cancellationToken);
-        var receive = NewCroc().ReceiveAsync(operation.Code, new ReceiveOptions { OutputDirectory = output, Resume = options?.Resume ?? true }, cancellationToken);
+        var receive = NewCroc(o => o.WithReconnect(0, TimeSpan.FromSeconds(1))).ReceiveAsync(operation.Code, new ReceiveOptions { OutputDirectory = output, Resume = options?.Resume ?? true }, cancellationToken);
         Assert.That(Assert.CatchAsync<CrocException>(async () => await receive)!.Code, Is.AnyOf(CrocErrorCode.ConnectionLost, CrocErrorCode.DataTampered));
         Assert.CatchAsync<Exception>(async () => await operation.Completion);
         Assert.That(File.Exists(Path.Join(output, Path.GetFileName(source))), Is.False, "never a file under its final name");
