@@ -9,9 +9,10 @@ namespace CrocNet.Tests.Faults;
 /// SIGKILL of a real <c>croc send</c> or <c>croc receive</c> process (the built <c>Croc.Cli.dll</c> through <c>dotnet</c>)
 /// at a seeded moment once bytes flow: when the recipient's hidden partial file has passed a seeded size. The
 /// transfer runs sender@127.0.0.2 → recipient@127.0.0.3 through a <see cref="FaultProxy"/> (no fault) in front of a
-/// real relay. The survivor must exit with its documented code for a failed transfer within a bound, and the
-/// destination must hold no file under a final name: only hidden partial files (a killed recipient cannot clean up)
-/// or nothing.
+/// real relay. The survivor must exit within a bound: with success only if the victim's part was already done (then the
+/// file is exact), else with its documented code for a failed transfer, and the destination must hold no file under a
+/// final name, only resumable partials. The same transfer run again then resumes: it completes, the file is exact, and
+/// the sender moves at most what the journals did not vouch for plus one chunk per lane.
 /// </summary>
 [TestFixture]
 [Parallelizable(ParallelScope.Children)]
@@ -26,7 +27,7 @@ public sealed class CliKillTests
 
     [TestCaseSource(nameof(Seeds))]
     [CancelAfter(180_000)]
-    public async Task Kill_AfterBytesFlow_SurvivorFailsTypedAndNoFinalFile(int seed, CancellationToken cancellationToken)
+    public async Task Kill_AfterBytesFlow_SurvivorFailsTypedThenTheSameTransferResumes(int seed, CancellationToken cancellationToken)
     {
         if (!File.Exists(TerminalSession.CliDll))
         {
@@ -72,20 +73,61 @@ public sealed class CliKillTests
             Assert.That(flowed, Is.True, "the transfer never reached the threshold: " + context);
             Assert.That(killed, Is.True, "the transfer ended before the kill: " + context);
             Assert.That(exit, Is.Not.Null, $"the survivor did not exit within {Bound.TotalSeconds} s: " + context);
+            var final = Path.Combine(destination, "big.bin");
+            if (exit == 0)
+            {
+                // The victim died after its part was done (a sender whose bytes had all gone, a recipient that had said
+                // Done): the transfer completed, and then the file must be whole and exact.
+                Assert.That(File.ReadAllBytes(final).AsSpan().SequenceEqual(content), Is.True, "a completed transfer's file is exact: " + context);
+                return;
+            }
+
             Assert.That(exit, Is.EqualTo(ExitCodes.TransferFailed), "the survivor must fail with the documented code for a lost connection: " + context);
             var finals = Directory.EnumerateFiles(destination, "*", SearchOption.AllDirectories).Select(Path.GetFileName)
-                .Where(n => !(n!.StartsWith(".croc-", StringComparison.Ordinal) && n.EndsWith(".partial", StringComparison.Ordinal))).ToList();
-            Assert.That(finals, Is.Empty, "an interrupted transfer must leave no file under a final name: " + context);
-            if (!killRecipient)
-            {
-                // A recipient that lived to see the failure cleans up after itself.
-                Assert.That(Directory.EnumerateFiles(destination, "*", SearchOption.AllDirectories), Is.Empty, context);
-            }
+                .Where(n => !CrocNet.Files.PartialNames.IsOurs(n)).ToList();
+            Assert.That(finals, Is.Empty, "an interrupted transfer must leave no file under a final name, only resumable partials: " + context);
+
+            // The same file again into the same folder: it resumes from what the crash left, and only the rest moves.
+            var kept = KeptBytes(destination);
+            var before = proxy.Bytes(ProxySide.Sender, Flow.Up, LegKind.TcpLane, LegKind.WebSocketLeg);
+            var again = Croc.GenerateCode();
+            using var sender2 = CliProcess.Start(["send", "--relay", proxy.SenderRelay.ToString(), "--no-progress", source], folder, again);
+            await sender2.WaitForOutputAsync("code:", TimeSpan.FromSeconds(60), cancellationToken);
+            using var recipient2 = CliProcess.Start(["receive", "--relay", proxy.RecipientRelay.ToString(), "--yes", "--no-progress", "--out", destination], folder, again);
+            var received = await recipient2.WaitForExitAsync(Bound, cancellationToken);
+            var sent = await sender2.WaitForExitAsync(Bound, cancellationToken);
+            var moved = proxy.Bytes(ProxySide.Sender, Flow.Up, LegKind.TcpLane, LegKind.WebSocketLeg) - before;
+            var again2 = $"{context}\nresume: kept {kept} B, the sender moved {moved} B; exits {received}/{sent}\nsender:\n{sender2.Output}\nrecipient:\n{recipient2.Output}";
+            TestContext.Out.WriteLine(again2);
+            Assert.That((received, sent), Is.EqualTo(((int?)0, (int?)0)), "the resumed transfer completes: " + again2);
+            Assert.That(File.ReadAllBytes(final).AsSpan().SequenceEqual(content), Is.True, "the resumed file is exact: " + again2);
+            // Bytes sent after a resume: at most what was missing plus one chunk per lane (and the frames' own overhead).
+            Assert.That(moved, Is.LessThanOrEqualTo(FileSize - kept + (4 * ChunkSize) + (256 * 1024)), again2);
+            Assert.That(Directory.EnumerateFiles(destination).Select(Path.GetFileName), Is.EquivalentTo(new[] { "big.bin" }), "nothing is left over: " + again2);
         }
         finally
         {
             Directory.Delete(folder, recursive: true);
         }
+    }
+
+    private const int ChunkSize = 1024 * 1024;
+
+    /// <summary>What the journals in <paramref name="destination"/> vouch for: the bytes a resume may keep.</summary>
+    private static long KeptBytes(string destination)
+    {
+        long kept = 0;
+        foreach (var journal in Directory.EnumerateFiles(destination, ".croc-*.journal"))
+        {
+            var bytes = File.ReadAllBytes(journal);
+            if (bytes.Length >= CrocNet.Files.ResumeJournal.HeaderSize
+                && CrocNet.Files.ResumeJournal.TryRead(bytes, bytes.AsSpan(0, CrocNet.Files.ResumeJournal.HeaderSize), FileSize / ChunkSize, CrocHashAlgorithm.XxHash128, out var chunks))
+            {
+                kept += chunks.Count * (long)ChunkSize;
+            }
+        }
+
+        return kept;
     }
 
     private static long PartialSize(string destination)
