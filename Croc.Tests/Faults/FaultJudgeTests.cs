@@ -66,7 +66,7 @@ public sealed class FaultJudgeTests
     public void Judge_FailedTypedLeavingOnlyPartials_KeepsTheRules()
     {
         Put("payload/.croc-0123456789abcdef-1.partial", [1, 2]);
-        var run = Judge(FaultKind.Reset, null, null, Lost(), Lost());
+        var run = Judge(FaultKind.Stall, null, null, Lost(), Lost());
         Assert.That((run.Outcome, run.Violation, run.PartialFiles), Is.EqualTo(((FaultOutcome?)FaultOutcome.FailedTyped, (string?)null, 1)));
     }
 
@@ -74,7 +74,7 @@ public sealed class FaultJudgeTests
     public void Judge_AWrongFileUnderItsFinalName_IsAViolation()
     {
         Put(A.RelativePath, [1, 2, 3, 5]);
-        var run = Judge(FaultKind.Reset, null, null, Lost(), Lost());
+        var run = Judge(FaultKind.Stall, null, null, Lost(), Lost());
         Assert.That(run.Violation, Does.Contain("differs from its source"));
     }
 
@@ -82,14 +82,14 @@ public sealed class FaultJudgeTests
     public void Judge_AFileNeverSent_IsAViolation()
     {
         Put("payload/extra.bin", [1]);
-        Assert.That(Judge(FaultKind.Reset, null, null, Lost(), Lost()).Violation, Does.Contain("never sent"));
+        Assert.That(Judge(FaultKind.Stall, null, null, Lost(), Lost()).Violation, Does.Contain("never sent"));
     }
 
     [Test]
     public void Judge_AnUntypedOrUnknownFailure_IsAViolation()
     {
-        Assert.That(Judge(FaultKind.Reset, null, null, new TaskCanceledException(), Lost()).Violation, Does.Contain("sender failed untyped"));
-        Assert.That(Judge(FaultKind.Reset, null, null, Lost(), new CrocTransferException("?")).Violation, Does.Contain("recipient failed untyped"));
+        Assert.That(Judge(FaultKind.Stall, null, null, new TaskCanceledException(), Lost()).Violation, Does.Contain("sender failed untyped"));
+        Assert.That(Judge(FaultKind.Stall, null, null, Lost(), new CrocTransferException("?")).Violation, Does.Contain("recipient failed untyped"));
     }
 
     [Test]
@@ -119,7 +119,9 @@ public sealed class FaultJudgeTests
     {
         Assert.That(FaultExpectations.ByKind[FaultKind.Delay], Is.EqualTo(Expected.Completes));
         Assert.That(Judge(FaultKind.Delay, null, null, Lost(), Lost()).Violation, Does.Contain("must let the transfer complete"));
-        Assert.That(Judge(FaultKind.Reset, null, null, Lost(), Lost()).Violation, Is.Null);
+        Assert.That(Judge(FaultKind.Stall, null, null, Lost(), Lost()).Violation, Is.Null);
+        // A reset leg reconnects: a reset that ends the transfer, even typed, breaks the rules.
+        Assert.That(Judge(FaultKind.Reset, null, null, Lost(), Lost()).Violation, Does.Contain("must let the transfer complete"));
     }
 
     [Test]
@@ -127,7 +129,7 @@ public sealed class FaultJudgeTests
     {
         Put(A.RelativePath, A.Content);
         Put(B.RelativePath, B.Content);
-        var run = Judge(FaultKind.Reset, null, Result(TransferDirection.Receive, (A.RelativePath, "d1"), (B.RelativePath, "d2")), Lost());
+        var run = Judge(FaultKind.Stall, null, Result(TransferDirection.Receive, (A.RelativePath, "d1"), (B.RelativePath, "d2")), Lost());
         Assert.That((run.Outcome, run.Violation), Is.EqualTo(((FaultOutcome?)FaultOutcome.DeliveredSenderFailed, (string?)null)));
     }
 

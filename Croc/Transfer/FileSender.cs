@@ -548,7 +548,7 @@ internal sealed class FileSender
                     }
                     finally
                     {
-                        ArrayPool<byte>.Shared.Return(bytes);
+                        ArrayPool<byte>.Shared.Return(bytes, clearArray: true);
                     }
 
                     length = DataRecord.HeaderSize + claimed.Length;

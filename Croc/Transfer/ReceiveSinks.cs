@@ -703,7 +703,18 @@ internal sealed class DiskSink : ReceiveSinkBase
                 // system calls per file, which is what ten thousand small files are made of.
                 // A partial kept from an earlier receive (checked again before this one accepted) is opened as it is,
                 // shared: a kept chunk the sender replaces is written through a handle of its own.
-                return _handle ??= File.OpenHandle(tempPath, _resumed ? FileMode.Open : FileMode.CreateNew, FileAccess.Write, OperatingSystem.IsWindows() && !_resumed ? FileShare.None : FileShare.ReadWrite);
+                if (_handle is null)
+                {
+                    _handle = File.OpenHandle(tempPath, _resumed ? FileMode.Open : FileMode.CreateNew, FileAccess.Write, OperatingSystem.IsWindows() && !_resumed ? FileShare.None : FileShare.ReadWrite);
+                    if (_resumed && RandomAccess.GetLength(_handle) > size)
+                    {
+                        // A kept partial that grew beyond the file (by someone else's hand) must not carry bytes past
+                        // the end under the final name: the digest covers the chunks, not what lies after them.
+                        RandomAccess.SetLength(_handle, size);
+                    }
+                }
+
+                return _handle;
             }
         }
 

@@ -65,6 +65,9 @@ internal sealed class ReliableLane : IDisposable
     private readonly CancellationTokenSource _closing = new();
     private readonly Queue<Retained> _retained = new();
     private readonly Stack<byte[]> _spare = new();
+    /// <summary>How many times one lane may be re-established in one transfer.</summary>
+    internal const int MaxReconnects = 16;
+
     private readonly List<Leg> _legs = [];
 
     private volatile Leg _leg;
@@ -579,6 +582,17 @@ internal sealed class ReliableLane : IDisposable
         CrocTransferException? brokenAgain = null;
         try
         {
+            if (Volatile.Read(ref _reconnects) >= MaxReconnects)
+            {
+                // A relay that cuts every new leg would otherwise keep the transfer alive forever: each recovery counts
+                // as progress for the idle watchdog. The relay's own budget (16 re-attachments per channel by default)
+                // is never tighter than this one per lane.
+                throw new CrocTransferException(
+                    CrocErrorCode.ConnectionLost,
+                    $"Data connection {_index + 1} broke {MaxReconnects + 1} times; giving up: {cause.Message}",
+                    cause);
+            }
+
             using var deadline = new CancellationTokenSource(dialer.Timeout, _settings.Time);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, _closing.Token);
             var token = linked.Token;
@@ -607,6 +621,10 @@ internal sealed class ReliableLane : IDisposable
                     _leg = fresh;
                     resend = [.. _retained.Where(f => f.Index >= expected)];
                 }
+
+                // Nothing writes on the dead leg any more (this recovery holds the write lock): let its buffer and key
+                // go now. Its reader stays until the lane ends, since the last frame it handed out lives in its buffer.
+                broken.Writer.Dispose();
 
                 // The resume point is an acknowledgement too: the peer has every frame below it.
                 Acknowledge(expected);
