@@ -110,6 +110,30 @@ public class ReliableLaneTests
     }
 
     [Test]
+    [CancelAfter(60_000)]
+    public async Task RunAsync_EveryNewLegCutSoonAfterItOpens_GivesUpAfterTheReconnectBudget(CancellationToken cancellationToken)
+    {
+        // A relay that cuts every re-attached leg a little after the resume exchange: each recovery looks like
+        // progress, so without a budget of its own the lane would reconnect for ever.
+        var (path, _) = NewFile(8 * MiB);
+        using var wire = new LaneWire(2);
+        using var sender = Side(wire, sender: true);
+        using var recipient = Side(wire, sender: false);
+        wire.Current[1].SenderEnd.CutAt = 2L * MiB;
+        wire.WrapSenderLeg = (lane, _, leg) => lane == 1 ? new CutOnFirstData(leg) : leg;
+        var target = NewFolder();
+
+        var send = FileSender.RunAsync(Plan(path), sender, cancellationToken);
+        var receive = FileReceiver.RunAsync(recipient, new ReceiveTarget { OutputDirectory = target }, cancellationToken);
+
+        Assert.That(Assert.CatchAsync<CrocException>(async () => await send)!.Code, Is.EqualTo(CrocErrorCode.ConnectionLost));
+        Assert.That(Assert.CatchAsync<CrocException>(async () => await receive), Is.Not.Null);
+        var error = Assert.CatchAsync<CrocException>(async () => await send)!;
+        Assert.That(sender.Reconnects, Is.EqualTo(ReliableLane.MaxReconnects), $"the lane came back as often as its budget allows, then gave up: {error.Message}");
+        Assert.That(FinalNames(target), Is.Empty, "only resumable partials are left");
+    }
+
+    [Test]
     [CancelAfter(30_000)]
     public async Task RunAsync_LegCutWithReconnectOff_ConnectionLostAndNothingKept(CancellationToken cancellationToken)
     {
@@ -406,4 +430,59 @@ public class ReliableLaneTests
     /// <summary>What is left under <paramref name="folder"/> other than resumable partials and their journals.</summary>
     private static IEnumerable<string> FinalNames(string folder) =>
         Directory.EnumerateFileSystemEntries(folder).Where(p => !CrocNet.Files.PartialNames.IsOurs(Path.GetFileName(p)));
+
+    /// <summary>A re-dialed leg that carries the greeting and the resume point, then is cut at its first data frame.</summary>
+    private sealed class CutOnFirstData(CuttableLeg leg) : Stream
+    {
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (buffer.Length > 64 * 1024)
+            {
+                // Give the peer time to finish its side of the greeting, so only the data is lost.
+                await Task.Delay(50, cancellationToken);
+                leg.Break();
+                throw new IOException("The leg was cut.");
+            }
+
+            await leg.WriteAsync(buffer, cancellationToken);
+        }
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => leg.ReadAsync(buffer, cancellationToken);
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => leg.ReadAsync(buffer, offset, count, cancellationToken);
+
+        public override Task FlushAsync(CancellationToken cancellationToken) => leg.FlushAsync(cancellationToken);
+
+        public override void Flush() => leg.Flush();
+
+        public override int Read(byte[] buffer, int offset, int count) => leg.Read(buffer, offset, count);
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                leg.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+    }
 }
