@@ -61,6 +61,9 @@ internal sealed partial class RelayLog
     [LoggerMessage(EventId = 27, EventName = "ListenersStopped", Level = LogLevel.Information, Message = "Stapling listeners stopped.")]
     public partial void ListenersStopped();
 
+    [LoggerMessage(EventId = 37, EventName = "StopTimedOut", Level = LogLevel.Warning, Message = "Stapling listeners stopped before every connection had ended: the host's shutdown time ran out ({Connections} connections still open were cut).")]
+    public partial void StopTimedOut(int connections);
+
     [LoggerMessage(EventId = 28, EventName = "WaitingDropped", Level = LogLevel.Debug, Message = "Channel {Channel}: port {Port}: a waiting connection was dropped ({Reason}); its slot is free.")]
     public partial void WaitingDropped(string channel, int port, string reason);
 

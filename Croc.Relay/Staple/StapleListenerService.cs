@@ -27,7 +27,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<Socket> _listeners = [];
     private readonly List<Task> _acceptLoops = [];
-    private readonly ConcurrentDictionary<Task, byte> _connections = new();
+    private readonly ConcurrentDictionary<Task, SocketStapleConnection> _connections = new();
     private readonly StapleAdmission _admission;
     private int _stopped;
     private int _running;
@@ -128,8 +128,24 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
         }
 
         await _registry.CloseAllAsync(cancellationToken).ConfigureAwait(false);
-        await Task.WhenAll(_acceptLoops).WaitAsync(cancellationToken).ConfigureAwait(false);
-        await Task.WhenAll(_connections.Keys).WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(_acceptLoops).WaitAsync(cancellationToken).ConfigureAwait(false);
+            await Task.WhenAll(_connections.Keys).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The host's shutdown time ran out: the listeners are closed and every channel's legs were cut above, so
+            // what still runs is ending; a stop that throws would only fail the host's shutdown (and its disposal).
+            foreach (var connection in _connections.Values)
+            {
+                connection.Abort();
+            }
+
+            _log.StopTimedOut(_connections.Count);
+            return;
+        }
+
         _log.ListenersStopped();
     }
 
@@ -214,8 +230,8 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
             }
 
             var handler = RunAsync(connection, port, lane, address, pending);
-            _connections.TryAdd(handler, 0);
-            _ = handler.ContinueWith(static (t, state) => ((ConcurrentDictionary<Task, byte>)state!).TryRemove(t, out _), _connections, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            _connections.TryAdd(handler, connection);
+            _ = handler.ContinueWith(static (t, state) => ((ConcurrentDictionary<Task, SocketStapleConnection>)state!).TryRemove(t, out _), _connections, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
     }
 
