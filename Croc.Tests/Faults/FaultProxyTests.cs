@@ -221,6 +221,13 @@ public sealed class FaultProxyTests
         await RelayTestKit.SendAsync(client, Bytes(2_000), cancellationToken);
         Assert.That((await RelayTestKit.ReadExactlyAsync(server, 700, cancellationToken)).Length, Is.EqualTo(700));
         await proxy.Fired.WaitAsync(cancellationToken);
+        // The proxy reports the fault as it fires and then drops the relay: wait (bounded) for the drop itself.
+        var clock = Stopwatch.StartNew();
+        while (Volatile.Read(ref drops) == 0 && clock.Elapsed < TimeSpan.FromSeconds(5))
+        {
+            await Task.Delay(5, cancellationToken);
+        }
+
         Assert.That(drops, Is.EqualTo(1));
 
         // With the relay gone, a new connection through the proxy is reset, as a dead host behind a live address would be.
