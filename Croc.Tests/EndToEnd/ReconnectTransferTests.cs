@@ -12,25 +12,12 @@ namespace CrocNet.Tests.EndToEnd;
 public class ReconnectTransferTests
 {
     private const int FileSize = 24 * 1024 * 1024;
-    private readonly List<string> _folders = [];
+    private readonly TempFolders _folders = new("croc-reconnect-");
 
     [TearDown]
-    public void DeleteFolders()
-    {
-        foreach (var folder in _folders)
-        {
-            Directory.Delete(folder, recursive: true);
-        }
+    public void DeleteFolders() => _folders.DeleteAll();
 
-        _folders.Clear();
-    }
-
-    private string NewFolder()
-    {
-        var folder = Directory.CreateTempSubdirectory("croc-reconnect-").FullName;
-        _folders.Add(folder);
-        return folder;
-    }
+    private string NewFolder() => _folders.New();
 
     private static Croc NewCroc(Uri relay, CrocTransport transport, HttpMessageHandler handler, int reconnectAttempts) => Croc.New(o => o
         .WithRelay(relay)
@@ -114,7 +101,7 @@ public class ReconnectTransferTests
             }
             finally
             {
-                output = _folders[^1];
+                output = _folders.Last;
             }
         });
 

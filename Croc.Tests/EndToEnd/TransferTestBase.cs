@@ -6,7 +6,7 @@ namespace CrocNet.Tests.EndToEnd;
 /// <summary>A real relay on Kestrel (127.0.0.1, port 0, four TCP ports 0) shared by a fixture, plus temp folders.</summary>
 public abstract class TransferTestBase
 {
-    private readonly List<string> _folders = [];
+    private readonly TempFolders _folders = new("croc-e2e-");
 
     protected CrocRelayServer Relay { get; private set; } = null!;
 
@@ -40,28 +40,9 @@ public abstract class TransferTestBase
     public async Task StopRelayAsync() => await Relay.DisposeAsync();
 
     [TearDown]
-    public void DeleteFolders()
-    {
-        foreach (var folder in _folders)
-        {
-            try
-            {
-                Directory.Delete(folder, recursive: true);
-            }
-            catch (DirectoryNotFoundException)
-            {
-            }
-        }
+    public void DeleteFolders() => _folders.DeleteAll();
 
-        _folders.Clear();
-    }
-
-    protected string NewFolder()
-    {
-        var folder = Directory.CreateTempSubdirectory("croc-e2e-").FullName;
-        _folders.Add(folder);
-        return folder;
-    }
+    protected string NewFolder() => _folders.New();
 
     protected Croc NewCroc(Action<CrocOptionsBuilder>? configure = null) => Croc.New(o =>
     {

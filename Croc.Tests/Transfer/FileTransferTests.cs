@@ -14,25 +14,12 @@ namespace CrocNet.Tests.Transfer;
 /// </summary>
 public class FileTransferTests
 {
-    private readonly List<string> _folders = [];
+    private readonly TempFolders _folders = new("croc-plane-");
 
     [TearDown]
-    public void DeleteFolders()
-    {
-        foreach (var folder in _folders)
-        {
-            Directory.Delete(folder, recursive: true);
-        }
+    public void DeleteFolders() => _folders.DeleteAll();
 
-        _folders.Clear();
-    }
-
-    private string NewFolder()
-    {
-        var folder = Directory.CreateTempSubdirectory("croc-plane-").FullName;
-        _folders.Add(folder);
-        return folder;
-    }
+    private string NewFolder() => _folders.New();
 
     /// <summary>A plan of <paramref name="count"/> empty files (no source on disk: an empty file is never read).</summary>
     private static SendPlan EmptyFiles(int count, Func<int, string> name)

@@ -15,25 +15,12 @@ public class ReliableLaneTests
 {
     private const int MiB = 1024 * 1024;
     private readonly byte[] _key = RandomNumberGenerator.GetBytes(32);
-    private readonly List<string> _folders = [];
+    private readonly TempFolders _folders = new("croc-lane-");
 
     [TearDown]
-    public void DeleteFolders()
-    {
-        foreach (var folder in _folders)
-        {
-            Directory.Delete(folder, recursive: true);
-        }
+    public void DeleteFolders() => _folders.DeleteAll();
 
-        _folders.Clear();
-    }
-
-    private string NewFolder()
-    {
-        var folder = Directory.CreateTempSubdirectory("croc-lane-").FullName;
-        _folders.Add(folder);
-        return folder;
-    }
+    private string NewFolder() => _folders.New();
 
     private (string Path, byte[] Bytes) NewFile(int size)
     {
@@ -432,18 +419,8 @@ public class ReliableLaneTests
         Directory.EnumerateFileSystemEntries(folder).Where(p => !CrocNet.Files.PartialNames.IsOurs(Path.GetFileName(p)));
 
     /// <summary>A re-dialed leg that carries the greeting and the resume point, then is cut at its first data frame.</summary>
-    private sealed class CutOnFirstData(CuttableLeg leg) : Stream
+    private sealed class CutOnFirstData(CuttableLeg leg) : CrocNet.Tests.EndToEnd.PassThroughStream(leg)
     {
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => true;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
         public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
         {
             if (buffer.Length > 64 * 1024)
@@ -454,35 +431,7 @@ public class ReliableLaneTests
                 throw new IOException("The leg was cut.");
             }
 
-            await leg.WriteAsync(buffer, cancellationToken);
-        }
-
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => leg.ReadAsync(buffer, cancellationToken);
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => leg.ReadAsync(buffer, offset, count, cancellationToken);
-
-        public override Task FlushAsync(CancellationToken cancellationToken) => leg.FlushAsync(cancellationToken);
-
-        public override void Flush() => leg.Flush();
-
-        public override int Read(byte[] buffer, int offset, int count) => leg.Read(buffer, offset, count);
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-            {
-                leg.Dispose();
-            }
-
-            base.Dispose(disposing);
+            await Inner.WriteAsync(buffer, cancellationToken);
         }
     }
 }

@@ -102,20 +102,10 @@ internal sealed class NginxProxy : IAsyncDisposable
     {
         try
         {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-            }
-
-            await _process.WaitForExitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
-        }
-        catch (Exception e) when (e is InvalidOperationException or TimeoutException or System.ComponentModel.Win32Exception)
-        {
-            // Already gone, or it will be reaped with the test host.
+            await ChildProcesses.KillAsync(_process);
         }
         finally
         {
-            _process.Dispose();
             TryDelete(_folder);
         }
     }

@@ -98,23 +98,7 @@ internal sealed class RedisServer : IAsyncDisposable
         if (_process is { } process)
         {
             _process = null;
-            try
-            {
-                if (!process.HasExited)
-                {
-                    process.Kill(entireProcessTree: true);
-                }
-
-                await process.WaitForExitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
-            }
-            catch (Exception e) when (e is InvalidOperationException or TimeoutException or System.ComponentModel.Win32Exception)
-            {
-                // Already gone, or it will be reaped with the test host.
-            }
-            finally
-            {
-                process.Dispose();
-            }
+            await ChildProcesses.KillAsync(process);
         }
     }
 
