@@ -155,8 +155,11 @@ public static partial class CrocCli
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            // Only a recipient has something to keep or not; a sender's files are untouched either way.
-            await console.Error.WriteLineAsync(parse.CommandResult.Command.Name == "receive" ? "error: cancelled; nothing was kept." : "error: cancelled.");
+            // Only a recipient has something to keep or not; a sender's files are untouched either way. A cancelled
+            // receive places no file, but keeps what arrived of files larger than a chunk (hidden) for a later resume.
+            await console.Error.WriteLineAsync(parse.CommandResult.Command.Name == "receive"
+                ? "error: cancelled; no file was put in place (what arrived of large files is kept hidden, so receiving them again resumes)."
+                : "error: cancelled.");
             return ExitCodes.Cancelled;
         }
         catch (Exception ex)
