@@ -10,12 +10,26 @@ internal sealed class CaseLog : ILoggerProvider
 {
     private readonly long _started = Stopwatch.GetTimestamp();
     private readonly ConcurrentQueue<string> _lines = new();
+    private readonly ConcurrentQueue<(long At, string Line)> _raw = new();
 
     public string Text => string.Join('\n', _lines);
 
+    /// <summary>
+    /// The lines that mention <paramref name="needle"/>, timed from <paramref name="other"/>'s start: a shared relay's
+    /// lines about one case's channel, shown in that case's time.
+    /// </summary>
+    public IEnumerable<string> LinesAbout(string needle, CaseLog other) => _raw
+        .Where(r => r.Line.Contains(needle, StringComparison.Ordinal))
+        .Select(r => $"{Stopwatch.GetElapsedTime(other._started, r.At).TotalSeconds.ToString("0.000", CultureInfo.InvariantCulture)} {r.Line}");
+
     public ILoggerFactory Factory(string side) => LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Debug).AddProvider(new Prefixed(this, side)));
 
-    public void Add(string line) => _lines.Enqueue($"{Stopwatch.GetElapsedTime(_started).TotalSeconds.ToString("0.000", CultureInfo.InvariantCulture)} {line}");
+    public void Add(string line)
+    {
+        var at = Stopwatch.GetTimestamp();
+        _raw.Enqueue((at, line));
+        _lines.Enqueue($"{Stopwatch.GetElapsedTime(_started, at).TotalSeconds.ToString("0.000", CultureInfo.InvariantCulture)} {line}");
+    }
 
     public ILogger CreateLogger(string categoryName) => new Logger(this, string.Empty);
 

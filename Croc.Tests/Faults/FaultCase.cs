@@ -563,6 +563,13 @@ internal static class FaultCaseRunner
 /// <summary>Relays shared by the cases of a run: a case rents an idle one (or a new one starts) and returns it.</summary>
 internal sealed class RelayPool : IAsyncDisposable
 {
+    private readonly Microsoft.Extensions.Logging.ILoggerFactory _logFactory;
+
+    public RelayPool() => _logFactory = Log.Factory("relay");
+
+    /// <summary>What every shared relay logged (no secrets: channel names and lanes), for the cases that break a rule.</summary>
+    public CaseLog Log { get; } = new();
+
     private readonly System.Collections.Concurrent.ConcurrentBag<CrocRelayServer> _idle = [];
     private readonly System.Collections.Concurrent.ConcurrentBag<CrocRelayServer> _all = [];
 
@@ -573,7 +580,7 @@ internal sealed class RelayPool : IAsyncDisposable
             return relay;
         }
 
-        relay = await FaultCaseRunner.StartRelayAsync(cancellationToken);
+        relay = await FaultCaseRunner.StartRelayAsync(cancellationToken, _logFactory);
         _all.Add(relay);
         return relay;
     }
@@ -586,5 +593,7 @@ internal sealed class RelayPool : IAsyncDisposable
         {
             await relay.DisposeAsync();
         }
+
+        _logFactory.Dispose();
     }
 }

@@ -15,6 +15,9 @@ namespace CrocNet.Tests.Faults;
 public sealed class FaultSuiteTests
 {
     /// <summary>How many cases run at once: most of a case's time is spent waiting on timeouts and the network, not the CPU.</summary>
+    /// <summary><c>CROC_FAULT_OWN_RELAY=1</c>: every case starts its own relay, whose log lines join the case's log (for a replay).</summary>
+    private static bool OwnRelays => Environment.GetEnvironmentVariable("CROC_FAULT_OWN_RELAY") == "1";
+
     private static int Parallelism => int.TryParse(Environment.GetEnvironmentVariable("CROC_FAULT_PARALLEL"), CultureInfo.InvariantCulture, out var n) && n > 0 ? n : 12;
 
     [Test]
@@ -72,7 +75,7 @@ public sealed class FaultSuiteTests
             await gate.WaitAsync(cancellationToken);
             try
             {
-                return await FaultCaseRunner.RunAsync(FaultCase.From(seed), relays, cancellationToken);
+                return await FaultCaseRunner.RunAsync(FaultCase.From(seed), OwnRelays ? null : relays, cancellationToken);
             }
             finally
             {
@@ -97,10 +100,17 @@ public sealed class FaultSuiteTests
         if (broken.Count > 0)
         {
             Assert.Fail($"{broken.Count} of {runs.Count} seeded fault cases broke the rules (seeds {string.Join(",", broken.Select(b => b.Case.Seed))}):\n"
-                + string.Join('\n', broken.Select(b => b.Describe())) + "\n" + summary);
+                + string.Join('\n', broken.Select(b => b.Describe() + RelayLines(b, relays))) + "\n" + summary);
         }
 
         return runs;
+    }
+
+    /// <summary>What the shared relay said about a broken case's channel, in the case's time.</summary>
+    private static string RelayLines(FaultRun run, RelayPool relays)
+    {
+        var channel = System.Text.RegularExpressions.Regex.Match(run.Log.Text, "on channel ([a-z0-9]+)");
+        return channel.Success ? "\n  shared relay:\n" + string.Join('\n', relays.Log.LinesAbout(channel.Groups[1].Value, run.Log)) : string.Empty;
     }
 
     private static string Summarize(List<FaultRun> runs, TimeSpan elapsed, TimeSpan cpu)

@@ -40,6 +40,33 @@ public class RelayClientTests
 
     [Test]
     [CancelAfter(10_000)]
+    public async Task Join_BareSocketExceptionFromTheHandler_IsRetried(CancellationToken cancellationToken)
+    {
+        // What the handler throws, unwrapped, when the connection is reset just after its connect.
+        var calls = 0;
+        var handler = new ScriptedHandler(_ => ++calls == 1
+            ? throw new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.NotConnected)
+            : Json(HttpStatusCode.OK, JoinReply));
+
+        var session = await NewClient(handler, retries: 2).JoinAsync("abcdefgh", "p256", ParticipantRole.Sender, cancellationToken);
+
+        Assert.That((session.Channel, calls), Is.EqualTo(("abcdefgh", 2)));
+    }
+
+    [Test]
+    [CancelAfter(10_000)]
+    public void Join_BareSocketExceptionEveryTime_RelayUnreachable(CancellationToken cancellationToken)
+    {
+        var handler = new ScriptedHandler(_ => throw new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.NotConnected));
+
+        var ex = Assert.ThrowsAsync<CrocRelayException>(() => NewClient(handler, retries: 1).JoinAsync("abcdefgh", "p256", ParticipantRole.Sender, cancellationToken));
+
+        Assert.That(ex!.Code, Is.EqualTo(CrocErrorCode.RelayUnreachable));
+        Assert.That(ex.InnerException, Is.InstanceOf<System.Net.Sockets.SocketException>());
+    }
+
+    [Test]
+    [CancelAfter(10_000)]
     public void Join_CallerCancels_StaysOperationCanceled(CancellationToken cancellationToken)
     {
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

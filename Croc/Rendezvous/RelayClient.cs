@@ -112,8 +112,10 @@ internal sealed class RelayClient
                     $"The relay at {DisplayAddress} could not be reached securely. {Transport.WebSocketStapleTransport.CertificateMessage(tls)}",
                     innerException: ex);
             }
-            catch (Exception ex) when (ex is HttpRequestException or TimeoutException)
+            catch (Exception ex) when (ex is HttpRequestException or TimeoutException or System.Net.Sockets.SocketException or IOException)
             {
+                // The handler wraps most connection faults in an HttpRequestException, but not all: a connection reset
+                // just after its connect surfaces as a bare SocketException (reading the remote end point fails).
                 throw new CrocRelayException(
                     CrocErrorCode.RelayUnreachable,
                     $"The relay at {DisplayAddress} could not be reached ({ex.Message}). Check the address and that the relay is running.",

@@ -45,5 +45,6 @@ internal static class RelayResilience
 
     private static bool IsTransient(SocketException ex) => ex.SocketErrorCode is
         SocketError.ConnectionRefused or SocketError.ConnectionReset or SocketError.TimedOut or
-        SocketError.HostUnreachable or SocketError.NetworkUnreachable or SocketError.TryAgain or SocketError.ConnectionAborted;
+        SocketError.HostUnreachable or SocketError.NetworkUnreachable or SocketError.TryAgain or SocketError.ConnectionAborted or
+        SocketError.NotConnected;
 }

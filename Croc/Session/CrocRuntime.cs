@@ -82,6 +82,10 @@ internal sealed class CrocRuntime
     public CrocTimeoutException IdleTimeout(Exception inner) => new(
         $"The transfer made no progress for {Options.IdleTimeout}; the other side or the relay stopped responding.", inner);
 
+    /// <summary>A cancellation the caller did not ask for and no timer caused: a connection was cut underneath.</summary>
+    public static CrocTransferException LostUnderneath(Exception inner) => new(
+        CrocErrorCode.ConnectionLost, "A data connection was cut underneath the transfer and could not be taken back.", inner);
+
     public void LogFailure(string channel, Exception ex, CancellationToken cancellationToken)
     {
         if (ex is OperationCanceledException && cancellationToken.IsCancellationRequested)

@@ -50,6 +50,11 @@ internal static class ReceiveSession
             {
                 throw runtime.IdleTimeout(ex);
             }
+            catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                // Nobody asked for it: something underneath cut a connection (an aborted WebSocket reports so).
+                throw CrocRuntime.LostUnderneath(ex);
+            }
 
             // Let the sender read our verdict before the channel (and its connections) go away.
             await WaitForGoodbyeAsync(context.Lanes[0].Stream, ProtocolTimings.Goodbye, runtime.Time, cancellationToken).ConfigureAwait(false);

@@ -117,6 +117,11 @@ internal sealed class SendSession
             {
                 throw _runtime.IdleTimeout(ex);
             }
+            catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                // Nobody asked for it: something underneath cut a connection (an aborted WebSocket reports so).
+                throw CrocRuntime.LostUnderneath(ex);
+            }
 
             _tracker.SetStage(TransferStage.Completed);
             var result = new TransferResult

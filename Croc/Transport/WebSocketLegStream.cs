@@ -7,7 +7,7 @@ namespace CrocNet.Transport;
 /// <summary>
 /// A leg's bytes over a WebSocket, as a <see cref="Stream"/>: writes go out as binary messages of at most 64 KiB, reads
 /// take whatever messages arrive (their boundaries mean nothing), the peer's close is the end of the stream. Every
-/// WebSocket fault surfaces as an <see cref="IOException"/>, as a TCP fault would. Dispose sends a close and waits
+/// WebSocket fault (an abort too, which the socket reports as a cancellation) surfaces as an <see cref="IOException"/>, as a TCP fault would. Dispose sends a close and waits
 /// briefly for the relay's, so the connection ends cleanly rather than with a reset that could drop bytes in flight.
 /// </summary>
 internal sealed class WebSocketLegStream : Stream
@@ -60,6 +60,11 @@ internal sealed class WebSocketLegStream : Stream
             {
                 throw new IOException($"The data connection broke: {ex.Message}", ex);
             }
+            catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                // The socket was aborted under us (a failed send or receive aborts the whole WebSocket): a break.
+                throw new IOException($"The data connection broke: {ex.Message}", ex);
+            }
 
             switch (result.MessageType)
             {
@@ -95,6 +100,12 @@ internal sealed class WebSocketLegStream : Stream
         }
         catch (WebSocketException ex)
         {
+            throw new IOException($"The data connection broke: {ex.Message}", ex);
+        }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            // A receive that failed aborts the WebSocket, and a send in flight then reports a cancellation nobody asked
+            // for: that is the connection breaking, like any other transport fault.
             throw new IOException($"The data connection broke: {ex.Message}", ex);
         }
     }
