@@ -38,4 +38,31 @@ public sealed class CrocRelayRedisOptions
     /// </summary>
     /// <value>Default 5 minutes (10 s to 1 day).</value>
     public TimeSpan KeyTtlMargin { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// The secret every node of the mesh shares: nodes prove knowledge of it to each other (HMAC-SHA256 over fresh
+    /// nonces, mutual) before one forwards a data connection to another. Set the same value on every node; 16 to 1024
+    /// characters, random (e.g. 32 random bytes in base64). Never logged. Without it the node runs alone: it refuses to
+    /// start while another node shares the store.
+    /// </summary>
+    /// <value>Default <see langword="null"/> (one node only).</value>
+    public string? MeshSecret { get; set; }
+
+    /// <summary>
+    /// The address the node-to-node link listener binds (only with <see cref="MeshSecret"/>). Use an address of the
+    /// private network the nodes share; the link is authenticated but not encrypted (the data is end-to-end ciphertext).
+    /// </summary>
+    /// <value>Default <c>127.0.0.1</c>.</value>
+    public string MeshListenAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>The port of the node-to-node link listener; 0 picks a free one (announced as bound).</summary>
+    /// <value>Default 9100.</value>
+    public int MeshPort { get; set; } = 9100;
+
+    /// <summary>
+    /// The host (name or address) other nodes dial to reach this node's link listener; needed when
+    /// <see cref="MeshListenAddress"/> is a wildcard (<c>0.0.0.0</c>, <c>::</c>).
+    /// </summary>
+    /// <value>Default <see langword="null"/>: the listen address.</value>
+    public string? MeshAdvertisedHost { get; set; }
 }

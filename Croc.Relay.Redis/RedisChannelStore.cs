@@ -56,6 +56,14 @@ internal sealed class RedisChannelStore : IChannelStore, IAsyncDisposable
         return 1
         """;
 
+    // The owner changes with the version, so it races every other write of the channel: exactly one taker wins. The
+    // expiry is left as it is.
+    private const string TakeOverScript = """
+        if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
+        redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3])
+        return 1
+        """;
+
     // A new sequence (a first start, or a Redis that lost its data) starts at a random point, so the ids of channels
     // from before the loss that nodes still remember are not handed out again.
     private const string IdScript = """
@@ -250,6 +258,35 @@ internal sealed class RedisChannelStore : IChannelStore, IAsyncDisposable
                 }
             }
         }
+    }
+
+    /// <summary>The owner node of channel <paramref name="name"/>, or <see langword="null"/> when no such channel is stored.</summary>
+    internal async ValueTask<string?> OwnerAsync(string name, CancellationToken cancellationToken)
+        => (await ReadAsync(name, cancellationToken).ConfigureAwait(false))?.Owner;
+
+    /// <summary>
+    /// Makes this node the owner of channel <paramref name="name"/> if its owner is still <paramref name="formerOwner"/>
+    /// (one compare-and-set on the version: of several nodes taking it at once, exactly one wins). Returns
+    /// <see langword="true"/> when this node took it, <see langword="false"/> when the channel changed meanwhile (read
+    /// its owner again), <see langword="null"/> when it is not stored.
+    /// </summary>
+    internal async ValueTask<bool?> TakeOverAsync(string name, string formerOwner, CancellationToken cancellationToken)
+    {
+        if (await ReadAsync(name, cancellationToken).ConfigureAwait(false) is not { } current)
+        {
+            return null;
+        }
+
+        if (!string.Equals(current.Owner, formerOwner, StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        var json = StoredChannel.Serialize(current.State, _options.NodeId);
+        var written = await _redis.RunAsync(
+            db => db.ScriptEvaluateAsync(TakeOverScript, [KeyOf(name)], [current.Version, Version(current.State.Id, current.Serial + 1), json]),
+            cancellationToken).ConfigureAwait(false);
+        return (int)written == 1;
     }
 
     public async ValueTask ProbeAsync(CancellationToken cancellationToken = default)

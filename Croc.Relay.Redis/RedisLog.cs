@@ -22,4 +22,7 @@ internal static partial class RedisLog
 
     [LoggerMessage(EventId = 104, EventName = "RedisRefreshFailed", Level = LogLevel.Debug, Message = "Node {Node}: refreshing the expiry of piped channels failed ({Failure}); retried on the next round.")]
     public static partial void RefreshFailed(ILogger logger, string node, string failure);
+
+    [LoggerMessage(EventId = 105, EventName = "RedisChannelTakenOver", Level = LogLevel.Information, Message = "Node {Node}: took over channel {Channel} from node {Former}, which left the node directory; its legs attach here now.")]
+    public static partial void TakenOver(ILogger logger, string node, string channel, string former);
 }

@@ -1,5 +1,6 @@
 using CrocNet.Relay;
 using CrocNet.Relay.Channels;
+using CrocNet.Relay.Mesh;
 using CrocNet.Relay.Net;
 using CrocNet.Relay.Redis;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -89,6 +90,20 @@ public static class CrocRelayRedisBuilderExtensions
         services.AddSingleton<IChannelStore>(sp => sp.GetRequiredService<RedisChannelStore>());
         services.RemoveAll<IRelayLimits>();
         services.AddSingleton<IRelayLimits, RedisRelayLimits>();
+
+        // Legs of channels owned by other nodes are forwarded to them over the mesh (with MeshSecret set).
+        services.AddRelayMesh<RedisMeshDirectory>(static sp =>
+        {
+            var o = Options(sp);
+            return new MeshSettings
+            {
+                NodeId = o.NodeId,
+                Secret = o.MeshSecret is { } secret ? System.Text.Encoding.UTF8.GetBytes(secret) : null,
+                ListenAddress = System.Net.IPAddress.Parse(o.MeshListenAddress),
+                Port = o.MeshPort,
+                AdvertisedHost = o.MeshAdvertisedHost,
+            };
+        });
         return builder;
     }
 

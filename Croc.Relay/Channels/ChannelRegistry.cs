@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using CrocNet.Relay.Diagnostics;
+using CrocNet.Relay.Mesh;
 using CrocNet.Relay.Net;
 using CrocNet.Relay.Staple;
 using Microsoft.Extensions.Logging;
@@ -27,7 +28,7 @@ internal sealed class ChannelRegistry : IDisposable
     private volatile System.Collections.ObjectModel.ReadOnlyCollection<int> _ports = System.Collections.ObjectModel.ReadOnlyCollection<int>.Empty;
     private bool _disposed;
 
-    public ChannelRegistry(IOptions<CrocRelayOptions> options, RelayClock clock, RelayMetrics metrics, IChannelStore? store = null, ILogger<ChannelRegistry>? logger = null, IRelayLimits? limits = null)
+    public ChannelRegistry(IOptions<CrocRelayOptions> options, RelayClock clock, RelayMetrics metrics, IChannelStore? store = null, ILogger<ChannelRegistry>? logger = null, IRelayLimits? limits = null, MeshRouter? mesh = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(clock);
@@ -40,9 +41,13 @@ internal sealed class ChannelRegistry : IDisposable
         _limits = limits ?? new InMemoryRelayLimits(Options, TimeProvider);
         Access = new RelayAccess(Options.Password);
         Addresses = new ClientAddresses(Options);
+        Mesh = mesh;
     }
 
     public CrocRelayOptions Options { get; }
+
+    /// <summary>Where legs of channels owned by other nodes are forwarded; <see langword="null"/> on a relay without a shared store.</summary>
+    internal MeshRouter? Mesh { get; }
 
     public TimeProvider TimeProvider { get; }
 

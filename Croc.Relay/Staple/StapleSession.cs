@@ -1,6 +1,7 @@
 using System.Net;
 using CrocNet.Relay.Channels;
 using CrocNet.Relay.Diagnostics;
+using CrocNet.Relay.Mesh;
 using CrocNet.Relay.Protocol;
 
 namespace CrocNet.Relay.Staple;
@@ -92,6 +93,29 @@ internal sealed class StapleSession
             {
                 await RefuseAsync(connection, label, RelayErrors.Unauthorized, null, stopping).ConfigureAwait(false);
                 return;
+            }
+
+            // A channel owned by another node: its legs meet there, one hop away (a forwarded leg is never forwarded again).
+            if (_registry.Mesh is { } mesh && connection is not MeshStapleConnection)
+            {
+                MeshRoute route;
+                try
+                {
+                    route = await mesh.RouteAsync(hello.Channel, stopping).ConfigureAwait(false);
+                }
+                catch (ChannelStoreUnavailableException e)
+                {
+                    var failure = e.InnerException?.GetType().Name ?? e.GetType().Name;
+                    MeshLog.RouteFailed(mesh.Logger, mesh.Settings.NodeId, hello.Channel, failure);
+                    await RefuseAsync(connection, label, RelayErrors.Unavailable, hello.Channel, stopping).ConfigureAwait(false);
+                    return;
+                }
+
+                if (!route.IsLocal)
+                {
+                    await mesh.ForwardAsync(connection, hello, legLane, address, route, stopping).ConfigureAwait(false);
+                    return;
+                }
             }
 
             var outcome = await _registry.AttachAsync(hello.Channel, hello.Uuid, address, legLane, connection, stopping).ConfigureAwait(false);

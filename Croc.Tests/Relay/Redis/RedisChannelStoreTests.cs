@@ -230,7 +230,8 @@ public class RedisChannelStoreTests
 
         var deadline = Stopwatch.StartNew();
         List<string> keys;
-        while ((keys = await cluster.KeysAsync()).Any(k => k != cluster.Prefix + "ids") && deadline.Elapsed < TimeSpan.FromSeconds(25))
+        // The running nodes' directory entries stay while they run (they go when a node stops; a test below checks).
+        while ((keys = [.. (await cluster.KeysAsync()).Where(k => !k.StartsWith(cluster.Prefix + "node:", StringComparison.Ordinal))]).Any(k => k != cluster.Prefix + "ids") && deadline.Elapsed < TimeSpan.FromSeconds(25))
         {
             await Task.Delay(200, cancellationToken);
         }
@@ -238,6 +239,8 @@ public class RedisChannelStoreTests
         Assert.That(keys, Is.EquivalentTo(new[] { cluster.Prefix + "ids" }), "the channel, its slots and the rate buckets are all gone; only the id sequence stays");
         Assert.That(deadline.Elapsed, Is.LessThan(TimeSpan.FromSeconds(20)), "forgotten by the relay at expiry, not by the backstop TTL");
         AssertError(await PostAsync(cluster.Client(2), "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken), HttpStatusCode.Forbidden, "bad_uuid");
+        await cluster.DisposeAsync();
+        Assert.That((await cluster.KeysAsync()).Where(k => k.StartsWith(cluster.Prefix + "node:", StringComparison.Ordinal)), Is.Empty, "stopped nodes left the directory");
     }
 
     [Test]

@@ -1,5 +1,7 @@
 using System.Net;
 using CrocNet.Relay;
+using CrocNet.Relay.Channels;
+using CrocNet.Relay.Mesh;
 using CrocNet.Relay.Redis;
 using Microsoft.Extensions.DependencyInjection;
 using StackExchange.Redis;
@@ -21,13 +23,16 @@ internal sealed class RelayCluster : IAsyncDisposable
         Nodes = nodes;
     }
 
+    /// <summary>The mesh secret every node of a cluster shares unless a test changes it.</summary>
+    public const string MeshSecret = "test-mesh-secret-0123456789";
+
     public RedisServer Redis { get; }
 
     public string Prefix { get; }
 
     public IReadOnlyList<CrocRelayServer> Nodes { get; }
 
-    public static async Task<RelayCluster> StartAsync(RedisServer redis, CancellationToken cancellationToken, Action<CrocRelayServerOptions>? configure = null, Action<CrocRelayRedisOptions>? redisOptions = null, int nodes = 3)
+    public static async Task<RelayCluster> StartAsync(RedisServer redis, CancellationToken cancellationToken, Action<CrocRelayServerOptions>? configure = null, Action<CrocRelayRedisOptions>? redisOptions = null, int nodes = 3, Action<CrocRelayRedisOptions, int>? perNode = null)
     {
         var prefix = "t" + Guid.NewGuid().ToString("N")[..8] + ":";
         var started = new List<CrocRelayServer>();
@@ -47,7 +52,10 @@ internal sealed class RelayCluster : IAsyncDisposable
                         r.KeyPrefix = prefix;
                         r.NodeId = "node-" + (char)('a' + node);
                         r.CommandTimeout = TimeSpan.FromSeconds(1);
+                        r.MeshSecret = MeshSecret;
+                        r.MeshPort = 0;
                         redisOptions?.Invoke(r);
+                        perNode?.Invoke(r, node);
                     });
                 }));
             }
@@ -72,6 +80,12 @@ internal sealed class RelayCluster : IAsyncDisposable
         _clients.Add(client);
         return client;
     }
+
+    /// <summary>Node <paramref name="node"/>'s mesh router (its forwarding counters).</summary>
+    public MeshRouter Mesh(int node) => Nodes[node].Services.GetRequiredService<MeshRouter>();
+
+    /// <summary>Node <paramref name="node"/>'s channel registry.</summary>
+    public ChannelRegistry Registry(int node) => Nodes[node].Services.GetRequiredService<ChannelRegistry>();
 
     /// <summary>The keys under this cluster's prefix, as Redis holds them now.</summary>
     public async Task<List<string>> KeysAsync()
