@@ -273,6 +273,9 @@ public class RedisChannelStoreTests
         var unhealthy = await health.CheckHealthAsync(new HealthCheckContext(), cancellationToken);
         Assert.That(unhealthy.Status, Is.EqualTo(HealthStatus.Unhealthy));
         Assert.That(unhealthy.Description, Does.Contain("channel store").And.Not.Contain(redis.Port.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        var (late, lateAnswer) = await HelloAsync(cluster.Nodes[1].Ports[1], pair.Channel, pair.SenderUuid, cancellationToken);
+        late.Dispose();
+        Assert.That(lateAnswer, Is.EqualTo("error unavailable"), "a new leg cannot be routed while the store is away: a clear, transient refusal");
 
         var payload = new byte[256 * 1024];
         new Random(7).NextBytes(payload);

@@ -15,7 +15,8 @@ public class RedisTransferTests
     public async Task Transfer_EveryRouteOnTheNextNodeLegsOnOne_FileArrivesByteExact(CancellationToken cancellationToken)
     {
         await using var redis = await RedisServer.StartAsync(cancellationToken);
-        // TCP legs only: a WebSocket leg would go through the round-robin handler to another node (the mesh's work).
+        // TCP legs only, all on node b: the join (and so the channel's owner) is on node a, so the mesh forwards every leg
+        // there (the Mesh tests put each participant's legs on a node of its own, over TCP and WebSockets).
         await using var cluster = await RelayCluster.StartAsync(redis, cancellationToken, o => o.Relay.WebSockets = false);
         var folder = Directory.CreateTempSubdirectory("croc-redis-e2e-").FullName;
         try
@@ -67,7 +68,7 @@ public class RedisTransferTests
 
     /// <summary>
     /// Sends each HTTP request to the next relay node in turn, and points the TCP ports of every state reply at one
-    /// node (<c>legNode</c>), so both legs of every lane meet there: forwarding legs between nodes is not built yet.
+    /// node (<c>legNode</c>); the legs meet at the channel's owner, where the mesh forwards them.
     /// </summary>
     private sealed class RoundRobinHandler(IReadOnlyList<CrocRelayServer> nodes, int legNode, int start = 0) : DelegatingHandler(RelayTestKit.Handler(null))
     {
