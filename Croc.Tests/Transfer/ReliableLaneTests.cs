@@ -30,9 +30,9 @@ public class ReliableLaneTests
         return (path, bytes);
     }
 
-    private TransferContext Side(LaneWire wire, bool sender, bool reconnect = true, int window = LaneSettings.DefaultWindow) => DataPlane.Create(
+    private TransferContext Side(LaneWire wire, bool sender, bool reconnect = true, int window = LaneSettings.DefaultWindow, Stream[]? streams = null) => DataPlane.Create(
         _key,
-        sender ? wire.SenderStreams : wire.RecipientStreams,
+        streams ?? (sender ? wire.SenderStreams : wire.RecipientStreams),
         sender ? StreamDirection.SenderToRecipient : StreamDirection.RecipientToSender,
         new ProgressTracker(null, null, TimeProvider.System),
         TimeSpan.FromSeconds(30),
@@ -419,6 +419,57 @@ public class ReliableLaneTests
         Directory.EnumerateFileSystemEntries(folder).Where(p => !CrocNet.Files.PartialNames.IsOurs(Path.GetFileName(p)));
 
     /// <summary>A re-dialed leg that carries the greeting and the resume point, then is cut at its first data frame.</summary>
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task WaitForGoodbyeAsync_ControlLegBreaksWithTheVerdictInFlight_LaneComesBackAndTheSenderSucceeds(CancellationToken cancellationToken)
+    {
+        // The recipient has verified everything and written its verdict and its end; the leg breaks before the sender
+        // reads them. The sender still waits for them and dials again; the recipient must not take the break for the
+        // sender's goodbye, or the sender fails a transfer that arrived.
+        var (path, bytes) = NewFile(3 * MiB);
+        using var wire = new LaneWire(2);
+        using var recipient = Side(wire, sender: false);
+        var held = new HoldAfterVerifying(wire.SenderStreams[0], wire.Current[0], () => recipient.Progress.Stage >= TransferStage.Verifying);
+        using var sender = Side(wire, sender: true, streams: [held, wire.SenderStreams[1]]);
+        var target = NewFolder();
+
+        var send = FileSender.RunAsync(Plan(path), sender, cancellationToken);
+        var received = await FileReceiver.RunAsync(recipient, new ReceiveTarget { OutputDirectory = target }, cancellationToken);
+        Assert.That(send.IsCompleted, Is.False, "the verdict has not reached the sender");
+        wire.Current[0].Cut();
+        await recipient.Lanes[0].WaitForGoodbyeAsync(TimeSpan.FromSeconds(10), cancellationToken);
+
+        var files = await send.WaitAsync(TimeSpan.FromSeconds(10), cancellationToken);
+        Assert.That(files.Single().Length, Is.EqualTo(bytes.Length));
+        Assert.That(received.Files.Single().Length, Is.EqualTo(bytes.Length));
+        Assert.That((sender.Lanes[0].Reconnects, recipient.Lanes[0].Reconnects), Is.EqualTo((1, 1)), "lane 0 came back once on each side");
+        Assert.That((await File.ReadAllBytesAsync(Path.Join(target, "data.bin"), cancellationToken)).AsSpan().SequenceEqual(bytes), Is.True);
+    }
+
+    /// <summary>
+    /// The sender's first control leg: once the recipient is verifying, what arrives is held back (never handed on)
+    /// until the leg is cut, as if it were lost on the way.
+    /// </summary>
+    private sealed class HoldAfterVerifying(Stream leg, LegPair pair, Func<bool> verifying) : CrocNet.Tests.EndToEnd.PassThroughStream(leg)
+    {
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            var read = await Inner.ReadAsync(buffer, cancellationToken);
+            while (verifying())
+            {
+                if (pair.IsCut)
+                {
+                    // The bytes read are dropped with the leg.
+                    throw new IOException("The leg was cut.");
+                }
+
+                await Task.Delay(5, cancellationToken);
+            }
+
+            return read;
+        }
+    }
+
     private sealed class CutOnFirstData(CuttableLeg leg) : CrocNet.Tests.EndToEnd.PassThroughStream(leg)
     {
         public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)

@@ -57,7 +57,8 @@ internal static class ReceiveSession
             }
 
             // Let the sender read our verdict before the channel (and its connections) go away.
-            await WaitForGoodbyeAsync(context.Lanes[0].Stream, ProtocolTimings.Goodbye, runtime.Time, cancellationToken).ConfigureAwait(false);
+            // A break at this moment may have lost the verdict: the lane comes back (the sender dials too) and sends it again.
+            await context.Lanes[0].WaitForGoodbyeAsync(ProtocolTimings.Goodbye, cancellationToken).ConfigureAwait(false);
             var files = outcome.Files;
             if (call?.ComputeSha256 == true)
             {

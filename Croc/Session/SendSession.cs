@@ -148,8 +148,11 @@ internal sealed class SendSession
         }
         finally
         {
-            await _relay.CloseAsync().ConfigureAwait(false);
+            // The legs first, then the channel: a leg closed cleanly reaches the recipient as the end of its stream
+            // (our goodbye), while closing the channel makes the relay reset every leg, which the recipient could not
+            // tell from a break that lost its verdict (it would dial again to send it once more).
             await CrocRuntime.DisposeAllAsync([.. streams, .. context?.DialedStreams ?? []]).ConfigureAwait(false);
+            await _relay.CloseAsync().ConfigureAwait(false);
             context?.Dispose();
         }
     }

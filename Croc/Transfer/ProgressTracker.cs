@@ -27,6 +27,9 @@ internal sealed class ProgressTracker
 
     public long Bytes => Interlocked.Read(ref _bytes);
 
+    /// <summary>The stage set last.</summary>
+    public TransferStage Stage => (TransferStage)Volatile.Read(ref _stage);
+
     public void SetStage(TransferStage stage)
     {
         Volatile.Write(ref _stage, (int)stage);

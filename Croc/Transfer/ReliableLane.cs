@@ -474,6 +474,55 @@ internal sealed class ReliableLane : IDisposable
         }
     }
 
+    /// <summary>
+    /// After our last frames (the verdict and our end) are written and the peer's end was read: waits, within
+    /// <paramref name="within"/>, for the peer to close the leg, which it does once it has read them. A leg that breaks
+    /// first may have lost them on the way (the peer then still waits for them, and dials again): with a dialer, the leg
+    /// is re-established and what the peer lacks is sent again, so a verdict is not lost to a break at the last moment.
+    /// Never throws.
+    /// </summary>
+    public async Task WaitForGoodbyeAsync(TimeSpan within, CancellationToken cancellationToken)
+    {
+        using var deadline = Protocol.ProtocolTimings.After(within, _settings.Time, cancellationToken);
+        var scratch = new byte[1];
+        while (true)
+        {
+            var leg = _leg;
+            try
+            {
+                // Nothing may follow the peer's end: this returns at its close (or, against the protocol, on a stray byte).
+                await leg.Stream.ReadAsync(scratch, deadline.Token).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or ObjectDisposedException)
+            {
+                if (_settings.Dialer is null || deadline.Token.IsCancellationRequested || _closing.IsCancellationRequested || Volatile.Read(ref _fault) is not null)
+                {
+                    return;
+                }
+
+                try
+                {
+                    var cause = new CrocTransferException(CrocErrorCode.ConnectionLost, $"Data connection {_index + 1} broke before the other side confirmed the end.", ex);
+                    await Recover(leg, cause).WaitAsync(deadline.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                if (Volatile.Read(ref _fault) is not null || ReferenceEquals(leg, _leg))
+                {
+                    return;
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
     /// <summary>After this side sent its abort: discards what still arrives on the current leg until the peer closes it,
     /// or <paramref name="within"/> passes. Never throws.</summary>
     public Task WaitForCloseAsync(TimeSpan within, TimeProvider time) => _leg.Reader.WaitForCloseAsync(within, time);
