@@ -5,6 +5,7 @@ using CrocNet.Relay;
 using CrocNet.Relay.Redis;
 using CrocNet.Tests.Diagnostics;
 using CrocNet.Tests.Relay.Redis;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using static CrocNet.Tests.Relay.RelayTestKit;
@@ -211,6 +212,38 @@ public class MeshForwardingTests
         var wildcard = Assert.ThrowsAsync<OptionsValidationException>(() => RelayCluster.StartAsync(_redis, cancellationToken, redisOptions: r => r.MeshListenAddress = "0.0.0.0", nodes: 1));
         Assert.That(wildcard!.Message, Does.Contain("MeshAdvertisedHost"));
     }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task Link_SilentPeer_ClosedAfterHelloTimeoutAndCounted(CancellationToken cancellationToken)
+    {
+        await using var cluster = await RelayCluster.StartAsync(_redis, cancellationToken, o => o.Relay.HelloTimeout = TimeSpan.FromSeconds(1), nodes: 1);
+        using var link = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await link.ConnectAsync(MeshEndPoint(cluster, 0), cancellationToken);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        Assert.That(await ReadToEndAsync(link, cancellationToken), Is.Empty, "nothing is said to a peer that has not proved itself");
+        Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)));
+        Assert.That(await EventuallyAsync(() => cluster.Mesh(0).RefusedLinks == 1, TimeSpan.FromSeconds(5), cancellationToken));
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task Link_GoodHandshakeThenMalformedForwardedHello_AnsweredBadRequestAndNothingAttached(CancellationToken cancellationToken)
+    {
+        await using var cluster = await RelayCluster.StartAsync(_redis, cancellationToken, nodes: 1);
+        var pair = await OpenAsync(cluster.Client(0), cluster.Client(0, Second), cancellationToken);
+        using var link = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await link.ConnectAsync(MeshEndPoint(cluster, 0), cancellationToken);
+        Assert.That(await CrocNet.Relay.Mesh.MeshLink.ConnectAsync(link, Encoding.UTF8.GetBytes(RelayCluster.MeshSecret), "node-t", "node-a", cancellationToken), Is.EqualTo("node-a"));
+        await SendAsync(link, $"{{\"channel\":\"{pair.Channel}\",\"uuid\":\"{pair.SenderUuid}\",\"lane\":0,\"address\":\"not an address\"}}\n", cancellationToken);
+
+        Assert.That(await ReadLineAsync(link, cancellationToken), Is.EqualTo("error bad_request"));
+        Assert.That((cluster.Mesh(0).AcceptedLegs, cluster.Registry(0).WaitingConnections), Is.EqualTo((0L, 0)));
+    }
+
+    private static IPEndPoint MeshEndPoint(RelayCluster cluster, int node)
+        => cluster.Nodes[node].Services.GetRequiredService<CrocNet.Relay.Mesh.MeshListenerService>().EndPoint!;
 
     private static string StoredOwner(string json) => System.Text.Json.Nodes.JsonNode.Parse(json)!["o"]!.GetValue<string>();
 }
