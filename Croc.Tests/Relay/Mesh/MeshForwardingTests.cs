@@ -242,6 +242,30 @@ public class MeshForwardingTests
         Assert.That((cluster.Mesh(0).AcceptedLegs, cluster.Registry(0).WaitingConnections), Is.EqualTo((0L, 0)));
     }
 
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task Directory_RunningNode_AnnouncedWithAShortLifeAndRefreshedEveryBeat(CancellationToken cancellationToken)
+    {
+        await using var cluster = await RelayCluster.StartAsync(_redis, cancellationToken, nodes: 1);
+        await using var connection = await _redis.ConnectAsync();
+        var db = connection.GetDatabase();
+        var key = cluster.Prefix + "node:node-a";
+
+        Assert.That((string?)await db.StringGetAsync(key), Is.EqualTo(MeshEndPoint(cluster, 0).ToString()), "the entry is the link endpoint");
+        var first = await db.KeyTimeToLiveAsync(key);
+        Assert.That(first, Is.GreaterThan(TimeSpan.Zero).And.LessThanOrEqualTo(TimeSpan.FromSeconds(3)), "three beats to live");
+        var refreshed = false;
+        for (var deadline = System.Diagnostics.Stopwatch.StartNew(); !refreshed && deadline.Elapsed < TimeSpan.FromSeconds(5);)
+        {
+            await Task.Delay(100, cancellationToken);
+            refreshed = await db.KeyTimeToLiveAsync(key) > first;
+        }
+
+        Assert.That(refreshed, Is.True, "the heartbeat renews the entry");
+        await cluster.Nodes[0].DisposeAsync();
+        Assert.That(await db.KeyExistsAsync(key), Is.False, "a clean stop removes it");
+    }
+
     private static IPEndPoint MeshEndPoint(RelayCluster cluster, int node)
         => cluster.Nodes[node].Services.GetRequiredService<CrocNet.Relay.Mesh.MeshListenerService>().EndPoint!;
 
