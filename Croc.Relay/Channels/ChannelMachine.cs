@@ -51,13 +51,23 @@ internal static class ChannelMachine
             return new Transition(state, refusal);
         }
 
-        if (state.RecipientUuidHash is not null)
+        if (state.RecipientUuidHash is { } joined)
         {
-            return new Transition(state, new RelayError(RelayErrorCode.Occupied, "This channel already has a recipient."));
+            // The recipient's own retry (its first answer was lost): answered as before, changing nothing.
+            return FixedTimeEquals(UuidHash.Of(uuid), joined)
+                ? new Transition(state, Role: ParticipantRole.Recipient)
+                : new Transition(state, new RelayError(RelayErrorCode.Occupied, "This channel already has a recipient."));
         }
 
         return new Transition(Bump(Record(state, address) with { RecipientUuidHash = UuidHash.Of(uuid) }), Role: ParticipantRole.Recipient);
     }
+
+    /// <summary>
+    /// Whether a sender join naming this existing channel is its sender's own retry (the uuid its client chose matches,
+    /// from an address the channel allows, the channel still open): it is answered as the first was, changing nothing.
+    /// </summary>
+    public static bool IsSenderRetry(ChannelState state, IPAddress address, string? uuid)
+        => uuid is not null && Refuse(state, address) is null && FixedTimeEquals(UuidHash.Of(uuid), state.SenderUuidHash);
 
     /// <summary>Why a sender join naming this existing channel is refused (it always has a sender).</summary>
     public static RelayError RefuseSenderJoin(ChannelState state, IPAddress address) => Refuse(state, address) ?? RelayErrors.Occupied;
@@ -99,7 +109,10 @@ internal static class ChannelMachine
 
                 if (state.X is not null)
                 {
-                    return new Transition(state, new RelayError(RelayErrorCode.AlreadySet, "x is already set; it can be posted once."));
+                    // The same x again is a retry whose answer was lost: answered, changing nothing.
+                    return state.X == command.Value && (command.Curve is null || command.Curve == state.Curve)
+                        ? new Transition(state, Role: role)
+                        : new Transition(state, new RelayError(RelayErrorCode.AlreadySet, "x is already set; it can be posted once."));
                 }
 
                 next = state with { X = command.Value, Curve = command.Curve ?? state.Curve };
@@ -113,7 +126,9 @@ internal static class ChannelMachine
 
                 if (state.Y is not null)
                 {
-                    return new Transition(state, new RelayError(RelayErrorCode.AlreadySet, "y is already set; it can be posted once."));
+                    return state.Y == command.Value && state.HhK == command.Confirmation
+                        ? new Transition(state, Role: role)
+                        : new Transition(state, new RelayError(RelayErrorCode.AlreadySet, "y is already set; it can be posted once."));
                 }
 
                 if (state.X is null)
@@ -132,7 +147,9 @@ internal static class ChannelMachine
 
                 if (state.HK is not null)
                 {
-                    return new Transition(state, new RelayError(RelayErrorCode.AlreadySet, "h_k is already set; it can be posted once."));
+                    return state.HK == command.Value
+                        ? new Transition(state, Role: role)
+                        : new Transition(state, new RelayError(RelayErrorCode.AlreadySet, "h_k is already set; it can be posted once."));
                 }
 
                 if (state.Y is null)

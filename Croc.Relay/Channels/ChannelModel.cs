@@ -37,7 +37,16 @@ internal sealed record ChannelSnapshot(
 }
 
 /// <summary>A validated <c>POST /join</c>.</summary>
-internal sealed record JoinCommand(string? Channel, string? Curve, ParticipantRole Role);
+/// <summary>
+/// A validated <c>POST /join</c>. <paramref name="Uuid"/> is the participant's own uuid when its client chose one (so
+/// that a retry of a join whose answer was lost is recognised, not refused as <c>occupied</c>); otherwise the relay
+/// makes one.
+/// </summary>
+internal sealed record JoinCommand(string? Channel, string? Curve, ParticipantRole Role, string? Uuid = null)
+{
+    // The uuid is a bearer token: never in anything that prints the command.
+    public override string ToString() => $"JoinCommand {{ Channel = {Channel}, Curve = {Curve}, Role = {Role} }}";
+}
 
 /// <summary>A validated <c>POST /channel</c>: at most one action; values already decoded and re-encoded canonically.</summary>
 internal sealed record ChannelCommand(string Channel, string Uuid, ChannelAction Action, string? Curve = null, string? Value = null, string? Confirmation = null)
@@ -90,4 +99,7 @@ internal static class ChannelNames
 
     /// <summary>128 random bits as 32 lowercase hex digits.</summary>
     public static string NewUuid() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+
+    /// <summary>Whether a uuid a client chose has the form of ours: 32 lowercase hex digits (128 bits).</summary>
+    public static bool IsUuid(string? uuid) => uuid is { Length: 32 } && uuid.All(static c => char.IsAsciiDigit(c) || c is >= 'a' and <= 'f');
 }

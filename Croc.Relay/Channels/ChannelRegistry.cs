@@ -136,6 +136,11 @@ internal sealed class ChannelRegistry : IDisposable
 
             if (await _store.GetAsync(wanted, cancellationToken).ConfigureAwait(false) is { } taken)
             {
+                if (ChannelMachine.IsSenderRetry(taken, address, command.Uuid))
+                {
+                    return new JoinResult(taken.ToSnapshot(), command.Uuid!, ParticipantRole.Sender);
+                }
+
                 await _limits.TakeAsync(RateLimit.FailedLookups, key, cancellationToken).ConfigureAwait(false);
                 return ChannelMachine.RefuseSenderJoin(taken, address);
             }
@@ -169,7 +174,7 @@ internal sealed class ChannelRegistry : IDisposable
             return RelayErrors.Capacity;
         }
 
-        var uuid = ChannelNames.NewUuid();
+        var uuid = command.Uuid ?? ChannelNames.NewUuid();
         var curve = command.Curve ?? ChannelNames.DefaultCurve;
         for (var attempt = 0; ; attempt++)
         {
@@ -188,9 +193,15 @@ internal sealed class ChannelRegistry : IDisposable
             {
                 await _limits.ReleaseChannelAsync(key, id, cancellationToken).ConfigureAwait(false);
                 await _limits.RefundAsync(RateLimit.Joins, key, cancellationToken).ConfigureAwait(false);
-                return command.Channel is not null && await _store.GetAsync(command.Channel, cancellationToken).ConfigureAwait(false) is { } raced
-                    ? ChannelMachine.RefuseSenderJoin(raced, address)
-                    : RelayErrors.Occupied;
+                if (command.Channel is not null && await _store.GetAsync(command.Channel, cancellationToken).ConfigureAwait(false) is { } raced)
+                {
+                    // A retry that raced its own first try (which created the channel) gets the same answer.
+                    return ChannelMachine.IsSenderRetry(raced, address, command.Uuid)
+                        ? new JoinResult(raced.ToSnapshot(), uuid, ParticipantRole.Sender)
+                        : ChannelMachine.RefuseSenderJoin(raced, address);
+                }
+
+                return RelayErrors.Occupied;
             }
         }
     }
@@ -746,7 +757,7 @@ internal sealed class ChannelRegistry : IDisposable
         }
 
         // One uuid for every try of the transition: it must be pure.
-        var uuid = ChannelNames.NewUuid();
+        var uuid = command.Uuid ?? ChannelNames.NewUuid();
         var joined = await _store.UpdateAsync(command.Channel, existing.Id, s => ChannelMachine.JoinRecipient(s, address, uuid), cancellationToken).ConfigureAwait(false);
         if (joined is not { Refused: false } transition)
         {

@@ -150,12 +150,13 @@ internal sealed class RelayHttpHandler
             RelayWire.Roles.Recipient => ParticipantRole.Recipient,
             _ => null,
         };
-        if (role is null || (dto.Channel is not null && !ChannelNames.IsValid(dto.Channel)) || (dto.Curve is not null && !ChannelNames.IsCurve(dto.Curve)))
+        if (role is null || (dto.Channel is not null && !ChannelNames.IsValid(dto.Channel)) || (dto.Curve is not null && !ChannelNames.IsCurve(dto.Curve))
+            || (dto.Uuid is not null && !ChannelNames.IsUuid(dto.Uuid)))
         {
             return null;
         }
 
-        return new JoinCommand(dto.Channel, dto.Curve, role.Value);
+        return new JoinCommand(dto.Channel, dto.Curve, role.Value, dto.Uuid);
     }
 
     private static RelayError ParseJoinError(JoinRequestDto dto)

@@ -14,6 +14,9 @@ internal sealed class JoinRequestDto
 
     [JsonPropertyName(RelayWire.Fields.Role)]
     public string? Role { get; set; }
+
+    [JsonPropertyName(RelayWire.Fields.Uuid)]
+    public string? Uuid { get; set; }
 }
 
 /// <summary>The body of <c>POST /channel</c>.</summary>

@@ -33,6 +33,22 @@ public sealed class FaultSuiteTests
         Assert.That(runs.Count(r => r.Fired && r.Outcome == FaultOutcome.Completed), Is.GreaterThan(20), "no faulted transfer completed");
     }
 
+    /// <summary>
+    /// Seeds a soak found broken, kept as regressions: a reset on the HTTP connection while the relay's answer to a join
+    /// is on its way (the join had been made; its retry was refused as <c>occupied</c> until joins carried the client's
+    /// own uuid).
+    /// </summary>
+    [TestCase(1081)]
+    [TestCase(1334)]
+    [TestCase(1349)]
+    [CancelAfter(120_000)]
+    public async Task Seeds_FoundBySoak_CompleteOrFailTypedAndNoWrongFile(int seed, CancellationToken cancellationToken)
+    {
+        var run = (await RunAsync([seed], cancellationToken)).Single();
+
+        Assert.That((run.Fired, run.Outcome), Is.EqualTo((true, FaultOutcome.Completed)), run.Describe());
+    }
+
     /// <summary>Seeds from <c>CROC_FAULT_SEEDS</c>: <c>17</c>, <c>3,5,8</c> or <c>1000-2999</c> (bench/fault-soak.sh).</summary>
     [Test]
     [Explicit("Runs the seeds named by CROC_FAULT_SEEDS: a replay or a soak (bench/fault-soak.sh).")]

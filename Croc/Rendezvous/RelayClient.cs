@@ -47,7 +47,10 @@ internal sealed class RelayClient
     {
         var state = await SendAsync(
             CrocWire.JoinRoute,
-            JsonContent.Create(new JoinRequest { Channel = channel, Curve = curve, Role = role.ToWire() }, RelayJsonContext.Default.JoinRequest),
+            // Every retry sends the same uuid (the body is buffered once), so a lost answer does not cost the join.
+            JsonContent.Create(
+                new JoinRequest { Channel = channel, Curve = curve, Role = role.ToWire(), Uuid = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)) },
+                RelayJsonContext.Default.JoinRequest),
             ProtocolTimings.RelayRequest,
             cancellationToken).ConfigureAwait(false);
         if (string.IsNullOrEmpty(state.Uuid) || string.IsNullOrEmpty(state.Channel) || (channel is not null && state.Channel != channel))

@@ -9,6 +9,12 @@ internal sealed class JoinRequest
     public string? Curve { get; set; }
 
     public required string Role { get; set; }
+
+    /// <summary>
+    /// Our own uuid, chosen at random for this join (32 hex digits): a retry of a join whose answer was lost is then
+    /// recognised by the relay and answered again, instead of refused as <c>occupied</c>.
+    /// </summary>
+    public string? Uuid { get; set; }
 }
 
 internal sealed class ChannelRequest

@@ -90,6 +90,77 @@ public class ChannelRegistryTests
     }
 
     [Test]
+    public async Task Join_SenderRetriesWithItsOwnUuid_SameAnswerNothingChanges()
+    {
+        // The first answer was lost on the way; the client sends the same join (its uuid included) again.
+        var uuid = ChannelNames.NewUuid();
+        var first = (await _registry.JoinAsync(new JoinCommand("retried", null, ParticipantRole.Sender, uuid), A)).Value!;
+
+        var again = await _registry.JoinAsync(new JoinCommand("retried", null, ParticipantRole.Sender, uuid), A);
+        var other = await _registry.JoinAsync(new JoinCommand("retried", null, ParticipantRole.Sender, ChannelNames.NewUuid()), A);
+        var elsewhere = await _registry.JoinAsync(new JoinCommand("retried", null, ParticipantRole.Sender, uuid), B);
+
+        Assert.That((again.Value!.Uuid, again.Value.Role, again.Value.State.Id, again.Value.State.Rev), Is.EqualTo((uuid, ParticipantRole.Sender, first.State.Id, first.State.Rev)));
+        Assert.That(first.Uuid, Is.EqualTo(uuid), "the relay keeps the uuid its client chose");
+        Assert.That(other.Error.Code, Is.EqualTo(RelayErrorCode.Occupied), "another uuid is another sender");
+        Assert.That(elsewhere.Value!.Uuid, Is.EqualTo(uuid), "a second address is allowed (the two-address rule), and the uuid proves who it is");
+        Assert.That((await _registry.GetAsync("retried"))!.Id, Is.EqualTo(first.State.Id), "the same channel, not a second one");
+        Assert.That(await RevAsync("retried"), Is.EqualTo(first.State.Rev));
+    }
+
+    [Test]
+    public async Task Join_RecipientRetriesWithItsOwnUuid_SameAnswerAnotherUuidOccupied()
+    {
+        var sender = (await _registry.JoinAsync(new JoinCommand(null, null, ParticipantRole.Sender), A)).Value!;
+        var channel = sender.State.Channel;
+        var uuid = ChannelNames.NewUuid();
+        var first = (await _registry.JoinAsync(new JoinCommand(channel, null, ParticipantRole.Recipient, uuid), B)).Value!;
+
+        var again = await _registry.JoinAsync(new JoinCommand(channel, null, ParticipantRole.Recipient, uuid), B);
+        var other = await _registry.JoinAsync(new JoinCommand(channel, null, ParticipantRole.Recipient, ChannelNames.NewUuid()), B);
+        var third = await _registry.JoinAsync(new JoinCommand(channel, null, ParticipantRole.Recipient, uuid), C);
+
+        Assert.That((again.Value!.Uuid, again.Value.Role, again.Value.State.Rev), Is.EqualTo((uuid, ParticipantRole.Recipient, first.State.Rev)));
+        Assert.That(other.Error.Code, Is.EqualTo(RelayErrorCode.Occupied));
+        Assert.That(third.Error.Code, Is.EqualTo(RelayErrorCode.IpLimit), "a third address is refused even with the uuid");
+        Assert.That(await RevAsync(channel), Is.EqualTo(first.State.Rev));
+    }
+
+    [Test]
+    public async Task Execute_SameValuePostedAgain_AnsweredRevUnchangedAnotherValueAlreadySet()
+    {
+        var (channel, sender, recipient) = await OpenAsync();
+        Assert.That((await _registry.ExecuteAsync(new ChannelCommand(channel, sender, ChannelAction.SetX, null, "eA=="), A)).IsSuccess);
+        Assert.That((await _registry.ExecuteAsync(new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eQ==", "aA=="), B)).IsSuccess);
+        Assert.That((await _registry.ExecuteAsync(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A)).IsSuccess);
+        var rev = await RevAsync(channel);
+
+        // Retries of posts whose answers were lost: the same values, answered as before.
+        foreach (var retry in new[]
+        {
+            (new ChannelCommand(channel, sender, ChannelAction.SetX, null, "eA=="), A),
+            (new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eQ==", "aA=="), B),
+            (new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A),
+        })
+        {
+            Assert.That((await _registry.ExecuteAsync(retry.Item1, retry.Item2)).IsSuccess, Is.True, retry.Item1.Action.ToString());
+        }
+
+        foreach (var change in new[]
+        {
+            (new ChannelCommand(channel, sender, ChannelAction.SetX, null, "eg=="), A),
+            (new ChannelCommand(channel, sender, ChannelAction.SetX, "p384", "eA=="), A),
+            (new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eQ==", "aQ=="), B),
+            (new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "bA=="), A),
+        })
+        {
+            Assert.That((await _registry.ExecuteAsync(change.Item1, change.Item2)).Error.Code, Is.EqualTo(RelayErrorCode.AlreadySet), change.Item1.Action.ToString());
+        }
+
+        Assert.That(await RevAsync(channel), Is.EqualTo(rev), "neither a retry nor a refusal changes anything");
+    }
+
+    [Test]
     public async Task Join_SecondRecipient_Occupied()
     {
         var (channel, _, _) = await OpenAsync();
@@ -129,12 +200,12 @@ public class ChannelRegistryTests
 
         var y = (await _registry.ExecuteAsync(new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eQ==", "aA=="), B)).Value!;
         Assert.That((y.Y, y.HhK), Is.EqualTo(("eQ==", "aA==")));
-        Assert.That(await RefusalAsync(new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eQ==", "aA=="), B), Is.EqualTo(RelayErrorCode.AlreadySet));
+        Assert.That(await RefusalAsync(new ChannelCommand(channel, recipient, ChannelAction.SetY, null, "eR==", "aA=="), B), Is.EqualTo(RelayErrorCode.AlreadySet));
 
         var hk = (await _registry.ExecuteAsync(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A)).Value!;
         Assert.That(hk.HK, Is.EqualTo("aw=="));
         Assert.That(hk.Rev, Is.EqualTo(5), "sender join, recipient join, x, y, h_k");
-        Assert.That(await RefusalAsync(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "aw=="), A), Is.EqualTo(RelayErrorCode.AlreadySet));
+        Assert.That(await RefusalAsync(new ChannelCommand(channel, sender, ChannelAction.SetHK, null, "ax=="), A), Is.EqualTo(RelayErrorCode.AlreadySet));
     }
 
     [Test]
