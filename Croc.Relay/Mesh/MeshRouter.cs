@@ -166,8 +166,12 @@ internal sealed class MeshRouter
     private static async Task<Socket> DialAsync(string endpoint, CancellationToken cancellationToken)
     {
         var colon = endpoint.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(endpoint.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is 0 or > 65535)
+        {
+            throw new MeshLinkException("the owner's directory entry is not a host:port endpoint");
+        }
+
         var host = endpoint[..colon].Trim('[', ']');
-        var port = int.Parse(endpoint.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture);
         var socket = IPAddress.TryParse(host, out var ip) ? new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp) : new Socket(SocketType.Stream, ProtocolType.Tcp);
         try
         {

@@ -266,6 +266,24 @@ public class MeshForwardingTests
         Assert.That(await db.KeyExistsAsync(key), Is.False, "a clean stop removes it");
     }
 
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task Leg_OwnersDirectoryEntryMalformed_RefusedUnavailable(CancellationToken cancellationToken)
+    {
+        await using var cluster = await RelayCluster.StartAsync(_redis, cancellationToken, nodes: 2);
+        var pair = await OpenAsync(cluster.Client(0), cluster.Client(0, Second), cancellationToken);
+        await using var connection = await _redis.ConnectAsync();
+
+        // Stop node a's heartbeat from repairing the entry; then the entry says something that is not an endpoint.
+        await cluster.Nodes[0].Services.GetRequiredService<CrocNet.Relay.Mesh.MeshListenerService>().StopAsync(cancellationToken);
+        await connection.GetDatabase().StringSetAsync(cluster.Prefix + "node:node-a", "127.0.0.1:not-a-port", TimeSpan.FromSeconds(30));
+
+        var (leg, answer) = await HelloAsync(cluster.Nodes[1].Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
+        leg.Dispose();
+        Assert.That(answer, Is.EqualTo("error unavailable"));
+        Assert.That(cluster.Mesh(1).ForwardedLegs, Is.Zero);
+    }
+
     private static IPEndPoint MeshEndPoint(RelayCluster cluster, int node)
         => cluster.Nodes[node].Services.GetRequiredService<CrocNet.Relay.Mesh.MeshListenerService>().EndPoint!;
 
