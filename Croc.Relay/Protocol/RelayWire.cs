@@ -88,6 +88,12 @@ internal static class RelayWire
         /// <summary>The answer to an accepted hello, newline included.</summary>
         public const string Ok = "ok\n";
 
+        /// <summary>
+        /// The answer to an accepted hello whose lane already had a pair (protocol 1.1, reconnecting): the other side
+        /// greets this leg as a re-dialed one, so this side must too, even if it meant a first leg.
+        /// </summary>
+        public const string OkAgain = "ok again\n";
+
         /// <summary>The prefix of a refusal line: <c>error &lt;code&gt;\n</c>.</summary>
         public const string ErrorPrefix = "error ";
     }

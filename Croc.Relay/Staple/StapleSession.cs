@@ -132,7 +132,8 @@ internal sealed class StapleSession
             using var waitingTimeout = attached.Peer is null ? new CancellationTokenSource(_options.WaitingTimeout, _timeProvider) : null;
             try
             {
-                await connection.SendLineAsync(RelayWire.Hello.Ok, stopping).ConfigureAwait(false);
+                // A lane past its first pair says so: its legs start with a greeting, whatever their client thought.
+                await connection.SendLineAsync(attached.Generation > 1 ? RelayWire.Hello.OkAgain : RelayWire.Hello.Ok, stopping).ConfigureAwait(false);
                 connection.SetReady(true);
             }
             catch

@@ -37,6 +37,7 @@ public class ProtocolContractTests
         Assert.That(CrocWire.HelloChannel, Is.EqualTo(RelayWire.Hello.Channel));
         Assert.That(CrocWire.HelloUuid, Is.EqualTo(RelayWire.Hello.Uuid));
         Assert.That(CrocWire.HelloOk + "\n", Is.EqualTo(RelayWire.Hello.Ok));
+        Assert.That(CrocWire.HelloOkAgain + "\n", Is.EqualTo(RelayWire.Hello.OkAgain));
         Assert.That(CrocWire.HelloErrorPrefix, Is.EqualTo(RelayWire.Hello.ErrorPrefix));
 
         var hello = CrocNet.Transport.TcpStapleTransport.BuildHello(new CrocNet.Transport.StapleTicket(new string('c', 64), new string('u', 128)));
@@ -72,6 +73,10 @@ public class ProtocolContractTests
     [Test]
     public void ReconnectLimit_ClientAndRelayNameTheSameCode()
         => Assert.That(CrocWire.Errors.ReconnectLimit, Is.EqualTo(RelayWire.Codes.ReconnectLimit).And.EqualTo("reconnect_limit"));
+
+    [Test]
+    public void Duplicate_ClientAndRelayNameTheSameCode()
+        => Assert.That(CrocWire.Errors.Duplicate, Is.EqualTo(RelayWire.Codes.Duplicate).And.EqualTo("duplicate"));
 
     [Test]
     public void Curves_Match() => Assert.That(Spake2Suite.Names, Is.EqualTo(RelayWire.Curves.All));

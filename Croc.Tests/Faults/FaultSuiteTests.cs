@@ -34,13 +34,16 @@ public sealed class FaultSuiteTests
     }
 
     /// <summary>
-    /// Seeds a soak found broken, kept as regressions: a reset on the HTTP connection while the relay's answer to a join
-    /// is on its way (the join had been made; its retry was refused as <c>occupied</c> until joins carried the client's
-    /// own uuid).
+    /// Seeds a soak found broken, kept as regressions. 1081, 1334, 1349: a reset on the HTTP connection while the relay's
+    /// answer to a join is on its way (the join had been made; its retry was refused as <c>occupied</c> until joins
+    /// carried the client's own uuid). 1727: a reset of the sender's first leg inside the relay's <c>ok</c>, after the
+    /// relay had paired it: the recipient re-dialed the lane while the sender's second try was a first leg, and each
+    /// took the other's bytes for tampering until the relay said <c>ok again</c> to a leg whose lane had had a pair.
     /// </summary>
     [TestCase(1081)]
     [TestCase(1334)]
     [TestCase(1349)]
+    [TestCase(1727)]
     [CancelAfter(120_000)]
     public async Task Seeds_FoundBySoak_CompleteOrFailTypedAndNoWrongFile(int seed, CancellationToken cancellationToken)
     {

@@ -64,7 +64,8 @@ internal sealed class LaneWire : IDisposable
         return pair;
     }
 
-    private Stream Attach(int lane, bool sender)
+    /// <summary>A leg of the lane's next pair (or the one waiting for this side), as a dial through the relay gets.</summary>
+    public Stream Attach(int lane, bool sender)
     {
         if (RefuseWith is { } refusal)
         {

@@ -446,6 +446,37 @@ public class ReliableLaneTests
         Assert.That((await File.ReadAllBytesAsync(Path.Join(target, "data.bin"), cancellationToken)).AsSpan().SequenceEqual(bytes), Is.True);
     }
 
+    [TestCase(true)]
+    [TestCase(false)]
+    [CancelAfter(60_000)]
+    public async Task RunAsync_FirstLegJoinsALaneThePeerRedials_GreetedAsReattachedAndCompletes(bool toldReattached, CancellationToken cancellationToken)
+    {
+        // The sender's first try on lane 1 was paired and broke in its hello; the recipient's leg broke with it, so the
+        // recipient dials the lane again (and greets it). The sender's second try joins that new pair as its first leg,
+        // and the relay answers it "ok again": the sender greets it too. Told nothing, the two would not understand
+        // each other.
+        var (path, bytes) = NewFile(6 * MiB);
+        using var wire = new LaneWire(2);
+        wire.Current[1].Cut();
+        var secondTry = wire.Attach(1, sender: true);
+        using var recipient = Side(wire, sender: false);
+        using var sender = Side(wire, sender: true, streams: [wire.SenderStreams[0], toldReattached ? new CrocNet.Transport.ReattachedLeg(secondTry) : secondTry]);
+        var target = NewFolder();
+
+        var send = FileSender.RunAsync(Plan(path), sender, cancellationToken);
+        var receive = FileReceiver.RunAsync(recipient, new ReceiveTarget { OutputDirectory = target }, cancellationToken);
+
+        if (!toldReattached)
+        {
+            Assert.That(Assert.CatchAsync<CrocException>(async () => await send.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken)), Is.Not.Null, "first-leg keys against a greeting");
+            return;
+        }
+
+        await Task.WhenAll(send, receive);
+        Assert.That((await File.ReadAllBytesAsync(Path.Join(target, "data.bin"), cancellationToken)).AsSpan().SequenceEqual(bytes), Is.True);
+        Assert.That((recipient.Lanes[1].Reconnects, sender.Lanes[1].Reconnects), Is.EqualTo((1, 0)), "the recipient re-dialed; the sender only greeted its first leg");
+    }
+
     /// <summary>
     /// The sender's first control leg: once the recipient is verifying, what arrives is held back (never handed on)
     /// until the leg is cut, as if it were lost on the way.

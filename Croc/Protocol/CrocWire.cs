@@ -46,6 +46,12 @@ internal static class CrocWire
     /// <summary>The relay's answer that accepts a data connection.</summary>
     public const string HelloOk = "ok";
 
+    /// <summary>
+    /// The relay's answer that accepts a data connection on a lane that already had a pair: the leg is greeted as a
+    /// re-dialed one (LegHello and Resume) even when this side dialed it as a first one.
+    /// </summary>
+    public const string HelloOkAgain = "ok again";
+
     /// <summary>The prefix of the relay's answer that refuses a data connection.</summary>
     public const string HelloErrorPrefix = "error ";
 
@@ -60,6 +66,12 @@ internal static class CrocWire
         public const string AlreadySet = "already_set";
         public const string NotReady = "not_ready";
         public const string Closed = "closed";
+
+        /// <summary>
+        /// A hello refused because this participant already has a leg on the lane: the relay has not yet seen the old
+        /// one go (a broken first try), so another dial a moment later is taken.
+        /// </summary>
+        public const string Duplicate = "duplicate";
 
         /// <summary>A hello refused because the channel has used up its re-attachments: the lane cannot be reconnected.</summary>
         public const string ReconnectLimit = "reconnect_limit";

@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Security.Authentication;
 using CrocNet.Diagnostics;
+using CrocNet.Protocol;
 using Microsoft.Extensions.Logging;
 using Polly;
 using Polly.Retry;
@@ -28,7 +29,10 @@ internal static class RelayResilience
                     // A data connection reset during its hello (before the relay's "ok") is worth another try.
                     .Handle<IOException>(ex => ex.InnerException is not SocketException inner || IsTransient(inner))
                     .Handle<TimeoutException>()
-                    .Handle<CrocRelayException>(ex => ex.StatusCode >= 500),
+                    .Handle<CrocRelayException>(ex => ex.StatusCode >= 500)
+                    // A data connection whose first try broke after the relay took it: until the relay sees that one go,
+                    // it says "duplicate"; a moment later it takes the new one.
+                    .Handle<CrocRelayException>(ex => ex.StatusCode is null && ex.RelayCode == CrocWire.Errors.Duplicate),
                 MaxRetryAttempts = options.MaxRetries,
                 Delay = options.RetryBaseDelay,
                 MaxDelay = TimeSpan.FromSeconds(10),

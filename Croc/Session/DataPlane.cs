@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using CrocNet.Crypto;
 using CrocNet.Pake;
 using CrocNet.Transfer;
+using CrocNet.Transport;
 
 namespace CrocNet.Session;
 
@@ -49,7 +50,9 @@ internal static class DataPlane
         var lanes = new ReliableLane[streams.Length];
         for (var i = 0; i < streams.Length; i++)
         {
-            lanes[i] = new ReliableLane(i, streams[i], sessionKey, own, settings);
+            // A leg whose lane already had a pair (the relay said "ok again") starts with a greeting, as the peer's does.
+            var leg = ReattachedLeg.Unwrap(streams[i], out var reattached);
+            lanes[i] = new ReliableLane(i, leg, sessionKey, own, settings, greetFirst: reattached);
         }
 
         context = new TransferContext(lanes, tracker, idleTimeout, time) { DecisionTimeout = decisionTimeout, ResumeKey = ResumeHandshake.DeriveKey(sessionKey) };

@@ -93,7 +93,8 @@ internal sealed class LaneDialer : ILaneDialer
                     {
                         try
                         {
-                            stream = await _transport.ReconnectAsync(_target, state, _ticket, previous, attempt.Token).ConfigureAwait(false);
+                            // A re-dialed leg is greeted anyway: the relay's "ok again" adds nothing here.
+                            stream = Transport.ReattachedLeg.Unwrap(await _transport.ReconnectAsync(_target, state, _ticket, previous, attempt.Token).ConfigureAwait(false), out _);
                         }
                         catch (OperationCanceledException ex) when (attempt.Expired && !token.IsCancellationRequested)
                         {

@@ -90,12 +90,24 @@ internal sealed class ReliableLane : IDisposable
     private bool _peerEnded;
 
     private Exception? _fault;
+    private volatile bool _greetFirst;
+    private Task? _greeting;
     private int _reconnects;
     private long _resent;
 
-    public ReliableLane(int index, Stream stream, ReadOnlySpan<byte> sessionKey, StreamDirection own, LaneSettings settings)
+    /// <param name="index">The lane.</param>
+    /// <param name="stream">Its first leg.</param>
+    /// <param name="sessionKey">The session key the leg keys derive from.</param>
+    /// <param name="own">The direction this side writes.</param>
+    /// <param name="settings">What every lane of the transfer shares.</param>
+    /// <param name="greetFirst">
+    /// The relay said the lane already had a pair (<c>ok again</c>): the peer greets this leg as a re-dialed one, so
+    /// before anything else this side greets it too (LegHello, then Resume from frame 0).
+    /// </param>
+    public ReliableLane(int index, Stream stream, ReadOnlySpan<byte> sessionKey, StreamDirection own, LaneSettings settings, bool greetFirst = false)
     {
         _index = index;
+        _greetFirst = greetFirst;
         _own = own;
         _settings = settings;
         _sessionKey = sessionKey.ToArray();
@@ -253,6 +265,7 @@ internal sealed class ReliableLane : IDisposable
     {
         try
         {
+            await EnsureGreetedAsync(cancellationToken).ConfigureAwait(false);
             await _write.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         catch
@@ -407,6 +420,8 @@ internal sealed class ReliableLane : IDisposable
 
     private async ValueTask<Frame> ReadCoreAsync(bool acknowledgementsOnly, CancellationToken cancellationToken)
     {
+        await EnsureGreetedAsync(cancellationToken).ConfigureAwait(false);
+        ThrowIfFaulted();
         while (true)
         {
             var leg = _leg;
@@ -547,7 +562,7 @@ internal sealed class ReliableLane : IDisposable
     /// reader never waits for a writer: that could stall both sides of a lane.</summary>
     private async ValueTask FlushAckAsync()
     {
-        while (AckPending() && _write.Wait(0))
+        while (!_greetFirst && AckPending() && _write.Wait(0))
         {
             try
             {
@@ -762,6 +777,65 @@ internal sealed class ReliableLane : IDisposable
     }
 
     /// <summary>On a new leg: greet with a fresh nonce, derive the leg's keys from both, and trade resume points.</summary>
+    /// <summary>Greets the first leg once, before its first use, when the relay said the lane already had a pair.</summary>
+    private ValueTask EnsureGreetedAsync(CancellationToken cancellationToken)
+    {
+        if (!_greetFirst)
+        {
+            return default;
+        }
+
+        Task greeting;
+        lock (_gate)
+        {
+            greeting = _greeting ??= Task.Run(GreetFirstAsync, CancellationToken.None);
+        }
+
+        return greeting.IsCompleted ? default : new ValueTask(greeting.WaitAsync(cancellationToken));
+    }
+
+    /// <summary>Never faults: a failure is the lane's fault from then on, which every caller rethrows.</summary>
+    private async Task GreetFirstAsync()
+    {
+        var first = _leg;
+        try
+        {
+            var (fresh, expected) = await GreetAsync(first.Stream, _closing.Token).ConfigureAwait(false);
+            if (expected != 0)
+            {
+                fresh.Dispose();
+                throw new CrocProtocolException($"The other side resumed data connection {_index + 1} at frame {expected}, but nothing was sent on it yet.");
+            }
+
+            lock (_gate)
+            {
+                _legs.Add(fresh);
+                _leg = fresh;
+            }
+
+            // The first keys were never used on it.
+            first.Dispose();
+        }
+        catch (IOException ex) when (_settings.Dialer is not null && !_closing.IsCancellationRequested)
+        {
+            // Broke while greeting: dialed again like any broken leg (the recovery greets the new one).
+            await Recover(first, new CrocTransferException(CrocErrorCode.ConnectionLost, $"Data connection {_index + 1} broke during its greeting: {ex.Message}", ex)).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            Fail(ex switch
+            {
+                OperationCanceledException when _closing.IsCancellationRequested => new ObjectDisposedException(nameof(ReliableLane)),
+                CrocException => ex,
+                _ => new CrocTransferException(CrocErrorCode.ConnectionLost, $"Data connection {_index + 1} broke during its greeting: {ex.Message}", ex),
+            });
+        }
+        finally
+        {
+            _greetFirst = false;
+        }
+    }
+
     private async Task<(Leg Leg, long Expected)> GreetAsync(Stream stream, CancellationToken cancellationToken)
     {
         var mine = LegHello.NewNonce();

@@ -72,6 +72,11 @@ internal sealed class TcpStapleTransport : IStapleTransport
                 return stream;
             }
 
+            if (reply == CrocWire.HelloOkAgain)
+            {
+                return new ReattachedLeg(stream);
+            }
+
             throw Refusal(reply, lane, ticket);
         }
         catch

@@ -58,6 +58,11 @@ internal sealed class WebSocketStapleTransport(HttpMessageInvoker http, TimeProv
             {
                 await socket.SendAsync(BuildHello(ticket, lane), WebSocketMessageType.Text, endOfMessage: true, cancellationToken).ConfigureAwait(false);
                 var reply = await ReadReplyAsync(socket, cancellationToken).ConfigureAwait(false);
+                if (reply == CrocWire.HelloOkAgain)
+                {
+                    return new ReattachedLeg(new WebSocketLegStream(socket, time));
+                }
+
                 if (reply != CrocWire.HelloOk)
                 {
                     throw TcpStapleTransport.Refusal(reply, lane, ticket);

@@ -8,7 +8,7 @@ namespace CrocNet.Tests.Relay.Proxy;
 
 /// <summary>
 /// A real nginx (the Debian package; <c>.ci/run</c> installs it) as a TLS-terminating reverse proxy on a loopback port:
-/// forwards every HTTP request and WebSocket upgrade to one upstream, sets <c>X-Forwarded-For</c>, and forwards nothing
+/// forwards every HTTP request and WebSocket upgrade to one upstream (or round-robin to several), sets <c>X-Forwarded-For</c>, and forwards nothing
 /// else (the relay's TCP ports stay unreachable through it). Runs in the foreground as a child process; disposing stops
 /// it and deletes its folder.
 /// </summary>
@@ -41,13 +41,17 @@ internal sealed class NginxProxy : IAsyncDisposable
     /// loopback). The free port is picked before nginx binds it, so another process may take it in between: then it
     /// tries again on another port, three times in all.
     /// </summary>
-    public static async Task<NginxProxy> StartAsync(Uri upstream, X509Certificate2 certificate, CancellationToken cancellationToken)
+    public static Task<NginxProxy> StartAsync(Uri upstream, X509Certificate2 certificate, CancellationToken cancellationToken)
+        => StartAsync([upstream], certificate, cancellationToken);
+
+    /// <summary>As above, balancing the requests (and WebSocket upgrades) round-robin over several upstreams.</summary>
+    public static async Task<NginxProxy> StartAsync(IReadOnlyList<Uri> upstreams, X509Certificate2 certificate, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                return await StartOnceAsync(upstream, certificate, cancellationToken);
+                return await StartOnceAsync(upstreams, certificate, cancellationToken);
             }
             catch (InvalidOperationException) when (attempt < 3)
             {
@@ -56,7 +60,7 @@ internal sealed class NginxProxy : IAsyncDisposable
         }
     }
 
-    private static async Task<NginxProxy> StartOnceAsync(Uri upstream, X509Certificate2 certificate, CancellationToken cancellationToken)
+    private static async Task<NginxProxy> StartOnceAsync(IReadOnlyList<Uri> upstreams, X509Certificate2 certificate, CancellationToken cancellationToken)
     {
         var executable = Executable ?? throw new InvalidOperationException("nginx is not installed (apt-get install nginx; .ci/run does this).");
         var folder = Directory.CreateTempSubdirectory("croc-nginx-").FullName;
@@ -66,7 +70,7 @@ internal sealed class NginxProxy : IAsyncDisposable
             var key = certificate.GetECDsaPrivateKey() ?? throw new ArgumentException("An ECDSA certificate with its key is needed.", nameof(certificate));
             await File.WriteAllTextAsync(Path.Combine(folder, "key.pem"), key.ExportPkcs8PrivateKeyPem(), cancellationToken);
             var port = FreePort();
-            await File.WriteAllTextAsync(Path.Combine(folder, "nginx.conf"), Config(folder, port, upstream), cancellationToken);
+            await File.WriteAllTextAsync(Path.Combine(folder, "nginx.conf"), Config(folder, port, upstreams), cancellationToken);
 
             var start = new ProcessStartInfo(executable)
             {
@@ -142,7 +146,7 @@ internal sealed class NginxProxy : IAsyncDisposable
         return ((IPEndPoint)socket.LocalEndPoint!).Port;
     }
 
-    private static string Config(string folder, int port, Uri upstream) => $$"""
+    private static string Config(string folder, int port, IReadOnlyList<Uri> upstreams) => $$"""
         daemon off;
         master_process off;
         worker_processes 1;
@@ -157,12 +161,13 @@ internal sealed class NginxProxy : IAsyncDisposable
             uwsgi_temp_path {{folder}}/uwsgi;
             scgi_temp_path {{folder}}/scgi;
             map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+            upstream relays { {{string.Concat(upstreams.Select(u => $"server {u.Host}:{u.Port}; "))}}}
             server {
                 listen 127.0.0.1:{{port}} ssl;
                 ssl_certificate {{folder}}/cert.pem;
                 ssl_certificate_key {{folder}}/key.pem;
                 location / {
-                    proxy_pass http://{{upstream.Host}}:{{upstream.Port}};
+                    proxy_pass http://relays;
                     proxy_http_version 1.1;
                     proxy_set_header Host $host;
                     proxy_set_header Upgrade $http_upgrade;

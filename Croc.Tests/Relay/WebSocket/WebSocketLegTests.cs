@@ -171,7 +171,7 @@ public class WebSocketLegTests : RelayFixture
 
             var (again, againAnswer) = await LegAsync(Base, pair.Channel, pair.SenderUuid, 0, cancellationToken);
             again.Dispose();
-            Assert.That(againAnswer, Is.EqualTo("ok"), "the broken lane takes a new leg");
+            Assert.That(againAnswer, Is.EqualTo("ok again"), "the broken lane takes a new leg, and says it had a pair");
         }
     }
 
