@@ -112,7 +112,8 @@ internal sealed class MeshRouter
         }
 
         MeshLog.Forwarded(_logger, Settings.NodeId, hello.Channel, lane, route.Owner, answer);
-        if (answer != RelayWire.Hello.Ok.TrimEnd('\n'))
+        var accepted = answer + "\n" is RelayWire.Hello.Ok or RelayWire.Hello.OkAgain;
+        if (!accepted)
         {
             // The owner refused (and counted) it; relay its answer as it is, in the client's transport.
             Abort(link);
@@ -122,10 +123,10 @@ internal sealed class MeshRouter
         }
 
         Interlocked.Increment(ref _forwardedLegs);
-        await PipeAsync(connection, link, stopping).ConfigureAwait(false);
+        await PipeAsync(connection, link, answer + "\n", stopping).ConfigureAwait(false);
     }
 
-    private async Task PipeAsync(IStapleConnection connection, Socket link, CancellationToken stopping)
+    private async Task PipeAsync(IStapleConnection connection, Socket link, string answer, CancellationToken stopping)
     {
         var cut = 0;
         void Cut()
@@ -139,7 +140,8 @@ internal sealed class MeshRouter
 
         try
         {
-            await connection.SendLineAsync(RelayWire.Hello.Ok, stopping).ConfigureAwait(false);
+            // The owner's own answer (ok, or ok again for a lane past its first pair), in the client's transport.
+            await connection.SendLineAsync(answer, stopping).ConfigureAwait(false);
             connection.SetReady(true);
 
             // The owner runs the leg's timeouts (waiting, idle); this one is a backstop for a link that went silent.

@@ -55,6 +55,36 @@ public class MeshForwardingTests
 
     [Test]
     [CancelAfter(30_000)]
+    public async Task Leg_ForwardedPairBreaksAndBothRedial_OwnersOkAgainReachesTheClientsAndTheyMeet(CancellationToken cancellationToken)
+    {
+        await using var cluster = await RelayCluster.StartAsync(_redis, cancellationToken);
+        var pair = await OpenAsync(cluster.Client(0), cluster.Client(0, Second), cancellationToken);
+        var (sender, _) = await HelloAsync(cluster.Nodes[1].Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
+        var (recipient, _) = await HelloAsync(cluster.Nodes[2].Ports[0], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+        using (recipient)
+        {
+            await SendAsync(sender, "first", cancellationToken);
+            Assert.That(Encoding.ASCII.GetString(await ReadExactlyAsync(recipient, 5, cancellationToken)), Is.EqualTo("first"));
+
+            // A reset on the sender's side breaks the pair at the owner, which cuts the recipient's leg too.
+            sender.LingerState = new LingerOption(true, 0);
+            sender.Dispose();
+            Assert.That(await ReadToEndAsync(recipient, cancellationToken), Is.Empty);
+        }
+
+        var (again, againAnswer) = await HelloAsync(cluster.Nodes[1].Ports[0], pair.Channel, pair.SenderUuid, cancellationToken);
+        var (peer, peerAnswer) = await HelloAsync(cluster.Nodes[2].Ports[0], pair.Channel, pair.RecipientUuid, cancellationToken, Second);
+        using (again)
+        using (peer)
+        {
+            Assert.That((againAnswer, peerAnswer), Is.EqualTo(("ok again", "ok again")), "the owner's answer, word for word");
+            await SendAsync(again, "second", cancellationToken);
+            Assert.That(Encoding.ASCII.GetString(await ReadExactlyAsync(peer, 6, cancellationToken)), Is.EqualTo("second"));
+        }
+    }
+
+    [Test]
+    [CancelAfter(30_000)]
     public async Task Leg_OnTheOwnerNode_AttachedWithoutForwarding(CancellationToken cancellationToken)
     {
         await using var cluster = await RelayCluster.StartAsync(_redis, cancellationToken, nodes: 2);
