@@ -546,22 +546,27 @@ internal sealed class ChannelRegistry : IDisposable
     private void ArmExpiry(ChannelState state)
     {
         var left = ChannelMachine.Lifetime(state, Options) - (TimeProvider.GetUtcNow() - state.Created);
-        var due = left > TimeSpan.Zero ? left : TimeSpan.Zero;
-        if (_timers.TryGetValue(state.Id, out var timer))
+        ArmTimer(new ChannelRef(state.Name, state.Id), left > TimeSpan.Zero ? left : TimeSpan.Zero);
+    }
+
+    /// <summary>Sets the channel's one timer on this node to fire after <paramref name="due"/>, creating it if needed.</summary>
+    private void ArmTimer(ChannelRef channel, TimeSpan due)
+    {
+        if (_timers.TryGetValue(channel.Id, out var timer))
         {
             timer.Change(due, Timeout.InfiniteTimeSpan);
             return;
         }
 
-        var channel = new ChannelRef(state.Name, state.Id);
         timer = TimeProvider.CreateTimer(static s => ((TimerState)s!).Fire(), new TimerState(this, channel), Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        if (_timers.TryAdd(state.Id, timer))
+        if (_timers.TryAdd(channel.Id, timer))
         {
             timer.Change(due, Timeout.InfiniteTimeSpan);
         }
         else
         {
             timer.Dispose();
+            ArmTimer(channel, due);
         }
     }
 
@@ -595,7 +600,10 @@ internal sealed class ChannelRegistry : IDisposable
         var state = await _store.GetAsync(channel.Name).ConfigureAwait(false);
         if (state is null || state.Id != channel.Id)
         {
+            // Forgotten meanwhile (by another node, with several): drop what this node still holds of it.
             DisposeTimer(channel.Id);
+            StapleTable.Abort(_staples.End(channel.Id));
+            _staples.Forget(channel.Id);
             return;
         }
 
@@ -651,10 +659,10 @@ internal sealed class ChannelRegistry : IDisposable
 
         Log.ChannelClosed(state.Name, reason);
         StapleTable.Abort(_staples.End(state.Id));
-        if (_timers.TryGetValue(state.Id, out var timer))
-        {
-            timer.Change(Options.ClosedRetention, Timeout.InfiniteTimeSpan);
-        }
+
+        // The node that closes it forgets it after the retention, whichever node created it (and armed its expiry):
+        // with several nodes the close often lands elsewhere. Forgetting is idempotent, so two nodes may both try.
+        ArmTimer(new ChannelRef(state.Name, state.Id), Options.ClosedRetention);
     }
 
     /// <summary>Forgets the oldest closed channel <paramref name="key"/> created that is still remembered; false when there is none.</summary>
