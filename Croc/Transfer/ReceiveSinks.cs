@@ -122,16 +122,25 @@ internal abstract class ReceiveSinkBase : IReceiveSink
             throw new CrocProtocolException("The sender sent a chunk at a place the manifest does not allow.");
         }
 
-        // The digest first, then the count: a file whose digest is gone although bytes arrived is complete.
+        // A file's digest comes with its first chunk and goes once every byte is in. No digest means either: a file
+        // whose every byte arrived (this chunk is one too many), or one whose first chunks are arriving right now on
+        // several lanes at once, which race to put the digest in place (all of them then use the one that won).
         var digest = Volatile.Read(ref _digests[entry]);
         if (digest is null)
         {
-            if (Received(entry) > 0)
+            if (size > 0 && Received(entry) >= size)
             {
                 throw new CrocProtocolException("The sender sent the same chunk twice.");
             }
 
-            digest = Interlocked.CompareExchange(ref _digests[entry], new FileDigest(_algorithm), null) ?? _digests[entry]!;
+            var mine = new FileDigest(_algorithm);
+            digest = Interlocked.CompareExchange(ref _digests[entry], mine, null) ?? mine;
+            if (ReferenceEquals(digest, mine) && size > 0 && Received(entry) >= size)
+            {
+                // Completed (and its digest dropped) between the two reads: this chunk is still one too many.
+                Volatile.Write(ref _digests[entry], null);
+                throw new CrocProtocolException("The sender sent the same chunk twice.");
+            }
         }
 
         if (size < 0 && data.Length < chunkSize && Interlocked.CompareExchange(ref _shortChunk, chunk, -1) != -1)
