@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using CrocNet.Relay.Channels;
+using CrocNet.Relay.Net;
 using CrocNet.Relay.Protocol;
 using CrocNet.Relay.Staple;
 using Microsoft.Extensions.Hosting;
@@ -190,7 +191,7 @@ internal sealed class MeshListenerService : IHostedService, IAsyncDisposable
             {
                 Interlocked.Decrement(ref _pending);
                 MeshLog.LinkRefused(_logger, _settings.NodeId, SafeRemote(link), "too many links in their handshake");
-                MeshRouter.Abort(link);
+                SocketReset.Abort(link);
                 continue;
             }
 
@@ -254,7 +255,7 @@ internal sealed class MeshListenerService : IHostedService, IAsyncDisposable
             }
 
             MeshLog.LinkRefused(_logger, _settings.NodeId, remote, e is MeshLinkException ? e.Message : e.GetType().Name);
-            MeshRouter.Abort(link);
+            SocketReset.Abort(link);
             return;
         }
         finally

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using CrocNet.Relay.Channels;
 using CrocNet.Relay.Diagnostics;
+using CrocNet.Relay.Net;
 using CrocNet.Relay.Protocol;
 using CrocNet.Relay.Staple;
 using Microsoft.Extensions.Logging;
@@ -105,7 +106,7 @@ internal sealed class MeshRouter
             }
 
             MeshLog.ForwardFailed(_logger, Settings.NodeId, hello.Channel, route.Owner, e is MeshLinkException ? e.Message : e.GetType().Name);
-            Abort(link);
+            SocketReset.Abort(link);
             _metrics.Refused(RelayWire.Codes.Unavailable, connection.TransportName);
             await RefuseQuietlyAsync(connection, RelayWire.Hello.ErrorPrefix + RelayWire.Codes.Unavailable + "\n", stopping).ConfigureAwait(false);
             return;
@@ -116,7 +117,7 @@ internal sealed class MeshRouter
         if (!accepted)
         {
             // The owner refused (and counted) it; relay its answer as it is, in the client's transport.
-            Abort(link);
+            SocketReset.Abort(link);
             var line = answer.StartsWith(RelayWire.Hello.ErrorPrefix, StringComparison.Ordinal) ? answer : RelayWire.Hello.ErrorPrefix + RelayWire.Codes.Unavailable;
             await RefuseQuietlyAsync(connection, line + "\n", stopping).ConfigureAwait(false);
             return;
@@ -134,7 +135,7 @@ internal sealed class MeshRouter
             if (Interlocked.Exchange(ref cut, 1) == 0)
             {
                 connection.Abort();
-                Abort(link);
+                SocketReset.Abort(link);
             }
         }
 
@@ -206,24 +207,5 @@ internal sealed class MeshRouter
         {
             connection.Abort();
         }
-    }
-
-    internal static void Abort(Socket? socket)
-    {
-        if (socket is null)
-        {
-            return;
-        }
-
-        try
-        {
-            socket.LingerState = new LingerOption(true, 0);
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-            // Already gone.
-        }
-
-        socket.Dispose();
     }
 }

@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Text;
 using CrocNet.Relay.Channels;
+using CrocNet.Relay.Net;
 
 namespace CrocNet.Relay.Staple;
 
@@ -82,15 +83,8 @@ internal sealed class SocketStapleConnection : StapleConnectionBase
     {
         if (!graceful)
         {
-            try
-            {
-                // Zero linger: the peer sees a reset at once instead of a half-finished stream.
-                Socket.LingerState = new LingerOption(true, 0);
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-                // Already gone.
-            }
+            // The peer sees a reset at once instead of a half-finished stream.
+            SocketReset.ZeroLinger(Socket);
         }
 
         Socket.Dispose();

@@ -213,7 +213,7 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
                 // Every connection holds a file descriptor: past the limits, close at once (reset), no answer, no task.
                 _log.ConnectionLimit(port);
                 _metrics.Refused("capacity", "tcp");
-                AbortNow(socket);
+                SocketReset.Abort(socket);
                 continue;
             }
 
@@ -282,18 +282,4 @@ internal sealed class StapleListenerService : IHostedService, IAsyncDisposable
     }
 
     private void ReleasePending(PendingHello entry) => _admission.ReleasePending(entry);
-
-    private static void AbortNow(Socket socket)
-    {
-        try
-        {
-            socket.LingerState = new LingerOption(true, 0);
-        }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-            // Already gone.
-        }
-
-        socket.Dispose();
-    }
 }
