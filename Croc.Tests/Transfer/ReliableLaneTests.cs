@@ -477,6 +477,81 @@ public class ReliableLaneTests
         Assert.That((recipient.Lanes[1].Reconnects, sender.Lanes[1].Reconnects), Is.EqualTo((1, 0)), "the recipient re-dialed; the sender only greeted its first leg");
     }
 
+    [Test]
+    [CancelAfter(30_000)]
+    public async Task Dispose_WhileARedialedLegIsBeingTakenIntoUse_TheNewLegIsClosedNotKept(CancellationToken cancellationToken)
+    {
+        // A recovery runs on its own: the lane's owner may dispose it while a re-dialed leg has been greeted and is
+        // about to be taken into use. That leg must be closed then, not adopted by a disposed lane (nobody would close
+        // it, and its keys would come from a zeroed session key).
+        using var wire = new LaneWire(1);
+        var held = new HeldDialer(wire.RecipientDialer);
+        using var sender = new ReliableLane(0, wire.SenderStreams[0], _key, StreamDirection.SenderToRecipient, new LaneSettings { Dialer = wire.SenderDialer });
+        var recipient = new ReliableLane(0, wire.RecipientStreams[0], _key, StreamDirection.RecipientToSender, new LaneSettings { Dialer = held });
+        var senderReads = sender.ReadAsync(cancellationToken).AsTask();
+        var recipientReads = recipient.ReadAsync(cancellationToken).AsTask();
+
+        wire.Current[0].Cut();
+        await held.Greeted.WaitAsync(cancellationToken);
+        recipient.Dispose();
+        held.Release.SetResult();
+
+        Assert.That(await EventuallyAsync(() => held.Leg!.Disposed, cancellationToken), Is.True, "the new leg is closed");
+        Assert.That(recipient.DialedStreams, Is.Empty, "the disposed lane kept no leg");
+        Assert.CatchAsync<ObjectDisposedException>(async () => await recipientReads);
+        sender.Dispose();
+        await senderReads.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+    }
+
+    private static async Task<bool> EventuallyAsync(Func<bool> condition, CancellationToken cancellationToken)
+    {
+        for (var i = 0; i < 500 && !condition(); i++)
+        {
+            await Task.Delay(10, cancellationToken);
+        }
+
+        return condition();
+    }
+
+    /// <summary>Re-dials through <paramref name="inner"/>, then, the new leg greeted, holds it until told to go on.</summary>
+    private sealed class HeldDialer(ILaneDialer inner) : ILaneDialer
+    {
+        private readonly TaskCompletionSource _greeted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TimeSpan Timeout => inner.Timeout;
+
+        public Task Greeted => _greeted.Task;
+
+        public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TrackedStream? Leg { get; private set; }
+
+        public Task<T> RedialAsync<T>(int lane, Stream previous, Func<Stream, CancellationToken, Task<T>> onLeg, CancellationToken cancellationToken) =>
+            inner.RedialAsync(
+                lane,
+                previous,
+                async (stream, token) =>
+                {
+                    Leg = new TrackedStream(stream);
+                    var result = await onLeg(Leg, token);
+                    _greeted.TrySetResult();
+                    await Release.Task;
+                    return result;
+                },
+                cancellationToken);
+    }
+
+    private sealed class TrackedStream(Stream inner) : CrocNet.Tests.EndToEnd.PassThroughStream(inner)
+    {
+        public bool Disposed { get; private set; }
+
+        protected override void Dispose(bool disposing)
+        {
+            Disposed = true;
+            base.Dispose(disposing);
+        }
+    }
+
     /// <summary>
     /// The sender's first control leg: once the recipient is verifying, what arrives is held back (never handed on)
     /// until the leg is cut, as if it were lost on the way.

@@ -65,7 +65,7 @@ internal sealed class CrocRuntime
         var target = Target(relay, state);
         var ticket = new StapleTicket(relay.Channel, relay.Uuid, Options.RelayPassword);
         var streams = await StapleConnector.ConnectAllAsync(Transport, target, ticket, Pipeline, Time, cancellationToken).ConfigureAwait(false);
-        var webSockets = streams.Count(s => s is WebSocketLegStream);
+        var webSockets = streams.Count(s => ReattachedLeg.Unwrap(s, out _) is WebSocketLegStream);
         Diagnostics.Log.Connected(Logger, streams.Length, target.Host, relay.Channel);
         Diagnostics.Log.TransportUsed(Logger, relay.Channel, streams.Length - webSockets, webSockets);
         return streams;

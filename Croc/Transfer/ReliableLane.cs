@@ -674,6 +674,14 @@ internal sealed class ReliableLane : IDisposable
                 List<Retained> resend;
                 lock (_gate)
                 {
+                    if (_closing.IsCancellationRequested)
+                    {
+                        // The lane was disposed while the new leg was greeted: nobody would ever close it.
+                        fresh.Stream.Dispose();
+                        fresh.Dispose();
+                        throw new OperationCanceledException(_closing.Token);
+                    }
+
                     if (expected < _acked || expected > _next)
                     {
                         fresh.Stream.Dispose();
@@ -809,6 +817,12 @@ internal sealed class ReliableLane : IDisposable
 
             lock (_gate)
             {
+                if (_closing.IsCancellationRequested)
+                {
+                    fresh.Dispose();
+                    throw new OperationCanceledException(_closing.Token);
+                }
+
                 _legs.Add(fresh);
                 _leg = fresh;
             }
@@ -842,8 +856,20 @@ internal sealed class ReliableLane : IDisposable
         await LegHello.WriteAsync(stream, mine, cancellationToken).ConfigureAwait(false);
         var theirs = await LegHello.ReadAsync(stream, cancellationToken).ConfigureAwait(false);
         var (senderNonce, recipientNonce) = _own == StreamDirection.SenderToRecipient ? (mine, theirs) : (theirs, mine);
-        var writeKey = FrameKeys.DeriveLeg(_sessionKey, _own, _index, senderNonce, recipientNonce);
-        var readKey = FrameKeys.DeriveLeg(_sessionKey, Peer(_own), _index, senderNonce, recipientNonce);
+        byte[] writeKey;
+        byte[] readKey;
+        lock (_gate)
+        {
+            // Dispose zeroes the session key under this lock: a leg greeted after it must not get keys from zeros.
+            if (_closing.IsCancellationRequested)
+            {
+                throw new OperationCanceledException(_closing.Token);
+            }
+
+            writeKey = FrameKeys.DeriveLeg(_sessionKey, _own, _index, senderNonce, recipientNonce);
+            readKey = FrameKeys.DeriveLeg(_sessionKey, Peer(_own), _index, senderNonce, recipientNonce);
+        }
+
         Leg leg;
         try
         {
@@ -951,9 +977,8 @@ internal sealed class ReliableLane : IDisposable
 
             _spare.Clear();
             _fault ??= new ObjectDisposedException(nameof(ReliableLane));
+            CryptographicOperations.ZeroMemory(_sessionKey);
         }
-
-        CryptographicOperations.ZeroMemory(_sessionKey);
     }
 
     private readonly record struct Retained(long Index, FrameType Type, FrameFlags Flags, byte[] Buffer, int Length);
