@@ -51,6 +51,11 @@ internal sealed class StoredChannel
     [JsonPropertyName("st")]
     public bool Stapled { get; set; }
 
+    /// <summary>Written only when true: a record from a node that does not know it reads as false.</summary>
+    [JsonPropertyName("rc")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Reconnecting { get; set; }
+
     [JsonPropertyName("cl")]
     public bool Closed { get; set; }
 
@@ -81,6 +86,7 @@ internal sealed class StoredChannel
             HhK = state.HhK,
             HK = state.HK,
             Stapled = state.Stapled,
+            Reconnecting = state.Reconnecting,
             Closed = state.Closed,
             Addresses = [.. state.Addresses.Select(static a => a.ToString())],
             CreatorKey = state.CreatorKey.ToString(),
@@ -112,6 +118,7 @@ internal sealed class StoredChannel
             HhK = stored.HhK,
             HK = stored.HK,
             Stapled = stored.Stapled,
+            Reconnecting = stored.Reconnecting,
             Closed = stored.Closed,
             Addresses = [.. stored.Addresses.Select(IPAddress.Parse)],
             CreatorKey = IPAddress.Parse(stored.CreatorKey),

@@ -196,17 +196,21 @@ internal static class ChannelMachine
     }
 
     /// <summary>
-    /// Every lane is piped (<paramref name="stapled"/> true), or a lane lost its pair and waits for a reconnect (false):
-    /// <c>stapled</c> follows, and <c>rev</c> grows when it changes. A closed channel refuses.
+    /// Every lane is piped (<paramref name="stapled"/> true), or not; <paramref name="reconnecting"/> when a lane lost its
+    /// pair and waits for a reconnect. Both follow, and <c>rev</c> grows when either changes. A closed channel refuses.
     /// </summary>
-    public static Transition SetStapled(ChannelState state, bool stapled)
+    public static Transition SetStapled(ChannelState state, bool stapled, bool reconnecting = false)
     {
         if (state.Closed)
         {
             return new Transition(state, RelayErrors.Closed);
         }
 
-        return state.Stapled == stapled ? new Transition(state) : Bump(state with { Stapled = stapled });
+        // Reconnecting means some lane has no pair: never both.
+        reconnecting &= !stapled;
+        return state.Stapled == stapled && state.Reconnecting == reconnecting
+            ? new Transition(state)
+            : Bump(state with { Stapled = stapled, Reconnecting = reconnecting });
     }
 
     /// <summary>Closes (an expiry, a shutdown); a closed channel refuses, changing nothing.</summary>

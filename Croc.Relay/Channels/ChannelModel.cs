@@ -34,6 +34,9 @@ internal sealed record ChannelSnapshot(
 {
     /// <summary>Which channel of that name this is (see <see cref="ChannelState.Id"/>); never on the wire.</summary>
     public long Id { get; init; }
+
+    /// <summary>A lane lost its pair (or took a re-dialed leg) and waits for new legs: see <see cref="ChannelState.Reconnecting"/>.</summary>
+    public bool Reconnecting { get; init; }
 }
 
 /// <summary>A validated <c>POST /join</c>.</summary>

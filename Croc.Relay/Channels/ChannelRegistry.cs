@@ -489,29 +489,30 @@ internal sealed class ChannelRegistry : IDisposable
     private int LaneLabel(int lane) => Ports.Count > lane ? Ports[lane] : lane;
 
     /// <summary>
-    /// Brings the stored <c>stapled</c> in line with this node's lanes. The transition reads the lanes when it runs, so
+    /// Brings the stored <c>stapled</c> and <c>reconnecting</c> in line with this node's lanes. The transition reads the lanes when it runs, so
     /// whichever of two racing updates runs last stores the latest answer.
     /// </summary>
     private async ValueTask SyncStapledAsync(ChannelRef channel, CancellationToken cancellationToken)
     {
-        var changed = false;
+        ChannelState? before = null;
         var synced = await _store.UpdateAsync(
             channel.Name,
             channel.Id,
             s =>
             {
-                var next = ChannelMachine.SetStapled(s, _staples.IsStapled(channel.Id));
-                changed = !next.Refused && !ReferenceEquals(next.State, s);
+                var (stapled, reconnecting) = _staples.Status(channel.Id);
+                var next = ChannelMachine.SetStapled(s, stapled, reconnecting);
+                before = !next.Refused && !ReferenceEquals(next.State, s) ? s : null;
                 return next;
             },
             cancellationToken).ConfigureAwait(false);
-        if (synced is { Refused: false } transition && changed)
+        if (synced is { Refused: false } transition && before is not null)
         {
             if (transition.State.Stapled)
             {
                 Log.ChannelStapled(channel.Name);
             }
-            else
+            else if (before.Stapled || (transition.State.Reconnecting && !before.Reconnecting))
             {
                 Log.ChannelUnstapled(channel.Name);
             }

@@ -37,6 +37,15 @@ internal sealed record ChannelState
 
     public bool Stapled { get; init; }
 
+    /// <summary>
+    /// A lane's pair broke (or a re-dialed leg waits on a lane whose pair ended) and no new pair formed yet: the channel
+    /// was piped, and its participants are to dial that lane again. Never true with <see cref="Stapled"/>. A participant
+    /// that waits for <c>stapled</c> before using its legs starts on this as well: the brief <c>stapled</c> before the
+    /// break may have passed between two of its polls, and the relay has cut its leg on that lane, which only it can
+    /// dial again.
+    /// </summary>
+    public bool Reconnecting { get; init; }
+
     public bool Closed { get; init; }
 
     /// <summary>The distinct addresses the channel was used from (at most two), recorded only by accepted requests.</summary>
@@ -49,7 +58,7 @@ internal sealed record ChannelState
     public required DateTimeOffset Created { get; init; }
 
     /// <summary>The public part, as participants see it.</summary>
-    public ChannelSnapshot ToSnapshot() => new(Name, Curve, Rev, X, Y, HhK, HK, Stapled, Closed) { Id = Id };
+    public ChannelSnapshot ToSnapshot() => new(Name, Curve, Rev, X, Y, HhK, HK, Stapled, Closed) { Id = Id, Reconnecting = Reconnecting };
 
     /// <summary>No uuids, no values: safe for a log line or an assertion message.</summary>
     public override string ToString() => FormattableString.Invariant($"Channel {Name} #{Id} rev {Rev}{(Closed ? " closed" : string.Empty)}");

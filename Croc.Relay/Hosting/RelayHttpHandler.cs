@@ -352,6 +352,7 @@ internal sealed class RelayHttpHandler
             HhK = state.HhK,
             HK = state.HK,
             Stapled = state.Stapled,
+            Reconnecting = state.Reconnecting && !state.Closed,
             Closed = state.Closed,
             Ports = _registry.Ports,
             Lanes = _registry.Lanes,

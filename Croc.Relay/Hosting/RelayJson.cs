@@ -88,6 +88,11 @@ internal sealed class StateDto
     [JsonPropertyName(RelayWire.Fields.Stapled)]
     public bool Stapled { get; init; }
 
+    /// <summary>A lane lost its pair and waits for new legs (protocol 1.1); written only when true.</summary>
+    [JsonPropertyName(RelayWire.Fields.Reconnecting)]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Reconnecting { get; init; }
+
     [JsonPropertyName(RelayWire.Fields.Closed)]
     public bool Closed { get; init; }
 

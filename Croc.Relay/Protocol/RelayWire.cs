@@ -27,6 +27,7 @@ internal static class RelayWire
         public const string HhK = "hh_k";
         public const string HK = "h_k";
         public const string Stapled = "stapled";
+        public const string Reconnecting = "reconnecting";
         public const string Closed = "closed";
         public const string Close = "close";
         public const string Ports = "ports";

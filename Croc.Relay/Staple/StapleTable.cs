@@ -52,7 +52,7 @@ internal sealed class StapleTable
     /// Puts a leg into its lane: it waits (reserving a waiting slot for <paramref name="key"/>), or it completes the
     /// lane's pair (<paramref name="peer"/> is then the other participant's leg). <paramref name="generation"/> numbers
     /// the lane's pair the leg belongs to (1 for its first). <paramref name="stapledChanged"/> is true when the
-    /// channel's "every lane piped" changed (see <see cref="IsStapled"/>); <paramref name="reattached"/> when this leg
+    /// channel's "every lane piped" or "a lane waits for a reconnect" changed (see <see cref="Status"/>); <paramref name="reattached"/> when this leg
     /// opened a re-attachment.
     /// </summary>
     public RelayError? TryAttach(
@@ -304,17 +304,20 @@ internal sealed class StapleTable
         }
     }
 
-    /// <summary>Whether every lane of the channel has its pair piped (or finished cleanly with no reconnect pending).</summary>
-    public bool IsStapled(long channel)
+    /// <summary>
+    /// Whether every lane of the channel has its pair piped (or finished cleanly with no reconnect pending), and whether
+    /// a lane waits for a reconnect (its pair broke, or a re-dialed leg waits for its peer).
+    /// </summary>
+    public (bool Stapled, bool Reconnecting) Status(long channel)
     {
         if (!_sessions.TryGetValue(channel, out var session))
         {
-            return false;
+            return (false, false);
         }
 
         lock (session.Lock)
         {
-            return session.Stapled && !session.Ended;
+            return (session.Stapled && !session.Ended, session.Reconnecting && !session.Ended);
         }
     }
 
@@ -438,16 +441,23 @@ internal sealed class StapleTable
         return cut;
     }
 
-    /// <summary>Recomputes whether every lane is piped; returns whether that changed.</summary>
+    /// <summary>Recomputes whether every lane is piped and whether one waits for a reconnect; returns whether either changed.</summary>
     private static bool UpdateStapledLocked(Session session, int lanes)
     {
         var stapled = AllLocked(session, lanes, static s => s.Piped || (s.Ended && !s.Broken));
-        if (stapled == session.Stapled)
+        var reconnecting = false;
+        for (var lane = 0; lane < lanes && !reconnecting; lane++)
+        {
+            reconnecting = session.Lanes.TryGetValue(lane, out var slot) && slot.Broken;
+        }
+
+        if (stapled == session.Stapled && reconnecting == session.Reconnecting)
         {
             return false;
         }
 
         session.Stapled = stapled;
+        session.Reconnecting = reconnecting;
         return true;
     }
 
@@ -519,6 +529,9 @@ internal sealed class StapleTable
 
         /// <summary>Every lane is piped (or finished cleanly with no reconnect pending) right now.</summary>
         public bool Stapled { get; set; }
+
+        /// <summary>A lane waits for a reconnect right now (see <see cref="Lane.Broken"/>).</summary>
+        public bool Reconnecting { get; set; }
 
         public bool Ended { get; set; }
 

@@ -117,7 +117,7 @@ public class ProtocolContractTests
         var state = new CrocNet.Relay.Hosting.StateDto
         {
             Channel = "abc", Uuid = "u", Role = "recipient", Curve = "siec", Rev = 7, X = "AQ==", Y = "Ag==", HhK = "Aw==", HK = "BA==",
-            Stapled = true, Closed = true, Ports = [9010, 9011], Host = "relay.example",
+            Stapled = true, Reconnecting = true, Closed = true, Ports = [9010, 9011], Host = "relay.example",
         };
         var json = JsonSerializer.SerializeToUtf8Bytes(state, RelayJson.Default.StateDto);
 
@@ -127,6 +127,7 @@ public class ProtocolContractTests
             (read.Channel, read.Uuid, read.Role, read.Curve, read.Rev, read.X, read.Y, read.HhK, read.HK, read.Stapled, read.Closed, read.Host),
             Is.EqualTo(("abc", "u", "recipient", "siec", 7L, new byte[] { 1 }, new byte[] { 2 }, new byte[] { 3 }, new byte[] { 4 }, true, true, "relay.example")));
         Assert.That(read.Ports, Is.EqualTo(new[] { 9010, 9011 }));
+        Assert.That(read.Reconnecting, Is.True);
 
         var error = JsonSerializer.SerializeToUtf8Bytes(new CrocNet.Relay.Hosting.ErrorDto { Error = "no", Code = RelayWire.Codes.IpLimit }, RelayJson.Default.ErrorDto);
         var readError = JsonSerializer.Deserialize(error, ClientJson.Default.RelayError)!;

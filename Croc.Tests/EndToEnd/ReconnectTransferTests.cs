@@ -1,6 +1,8 @@
 using System.Security.Cryptography;
 using CrocNet.Tests.Faults;
 using CrocNet.Transfer;
+using CrocNet.Tests.Relay;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace CrocNet.Tests.EndToEnd;
 
@@ -84,6 +86,81 @@ public class ReconnectTransferTests
         Assert.That(sent.Reconnects, Is.EqualTo(1));
         Assert.That(received.Reconnects, Is.EqualTo(1));
         Assert.That(sent.BytesResent, Is.InRange(0, LaneSettings.DefaultWindow + CrocNet.Session.DataPlane.MaxFramePayload));
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task SendAsync_LaneBreaksRightAfterTheStaplingBeforeTheSenderLooks_SenderStartsAnywayAndTheTransferCompletes(CancellationToken cancellationToken)
+    {
+        // The sender waits for "stapled" before it uses its legs. Here the recipient's lane-0 leg is reset right after
+        // the relay stapled the channel, and the sender's poll reaches the relay only after that: it sees "stapled"
+        // false. The relay cut the sender's lane-0 leg too, and only the sender can dial it again, so waiting on for
+        // "stapled" would wait until the lane's reconnect window reset the channel. The state says "reconnecting".
+        var source = Path.Join(NewFolder(), "payload.bin");
+        var bytes = RandomNumberGenerator.GetBytes(3 * 1024 * 1024);
+        await File.WriteAllBytesAsync(source, bytes, cancellationToken);
+        var output = NewFolder();
+        await using var relay = await FaultCaseRunner.StartRelayAsync(cancellationToken);
+        await using var proxy = FaultProxy.Start(relay.BaseAddress, relay.Ports);
+        var registry = relay.Services.GetRequiredService<CrocNet.Relay.Channels.ChannelRegistry>();
+        var legsOpened = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var senderHandler = new HoldPollsAfter(legsOpened.Task, new SocketsHttpHandler());
+        using var recipientHandler = new SocketsHttpHandler();
+        var sender = Croc.New(o => o
+            .WithRelay(proxy.SenderRelay)
+            .WithTransport(CrocTransport.Tcp)
+            .WithReconnect(8, TimeSpan.FromSeconds(20))
+            .WithIdleTimeout(TimeSpan.FromSeconds(20))
+            .UseHttpMessageHandler(senderHandler)
+            .UseTransport(new SignallingTransport(legsOpened)));
+        var recipient = NewCroc(proxy.RecipientRelay, CrocTransport.Tcp, recipientHandler, reconnectAttempts: 8);
+
+        await using var operation = await sender.StartSendAsync(SendContent.FromPath(source), cancellationToken: cancellationToken);
+        var receive = recipient.ReceiveAsync(operation.Code, new ReceiveOptions { OutputDirectory = output }, cancellationToken);
+        var channel = operation.Channel;
+        Assert.That(await RelayTestKit.EventuallyAsync(() => registry.GetAsync(channel).AsTask().Result is { Stapled: true }, TimeSpan.FromSeconds(20), cancellationToken), Is.True, "stapled");
+        proxy.Connections.Single(c => c is { Side: ProxySide.Recipient, Kind: LegKind.TcpLane, PortIndex: 0 }).Reset();
+        Assert.That(await RelayTestKit.EventuallyAsync(() => registry.GetAsync(channel).AsTask().Result is { Stapled: false, Reconnecting: true }, TimeSpan.FromSeconds(10), cancellationToken), Is.True, "broken");
+        Assert.That(await RelayTestKit.EventuallyAsync(() => senderHandler.Held, TimeSpan.FromSeconds(10), cancellationToken), Is.True, "the sender's poll was held back");
+        senderHandler.Release();
+
+        var sent = await operation.Completion;
+        var received = await receive;
+        Assert.That((await File.ReadAllBytesAsync(Path.Join(output, "payload.bin"), cancellationToken)).AsSpan().SequenceEqual(bytes), Is.True);
+        Assert.That((sent.Reconnects, received.Reconnects), Is.EqualTo((1, 1)), "lane 0 was dialed again by both");
+    }
+
+    /// <summary>Once <paramref name="after"/> completed, holds back every long-poll (a request with <c>since</c>) until released.</summary>
+    private sealed class HoldPollsAfter(Task after, HttpMessageHandler inner) : DelegatingHandler(inner)
+    {
+        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private volatile bool _held;
+
+        public bool Held => _held;
+
+        public void Release() => _released.TrySetResult();
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (after.IsCompleted && request.Content is { } content && (await content.ReadAsStringAsync(cancellationToken)).Contains("\"since\"", StringComparison.Ordinal))
+            {
+                _held = true;
+                await _released.Task.WaitAsync(cancellationToken);
+            }
+
+            return await base.SendAsync(request, cancellationToken);
+        }
+    }
+
+    /// <summary>TCP legs; says when the first one is open.</summary>
+    private sealed class SignallingTransport(TaskCompletionSource opened) : CrocNet.Transport.IStapleTransport
+    {
+        public async ValueTask<Stream> ConnectAsync(CrocNet.Transport.StapleTarget target, int lane, CrocNet.Transport.StapleTicket ticket, CancellationToken cancellationToken)
+        {
+            var leg = await CrocNet.Transport.TcpStapleTransport.Instance.ConnectAsync(target, lane, ticket, cancellationToken);
+            opened.TrySetResult();
+            return leg;
+        }
     }
 
     [Test]

@@ -63,6 +63,12 @@ internal sealed class RelayState
 
     public bool Stapled { get; set; }
 
+    /// <summary>
+    /// A lane lost its pair after the channel was piped and waits for new legs (protocol 1.1); absent (false) from a
+    /// relay that does not say. The relay cut this side's leg on that lane: only this side can dial it again.
+    /// </summary>
+    public bool Reconnecting { get; set; }
+
     public bool Closed { get; set; }
 
     public int[] Ports { get; set; } = [];
@@ -82,7 +88,7 @@ internal sealed class RelayState
     /// <summary>A copy marked closed (the relay said <c>closed</c> instead of sending a state).</summary>
     public RelayState AsClosed() => new()
     {
-        Channel = Channel, Curve = Curve, Rev = Rev, X = X, Y = Y, HhK = HhK, HK = HK, Stapled = false, Closed = true, Ports = Ports, Host = Host, Lanes = Lanes, Ws = Ws,
+        Channel = Channel, Curve = Curve, Rev = Rev, X = X, Y = Y, HhK = HhK, HK = HK, Stapled = false, Reconnecting = false, Closed = true, Ports = Ports, Host = Host, Lanes = Lanes, Ws = Ws,
     };
 }
 

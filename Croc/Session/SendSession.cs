@@ -97,8 +97,11 @@ internal sealed class SendSession
                 _relay, _code, _suite, _password, options.PeerTimeout, _runtime.Logger, () => _tracker.SetStage(TransferStage.Authenticating), cancellationToken).ConfigureAwait(false);
             _tracker.SetStage(TransferStage.Connecting);
             streams = await _runtime.ConnectAsync(_relay, handshake.State, cancellationToken).ConfigureAwait(false);
-            var state = await _relay.WaitForAsync(handshake.State, s => s.Stapled, options.PeerTimeout, cancellationToken).ConfigureAwait(false);
-            if (!state.Stapled)
+            // A lane that broke right after the stapling shows as "reconnecting": the brief "stapled" may have come and
+            // gone between two polls, and the relay cut our leg of that lane, which only we can dial again. So the data
+            // plane starts on either; its lane finds the leg cut and dials it again.
+            var state = await _relay.WaitForAsync(handshake.State, static s => s.Stapled || s.Reconnecting, options.PeerTimeout, cancellationToken).ConfigureAwait(false);
+            if (!state.Stapled && !state.Reconnecting)
             {
                 throw new CrocRelayException(CrocErrorCode.ConnectionLost, "The channel closed before the data connections were joined.", CrocWire.Errors.Closed);
             }

@@ -551,13 +551,13 @@ public class ChannelRegistryTests
         Assert.That(first.Peer, Is.Null);
         Assert.That(first.Generation, Is.EqualTo(2));
         var state = (await _registry.GetAsync(channel))!;
-        Assert.That((state.Stapled, state.Rev), Is.EqualTo((false, rev + 1)), "a re-attached leg waits: not every lane is piped");
+        Assert.That((state.Stapled, state.Reconnecting, state.Rev), Is.EqualTo((false, true, rev + 1)), "a re-attached leg waits: not every lane is piped");
         Assert.That(_registry.WaitingConnections, Is.EqualTo(1));
 
         var second = (await _registry.AttachAsync(channel, sender, A, 0, new FakeLink())).Value!;
         Assert.That(second.Peer, Is.Not.Null);
         state = (await _registry.GetAsync(channel))!;
-        Assert.That((state.Stapled, state.Rev), Is.EqualTo((true, rev + 2)));
+        Assert.That((state.Stapled, state.Reconnecting, state.Rev), Is.EqualTo((true, false, rev + 2)));
     }
 
     [Test]
@@ -572,7 +572,7 @@ public class ChannelRegistryTests
 
         Assert.That(links.Select(l => l.Aborted), Is.EqualTo(new[] { true, true, false, false }), "the broken pair's legs only");
         var state = (await _registry.GetAsync(channel))!;
-        Assert.That((state.Stapled, state.Closed, state.Rev), Is.EqualTo((false, false, rev + 1)));
+        Assert.That((state.Stapled, state.Reconnecting, state.Closed, state.Rev), Is.EqualTo((false, true, false, rev + 1)));
         await _registry.PairBrokenAsync(lanes[0], "test again");
         Assert.That(await RevAsync(channel), Is.EqualTo(rev + 1), "a pair already broken changes nothing");
 
@@ -583,12 +583,36 @@ public class ChannelRegistryTests
         Assert.That(r.Peer, Is.SameAs(newSender), "the new legs pair afresh");
         Assert.That(r.Generation, Is.EqualTo(2));
         state = (await _registry.GetAsync(channel))!;
-        Assert.That((state.Stapled, state.Rev), Is.EqualTo((true, rev + 2)));
+        Assert.That((state.Stapled, state.Reconnecting, state.Rev), Is.EqualTo((true, false, rev + 2)));
 
         await _registry.PairBrokenAsync(lanes[0], "the first pair, long gone");
         Assert.That((await _registry.GetAsync(channel))!.Stapled, Is.True, "a report about an earlier pair of the lane is ignored");
         _time.Advance(TimeSpan.FromMinutes(2));
         Assert.That((await _registry.GetAsync(channel))!.Closed, Is.False, "re-paired in time: the window does nothing");
+    }
+
+    [Test]
+    public async Task PairBroken_BeforeEveryLaneWasPiped_ReconnectingThoughNeverStapled()
+    {
+        // Lane 0 pairs and breaks while lane 1's legs have not both arrived: "stapled" was never true, yet both
+        // participants' legs on lane 0 were cut and must be dialed again. "reconnecting" says so.
+        var (channel, sender, recipient) = await OpenAsync(confirm: true);
+        await _registry.AttachAsync(channel, sender, A, 0, new FakeLink());
+        var lane0 = (await _registry.AttachAsync(channel, recipient, B, 0, new FakeLink())).Value!;
+        await _registry.AttachAsync(channel, sender, A, 1, new FakeLink());
+        var rev = await RevAsync(channel);
+
+        await _registry.PairBrokenAsync(lane0, "test");
+
+        var state = (await _registry.GetAsync(channel))!;
+        Assert.That((state.Stapled, state.Reconnecting, state.Rev), Is.EqualTo((false, true, rev + 1)), "a change participants can see");
+        await _registry.AttachAsync(channel, sender, A, 0, new FakeLink());
+        await _registry.AttachAsync(channel, recipient, B, 0, new FakeLink());
+        state = (await _registry.GetAsync(channel))!;
+        Assert.That((state.Stapled, state.Reconnecting, state.Rev), Is.EqualTo((false, false, rev + 2)), "lane 0 piped again; lane 1 still waits for its first pair");
+        await _registry.AttachAsync(channel, recipient, B, 1, new FakeLink());
+        state = (await _registry.GetAsync(channel))!;
+        Assert.That((state.Stapled, state.Reconnecting, state.Rev), Is.EqualTo((true, false, rev + 3)));
     }
 
     [Test]

@@ -60,6 +60,26 @@ public class RedisChannelStoreTests
     }
 
     [Test]
+    [CancelAfter(30_000)]
+    public async Task Reconnecting_WrittenOnOneNode_ReadOnAnotherAndGoneOnceStapled(CancellationToken cancellationToken)
+    {
+        await using var cluster = await RelayCluster.StartAsync(_redis, cancellationToken);
+        var pair = await OpenAsync(cluster.Client(0), cluster.Client(1, Second), cancellationToken);
+        var store = cluster.Nodes[0].Services.GetRequiredService<CrocNet.Relay.Channels.IChannelStore>();
+        var id = (await cluster.Registry(0).GetAsync(pair.Channel, cancellationToken))!.Id;
+
+        await store.UpdateAsync(pair.Channel, id, static s => CrocNet.Relay.Channels.ChannelMachine.SetStapled(s, stapled: false, reconnecting: true), cancellationToken);
+        var read = await OkAsync(PostAsync(cluster.Client(2), "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken));
+        Assert.That(((bool)read.Body["stapled"]!, (bool?)read.Body["reconnecting"]), Is.EqualTo((false, (bool?)true)));
+        Assert.That((await cluster.RecordAsync(pair.Channel)).Json, Does.Contain("\"rc\":true"));
+
+        await store.UpdateAsync(pair.Channel, id, static s => CrocNet.Relay.Channels.ChannelMachine.SetStapled(s, stapled: true, reconnecting: false), cancellationToken);
+        read = await OkAsync(PostAsync(cluster.Client(1), "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken));
+        Assert.That(((bool)read.Body["stapled"]!, read.Body.ContainsKey("reconnecting")), Is.EqualTo((true, false)));
+        Assert.That((await cluster.RecordAsync(pair.Channel)).Json, Does.Not.Contain("\"rc\""), "written only when true: older nodes read the record as before");
+    }
+
+    [Test]
     [CancelAfter(60_000)]
     public async Task JoinRecipient_TwoNodesAtOnce_ExactlyOneWinsTheOtherOccupiedAndChangesNothing(CancellationToken cancellationToken)
     {

@@ -33,6 +33,7 @@ public class StapleReconnectTests
         {
             var before = await channel.StateAsync(cancellationToken);
             Assert.That((bool)before.Body["stapled"]!, Is.True);
+            Assert.That(before.Body.ContainsKey("reconnecting"), Is.False, "written only when true");
 
             var clock = Stopwatch.StartNew();
             Reset(s0);
@@ -42,6 +43,7 @@ public class StapleReconnectTests
             var broken = await channel.UntilStapledAsync(false, cancellationToken);
             Assert.That(broken.Rev, Is.GreaterThan(before.Rev));
             Assert.That((bool)broken.Body["closed"]!, Is.False, "the channel stays open");
+            Assert.That((bool?)broken.Body["reconnecting"], Is.True, "a sender that missed the brief stapled starts on this");
             await SendAsync(s1, "lane 1 unaffected\n", cancellationToken);
             Assert.That(await ReadLineAsync(r1, cancellationToken), Is.EqualTo("lane 1 unaffected"));
 
@@ -51,6 +53,7 @@ public class StapleReconnectTests
             {
                 var repaired = await channel.UntilStapledAsync(true, cancellationToken);
                 Assert.That(repaired.Rev, Is.GreaterThan(broken.Rev));
+                Assert.That(repaired.Body.ContainsKey("reconnecting"), Is.False);
                 await AssertBytesBothWaysAsync(s0Again, r0Again, cancellationToken);
             }
         }
@@ -260,6 +263,7 @@ public class StapleReconnectTests
         await channel.UntilWindowsAsync(2, cancellationToken);
         var finished = await channel.StateAsync(cancellationToken);
         Assert.That((bool)finished.Body["stapled"]!, Is.True, "clean ends leave stapled as it was");
+        Assert.That(finished.Body.ContainsKey("reconnecting"), Is.False, "nor is a clean end a reconnect");
         Assert.That(finished.Rev, Is.EqualTo(before.Rev + 1), "only the stapling changed the state");
         Assert.That((await channel.LegsAsync()).Ended, Is.False);
 
