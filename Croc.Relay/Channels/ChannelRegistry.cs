@@ -268,7 +268,14 @@ internal sealed class ChannelRegistry : IDisposable
     /// Attaches a data connection after its hello, on <paramref name="lane"/>. Unknown channel and bad uuid answer
     /// alike, as for <see cref="ExecuteAsync"/>. A refused attach changes nothing.
     /// </summary>
-    public async ValueTask<Outcome<StapleAttachment>> AttachAsync(string channelName, string uuid, IPAddress address, int lane, IStapleLink link, CancellationToken cancellationToken = default)
+    public ValueTask<Outcome<StapleAttachment>> AttachAsync(string channelName, string uuid, IPAddress address, int lane, IStapleLink link, CancellationToken cancellationToken = default)
+        => AttachAsync(channelName, uuid, address, lane, link, again: false, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="AttachAsync(string, string, IPAddress, int, IStapleLink, CancellationToken)"/>; <paramref name="again"/>
+    /// when the leg's hello said it replaces one that broke (see <see cref="StapleTable.TryAttach"/>).
+    /// </summary>
+    public async ValueTask<Outcome<StapleAttachment>> AttachAsync(string channelName, string uuid, IPAddress address, int lane, IStapleLink link, bool again, CancellationToken cancellationToken = default)
     {
         var key = LimitKey(address);
         var state = await _limits.HasTokenAsync(RateLimit.FailedLookups, key, cancellationToken).ConfigureAwait(false)
@@ -298,7 +305,7 @@ internal sealed class ChannelRegistry : IDisposable
 
         var role = authorized.Role;
         var channel = new ChannelRef(channelName, state.Id);
-        if (_staples.TryAttach(channel, lane, Lanes, role, link, key, out var peer, out var generation, out var stapledChanged, out var reattached) is { } taken)
+        if (_staples.TryAttach(channel, lane, Lanes, role, link, key, again, out var peer, out var generation, out var stapledChanged, out var reattached, out var displaced) is { } taken)
         {
             if (taken.Code == RelayErrorCode.ReconnectLimit)
             {
@@ -327,6 +334,12 @@ internal sealed class ChannelRegistry : IDisposable
         }
 
         var port = LaneLabel(lane);
+        if (displaced is not null)
+        {
+            Log.WaitingDropped(channelName, port, "a leg dialed again arrived for a pair this node never piped; the waiting first leg would not understand its greeting and dials again");
+            displaced.Abort();
+        }
+
         if (reattached)
         {
             Metrics.Reattached();

@@ -24,6 +24,11 @@ internal sealed class ForwardedHello
     [JsonPropertyName("transport")]
     public string? Transport { get; set; }
 
+    /// <summary>The client's hello said <c>again</c> (the leg replaces one that broke); absent from older nodes.</summary>
+    [JsonPropertyName("again")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public bool? Again { get; set; }
+
     public override string ToString() => $"ForwardedHello {{ Channel = {Channel}, Lane = {Lane} }}";
 }
 

@@ -290,7 +290,7 @@ internal sealed class MeshListenerService : IHostedService, IAsyncDisposable
         }
 
         var transport = dto.Transport is { } name && KnownTransports.Contains(name) ? name : "mesh";
-        return (new Hello(channel, uuid, dto.Lane), dto.Lane, address, transport);
+        return (new Hello(channel, uuid, dto.Lane, Again: dto.Again == true), dto.Lane, address, transport);
     }
 
     private static EndPoint? SafeRemote(Socket socket)

@@ -94,6 +94,7 @@ internal sealed class MeshRouter
                 Lane = lane,
                 Address = address.ToString(),
                 Transport = connection.TransportName,
+                Again = hello.Again ? true : null,
             };
             await MeshLink.WriteLineAsync(link, System.Text.Json.JsonSerializer.Serialize(forwarded, MeshJsonContext.Default.ForwardedHello), linked.Token).ConfigureAwait(false);
             answer = await MeshLink.ReadLineAsync(link, MeshLink.MaxAnswerLine, linked.Token).ConfigureAwait(false);

@@ -83,6 +83,9 @@ internal static class RelayWire
         /// <summary>The relay password in a TCP hello, when the relay has one.</summary>
         public const string Auth = "auth";
 
+        /// <summary><c>true</c> when the leg replaces one that broke (its client will greet it); optional.</summary>
+        public const string Again = "again";
+
         /// <summary>The longest hello line, newline included.</summary>
         public const int MaxLength = 1024;
 

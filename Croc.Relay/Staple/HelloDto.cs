@@ -17,6 +17,9 @@ internal sealed class HelloDto
 
     [JsonPropertyName(RelayWire.Hello.Auth)]
     public string? Auth { get; set; }
+
+    [JsonPropertyName(RelayWire.Hello.Again)]
+    public bool? Again { get; set; }
 }
 
 /// <summary>Source-generated (reflection-free) JSON for the hello line; strict like the HTTP bodies.</summary>

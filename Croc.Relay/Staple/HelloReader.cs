@@ -11,7 +11,7 @@ namespace CrocNet.Relay.Staple;
 /// A parsed hello. Holds secrets (the uuid, the relay password): never log it. <see cref="Lane"/> is given by WebSocket
 /// legs (a TCP leg's lane is its port's); <see cref="Auth"/> is the relay password a TCP hello carries.
 /// </summary>
-internal sealed record Hello(string Channel, string Uuid, int? Lane = null, string? Auth = null)
+internal sealed record Hello(string Channel, string Uuid, int? Lane = null, string? Auth = null, bool Again = false)
 {
     public override string ToString() => $"Hello {{ Channel = {Channel} }}";
 }
@@ -119,7 +119,7 @@ internal static class HelloReader
             return (null, RelayErrors.BadRequest("The hello's lane must not be negative."));
         }
 
-        return (new Hello(channel, uuid, dto.Lane, dto.Auth), default);
+        return (new Hello(channel, uuid, dto.Lane, dto.Auth, dto.Again == true), default);
     }
 
     private static async ValueTask ConsumeAsync(Socket socket, Memory<byte> target, CancellationToken cancellationToken)

@@ -118,7 +118,7 @@ internal sealed class StapleSession
                 }
             }
 
-            var outcome = await _registry.AttachAsync(hello.Channel, hello.Uuid, address, legLane, connection, stopping).ConfigureAwait(false);
+            var outcome = await _registry.AttachAsync(hello.Channel, hello.Uuid, address, legLane, connection, hello.Again, stopping).ConfigureAwait(false);
             if (outcome.Value is not { } attached)
             {
                 await RefuseAsync(connection, label, outcome.Error, hello.Channel, stopping).ConfigureAwait(false);

@@ -53,15 +53,31 @@ internal sealed class StapleTable
     /// lane's pair (<paramref name="peer"/> is then the other participant's leg). <paramref name="generation"/> numbers
     /// the lane's pair the leg belongs to (1 for its first). <paramref name="stapledChanged"/> is true when the
     /// channel's "every lane piped" or "a lane waits for a reconnect" changed (see <see cref="Status"/>); <paramref name="reattached"/> when this leg
-    /// opened a re-attachment.
+    /// opened a re-attachment. <paramref name="again"/> is the leg's own word that it replaces one that broke: on a lane
+    /// this node never saw paired (the pair was piped by a node that stopped, or before a restart) it counts as a
+    /// re-attachment all the same, so both legs of the new pair are told to greet; a plain first leg already waiting
+    /// there was told plain <c>ok</c> and would not understand the greeting, so it is taken out
+    /// (<paramref name="displaced"/>, for the caller to cut: its client dials again).
     /// </summary>
     public RelayError? TryAttach(
-        ChannelRef channel, int lane, int lanes, ParticipantRole role, IStapleLink link, IPAddress key, out IStapleLink? peer, out int generation, out bool stapledChanged, out bool reattached)
+        ChannelRef channel,
+        int lane,
+        int lanes,
+        ParticipantRole role,
+        IStapleLink link,
+        IPAddress key,
+        bool again,
+        out IStapleLink? peer,
+        out int generation,
+        out bool stapledChanged,
+        out bool reattached,
+        out IStapleLink? displaced)
     {
         peer = null;
         generation = 0;
         stapledChanged = false;
         reattached = false;
+        displaced = null;
         var session = _sessions.GetOrAdd(channel.Id, static (_, c) => new Session(c), channel);
         lock (session.Lock)
         {
@@ -87,15 +103,46 @@ internal sealed class StapleTable
             }
 
             peer = role == ParticipantRole.Sender ? slot.Recipient : slot.Sender;
-            var reattaching = peer is null && slot.Generation > 0;
+            // A re-dialed leg on a lane with no pair here: the pair it replaces was piped elsewhere.
+            var unseen = again && Reconnects && slot.Generation == 0;
+            var displacing = unseen && peer is not null;
+            var reattaching = (peer is null || displacing) && (slot.Generation > 0 || unseen);
             if (reattaching && session.Reattachments >= _options.MaxReattachments)
             {
+                peer = null;
                 return new RelayError(RelayErrorCode.ReconnectLimit, "This channel has reconnected its lanes as often as the relay allows; start a new transfer.");
             }
 
-            if (peer is null && !_waiting.TryAcquire(key, _options.MaxWaitingConnectionsPerAddress, _options.MaxWaitingConnections))
+            if ((peer is null || displacing) && !_waiting.TryAcquire(key, _options.MaxWaitingConnectionsPerAddress, _options.MaxWaitingConnections))
             {
+                peer = null;
                 return RelayErrors.Capacity;
+            }
+
+            if (displacing)
+            {
+                displaced = peer;
+                _waiting.Release(slot.WaitingKey!);
+                slot.WaitingKey = null;
+                if (role == ParticipantRole.Sender)
+                {
+                    slot.Recipient = null;
+                }
+                else
+                {
+                    slot.Sender = null;
+                }
+
+                peer = null;
+            }
+
+            if (unseen)
+            {
+                // Counted as the lane's first pair, ended by a break: its window runs from now.
+                slot.Generation = 1;
+                slot.Ended = true;
+                slot.DisposeWindow();
+                slot.Window = _timeProvider.CreateTimer(static s => ((WindowState)s!).Fire(), new WindowState(this, session.Channel, lane, slot.Generation), _options.ReconnectWindow, Timeout.InfiniteTimeSpan);
             }
 
             if (role == ParticipantRole.Sender)

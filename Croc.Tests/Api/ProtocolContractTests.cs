@@ -71,6 +71,39 @@ public class ProtocolContractTests
     }
 
     [Test]
+    public void HelloAgain_OnlyARedialSaysItAndTheRelayReadsIt()
+    {
+        Assert.That(CrocWire.HelloAgain, Is.EqualTo(RelayWire.Hello.Again));
+        var first = new CrocNet.Transport.StapleTicket("abc", "u");
+        var again = first with { Again = true };
+        Assert.That(again.ToString(), Does.Not.Contain("u\""), "the ticket's text still hides the uuid");
+
+        foreach (var (hello, tcp) in new[] { (CrocNet.Transport.TcpStapleTransport.BuildHello(first), true), (CrocNet.Transport.WebSocketStapleTransport.BuildHello(first, 2), false) })
+        {
+            var line = tcp ? hello.AsSpan(0, hello.Length - 1) : hello;
+            Assert.That(System.Text.Encoding.UTF8.GetString(line), Does.Not.Contain(CrocWire.HelloAgain), "a first leg's hello is as before");
+            Assert.That(CrocNet.Relay.Staple.HelloReader.Parse(line).Hello!.Again, Is.False);
+        }
+
+        foreach (var (hello, tcp) in new[] { (CrocNet.Transport.TcpStapleTransport.BuildHello(again), true), (CrocNet.Transport.WebSocketStapleTransport.BuildHello(again, 2), false) })
+        {
+            var line = tcp ? hello.AsSpan(0, hello.Length - 1) : hello;
+            Assert.That(CrocNet.Relay.Staple.HelloReader.Parse(line).Hello!.Again, Is.True);
+        }
+
+        // Through the mesh: the forwarding node passes the word on to the owner.
+        var forwarded = System.Text.Json.JsonSerializer.Serialize(
+            new CrocNet.Relay.Mesh.ForwardedHello { Channel = "abc", Uuid = "u", Lane = 1, Address = "127.0.0.2", Transport = "tcp", Again = true },
+            CrocNet.Relay.Mesh.MeshJsonContext.Default.ForwardedHello);
+        Assert.That(CrocNet.Relay.Mesh.MeshListenerService.Parse(forwarded)!.Value.Hello.Again, Is.True);
+        var plain = System.Text.Json.JsonSerializer.Serialize(
+            new CrocNet.Relay.Mesh.ForwardedHello { Channel = "abc", Uuid = "u", Lane = 1, Address = "127.0.0.2", Transport = "tcp" },
+            CrocNet.Relay.Mesh.MeshJsonContext.Default.ForwardedHello);
+        Assert.That(plain, Does.Not.Contain("again"), "older owners read a forwarded hello as before");
+        Assert.That(CrocNet.Relay.Mesh.MeshListenerService.Parse(plain)!.Value.Hello.Again, Is.False);
+    }
+
+    [Test]
     public void ReconnectLimit_ClientAndRelayNameTheSameCode()
         => Assert.That(CrocWire.Errors.ReconnectLimit, Is.EqualTo(RelayWire.Codes.ReconnectLimit).And.EqualTo("reconnect_limit"));
 

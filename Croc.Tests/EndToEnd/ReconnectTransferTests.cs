@@ -128,6 +128,12 @@ public class ReconnectTransferTests
         var received = await receive;
         Assert.That((await File.ReadAllBytesAsync(Path.Join(output, "payload.bin"), cancellationToken)).AsSpan().SequenceEqual(bytes), Is.True);
         Assert.That((sent.Reconnects, received.Reconnects), Is.EqualTo((1, 1)), "lane 0 was dialed again by both");
+        foreach (var side in new[] { ProxySide.Sender, ProxySide.Recipient })
+        {
+            // A re-dial may take more than one try (a "duplicate" while the relay has not yet seen the old leg go).
+            var legs = proxy.Connections.Where(c => c.Side == side && c is { Kind: LegKind.TcpLane, PortIndex: 0 }).Select(c => c.HelloAgain).ToList();
+            Assert.That((legs.Count >= 2, legs[0], legs.Skip(1).All(again => again)), Is.EqualTo((true, false, true)), $"{side}: the first leg's hello is plain, every re-dialed one says 'again' ({string.Join(", ", legs)})");
+        }
     }
 
     /// <summary>Once <paramref name="after"/> completed, holds back every long-poll (a request with <c>since</c>) until released.</summary>

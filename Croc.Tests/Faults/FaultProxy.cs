@@ -109,6 +109,9 @@ internal sealed class ProxiedConnection
     /// <summary>The channel a TCP leg's hello named (never its uuid).</summary>
     public string? HelloChannel { get; internal set; }
 
+    /// <summary>Whether a TCP leg's hello said it replaces a leg that broke (<c>"again": true</c>).</summary>
+    public bool HelloAgain { get; internal set; }
+
     public long Up => Interlocked.Read(ref _up);
 
     public long Down => Interlocked.Read(ref _down);
@@ -473,6 +476,7 @@ internal sealed class FaultProxy : IAsyncDisposable
                 {
                     using var hello = JsonDocument.Parse(first[..end].ToArray());
                     connection.HelloChannel = hello.RootElement.TryGetProperty("channel", out var channel) ? channel.GetString() : null;
+                    connection.HelloAgain = hello.RootElement.TryGetProperty("again", out var again) && again.ValueKind == JsonValueKind.True;
                 }
                 catch (JsonException)
                 {

@@ -30,7 +30,7 @@ public class ReliableLaneTests
         return (path, bytes);
     }
 
-    private TransferContext Side(LaneWire wire, bool sender, bool reconnect = true, int window = LaneSettings.DefaultWindow, Stream[]? streams = null) => DataPlane.Create(
+    private TransferContext Side(LaneWire wire, bool sender, bool reconnect = true, int window = LaneSettings.DefaultWindow, Stream[]? streams = null, Action<int, long>? reconnected = null) => DataPlane.Create(
         _key,
         streams ?? (sender ? wire.SenderStreams : wire.RecipientStreams),
         sender ? StreamDirection.SenderToRecipient : StreamDirection.RecipientToSender,
@@ -39,7 +39,7 @@ public class ReliableLaneTests
         TimeSpan.FromMinutes(1),
         TimeProvider.System,
         reconnect ? (sender ? wire.SenderDialer : wire.RecipientDialer) : null,
-        null,
+        reconnected,
         window);
 
     private static SendPlan Plan(string path) =>
@@ -475,6 +475,60 @@ public class ReliableLaneTests
         await Task.WhenAll(send, receive);
         Assert.That((await File.ReadAllBytesAsync(Path.Join(target, "data.bin"), cancellationToken)).AsSpan().SequenceEqual(bytes), Is.True);
         Assert.That((recipient.Lanes[1].Reconnects, sender.Lanes[1].Reconnects), Is.EqualTo((1, 0)), "the recipient re-dialed; the sender only greeted its first leg");
+    }
+
+    [Test]
+    [CancelAfter(60_000)]
+    public async Task RunAsync_ControlLaneBreaksDuringTheOfferAndTheAcceptanceOvertakesTheResend_Completes(CancellationToken cancellationToken)
+    {
+        // Lane 0 breaks inside the offer. The recovery sends the offer again on the new leg and completes the sender's
+        // write only after that; here the recipient's acceptance of it is read before the write completes (as happens
+        // under load). That is not an acceptance of an offer never read to the end: the transfer goes on.
+        var (path, bytes) = NewFile(MiB);
+        using var wire = new LaneWire(2);
+        ReadCounter? redialed = null;
+        wire.WrapSenderLeg = (lane, _, end) => lane == 0 ? redialed = new ReadCounter(end) : end;
+        wire.Current[0].SenderEnd.CutAt = 64;
+        using var recipient = Side(wire, sender: false);
+        using var sender = Side(wire, sender: true, reconnected: (lane, _) =>
+        {
+            // The recovery is done resending: hold its end until the recipient said yes and the sender read it.
+            long? accepted = null;
+            for (var i = 0; i < 2_000 && (accepted is null || redialed!.BytesRead < accepted); i++)
+            {
+                if (accepted is null && recipient.Progress.Stage >= TransferStage.Transferring)
+                {
+                    accepted = wire.Current[0].RecipientEnd.Written;
+                }
+
+                Thread.Sleep(5);
+            }
+        });
+        var target = NewFolder();
+
+        var send = FileSender.RunAsync(Plan(path), sender, cancellationToken);
+        var receive = FileReceiver.RunAsync(recipient, new ReceiveTarget { OutputDirectory = target }, cancellationToken);
+        var files = await send;
+        var received = await receive;
+
+        Assert.That((files.Single().Length, received.Files.Single().Length), Is.EqualTo((bytes.Length, bytes.Length)));
+        Assert.That(sender.Lanes[0].Reconnects, Is.EqualTo(1));
+        Assert.That((await File.ReadAllBytesAsync(Path.Join(target, "data.bin"), cancellationToken)).AsSpan().SequenceEqual(bytes), Is.True);
+    }
+
+    /// <summary>Counts the bytes read through it.</summary>
+    private sealed class ReadCounter(Stream inner) : CrocNet.Tests.EndToEnd.PassThroughStream(inner)
+    {
+        private long _read;
+
+        public long BytesRead => Interlocked.Read(ref _read);
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            var read = await Inner.ReadAsync(buffer, cancellationToken);
+            Interlocked.Add(ref _read, read);
+            return read;
+        }
     }
 
     [Test]

@@ -37,6 +37,13 @@ internal static class CrocWire
     /// <summary>The relay password in a TCP hello, when one is set (a WebSocket leg carries it on its upgrade request).</summary>
     public const string HelloAuth = "auth";
 
+    /// <summary>
+    /// <c>true</c> in the hello of a leg dialed again after a break (it will greet): the relay then counts the lane as
+    /// past its first pair even when the pair was piped elsewhere (a node that stopped), and answers its peer
+    /// <c>ok again</c>. Sent only when true; a relay that does not know it ignores it.
+    /// </summary>
+    public const string HelloAgain = "again";
+
     /// <summary>The scheme of the <c>Authorization</c> header that carries the relay password.</summary>
     public const string AuthorizationScheme = "Bearer";
 

@@ -31,7 +31,8 @@ internal sealed class LaneDialer : ILaneDialer
         ArgumentOutOfRangeException.ThrowIfLessThan(options.ReconnectAttempts, 1);
         _transport = transport;
         _target = target;
-        _ticket = ticket;
+        // Every leg this dials replaces one that broke.
+        _ticket = ticket with { Again = true };
         _time = time;
         _logger = logger;
         Timeout = options.ReconnectTimeout;

@@ -94,20 +94,37 @@ internal sealed class FileSender
             var send = SendManifestAsync(writers[0], writing.Token);
             if (await Task.WhenAny(send, reply).ConfigureAwait(false) == reply && !send.IsCompleted)
             {
-                await writing.CancelAsync().ConfigureAwait(false);
-                try
+                if (reply.IsCompletedSuccessfully && reply.Result.Type == FrameType.Accept
+                    && ControlMessages.Parse(reply.Result, TransferJsonContext.Default.AcceptMessage).Accept)
                 {
-                    await send.ConfigureAwait(false);
+                    // An acceptance can overtake the end of our own write: when the control lane broke during the offer,
+                    // the recovery sends it again on the new leg and completes our write only after that, by which time
+                    // the recipient may have read it and said yes. Our write then ends on its own; one that does not
+                    // (the recipient said yes to what it never read, and stopped reading) is a protocol violation.
+                    answer = reply.Result;
+                    try
+                    {
+                        await send.WaitAsync(_context.IdleTimeout, _context.Time, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (TimeoutException)
+                    {
+                        await writing.CancelAsync().ConfigureAwait(false);
+                        throw new CrocProtocolException("The recipient accepted an offer it had not read to the end.");
+                    }
                 }
-                catch (Exception ex) when (ex is OperationCanceledException or CrocException)
+                else
                 {
-                    // The answer came first; it says why.
-                }
+                    await writing.CancelAsync().ConfigureAwait(false);
+                    try
+                    {
+                        await send.ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (ex is OperationCanceledException or CrocException)
+                    {
+                        // The answer came first; it says why.
+                    }
 
-                answer = await reply.ConfigureAwait(false);
-                if (answer.Type == FrameType.Accept && ControlMessages.Parse(answer, TransferJsonContext.Default.AcceptMessage).Accept)
-                {
-                    throw new CrocProtocolException("The recipient accepted an offer it had not read to the end.");
+                    answer = await reply.ConfigureAwait(false);
                 }
             }
             else

@@ -46,6 +46,9 @@ internal sealed class TransferContext : IDisposable
     /// <summary>Cancelled when the transfer has made no progress for the idle timeout.</summary>
     public CancellationToken IdleToken => _idle.Token;
 
+    /// <summary>How long the transfer may go without progress.</summary>
+    public TimeSpan IdleTimeout => _idleTimeout;
+
     public bool TimedOut => _idle.IsCancellationRequested;
 
     /// <summary>Arms the watchdog; before this (a person deciding whether to accept) nothing times out here.</summary>

@@ -66,6 +66,9 @@ internal sealed record StapleTarget(Uri Relay, string Host, IReadOnlyList<int> P
 /// <summary>Who a leg belongs to: the channel, the participant's bearer token and the relay password (both secrets).</summary>
 internal sealed record StapleTicket(string Channel, string Uuid, string? RelayPassword = null)
 {
+    /// <summary>The leg replaces one that broke: its hello says so (<see cref="CrocWire.HelloAgain"/>).</summary>
+    public bool Again { get; init; }
+
     // The uuid and the password are secrets; keep them out of anything that prints the record.
     public override string ToString() => $"StapleTicket {{ Channel = {Channel} }}";
 }

@@ -105,6 +105,11 @@ internal sealed class TcpStapleTransport : IStapleTransport
                 writer.WriteString(CrocWire.HelloAuth, LegProof(password, ticket.Channel, ticket.Uuid));
             }
 
+            if (ticket.Again)
+            {
+                writer.WriteBoolean(CrocWire.HelloAgain, true);
+            }
+
             writer.WriteEndObject();
         }
 

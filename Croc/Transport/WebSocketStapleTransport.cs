@@ -91,6 +91,11 @@ internal sealed class WebSocketStapleTransport(HttpMessageInvoker http, TimeProv
             writer.WriteString(CrocWire.HelloChannel, ticket.Channel);
             writer.WriteString(CrocWire.HelloUuid, ticket.Uuid);
             writer.WriteNumber(CrocWire.HelloLane, lane);
+            if (ticket.Again)
+            {
+                writer.WriteBoolean(CrocWire.HelloAgain, true);
+            }
+
             writer.WriteEndObject();
         }
 

@@ -540,6 +540,56 @@ public class ChannelRegistryTests
     }
 
     [Test]
+    public async Task Attach_AgainOnALaneNeverPairedHere_AReattachmentBothLegsToldToGreetAndItsWindowRuns()
+    {
+        // The lane's first pair was piped by a node that stopped: this one never saw it. The re-dialed leg says so.
+        var (channel, sender, recipient) = await OpenAsync(confirm: true);
+        var rev = await RevAsync(channel);
+
+        var redialedLink = new FakeLink();
+        var redialed = (await _registry.AttachAsync(channel, recipient, B, 0, redialedLink, again: true)).Value!;
+
+        Assert.That((redialed.Peer, redialed.Generation), Is.EqualTo(((IStapleLink?)null, 2)), "past its first pair: answered 'ok again'");
+        var state = (await _registry.GetAsync(channel))!;
+        Assert.That((state.Stapled, state.Reconnecting, state.Rev), Is.EqualTo((false, true, rev + 1)));
+        var first = (await _registry.AttachAsync(channel, sender, A, 0, new FakeLink())).Value!;
+        Assert.That((first.Peer, first.Generation), Is.EqualTo(((IStapleLink?)redialedLink, 2)), "the peer's first leg pairs with it and is told to greet too");
+        Assert.That((await _registry.GetAsync(channel))!.Reconnecting, Is.False);
+
+        // Lane 1: a re-dialed leg nobody joins. The lane's window runs from its attach, and resets the channel.
+        await _registry.AttachAsync(channel, recipient, B, 1, new FakeLink(), again: true);
+        _time.Advance(TimeSpan.FromSeconds(61));
+        await _registry.BackgroundWork;
+        Assert.That((await _registry.GetAsync(channel))!.Closed, Is.True, "unpaired past its window, as after any break");
+    }
+
+    [Test]
+    public async Task Attach_AgainWhileAPlainFirstLegWaits_TheWaitingLegIsCutAndTheNewPairGreets()
+    {
+        // The sender's first leg waits here, told plain "ok"; the recipient's leg of a pair piped elsewhere comes back.
+        // The two would not understand each other (one greets, one does not): the waiting leg is cut, its client dials
+        // again (saying so), and that pair greets on both sides.
+        var (channel, sender, recipient) = await OpenAsync(confirm: true);
+        var waiting = new FakeLink();
+        Assert.That((await _registry.AttachAsync(channel, sender, A, 0, waiting)).Value!.Generation, Is.EqualTo(1));
+
+        var redialedLink = new FakeLink();
+        var redialed = (await _registry.AttachAsync(channel, recipient, B, 0, redialedLink, again: true)).Value!;
+
+        Assert.That(waiting.Aborted, Is.True, "the plain first leg is cut");
+        Assert.That((redialed.Peer, redialed.Generation), Is.EqualTo(((IStapleLink?)null, 2)), "and the re-dialed one waits in its place");
+        Assert.That(_registry.WaitingConnections, Is.EqualTo(1));
+        var again = (await _registry.AttachAsync(channel, sender, A, 0, new FakeLink(), again: true)).Value!;
+        Assert.That((again.Peer, again.Generation), Is.EqualTo(((IStapleLink?)redialedLink, 2)));
+        Assert.That(_registry.WaitingConnections, Is.Zero);
+
+        // Without the word, nothing changes: a plain first leg pairs with a plain first leg as ever.
+        await _registry.AttachAsync(channel, sender, A, 1, new FakeLink());
+        var plain = (await _registry.AttachAsync(channel, recipient, B, 1, new FakeLink())).Value!;
+        Assert.That((plain.Peer is not null, plain.Generation), Is.EqualTo((true, 1)));
+    }
+
+    [Test]
     public async Task Attach_FinishedLaneWithinWindow_NewPairAndStapledFalseWhileItsFirstLegWaits()
     {
         var (channel, sender, recipient) = await OpenAsync(confirm: true);
