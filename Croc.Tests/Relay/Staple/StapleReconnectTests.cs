@@ -60,6 +60,40 @@ public class StapleReconnectTests
     }
 
     [Test]
+    [CancelAfter(30_000)]
+    public async Task Reconnect_AgainOnALaneNeverPairedHere_OkAgainForBothAndAPlainWaitingLegIsReset(CancellationToken cancellationToken)
+    {
+        await using var channel = await OpenChannelAsync(cancellationToken);
+        var again = (string uuid) => $"{{\"channel\":\"{channel.Pair.Channel}\",\"uuid\":\"{uuid}\",\"again\":true}}\n";
+
+        // Lane 0: the recipient's re-dialed leg, then the sender's first leg: both told to greet, and piped.
+        using var redialed = await ConnectAsync(channel.Port(0), cancellationToken, Second);
+        await SendAsync(redialed, again(channel.Pair.RecipientUuid), cancellationToken);
+        Assert.That(await ReadLineAsync(redialed, cancellationToken), Is.EqualTo("ok again"));
+        var (first, answer) = await HelloAsync(channel.Port(0), channel.Pair.Channel, channel.Pair.SenderUuid, cancellationToken);
+        using (first)
+        {
+            Assert.That(answer, Is.EqualTo("ok again"));
+            await AssertBytesBothWaysAsync(first, redialed, cancellationToken);
+        }
+
+        // Lane 1: the sender's plain first leg waits (told "ok"); the recipient's re-dialed leg comes: the plain one is reset.
+        var (waiting, plain) = await HelloAsync(channel.Port(1), channel.Pair.Channel, channel.Pair.SenderUuid, cancellationToken);
+        using (waiting)
+        {
+            Assert.That(plain, Is.EqualTo("ok"));
+            using var redialed1 = await ConnectAsync(channel.Port(1), cancellationToken, Second);
+            await SendAsync(redialed1, again(channel.Pair.RecipientUuid), cancellationToken);
+            Assert.That(await ReadLineAsync(redialed1, cancellationToken), Is.EqualTo("ok again"));
+            Assert.That(await EndOfStreamAsync(waiting, cancellationToken), Is.EqualTo(StreamEnd.Reset), "cut, so its client dials again");
+            using var senderAgain = await ConnectAsync(channel.Port(1), cancellationToken);
+            await SendAsync(senderAgain, again(channel.Pair.SenderUuid), cancellationToken);
+            Assert.That(await ReadLineAsync(senderAgain, cancellationToken), Is.EqualTo("ok again"));
+            await AssertBytesBothWaysAsync(senderAgain, redialed1, cancellationToken);
+        }
+    }
+
+    [Test]
     public async Task Reconnect_WaitingLegResetsAsItsPeerSaysHello_PeerResetNeverACleanEnd(CancellationToken cancellationToken)
     {
         // A socket reports a reset to one read only. When the waiting leg's watch is that read, the pipe that starts
