@@ -7,8 +7,21 @@ namespace CrocNet.Protocol;
 /// </summary>
 internal static class ProtocolTimings
 {
-    /// <summary>One relay HTTP request, on top of any long-poll it asks for.</summary>
-    public static readonly TimeSpan RelayRequest = TimeSpan.FromSeconds(30);
+    /// <summary>
+    /// One relay HTTP request that is not a long-poll. A request that gets no answer in this time is taken for a
+    /// stalled connection and tried again on a new one: short enough that a retry still meets a peer that waits
+    /// (the peer's own wait is <c>PeerTimeout</c>), long enough for a loaded relay or a slow store.
+    /// </summary>
+    public static readonly TimeSpan RelayRequest = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// The longest long-poll the client asks for. Shorter than a relay would hold (30 s), so that a stalled connection
+    /// under a poll is noticed within <see cref="PollWait"/> + <see cref="PollMargin"/> rather than a minute.
+    /// </summary>
+    public static readonly TimeSpan PollWait = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long past its <c>wait</c> a long-poll may take to come back before it is taken for stalled.</summary>
+    public static readonly TimeSpan PollMargin = TimeSpan.FromSeconds(5);
 
     /// <summary>The best-effort <c>close</c> at the end of a session.</summary>
     public static readonly TimeSpan Close = TimeSpan.FromSeconds(5);

@@ -65,13 +65,13 @@ internal sealed class RelaySession : IRelaySession
             }
 
             var request = NewRequest();
-            request.Wait = (int)Math.Clamp(Math.Ceiling(left.TotalSeconds), 1, CrocWire.MaxWaitSeconds);
+            request.Wait = (int)Math.Clamp(Math.Ceiling(left.TotalSeconds), 1, Math.Min(CrocWire.MaxWaitSeconds, ProtocolTimings.PollWait.TotalSeconds));
             request.Since = state.Rev;
             var asked = time.GetTimestamp();
             var previous = state.Rev;
             try
             {
-                state = await _client.PostChannelAsync(request, TimeSpan.FromSeconds(request.Wait.Value) + ProtocolTimings.RelayRequest, cancellationToken).ConfigureAwait(false);
+                state = await _client.PostChannelAsync(request, TimeSpan.FromSeconds(request.Wait.Value) + ProtocolTimings.PollMargin, cancellationToken).ConfigureAwait(false);
             }
             catch (CrocRelayException ex) when (ex.RelayCode == CrocWire.Errors.Closed)
             {
