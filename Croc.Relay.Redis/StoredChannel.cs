@@ -98,6 +98,20 @@ internal sealed class StoredChannel
     /// <summary>The state and its owner; a record this node cannot read is refused (never half-read).</summary>
     public static (ChannelState State, string Owner) Deserialize(string json)
     {
+        try
+        {
+            return DeserializeCore(json);
+        }
+        catch (Exception ex) when (ex is JsonException or FormatException or ArgumentException)
+        {
+            // A record this node cannot read is the store failing, not the caller: 503, like Redis being away. The
+            // message names no value (the record holds uuid hashes and addresses).
+            throw new ChannelStoreUnavailableException($"A channel record in Redis cannot be read ({ex.GetType().Name}).", ex);
+        }
+    }
+
+    private static (ChannelState State, string Owner) DeserializeCore(string json)
+    {
         var stored = JsonSerializer.Deserialize(json, RedisJsonContext.Default.StoredChannel)
             ?? throw new ChannelStoreUnavailableException("A channel record in Redis is empty.");
         if (stored.Format != CurrentFormat)

@@ -357,6 +357,13 @@ internal sealed class ChannelRegistry : IDisposable
             await SyncStapledAsync(channel, cancellationToken).ConfigureAwait(false);
         }
 
+        if (!_timers.ContainsKey(state.Id))
+        {
+            // Legs of a channel another node created (it stopped, and this node took the channel over): this node now
+            // holds them, so it keeps the channel's clock too — its expiry, then its forgetting and its legs' end.
+            ArmExpiry(state);
+        }
+
         return new StapleAttachment(channel, lane, role, peer, generation);
     }
 
@@ -712,10 +719,13 @@ internal sealed class ChannelRegistry : IDisposable
     private async ValueTask<bool> ForgetAsync(ChannelState state)
     {
         DisposeTimer(state.Id);
-        if (await _store.RemoveAsync(state.Name, state.Id).ConfigureAwait(false))
+        var removed = await _store.RemoveAsync(state.Name, state.Id).ConfigureAwait(false);
+
+        // Whichever node removed it, this one lets go of what it held (its legs were cut when the channel closed).
+        _staples.Forget(state.Id);
+        if (removed)
         {
             await _limits.ReleaseChannelAsync(state.CreatorKey, state.Id).ConfigureAwait(false);
-            _staples.Forget(state.Id);
             Log.ChannelForgotten(state.Name);
             if (_closedByCreator.TryGetValue(state.CreatorKey, out var closed))
             {

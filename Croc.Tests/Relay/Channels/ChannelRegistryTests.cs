@@ -32,9 +32,9 @@ public class ChannelRegistryTests
         _metrics.Dispose();
     }
 
-    private ChannelRegistry NewRegistry(CrocRelayOptions options)
+    private ChannelRegistry NewRegistry(CrocRelayOptions options, IChannelStore? store = null)
     {
-        var registry = new ChannelRegistry(Options.Create(options), new RelayClock(_time), _metrics);
+        var registry = new ChannelRegistry(Options.Create(options), new RelayClock(_time), _metrics, store);
         registry.SetPorts([7001, 7002]);
         return registry;
     }
@@ -587,6 +587,33 @@ public class ChannelRegistryTests
         await _registry.AttachAsync(channel, sender, A, 1, new FakeLink());
         var plain = (await _registry.AttachAsync(channel, recipient, B, 1, new FakeLink())).Value!;
         Assert.That((plain.Peer is not null, plain.Generation), Is.EqualTo((true, 1)));
+    }
+
+    [Test]
+    public async Task Attach_OnANodeThatDidNotCreateTheChannel_ThatNodeExpiresItForgetsItAndLetsGoOfItsLegs()
+    {
+        // Two nodes on one store: the creator stops (its timers with it), the other took the channel's legs over.
+        var store = new InMemoryChannelStore();
+        var options = new CrocRelayOptions();
+        string channel, sender;
+        using (var creator = NewRegistry(options, store))
+        {
+            (channel, sender, _) = await ConfirmedAsync(creator, A, B);
+        }
+
+        using var taker = NewRegistry(options, store);
+        var waiting = new FakeLink();
+        var attached = (await taker.AttachAsync(channel, sender, A, 0, waiting)).Value!;
+
+        _time.Advance(options.ChannelExpiry + TimeSpan.FromSeconds(1));
+        await taker.BackgroundWork;
+        Assert.That((await taker.GetAsync(channel))!.Closed, Is.True, "expired on the node that holds its legs");
+        Assert.That(waiting.Aborted, Is.True);
+
+        _time.Advance(options.ClosedRetention + TimeSpan.FromSeconds(1));
+        await taker.BackgroundWork;
+        Assert.That(await taker.GetAsync(channel), Is.Null, "then forgotten");
+        Assert.That(taker.InspectLegs(attached.Channel.Id), Is.EqualTo((false, 0)), "and nothing of it is held any more");
     }
 
     [Test]

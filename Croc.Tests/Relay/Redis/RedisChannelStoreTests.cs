@@ -80,6 +80,26 @@ public class RedisChannelStoreTests
     }
 
     [Test]
+    [CancelAfter(30_000)]
+    public async Task Channel_RecordThatCannotBeRead_503UnavailableAndNothingOfItInTheAnswer(CancellationToken cancellationToken)
+    {
+        await using var cluster = await RelayCluster.StartAsync(_redis, cancellationToken);
+        var pair = await OpenAsync(cluster.Client(0), cluster.Client(1, Second), cancellationToken);
+        var (version, _, _) = await cluster.RecordAsync(pair.Channel);
+        await using (var connection = await _redis.ConnectAsync())
+        {
+            // Damaged (or written by something else): an address that is no address.
+            await connection.GetDatabase().HashSetAsync(cluster.Prefix + "ch:{" + pair.Channel + "}", "s", "{\"f\":1,\"id\":1,\"n\":\"x\",\"a\":[\"not-an-address\"],\"ck\":\"also-not\"}");
+        }
+
+        var reply = await PostAsync(cluster.Client(2), "channel", new { channel = pair.Channel, uuid = pair.SenderUuid }, cancellationToken);
+
+        AssertError(reply, HttpStatusCode.ServiceUnavailable, "unavailable");
+        Assert.That(reply.Body.ToJsonString(), Does.Not.Contain("not-an-address"));
+        Assert.That(version, Is.Not.Null);
+    }
+
+    [Test]
     [CancelAfter(60_000)]
     public async Task JoinRecipient_TwoNodesAtOnce_ExactlyOneWinsTheOtherOccupiedAndChangesNothing(CancellationToken cancellationToken)
     {
