@@ -316,14 +316,22 @@ internal sealed class ChannelRegistry : IDisposable
             return taken;
         }
 
+        var port = LaneLabel(lane);
+        if (displaced is not null)
+        {
+            // Out of its lane already: cut it now, whatever follows (its client dials again).
+            Log.WaitingDropped(channelName, port, "a leg dialed again arrived for a pair this node never piped; the waiting first leg would not understand its greeting and dials again");
+            displaced.Abort();
+        }
+
         // Record the address (the store re-checks the rules atomically). A change in between — the channel closed, or
         // another address took the second place — undoes the attach.
         var recorded = await _store.UpdateAsync(channelName, state.Id, s => ChannelMachine.Authorize(s, uuid, address), cancellationToken).ConfigureAwait(false);
         if (recorded is not { Refused: false })
         {
-            if (peer is null)
+            if (peer is null && _staples.Detach(state.Id, lane, Lanes, link, out var undone) && undone)
             {
-                _staples.Detach(state.Id, lane, link);
+                await SyncStapledAsync(channel, cancellationToken).ConfigureAwait(false);
             }
             else
             {
@@ -331,13 +339,6 @@ internal sealed class ChannelRegistry : IDisposable
             }
 
             return recorded?.Error ?? RelayErrors.Closed;
-        }
-
-        var port = LaneLabel(lane);
-        if (displaced is not null)
-        {
-            Log.WaitingDropped(channelName, port, "a leg dialed again arrived for a pair this node never piped; the waiting first leg would not understand its greeting and dials again");
-            displaced.Abort();
         }
 
         if (reattached)
@@ -367,11 +368,21 @@ internal sealed class ChannelRegistry : IDisposable
         return new StapleAttachment(channel, lane, role, peer, generation);
     }
 
-    /// <summary>Takes a waiting (not yet piped) connection out of its lane; see <see cref="StapleTable.Detach"/>.</summary>
+    /// <summary>Takes a waiting (not yet piped) connection out of its lane; see <see cref="StapleTable.Detach(long, int, IStapleLink)"/>.</summary>
     public bool Detach(StapleAttachment attachment, IStapleLink link)
     {
         ArgumentNullException.ThrowIfNull(attachment);
-        return _staples.Detach(attachment.Channel.Id, attachment.Lane, link);
+        if (!_staples.Detach(attachment.Channel.Id, attachment.Lane, Lanes, link, out var stapledChanged))
+        {
+            return false;
+        }
+
+        if (stapledChanged)
+        {
+            Track(SyncStapledAsync(attachment.Channel, CancellationToken.None));
+        }
+
+        return true;
     }
 
     /// <summary>

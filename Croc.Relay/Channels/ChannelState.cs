@@ -38,7 +38,7 @@ internal sealed record ChannelState
     public bool Stapled { get; init; }
 
     /// <summary>
-    /// A lane's pair broke (or a re-dialed leg waits on a lane whose pair ended) and no new pair formed yet: the channel
+    /// A lane's pair broke (or a re-dialed leg waits on a lane whose pair ended) and no new pair formed yet: a lane
     /// was piped, and its participants are to dial that lane again. Never true with <see cref="Stapled"/>. A participant
     /// that waits for <c>stapled</c> before using its legs starts on this as well: the brief <c>stapled</c> before the
     /// break may have passed between two of its polls, and the relay has cut its leg on that lane, which only it can

@@ -113,16 +113,24 @@ internal sealed class StapleTable
                 return new RelayError(RelayErrorCode.ReconnectLimit, "This channel has reconnected its lanes as often as the relay allows; start a new transfer.");
             }
 
-            if ((peer is null || displacing) && !_waiting.TryAcquire(key, _options.MaxWaitingConnectionsPerAddress, _options.MaxWaitingConnections))
+            if (peer is null && !_waiting.TryAcquire(key, _options.MaxWaitingConnectionsPerAddress, _options.MaxWaitingConnections))
             {
-                peer = null;
                 return RelayErrors.Capacity;
             }
 
             if (displacing)
             {
+                // The new leg takes the displaced one's waiting slot: released first, so a full relay still has room.
+                var previous = slot.WaitingKey!;
+                _waiting.Release(previous);
+                if (!_waiting.TryAcquire(key, _options.MaxWaitingConnectionsPerAddress, _options.MaxWaitingConnections))
+                {
+                    _waiting.TryAcquire(previous, int.MaxValue, int.MaxValue);
+                    peer = null;
+                    return RelayErrors.Capacity;
+                }
+
                 displaced = peer;
-                _waiting.Release(slot.WaitingKey!);
                 slot.WaitingKey = null;
                 if (role == ParticipantRole.Sender)
                 {
@@ -138,9 +146,10 @@ internal sealed class StapleTable
 
             if (unseen)
             {
-                // Counted as the lane's first pair, ended by a break: its window runs from now.
+                // Counted as the lane's first pair, ended by a break (whether or not this leg stays): its window runs from now.
                 slot.Generation = 1;
                 slot.Ended = true;
+                slot.Broken = true;
                 slot.DisposeWindow();
                 slot.Window = _timeProvider.CreateTimer(static s => ((WindowState)s!).Fire(), new WindowState(this, session.Channel, lane, slot.Generation), _options.ReconnectWindow, Timeout.InfiniteTimeSpan);
             }
@@ -162,6 +171,7 @@ internal sealed class StapleTable
                 {
                     session.Reattachments++;
                     slot.Reattaching = true;
+                    slot.BrokenBefore = slot.Broken;
                     reattached = true;
 
                     // A participant reconnects this lane: until it pairs again, not every lane is piped.
@@ -191,8 +201,17 @@ internal sealed class StapleTable
     /// waiting slot are freed (a re-attachment that never paired is given back). <see langword="false"/>, changing
     /// nothing, when the leg no longer waits.
     /// </summary>
-    public bool Detach(long channel, int lane, IStapleLink link)
+    public bool Detach(long channel, int lane, IStapleLink link) => Detach(channel, lane, 0, link, out _);
+
+    /// <inheritdoc cref="Detach(long, int, IStapleLink)"/>
+    /// <param name="channel">The channel.</param>
+    /// <param name="lane">The leg's lane.</param>
+    /// <param name="lanes">How many lanes the channel has (0: do not recompute <paramref name="stapledChanged"/>).</param>
+    /// <param name="link">The waiting leg.</param>
+    /// <param name="stapledChanged">Whether "a lane waits for a reconnect" changed (a re-attachment that never paired leaves the lane as it was).</param>
+    public bool Detach(long channel, int lane, int lanes, IStapleLink link, out bool stapledChanged)
     {
+        stapledChanged = false;
         if (!_sessions.TryGetValue(channel, out var session))
         {
             return false;
@@ -222,14 +241,21 @@ internal sealed class StapleTable
             slot.WaitingKey = null;
             if (slot.Reattaching)
             {
-                // Counted when it attached, as a new pair; it never became one.
+                // Counted when it attached, as a new pair; it never became one. The lane is as it was before: a lane
+                // that finished cleanly is not waiting for a reconnect because a re-dialed leg came and went.
                 slot.Reattaching = false;
                 session.Reattachments--;
+                slot.Broken = slot.BrokenBefore;
             }
 
             if (slot.Generation == 0)
             {
                 session.Lanes.Remove(lane);
+            }
+
+            if (lanes > 0)
+            {
+                stapledChanged = UpdateStapledLocked(session, lanes);
             }
 
             return true;
@@ -612,6 +638,9 @@ internal sealed class StapleTable
 
         /// <summary>The waiting leg opened a re-attachment (counted; given back if it leaves unpaired).</summary>
         public bool Reattaching;
+
+        /// <summary>Whether a reconnect was pending before that re-attachment (restored if it leaves unpaired).</summary>
+        public bool BrokenBefore;
 
         /// <summary>The last pair finished cleanly and its window passed with no new leg: the lane takes no more.</summary>
         public bool Sealed;

@@ -119,7 +119,7 @@ public class ReconnectTransferTests
         var receive = recipient.ReceiveAsync(operation.Code, new ReceiveOptions { OutputDirectory = output }, cancellationToken);
         var channel = operation.Channel;
         Assert.That(await RelayTestKit.EventuallyAsync(() => registry.GetAsync(channel).AsTask().Result is { Stapled: true }, TimeSpan.FromSeconds(20), cancellationToken), Is.True, "stapled");
-        proxy.Connections.Single(c => c is { Side: ProxySide.Recipient, Kind: LegKind.TcpLane, PortIndex: 0 }).Reset();
+        proxy.Connections.First(c => c is { Side: ProxySide.Recipient, Kind: LegKind.TcpLane, PortIndex: 0 }).Reset();
         Assert.That(await RelayTestKit.EventuallyAsync(() => registry.GetAsync(channel).AsTask().Result is { Stapled: false, Reconnecting: true }, TimeSpan.FromSeconds(10), cancellationToken), Is.True, "broken");
         Assert.That(await RelayTestKit.EventuallyAsync(() => senderHandler.Held, TimeSpan.FromSeconds(10), cancellationToken), Is.True, "the sender's poll was held back");
         senderHandler.Release();

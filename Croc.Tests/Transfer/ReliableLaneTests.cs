@@ -487,20 +487,23 @@ public class ReliableLaneTests
         var (path, bytes) = NewFile(MiB);
         using var wire = new LaneWire(2);
         ReadCounter? redialed = null;
+        var overtaken = false;
         wire.WrapSenderLeg = (lane, _, end) => lane == 0 ? redialed = new ReadCounter(end) : end;
         wire.Current[0].SenderEnd.CutAt = 64;
         using var recipient = Side(wire, sender: false);
         using var sender = Side(wire, sender: true, reconnected: (lane, _) =>
         {
             // The recovery is done resending: hold its end until the recipient said yes and the sender read it.
+            // (A synchronous callback on the recovery's own task: it may block it, which is the point.)
             long? accepted = null;
-            for (var i = 0; i < 2_000 && (accepted is null || redialed!.BytesRead < accepted); i++)
+            for (var i = 0; i < 2_000 && !overtaken; i++)
             {
                 if (accepted is null && recipient.Progress.Stage >= TransferStage.Transferring)
                 {
                     accepted = wire.Current[0].RecipientEnd.Written;
                 }
 
+                overtaken = accepted is { } written && redialed!.BytesRead >= written;
                 Thread.Sleep(5);
             }
         });
@@ -511,6 +514,7 @@ public class ReliableLaneTests
         var files = await send;
         var received = await receive;
 
+        Assert.That(overtaken, Is.True, "the sender read the acceptance before its write of the offer completed");
         Assert.That((files.Single().Length, received.Files.Single().Length), Is.EqualTo((bytes.Length, bytes.Length)));
         Assert.That(sender.Lanes[0].Reconnects, Is.EqualTo(1));
         Assert.That((await File.ReadAllBytesAsync(Path.Join(target, "data.bin"), cancellationToken)).AsSpan().SequenceEqual(bytes), Is.True);

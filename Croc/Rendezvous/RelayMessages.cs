@@ -64,7 +64,7 @@ internal sealed class RelayState
     public bool Stapled { get; set; }
 
     /// <summary>
-    /// A lane lost its pair after the channel was piped and waits for new legs (protocol 1.1); absent (false) from a
+    /// A lane that was piped lost its pair and waits for new legs (protocol 1.1); absent (false) from a
     /// relay that does not say. The relay cut this side's leg on that lane: only this side can dial it again.
     /// </summary>
     public bool Reconnecting { get; set; }

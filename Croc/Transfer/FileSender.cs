@@ -76,6 +76,39 @@ internal sealed class FileSender
         }
     }
 
+    /// <summary>
+    /// An acceptance read before our own write of the offer completed. It can overtake it honestly: when the control
+    /// lane broke during the offer, the recovery sends the offer again on the new leg and completes our write only after
+    /// that, by which time the recipient may have read it and said yes. Our write then ends on its own (within the idle
+    /// timeout): true. False for anything else (a refusal, or a yes to what the recipient never read, so our write
+    /// never ends); the caller then stops the write and judges the answer.
+    /// </summary>
+    private async Task<bool> WriteEndsAfterAcceptanceAsync(Task send, Frame answer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (!ControlMessages.Parse(answer, TransferJsonContext.Default.AcceptMessage).Accept)
+            {
+                return false;
+            }
+        }
+        catch (CrocException)
+        {
+            // Malformed: the caller stops the write and reports it.
+            return false;
+        }
+
+        try
+        {
+            await send.WaitAsync(_context.IdleTimeout, _context.Time, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
+    }
+
     private async Task<IReadOnlyList<TransferredFile>> RunAsync(CancellationToken cancellationToken)
     {
         var writers = _context.Lanes;
@@ -94,23 +127,9 @@ internal sealed class FileSender
             var send = SendManifestAsync(writers[0], writing.Token);
             if (await Task.WhenAny(send, reply).ConfigureAwait(false) == reply && !send.IsCompleted)
             {
-                if (reply.IsCompletedSuccessfully && reply.Result.Type == FrameType.Accept
-                    && ControlMessages.Parse(reply.Result, TransferJsonContext.Default.AcceptMessage).Accept)
+                if (reply.IsCompletedSuccessfully && reply.Result.Type == FrameType.Accept && await WriteEndsAfterAcceptanceAsync(send, reply.Result, cancellationToken).ConfigureAwait(false))
                 {
-                    // An acceptance can overtake the end of our own write: when the control lane broke during the offer,
-                    // the recovery sends it again on the new leg and completes our write only after that, by which time
-                    // the recipient may have read it and said yes. Our write then ends on its own; one that does not
-                    // (the recipient said yes to what it never read, and stopped reading) is a protocol violation.
                     answer = reply.Result;
-                    try
-                    {
-                        await send.WaitAsync(_context.IdleTimeout, _context.Time, cancellationToken).ConfigureAwait(false);
-                    }
-                    catch (TimeoutException)
-                    {
-                        await writing.CancelAsync().ConfigureAwait(false);
-                        throw new CrocProtocolException("The recipient accepted an offer it had not read to the end.");
-                    }
                 }
                 else
                 {
@@ -125,6 +144,10 @@ internal sealed class FileSender
                     }
 
                     answer = await reply.ConfigureAwait(false);
+                    if (answer.Type == FrameType.Accept && ControlMessages.Parse(answer, TransferJsonContext.Default.AcceptMessage).Accept)
+                    {
+                        throw new CrocProtocolException("The recipient accepted an offer it had not read to the end.");
+                    }
                 }
             }
             else

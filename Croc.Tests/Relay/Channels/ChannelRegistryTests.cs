@@ -617,6 +617,41 @@ public class ChannelRegistryTests
     }
 
     [Test]
+    public async Task Detach_ReattachedLegOnAFinishedLaneLeavesUnpaired_NoLongerReconnectingAndTheLaneSealsLater()
+    {
+        var (channel, sender, recipient) = await OpenAsync(confirm: true);
+        var lanes = await PipeEveryLaneAsync(_registry, channel, sender, recipient);
+        await _registry.PairFinishedAsync(lanes[0]);
+        var link = new FakeLink();
+        var redial = (await _registry.AttachAsync(channel, recipient, B, 0, link)).Value!;
+        var rev = await RevAsync(channel);
+        Assert.That((await _registry.GetAsync(channel))!.Reconnecting, Is.True, "a re-attached leg waits");
+
+        Assert.That(_registry.Detach(redial, link), Is.True);
+        await _registry.BackgroundWork;
+
+        var state = (await _registry.GetAsync(channel))!;
+        Assert.That((state.Stapled, state.Reconnecting, state.Rev), Is.EqualTo((true, false, rev + 1)), "the lane is as it was: finished cleanly");
+        _time.Advance(TimeSpan.FromSeconds(61));
+        await _registry.BackgroundWork;
+        Assert.That((await _registry.GetAsync(channel))!.Closed, Is.False, "its window seals it; a clean end never resets the channel");
+    }
+
+    [Test]
+    public async Task Attach_AgainDisplacingAtTheWaitingLimit_TakesTheDisplacedLegsSlot()
+    {
+        using var registry = NewRegistry(new CrocRelayOptions { MaxWaitingConnections = 1 });
+        var (channel, sender, recipient) = await ConfirmedAsync(registry, A, B);
+        var waiting = new FakeLink();
+        await registry.AttachAsync(channel, sender, A, 0, waiting);
+        Assert.That(registry.WaitingConnections, Is.EqualTo(1));
+
+        var redialed = await registry.AttachAsync(channel, recipient, B, 0, new FakeLink(), again: true);
+
+        Assert.That((redialed.IsSuccess, waiting.Aborted, registry.WaitingConnections), Is.EqualTo((true, true, 1)));
+    }
+
+    [Test]
     public async Task Attach_FinishedLaneWithinWindow_NewPairAndStapledFalseWhileItsFirstLegWaits()
     {
         var (channel, sender, recipient) = await OpenAsync(confirm: true);
