@@ -24,15 +24,55 @@ internal interface IStapleTransport
 }
 
 /// <summary>A TCP socket as a transport: plain receives and sends, a zero-byte receive to wait, shutdown to half-close.</summary>
+/// <remarks>
+/// A socket reports a reset to one call only; when that call was a send (the pipe's other direction writing to it),
+/// the next receive sees an end of stream, which the pipe would pass on as a clean end. So an end of stream is checked
+/// against the connection's TCP state where the system tells it (Linux): a reset connection is closed, while one
+/// that got the peer's FIN waits for ours (unless this side already sent its own).
+/// </remarks>
 internal sealed class SocketTransport(Socket socket) : IStapleTransport
 {
+    private const int IpProtoTcp = 6;
+    private const int TcpInfo = 11;
+    private const byte TcpClose = 7;
+
+    private volatile bool _sendShut;
+
     public Socket Socket { get; } = socket;
 
     public async ValueTask WaitReadableAsync(CancellationToken cancellationToken)
         => await Socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, cancellationToken).ConfigureAwait(false);
 
-    public ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken)
-        => Socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken);
+    public async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        var read = await Socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+        if (read == 0 && !_sendShut && WasReset(Socket))
+        {
+            throw new SocketException((int)SocketError.ConnectionReset);
+        }
+
+        return read;
+    }
+
+    /// <summary>Whether the connection ended with a reset rather than the peer's FIN (Linux only; false elsewhere).</summary>
+    internal static bool WasReset(Socket socket)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return false;
+        }
+
+        Span<byte> info = stackalloc byte[8];
+        try
+        {
+            // struct tcp_info starts with tcpi_state.
+            return socket.GetRawSocketOption(IpProtoTcp, TcpInfo, info) >= 1 && info[0] == TcpClose;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return false;
+        }
+    }
 
     public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
@@ -45,6 +85,8 @@ internal sealed class SocketTransport(Socket socket) : IStapleTransport
 
     public ValueTask ShutdownSendAsync()
     {
+        // From here a clean end also leaves the connection closed (our FIN went first): no reset check then.
+        _sendShut = true;
         Socket.Shutdown(SocketShutdown.Send);
         return ValueTask.CompletedTask;
     }

@@ -33,8 +33,9 @@ internal static class StaplePipe
         var activity = new Activity(timeProvider, idleTimeout, onIdle);
         await using (activity.ConfigureAwait(false))
         {
-            var aToB = CopyAsync(a, b, bufferSize, metrics, activity, onFault, cancellationToken);
-            var bToA = CopyAsync(b, a, bufferSize, metrics, activity, onFault, cancellationToken);
+            var fault = new Fault(onFault);
+            var aToB = CopyAsync(a, b, bufferSize, metrics, activity, fault, cancellationToken);
+            var bToA = CopyAsync(b, a, bufferSize, metrics, activity, fault, cancellationToken);
             var (sentAB, cleanAB) = await aToB.ConfigureAwait(false);
             var (sentBA, cleanBA) = await bToA.ConfigureAwait(false);
             return (sentAB, sentBA, cleanAB && cleanBA && !activity.TimedOut);
@@ -42,7 +43,7 @@ internal static class StaplePipe
     }
 
     private static async Task<(long Bytes, bool Clean)> CopyAsync(
-        IStapleTransport from, IStapleTransport to, int bufferSize, RelayMetrics metrics, Activity activity, Action onFault, CancellationToken cancellationToken)
+        IStapleTransport from, IStapleTransport to, int bufferSize, RelayMetrics metrics, Activity activity, Fault fault, CancellationToken cancellationToken)
     {
         long total = 0;
         try
@@ -62,6 +63,12 @@ internal static class StaplePipe
                         activity.Touch();
                         if (read == 0)
                         {
+                            if (fault.Raised)
+                            {
+                                // The other direction failed (it may have taken this end's reset): not a clean end.
+                                return (total, false);
+                            }
+
                             await to.ShutdownSendAsync().ConfigureAwait(false);
                             return (total, true);
                         }
@@ -81,8 +88,22 @@ internal static class StaplePipe
         }
         catch (Exception e) when (e is System.Net.Sockets.SocketException or ObjectDisposedException or OperationCanceledException or IOException or InvalidOperationException)
         {
-            onFault();
+            fault.Raise();
             return (total, false);
+        }
+    }
+
+    /// <summary>The pair's failure: marked first (the other direction must not pass on an end of stream then), then reported.</summary>
+    private sealed class Fault(Action onFault)
+    {
+        private int _raised;
+
+        public bool Raised => Volatile.Read(ref _raised) != 0;
+
+        public void Raise()
+        {
+            Volatile.Write(ref _raised, 1);
+            onFault();
         }
     }
 
