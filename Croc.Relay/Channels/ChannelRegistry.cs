@@ -368,7 +368,7 @@ internal sealed class ChannelRegistry : IDisposable
         return new StapleAttachment(channel, lane, role, peer, generation);
     }
 
-    /// <summary>Takes a waiting (not yet piped) connection out of its lane; see <see cref="StapleTable.Detach(long, int, IStapleLink)"/>.</summary>
+    /// <summary>Takes a waiting (not yet piped) connection out of its lane; see <see cref="StapleTable.Detach"/>.</summary>
     public bool Detach(StapleAttachment attachment, IStapleLink link)
     {
         ArgumentNullException.ThrowIfNull(attachment);

@@ -150,8 +150,7 @@ internal sealed class StapleTable
                 slot.Generation = 1;
                 slot.Ended = true;
                 slot.Broken = true;
-                slot.DisposeWindow();
-                slot.Window = _timeProvider.CreateTimer(static s => ((WindowState)s!).Fire(), new WindowState(this, session.Channel, lane, slot.Generation), _options.ReconnectWindow, Timeout.InfiniteTimeSpan);
+                ArmWindowLocked(session, lane, slot);
             }
 
             if (role == ParticipantRole.Sender)
@@ -199,16 +198,9 @@ internal sealed class StapleTable
     /// <summary>
     /// Takes a waiting (not yet piped) leg out of its lane (its client left, or it waited too long): the lane and the
     /// waiting slot are freed (a re-attachment that never paired is given back). <see langword="false"/>, changing
-    /// nothing, when the leg no longer waits.
+    /// nothing, when the leg no longer waits. <paramref name="stapledChanged"/>: whether "a lane waits for a reconnect"
+    /// changed (a re-attachment that never paired leaves the lane as it was).
     /// </summary>
-    public bool Detach(long channel, int lane, IStapleLink link) => Detach(channel, lane, 0, link, out _);
-
-    /// <inheritdoc cref="Detach(long, int, IStapleLink)"/>
-    /// <param name="channel">The channel.</param>
-    /// <param name="lane">The leg's lane.</param>
-    /// <param name="lanes">How many lanes the channel has (0: do not recompute <paramref name="stapledChanged"/>).</param>
-    /// <param name="link">The waiting leg.</param>
-    /// <param name="stapledChanged">Whether "a lane waits for a reconnect" changed (a re-attachment that never paired leaves the lane as it was).</param>
     public bool Detach(long channel, int lane, int lanes, IStapleLink link, out bool stapledChanged)
     {
         stapledChanged = false;
@@ -253,11 +245,7 @@ internal sealed class StapleTable
                 session.Lanes.Remove(lane);
             }
 
-            if (lanes > 0)
-            {
-                stapledChanged = UpdateStapledLocked(session, lanes);
-            }
-
+            stapledChanged = UpdateStapledLocked(session, lanes);
             return true;
         }
     }
@@ -508,10 +496,16 @@ internal sealed class StapleTable
         slot.Piped = false;
         slot.Ended = true;
         slot.Broken = broken;
+        ArmWindowLocked(session, lane, slot);
+        return cut;
+    }
+
+    /// <summary>(Re)starts the lane's reconnect window for its current pair number.</summary>
+    private void ArmWindowLocked(Session session, int lane, Lane slot)
+    {
         slot.DisposeWindow();
         var armed = new WindowState(this, session.Channel, lane, slot.Generation);
         slot.Window = _timeProvider.CreateTimer(static s => ((WindowState)s!).Fire(), armed, _options.ReconnectWindow, Timeout.InfiniteTimeSpan);
-        return cut;
     }
 
     /// <summary>Recomputes whether every lane is piped and whether one waits for a reconnect; returns whether either changed.</summary>
