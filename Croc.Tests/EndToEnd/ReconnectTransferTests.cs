@@ -112,7 +112,11 @@ public class ReconnectTransferTests
             .WithReconnect(8, TimeSpan.FromSeconds(20))
             .WithIdleTimeout(TimeSpan.FromSeconds(20))
             .UseHttpMessageHandler(senderHandler)
-            .UseTransport(new SignallingTransport(legsOpened)));
+            .UseTransport(new CrocNet.Tests.Transport.InterceptingTransport((leg, _) =>
+            {
+                legsOpened.TrySetResult();
+                return leg;
+            })));
         var recipient = NewCroc(proxy.RecipientRelay, CrocTransport.Tcp, recipientHandler, reconnectAttempts: 8);
 
         await using var operation = await sender.StartSendAsync(SendContent.FromPath(source), cancellationToken: cancellationToken);
@@ -155,17 +159,6 @@ public class ReconnectTransferTests
             }
 
             return await base.SendAsync(request, cancellationToken);
-        }
-    }
-
-    /// <summary>TCP legs; says when the first one is open.</summary>
-    private sealed class SignallingTransport(TaskCompletionSource opened) : CrocNet.Transport.IStapleTransport
-    {
-        public async ValueTask<Stream> ConnectAsync(CrocNet.Transport.StapleTarget target, int lane, CrocNet.Transport.StapleTicket ticket, CancellationToken cancellationToken)
-        {
-            var leg = await CrocNet.Transport.TcpStapleTransport.Instance.ConnectAsync(target, lane, ticket, cancellationToken);
-            opened.TrySetResult();
-            return leg;
         }
     }
 

@@ -1,4 +1,3 @@
-using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using CrocNet.Relay.Mesh;
@@ -183,36 +182,5 @@ public class MeshLinkTests
             Assert.That(MeshListenerService.Parse("not json"), Is.Null);
             Assert.That(MeshListenerService.Parse("""{"channel":"c1x","uuid":"u","lane":0,"address":"127.0.0.2","transport":"evil\n"}""")!.Value.Transport, Is.EqualTo("mesh"));
         });
-    }
-
-    /// <summary>Two connected loopback sockets.</summary>
-    private sealed class SocketPair : IDisposable
-    {
-        private SocketPair(Socket client, Socket server)
-        {
-            Client = client;
-            Server = server;
-        }
-
-        public Socket Client { get; }
-
-        public Socket Server { get; }
-
-        public static async Task<SocketPair> OpenAsync(CancellationToken cancellationToken)
-        {
-            using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-            listener.Listen(1);
-            var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            var accepted = listener.AcceptAsync(cancellationToken);
-            await client.ConnectAsync(listener.LocalEndPoint!, cancellationToken);
-            return new SocketPair(client, await accepted);
-        }
-
-        public void Dispose()
-        {
-            Client.Dispose();
-            Server.Dispose();
-        }
     }
 }

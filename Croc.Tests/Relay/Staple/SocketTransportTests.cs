@@ -1,4 +1,3 @@
-using System.Net;
 using System.Net.Sockets;
 using CrocNet.Relay.Staple;
 
@@ -16,38 +15,33 @@ public class SocketTransportTests
     public async Task ReadAsync_PeerResetAndASendTookTheReport_ThrowsNotAnEndOfStream(CancellationToken cancellationToken)
     {
         Assume.That(OperatingSystem.IsLinux(), "the TCP state is read where the system tells it");
-        var (ours, theirs) = await ConnectedPairAsync(cancellationToken);
-        using (ours)
-        {
-            theirs.LingerState = new LingerOption(true, 0);
-            theirs.Dispose();
-            Assert.That(await ResetSeenBySendAsync(ours, cancellationToken), Is.True, "a send took the reset");
+        using var pair = await SocketPair.OpenAsync(cancellationToken);
+        var (ours, theirs) = (pair.Server, pair.Client);
+        theirs.LingerState = new LingerOption(true, 0);
+        theirs.Dispose();
+        Assert.That(await ResetSeenBySendAsync(ours, cancellationToken), Is.True, "a send took the reset");
 
-            var transport = new SocketTransport(ours);
+        var transport = new SocketTransport(ours);
 
-            Assert.That(SocketTransport.WasReset(ours), Is.True);
-            var error = Assert.CatchAsync<SocketException>(async () => await transport.ReadAsync(new byte[16], cancellationToken));
-            Assert.That(error!.SocketErrorCode, Is.EqualTo(SocketError.ConnectionReset));
-        }
+        Assert.That(SocketTransport.WasReset(ours), Is.True);
+        var error = Assert.CatchAsync<SocketException>(async () => await transport.ReadAsync(new byte[16], cancellationToken));
+        Assert.That(error!.SocketErrorCode, Is.EqualTo(SocketError.ConnectionReset));
     }
 
     [Test]
     [CancelAfter(10_000)]
     public async Task ReadAsync_PeerEndsCleanly_EndOfStreamBeforeAndAfterOurOwnEnd(CancellationToken cancellationToken)
     {
-        var (ours, theirs) = await ConnectedPairAsync(cancellationToken);
-        using (ours)
-        using (theirs)
-        {
-            var transport = new SocketTransport(ours);
-            theirs.Shutdown(SocketShutdown.Send);
+        using var pair = await SocketPair.OpenAsync(cancellationToken);
+        var (ours, theirs) = (pair.Server, pair.Client);
+        var transport = new SocketTransport(ours);
+        theirs.Shutdown(SocketShutdown.Send);
 
-            Assert.That(await transport.ReadAsync(new byte[16], cancellationToken), Is.Zero, "their FIN: a clean end");
-            Assert.That(SocketTransport.WasReset(ours), Is.False);
-            await transport.ShutdownSendAsync();
-            Assert.That(await theirs.ReceiveAsync(new byte[16], SocketFlags.None, cancellationToken), Is.Zero);
-            Assert.That(await transport.ReadAsync(new byte[16], cancellationToken), Is.Zero, "both ends closed cleanly");
-        }
+        Assert.That(await transport.ReadAsync(new byte[16], cancellationToken), Is.Zero, "their FIN: a clean end");
+        Assert.That(SocketTransport.WasReset(ours), Is.False);
+        await transport.ShutdownSendAsync();
+        Assert.That(await theirs.ReceiveAsync(new byte[16], SocketFlags.None, cancellationToken), Is.Zero);
+        Assert.That(await transport.ReadAsync(new byte[16], cancellationToken), Is.Zero, "both ends closed cleanly");
     }
 
     private static async Task<bool> ResetSeenBySendAsync(Socket socket, CancellationToken cancellationToken)
@@ -68,16 +62,5 @@ public class SocketTransportTests
         }
 
         return false;
-    }
-
-    private static async Task<(Socket Ours, Socket Theirs)> ConnectedPairAsync(CancellationToken cancellationToken)
-    {
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        listener.Listen(1);
-        var theirs = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        var accepting = listener.AcceptAsync(cancellationToken);
-        await theirs.ConnectAsync(listener.LocalEndPoint!, cancellationToken);
-        return (await accepting, theirs);
     }
 }
